@@ -1,0 +1,37 @@
+//! What services need from a chain node, whichever node it is (the embedded solo validator,
+//! or a consortium validator reached over the network).
+
+use crate::block::{CommittedBlock, Transaction};
+use crate::genesis::Genesis;
+use crate::hash::Digest;
+use serde::{Deserialize, Serialize};
+
+/// Where a committed transaction sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxLocation {
+    pub height: u64,
+    pub index: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("transaction rejected: {0}")]
+    Rejected(String),
+    #[error("chain node unavailable: {0}")]
+    Unavailable(String),
+    #[error("block store: {0}")]
+    Store(String),
+}
+
+#[async_trait::async_trait]
+pub trait ChainClient: Send + Sync {
+    fn genesis(&self) -> &Genesis;
+    /// Submits a transaction; resubmitting one that is pending or committed is harmless and
+    /// returns the same hash.
+    async fn submit(&self, tx: Transaction) -> Result<Digest, ChainError>;
+    async fn locate(&self, tx_hash: &Digest) -> Result<Option<TxLocation>, ChainError>;
+    async fn block(&self, height: u64) -> Result<Option<CommittedBlock>, ChainError>;
+    async fn head(&self) -> Result<u64, ChainError>;
+    /// Resolves when a block newer than `height` is final (or after a node-chosen timeout).
+    async fn wait_for_block_after(&self, height: u64);
+}

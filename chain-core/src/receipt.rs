@@ -1,0 +1,415 @@
+//! Receipts and their verification: the light client. It needs the genesis document and the
+//! receipt, nothing else: no network, no trust in the operator. `docs/receipts.md` specifies
+//! every step below so that it can be written again in another language.
+
+use crate::attestation::{Attestation, verify_attestation};
+use crate::block::{BlockHeader, Transaction};
+use crate::canonical::canonical_digest;
+use crate::genesis::Genesis;
+use crate::hash::{ContentHash, ContentHashAlg, Digest};
+use crate::keys::parse_public_key;
+use crate::merkle::{InclusionError, InclusionProof, leaf_hash};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// The receipt format this verifier reads.
+pub const RECEIPT_VERSION: u32 = 1;
+
+/// A receipt, as served by `GET /receipts/{event_id}` and written to a file by clients.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Receipt {
+    /// The event is recorded but not yet anchored: not a proof of anything yet.
+    Pending(PendingReceipt),
+    /// Complete and final: everything needed to verify, offline, forever.
+    Anchored(AnchoredReceipt),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingReceipt {
+    pub version: u32,
+    pub event_id: String,
+    pub event_digest: Digest,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchoredReceipt {
+    pub version: u32,
+    /// The event envelope exactly as recorded; its digest is `H(JCS(event))`.
+    pub event: serde_json::Value,
+    pub event_digest: Digest,
+    /// Proof that the event digest is a leaf of the anchored batch.
+    pub batch_proof: LeafProof,
+    /// The transaction that anchored the batch root, and its proof of inclusion in the block.
+    pub transaction: Transaction,
+    pub transaction_proof: LeafProof,
+    /// The block header and the attestations that make it final.
+    pub block_header: BlockHeader,
+    pub attestations: Vec<Attestation>,
+}
+
+/// Position of a leaf and its RFC 9162 audit path; the tree size comes from the structure
+/// that commits to the root (the anchor transaction or the block header).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeafProof {
+    pub leaf_index: u64,
+    pub path: Vec<Digest>,
+}
+
+/// What a verified receipt proves: the event existed, exactly as in the receipt, no later than
+/// `block_time`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifiedReceipt {
+    pub chain_id: String,
+    pub height: u64,
+    pub block_hash: Digest,
+    pub block_time: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub event_digest: Digest,
+    pub batch_root: Digest,
+    pub signers: Vec<String>,
+    pub signed_power: u64,
+    pub total_power: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("the receipt is not a well-formed receipt: {0}")]
+    Malformed(String),
+    #[error("the receipt is pending: it proves nothing yet; fetch it again once anchored")]
+    Pending,
+    #[error("receipt version {0} is not supported (this verifier reads version {RECEIPT_VERSION})")]
+    Version(u32),
+    #[error("the receipt is from chain {receipt:?} but the genesis is of chain {genesis:?}")]
+    ChainMismatch { receipt: String, genesis: String },
+    #[error(
+        "event digest mismatch: the event hashes to {computed} but the receipt states {stated}; the event or its digest was altered"
+    )]
+    EventDigest { computed: Digest, stated: Digest },
+    #[error("the event envelope lacks its {0:?} field")]
+    EventField(&'static str),
+    #[error("the batch proof does not place the event in the anchored batch: {0}")]
+    BatchProof(InclusionError),
+    #[error("the transaction proof does not place the anchor transaction in the block: {0}")]
+    TransactionProof(InclusionError),
+    #[error(
+        "the block's validator set {stated} is not the genesis validator set {expected}; the block header was altered or is from another validator set"
+    )]
+    ValidatorSet { stated: Digest, expected: Digest },
+    #[error("the block time {0:?} is not an RFC 3339 UTC time")]
+    BlockTime(String),
+    #[error("attestation by {0:?}: no such validator in the validator set")]
+    UnknownValidator(String),
+    #[error("attestation by {0:?} appears twice")]
+    DuplicateAttestation(String),
+    #[error(
+        "attestation by {validator:?} does not match block {block_hash} at height {height}: {reason}; the block header or the signature was altered"
+    )]
+    BadSignature {
+        validator: String,
+        block_hash: Digest,
+        height: u64,
+        reason: String,
+    },
+    #[error("the attestations carry {signed} of {total} voting power; more than 2/3 is needed")]
+    NoQuorum { signed: u64, total: u64 },
+    #[error("the genesis validator {0:?} has an invalid public key")]
+    GenesisKey(String),
+    #[error("the event attests no document: its payload has no content_hash")]
+    NoContentHash,
+    #[error(
+        "content mismatch: the document's {algorithm} digest is {actual}, the event attests {attested}"
+    )]
+    ContentMismatch {
+        algorithm: ContentHashAlg,
+        actual: String,
+        attested: String,
+    },
+    #[error("the given digest is not a {algorithm} digest: {reason}")]
+    BadDigest {
+        algorithm: ContentHashAlg,
+        reason: String,
+    },
+}
+
+impl Receipt {
+    /// Parses a receipt strictly: unknown fields, missing fields and duplicate object keys are
+    /// all errors, so that no byte of a receipt can change without the verifier noticing.
+    pub fn parse(bytes: &[u8]) -> Result<Receipt, VerifyError> {
+        let value: strict::StrictValue =
+            serde_json::from_slice(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        serde_json::from_value(value.0).map_err(|e| VerifyError::Malformed(e.to_string()))
+    }
+}
+
+/// Verifies receipt bytes against a genesis document.
+pub fn verify_bytes(bytes: &[u8], genesis: &Genesis) -> Result<VerifiedReceipt, VerifyError> {
+    match Receipt::parse(bytes)? {
+        Receipt::Pending(p) if p.version != RECEIPT_VERSION => Err(VerifyError::Version(p.version)),
+        Receipt::Pending(_) => Err(VerifyError::Pending),
+        Receipt::Anchored(r) => verify(&r, genesis),
+    }
+}
+
+/// Verifies an anchored receipt against a genesis document. Every check is listed, in this
+/// order, in `docs/receipts.md`.
+pub fn verify(r: &AnchoredReceipt, genesis: &Genesis) -> Result<VerifiedReceipt, VerifyError> {
+    let alg = genesis.hash_alg;
+    if r.version != RECEIPT_VERSION {
+        return Err(VerifyError::Version(r.version));
+    }
+    // 1. The chain.
+    let Transaction::Anchor(anchor) = &r.transaction;
+    for chain in [&r.block_header.chain_id, &anchor.chain_id] {
+        if chain != &genesis.chain_id {
+            return Err(VerifyError::ChainMismatch {
+                receipt: chain.clone(),
+                genesis: genesis.chain_id.clone(),
+            });
+        }
+    }
+    // 2. The event.
+    let computed =
+        canonical_digest(alg, &r.event).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    if computed != r.event_digest {
+        return Err(VerifyError::EventDigest {
+            computed,
+            stated: r.event_digest,
+        });
+    }
+    let event_id = str_field(&r.event, "id")?;
+    let event_type = str_field(&r.event, "type")?;
+    // 3. Event digest -> batch root (anchored by the transaction).
+    InclusionProof {
+        leaf_index: r.batch_proof.leaf_index,
+        tree_size: anchor.batch_size,
+        path: r.batch_proof.path.clone(),
+    }
+    .verify(alg, &leaf_hash(alg, &r.event_digest.0), &anchor.batch_root)
+    .map_err(VerifyError::BatchProof)?;
+    // 4. Transaction -> block's transaction root.
+    let tx_hash = r
+        .transaction
+        .hash(alg)
+        .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    InclusionProof {
+        leaf_index: r.transaction_proof.leaf_index,
+        tree_size: r.block_header.transaction_count,
+        path: r.transaction_proof.path.clone(),
+    }
+    .verify(
+        alg,
+        &leaf_hash(alg, &tx_hash.0),
+        &r.block_header.transaction_root,
+    )
+    .map_err(VerifyError::TransactionProof)?;
+    // 5. The block header names the genesis validator set.
+    let set = &genesis.validator_set;
+    let expected = set
+        .hash(alg)
+        .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    if r.block_header.validator_set_hash != expected {
+        return Err(VerifyError::ValidatorSet {
+            stated: r.block_header.validator_set_hash,
+            expected,
+        });
+    }
+    let time = &r.block_header.time;
+    let parsed = chrono::DateTime::parse_from_rfc3339(time)
+        .map_err(|_| VerifyError::BlockTime(time.clone()))?;
+    if parsed.offset().local_minus_utc() != 0 || !time.ends_with('Z') {
+        return Err(VerifyError::BlockTime(time.clone()));
+    }
+    // 6. Attestations by more than 2/3 of the voting power.
+    let block_hash = r
+        .block_header
+        .hash(alg)
+        .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    let height = r.block_header.height;
+    let mut seen = HashSet::new();
+    let mut signed_power = 0u64;
+    let mut signers = Vec::new();
+    for att in &r.attestations {
+        let v = set
+            .get(&att.validator)
+            .ok_or_else(|| VerifyError::UnknownValidator(att.validator.clone()))?;
+        if !seen.insert(att.validator.as_str()) {
+            return Err(VerifyError::DuplicateAttestation(att.validator.clone()));
+        }
+        let key =
+            parse_public_key(&v.public_key).map_err(|_| VerifyError::GenesisKey(v.name.clone()))?;
+        verify_attestation(&key, att, &genesis.chain_id, height, &block_hash).map_err(|e| {
+            VerifyError::BadSignature {
+                validator: att.validator.clone(),
+                block_hash,
+                height,
+                reason: e.to_string(),
+            }
+        })?;
+        signed_power = signed_power.saturating_add(v.power);
+        signers.push(v.name.clone());
+    }
+    let total_power = set.total_power();
+    if !set.is_quorum(signed_power) {
+        return Err(VerifyError::NoQuorum {
+            signed: signed_power,
+            total: total_power,
+        });
+    }
+    Ok(VerifiedReceipt {
+        chain_id: genesis.chain_id.clone(),
+        height,
+        block_hash,
+        block_time: time.clone(),
+        event_id,
+        event_type,
+        event_digest: r.event_digest,
+        batch_root: anchor.batch_root,
+        signers,
+        signed_power,
+        total_power,
+    })
+}
+
+fn str_field(event: &serde_json::Value, name: &'static str) -> Result<String, VerifyError> {
+    event
+        .get(name)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .ok_or(VerifyError::EventField(name))
+}
+
+/// The document hash an event attests (`payload.content_hash`), if any.
+pub fn attested_content(event: &serde_json::Value) -> Result<ContentHash, VerifyError> {
+    let v = event
+        .get("payload")
+        .and_then(|p| p.get("content_hash"))
+        .ok_or(VerifyError::NoContentHash)?;
+    serde_json::from_value(v.clone())
+        .map_err(|e| VerifyError::Malformed(format!("content_hash: {e}")))
+}
+
+/// Checks that the event attests the document whose digest is `digest_hex` (any hex case).
+pub fn check_content_digest(
+    event: &serde_json::Value,
+    digest_hex: &str,
+) -> Result<ContentHash, VerifyError> {
+    let attested = attested_content(event)?;
+    let given = ContentHash::normalized(attested.algorithm, digest_hex).map_err(|e| {
+        VerifyError::BadDigest {
+            algorithm: attested.algorithm,
+            reason: e.to_string(),
+        }
+    })?;
+    if given.digest != attested.digest {
+        return Err(VerifyError::ContentMismatch {
+            algorithm: attested.algorithm,
+            actual: given.digest,
+            attested: attested.digest,
+        });
+    }
+    Ok(attested)
+}
+
+mod strict {
+    //! JSON values that refuse duplicate object keys (RFC 8259 leaves them undefined; two
+    //! verifiers must never read two different documents out of one receipt).
+
+    use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Number, Value};
+    use std::fmt;
+
+    pub struct StrictValue(pub Value);
+
+    impl<'de> Deserialize<'de> for StrictValue {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(StrictVisitor).map(StrictValue)
+        }
+    }
+
+    struct StrictVisitor;
+
+    impl<'de> Visitor<'de> for StrictVisitor {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::Number(v.into()))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::Number(v.into()))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+            Number::from_f64(v)
+                .map(Value::Number)
+                .ok_or_else(|| E::custom("non-finite number"))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_string()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(StrictValue(v)) = seq.next_element()? {
+                out.push(v);
+            }
+            Ok(Value::Array(out))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let StrictValue(v) = map.next_value()?;
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format!("duplicate key {key:?}")));
+                }
+                out.insert(key, v);
+            }
+            Ok(Value::Object(out))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        let err = Receipt::parse(
+            br#"{"status":"pending","version":1,"version":1,"event_id":"x","event_digest":"00"}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(err, VerifyError::Malformed(m) if m.contains("duplicate key")));
+    }
+
+    #[test]
+    fn pending_receipts_are_not_proofs() {
+        let d = "ab".repeat(32);
+        let text =
+            format!(r#"{{"status":"pending","version":1,"event_id":"e","event_digest":"{d}"}}"#);
+        assert!(matches!(
+            Receipt::parse(text.as_bytes()),
+            Ok(Receipt::Pending(_))
+        ));
+        let unknown = format!(
+            r#"{{"status":"pending","version":1,"event_id":"e","event_digest":"{d}","x":1}}"#
+        );
+        assert!(matches!(
+            Receipt::parse(unknown.as_bytes()),
+            Err(VerifyError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,86 @@
+//! Batching and receipt assembly: pure functions, no I/O.
+
+use chain_core::block::transaction_tree;
+use chain_core::receipt::{AnchoredReceipt, LeafProof, RECEIPT_VERSION};
+use chain_core::{AnchorTx, CommittedBlock, Digest, HashAlg, MerkleTree, Transaction};
+
+/// The Merkle tree over a batch's event digests, in leaf order.
+pub fn batch_tree(alg: HashAlg, digests: &[Digest]) -> MerkleTree {
+    MerkleTree::from_data(alg, digests.iter().map(|d| d.0.as_slice()))
+}
+
+/// The transaction that anchors a sealed batch.
+pub fn anchor_transaction(chain_id: &str, batch_id: &str, root: Digest, size: u64) -> Transaction {
+    Transaction::Anchor(AnchorTx {
+        chain_id: chain_id.to_string(),
+        batch_id: batch_id.to_string(),
+        batch_root: root,
+        batch_size: size,
+    })
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AssemblyError {
+    #[error("leaf {index} is outside its batch of {size}")]
+    LeafOutOfRange { index: u64, size: usize },
+    #[error("transaction {index} is not in block {height}")]
+    TransactionMissing { index: u32, height: u64 },
+    #[error("cannot hash a transaction: {0}")]
+    Canonical(String),
+}
+
+/// Assembles the complete receipt of one event from its batch and its block.
+pub fn assemble_receipt(
+    alg: HashAlg,
+    event: serde_json::Value,
+    event_digest: Digest,
+    leaf_index: u64,
+    batch: &MerkleTree,
+    block: &CommittedBlock,
+    tx_index: u32,
+) -> Result<AnchoredReceipt, AssemblyError> {
+    let path = batch
+        .inclusion_path(leaf_index as usize)
+        .ok_or(AssemblyError::LeafOutOfRange {
+            index: leaf_index,
+            size: batch.size(),
+        })?;
+    let transaction = block
+        .block
+        .transactions
+        .get(tx_index as usize)
+        .cloned()
+        .ok_or(AssemblyError::TransactionMissing {
+            index: tx_index,
+            height: block.block.header.height,
+        })?;
+    let tx_hashes = block
+        .block
+        .transactions
+        .iter()
+        .map(|t| t.hash(alg))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| AssemblyError::Canonical(e.to_string()))?;
+    let tx_path = transaction_tree(alg, &tx_hashes)
+        .inclusion_path(tx_index as usize)
+        .ok_or(AssemblyError::TransactionMissing {
+            index: tx_index,
+            height: block.block.header.height,
+        })?;
+    Ok(AnchoredReceipt {
+        version: RECEIPT_VERSION,
+        event,
+        event_digest,
+        batch_proof: LeafProof {
+            leaf_index,
+            path,
+        },
+        transaction,
+        transaction_proof: LeafProof {
+            leaf_index: u64::from(tx_index),
+            path: tx_path,
+        },
+        block_header: block.block.header.clone(),
+        attestations: block.attestations.clone(),
+    })
+}

@@ -1,0 +1,389 @@
+//! The anchoring service: consumes events from the bus, persists each distinct event digest as
+//! a leaf, seals leaves into Merkle batches (by size or on a schedule), anchors each batch root
+//! on the chain, and serves receipts.
+
+pub mod domain;
+pub mod http;
+pub mod store;
+
+use chain_core::receipt::{PendingReceipt, RECEIPT_VERSION, Receipt};
+use chain_core::{ChainClient, Digest, MerkleTree};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::{AnchorStore, BatchRecord, LeafRecord, NewLeaf};
+use tokio::sync::{Notify, watch};
+use veritrace_kernel::bus::{Bus, Delivery, Settlement};
+use veritrace_kernel::config::AnchorConfig;
+use veritrace_kernel::db::Database;
+use veritrace_kernel::migrate::{self, Migration};
+use veritrace_kernel::outbox::EventBatch;
+use veritrace_kernel::telemetry::Metrics;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "leaves_and_batches",
+    sql: include_str!("../../../migrations/sqlite/anchor/0001_leaves_and_batches.sql"),
+}];
+
+/// The queue the anchoring service consumes: every event of every service.
+pub const QUEUE: &str = "anchor.events";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnchorError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Chain(#[from] chain_core::ChainError),
+    #[error("receipt assembly: {0}")]
+    Assembly(#[from] domain::AssemblyError),
+    #[error("the chain has no block {0} although a batch is anchored there")]
+    MissingBlock(u64),
+    #[error("stored envelope is not JSON: {0}")]
+    Envelope(String),
+}
+
+/// Trees of recently read batches: receipts of one batch are usually fetched together.
+const TREE_CACHE: usize = 8;
+
+pub struct AnchorService {
+    pub store: AnchorStore,
+    chain: Arc<dyn ChainClient>,
+    config: AnchorConfig,
+    metrics: Arc<Metrics>,
+    leaves_waiting: Notify,
+    sealed: Notify,
+    trees: Mutex<VecDeque<(String, Arc<MerkleTree>)>>,
+}
+
+impl AnchorService {
+    pub async fn open(
+        db: &Database,
+        chain: Arc<dyn ChainClient>,
+        config: AnchorConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, migrate::MigrateError> {
+        migrate::run(&db.writer, "anchor", MIGRATIONS).await?;
+        Ok(Arc::new(AnchorService {
+            store: AnchorStore::new(db),
+            chain,
+            config,
+            metrics,
+            leaves_waiting: Notify::new(),
+            sealed: Notify::new(),
+            trees: Mutex::new(VecDeque::new()),
+        }))
+    }
+
+    /// Subscribes to the bus and starts the consumer, the sealing schedule and the anchorer.
+    pub async fn start(
+        self: &Arc<Self>,
+        bus: &dyn Bus,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut subscription = bus.subscribe(QUEUE, &["#"]).await?;
+        let me = self.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    d = subscription.next() => match d {
+                        Some(d) => me.consume(d).await,
+                        None => return,
+                    },
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+
+        // The schedule only triggers sealing; what is sealed is decided from the database.
+        let scheduler = tokio_cron_scheduler::JobScheduler::new().await?;
+        let me = self.clone();
+        scheduler
+            .add(tokio_cron_scheduler::Job::new_repeated_async(
+                Duration::from_millis(self.config.seal_interval_ms.max(10)),
+                move |_, _| {
+                    let me = me.clone();
+                    Box::pin(async move { me.seal_all().await })
+                },
+            )?)
+            .await?;
+        scheduler.start().await?;
+        let mut stop = shutdown.clone();
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut scheduler = scheduler;
+            loop {
+                tokio::select! {
+                    _ = me.leaves_waiting.notified() => me.seal_full_batches().await,
+                    _ = stop.changed() => {
+                        let _ = scheduler.shutdown().await;
+                        return;
+                    }
+                }
+            }
+        });
+
+        let me = self.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move { me.run_anchorer(stop).await });
+        Ok(())
+    }
+
+    /// Persists a delivery's events as leaves, then acknowledges it.
+    #[tracing::instrument(skip_all, fields(routing_key = %delivery.routing_key))]
+    async fn consume(&self, delivery: Delivery) {
+        let batch: EventBatch = match serde_json::from_slice(&delivery.body) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "malformed message");
+                let body = String::from_utf8_lossy(&delivery.body).into_owned();
+                // Kept for inspection; the message itself goes to the dead-letter queue.
+                let _ = self.store.reject(&delivery.routing_key, &e.to_string(), &body).await;
+                delivery.settle(Settlement::DeadLetter);
+                return;
+            }
+        };
+        let alg = self.chain.genesis().hash_alg;
+        let mut leaves = Vec::with_capacity(batch.events.len());
+        for e in batch.events {
+            // The digest is recomputed from the envelope: what is anchored is what is stored.
+            let checked = serde_json::from_value::<veritrace_kernel::EventEnvelope>(e.envelope.clone())
+                .map_err(|err| err.to_string())
+                .and_then(|env| env.seal(alg).map_err(|err| err.to_string()))
+                .and_then(|sealed| {
+                    if sealed.digest == e.digest {
+                        Ok(sealed)
+                    } else {
+                        Err(format!(
+                            "stated digest {} but the envelope hashes to {}",
+                            e.digest, sealed.digest
+                        ))
+                    }
+                });
+            match checked {
+                Ok(sealed) => leaves.push(NewLeaf {
+                    digest: sealed.digest,
+                    event_id: sealed.envelope.id.to_string(),
+                    canonical: sealed.canonical,
+                }),
+                Err(reason) => {
+                    tracing::error!(%reason, "event rejected");
+                    if let Err(err) = self
+                        .store
+                        .reject(&delivery.routing_key, &reason, &e.envelope.to_string())
+                        .await
+                    {
+                        tracing::warn!(%err, "cannot record a rejected event; will retry");
+                        delivery.settle(Settlement::Retry);
+                        return;
+                    }
+                }
+            }
+        }
+        match self.store.insert_leaves(&leaves).await {
+            Ok(new) => {
+                self.metrics.leaves_received.inc_by(new);
+                delivery.settle(Settlement::Ack);
+                self.leaves_waiting.notify_one();
+            }
+            Err(err) => {
+                tracing::warn!(%err, "cannot persist leaves; message will be redelivered");
+                delivery.settle(Settlement::Retry);
+            }
+        }
+    }
+
+    /// Seals batches while a full batch waits.
+    async fn seal_full_batches(&self) {
+        loop {
+            match self.seal_batch(true).await {
+                Ok(true) => continue,
+                Ok(false) => return,
+                Err(err) => {
+                    tracing::warn!(%err, "sealing failed; the schedule will retry");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Seals everything waiting (the schedule's job).
+    pub async fn seal_all(&self) {
+        loop {
+            match self.seal_batch(false).await {
+                Ok(true) => continue,
+                Ok(false) => return,
+                Err(err) => {
+                    tracing::warn!(%err, "sealing failed; the schedule will retry");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Seals one batch of waiting leaves; with `only_full`, only if a whole batch waits.
+    /// Returns whether a batch was sealed.
+    #[tracing::instrument(skip(self))]
+    pub async fn seal_batch(&self, only_full: bool) -> Result<bool, AnchorError> {
+        let max = self.config.max_batch_size.max(1);
+        let waiting = self.store.unsealed(max as i64).await?;
+        if waiting.is_empty() || (only_full && waiting.len() < max) {
+            return Ok(false);
+        }
+        let genesis = self.chain.genesis();
+        let alg = genesis.hash_alg;
+        let digests: Vec<Digest> = waiting.iter().map(|(_, d)| *d).collect();
+        let tree = tokio::task::spawn_blocking(move || domain::batch_tree(alg, &digests))
+            .await
+            .map_err(|e| AnchorError::Envelope(e.to_string()))?;
+        let batch_id = uuid::Uuid::now_v7().to_string();
+        let size = waiting.len() as u64;
+        let tx = domain::anchor_transaction(&genesis.chain_id, &batch_id, tree.root(), size);
+        let tx_hash = tx
+            .hash(alg)
+            .map_err(|e| AnchorError::Envelope(e.to_string()))?;
+        let record = BatchRecord {
+            batch_id: batch_id.clone(),
+            root: tree.root(),
+            size: size as i64,
+            tx_hash,
+            submitted_at: None,
+            block_height: None,
+            tx_index: None,
+        };
+        let seqs: Vec<i64> = waiting.iter().map(|(s, _)| *s).collect();
+        self.store.seal(&record, &seqs).await?;
+        self.metrics.batches_sealed.inc();
+        self.cache_tree(&batch_id, Arc::new(tree));
+        tracing::info!(%batch_id, root = %record.root, size, "batch sealed");
+        self.sealed.notify_one();
+        Ok(true)
+    }
+
+    /// Submits sealed batches to the chain and records where they landed; batches that a
+    /// restart or a lost mempool left unanchored are submitted again.
+    async fn run_anchorer(&self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let head = self.chain.head().await.unwrap_or(0);
+            self.metrics.chain_height.set(head as i64);
+            let waiting = match self.anchor_round().await {
+                Ok(n) => n,
+                Err(err) => {
+                    tracing::warn!(%err, "anchoring round failed; retrying");
+                    1
+                }
+            };
+            tokio::select! {
+                _ = self.chain.wait_for_block_after(head), if waiting > 0 => {}
+                _ = self.sealed.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(self.config.resubmit_after_ms.max(100))) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// One pass over unanchored batches; returns how many remain unanchored.
+    pub async fn anchor_round(&self) -> Result<usize, AnchorError> {
+        let genesis = self.chain.genesis();
+        let mut remaining = 0;
+        for batch in self.store.unanchored().await? {
+            if let Some(loc) = self.chain.locate(&batch.tx_hash).await? {
+                self.store.mark_anchored(&batch.batch_id, loc.height, loc.index).await?;
+                self.metrics.batches_anchored.inc();
+                tracing::info!(batch_id = %batch.batch_id, height = loc.height, "batch anchored");
+                continue;
+            }
+            remaining += 1;
+            let stale = match &batch.submitted_at {
+                None => true,
+                Some(at) => chrono::DateTime::parse_from_rfc3339(at)
+                    .map(|t| {
+                        (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds()
+                            > self.config.resubmit_after_ms as i64
+                    })
+                    .unwrap_or(true),
+            };
+            if stale {
+                let tx = domain::anchor_transaction(
+                    &genesis.chain_id,
+                    &batch.batch_id,
+                    batch.root,
+                    batch.size as u64,
+                );
+                let hash = self.chain.submit(tx).await?;
+                if hash != batch.tx_hash {
+                    tracing::error!(batch_id = %batch.batch_id, "chain computed another transaction hash");
+                }
+                self.store.mark_submitted(&batch.batch_id).await?;
+            }
+        }
+        Ok(remaining)
+    }
+
+    fn cache_tree(&self, batch_id: &str, tree: Arc<MerkleTree>) {
+        if let Ok(mut cache) = self.trees.lock() {
+            cache.retain(|(id, _)| id != batch_id);
+            cache.push_front((batch_id.to_string(), tree));
+            cache.truncate(TREE_CACHE);
+        }
+    }
+
+    async fn tree(&self, batch_id: &str) -> Result<Arc<MerkleTree>, AnchorError> {
+        if let Some(t) = self
+            .trees
+            .lock()
+            .ok()
+            .and_then(|c| c.iter().find(|(id, _)| id == batch_id).map(|(_, t)| t.clone()))
+        {
+            return Ok(t);
+        }
+        let digests = self.store.batch_digests(batch_id).await?;
+        let alg = self.chain.genesis().hash_alg;
+        let tree = Arc::new(
+            tokio::task::spawn_blocking(move || domain::batch_tree(alg, &digests))
+                .await
+                .map_err(|e| AnchorError::Envelope(e.to_string()))?,
+        );
+        self.cache_tree(batch_id, tree.clone());
+        Ok(tree)
+    }
+
+    /// The receipt of a leaf: pending until its batch is in a final block, complete after.
+    pub async fn receipt(&self, leaf: &LeafRecord) -> Result<Receipt, AnchorError> {
+        let pending = || {
+            Receipt::Pending(PendingReceipt {
+                version: RECEIPT_VERSION,
+                event_id: leaf.event_id.clone(),
+                event_digest: leaf.digest,
+            })
+        };
+        let (Some(batch_id), Some(leaf_index)) = (&leaf.batch_id, leaf.leaf_index) else {
+            return Ok(pending());
+        };
+        let Some(batch) = self.store.batch(batch_id).await? else {
+            return Ok(pending());
+        };
+        let (Some(height), Some(tx_index)) = (batch.block_height, batch.tx_index) else {
+            return Ok(pending());
+        };
+        let block = self
+            .chain
+            .block(height as u64)
+            .await?
+            .ok_or(AnchorError::MissingBlock(height as u64))?;
+        let tree = self.tree(batch_id).await?;
+        let event: serde_json::Value = serde_json::from_str(&leaf.canonical)
+            .map_err(|e| AnchorError::Envelope(e.to_string()))?;
+        let receipt = domain::assemble_receipt(
+            self.chain.genesis().hash_alg,
+            event,
+            leaf.digest,
+            leaf_index as u64,
+            &tree,
+            &block,
+            tx_index as u32,
+        )?;
+        Ok(Receipt::Anchored(receipt))
+    }
+}

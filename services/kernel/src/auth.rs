@@ -1,0 +1,249 @@
+//! Organisations and their API keys (`Authorization: Bearer <key>`). Keys are 256-bit random
+//! strings shown once; only their SHA3-256 hash is stored.
+
+use crate::db::Database;
+use crate::envelope::now_rfc3339;
+use crate::http::ValidJson;
+use crate::problem::ApiError;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use chain_core::HashAlg;
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use utoipa::ToSchema;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Manages organisations.
+    Admin,
+    /// Records and reads facts for itself.
+    Member,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+}
+
+/// An organisation, as authenticated from its API key.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Organisation {
+    pub organisation_id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Clone)]
+pub struct Identity {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    cache: Arc<RwLock<HashMap<String, Organisation>>>,
+}
+
+fn key_hash(key: &str) -> String {
+    HashAlg::Sha3_256.hash(key.as_bytes()).to_hex()
+}
+
+fn new_key() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("random source: {e}")))?;
+    Ok(format!("vt_{}", hex::encode(bytes)))
+}
+
+fn db_err(e: sqlx::Error) -> ApiError {
+    ApiError::Unavailable(format!("identity store: {e}"))
+}
+
+impl Identity {
+    pub fn new(db: &Database) -> Self {
+        Identity {
+            writer: db.writer.clone(),
+            reader: db.reader.clone(),
+            cache: Arc::default(),
+        }
+    }
+
+    /// Creates the admin organisation and its key on first start; returns the key then (and
+    /// only then), so it can be shown once.
+    pub async fn bootstrap_admin(&self) -> Result<Option<String>, ApiError> {
+        let admins: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM organisations WHERE role = 'admin'")
+                .fetch_one(&self.reader)
+                .await
+                .map_err(db_err)?;
+        if admins > 0 {
+            return Ok(None);
+        }
+        let (_, key) = self.create_organisation("admin", Role::Admin).await?;
+        Ok(Some(key))
+    }
+
+    pub async fn create_organisation(
+        &self,
+        name: &str,
+        role: Role,
+    ) -> Result<(Organisation, String), ApiError> {
+        let org = Organisation {
+            organisation_id: uuid::Uuid::now_v7().to_string(),
+            name: name.to_string(),
+            role,
+        };
+        let key = new_key()?;
+        let now = now_rfc3339();
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let inserted = sqlx::query(
+            "INSERT INTO organisations (organisation_id, name, role, created_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&org.organisation_id)
+        .bind(&org.name)
+        .bind(role.as_str())
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if inserted.rows_affected() == 0 {
+            return Err(ApiError::InvalidState(format!(
+                "an organisation named {name:?} already exists"
+            )));
+        }
+        sqlx::query("INSERT INTO api_keys (key_hash, organisation_id, created_at) VALUES (?, ?, ?)")
+            .bind(key_hash(&key))
+            .bind(&org.organisation_id)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok((org, key))
+    }
+
+    pub async fn authenticate(&self, key: &str) -> Result<Organisation, ApiError> {
+        let hash = key_hash(key);
+        if let Some(org) = self.cache.read().ok().and_then(|c| c.get(&hash).cloned()) {
+            return Ok(org);
+        }
+        let row: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT o.organisation_id, o.name, o.role FROM api_keys k
+             JOIN organisations o ON o.organisation_id = k.organisation_id
+             WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+        )
+        .bind(&hash)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        let (organisation_id, name, role) =
+            row.ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))?;
+        let org = Organisation {
+            organisation_id,
+            name,
+            role: if role == "admin" { Role::Admin } else { Role::Member },
+        };
+        if let Ok(mut c) = self.cache.write() {
+            c.insert(hash, org.clone());
+        }
+        Ok(org)
+    }
+}
+
+impl FromRequest for Organisation {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let identity = req.app_data::<web::Data<Identity>>().cloned();
+        let auth = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().map(str::to_string));
+        Box::pin(async move {
+            let identity =
+                identity.ok_or_else(|| ApiError::Internal("identity store not configured".into()))?;
+            let key = match auth {
+                None => {
+                    return Err(ApiError::Unauthorized(
+                        "an API key is required: send Authorization: Bearer <key>".into(),
+                    ));
+                }
+                Some(Err(_)) => {
+                    return Err(ApiError::Unauthorized("the Authorization header is not text".into()));
+                }
+                Some(Ok(v)) => match v.strip_prefix("Bearer ") {
+                    Some(k) if !k.trim().is_empty() => k.trim().to_string(),
+                    _ => {
+                        return Err(ApiError::Unauthorized(
+                            "the Authorization header must be: Bearer <key>".into(),
+                        ));
+                    }
+                },
+            };
+            identity.authenticate(&key).await
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrganisation {
+    /// Unique display name, 1 to 200 characters.
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedOrganisation {
+    pub organisation: Organisation,
+    /// The organisation's API key. Shown once: store it now.
+    pub api_key: String,
+}
+
+/// Create an organisation and its API key (admin only).
+#[utoipa::path(
+    post, path = "/organisations", tag = "organisations",
+    request_body = CreateOrganisation,
+    responses(
+        (status = 201, body = CreatedOrganisation),
+        (status = 401, body = crate::Problem), (status = 403, body = crate::Problem),
+        (status = 409, body = crate::Problem), (status = 422, body = crate::Problem),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create_organisation(
+    caller: Organisation,
+    identity: web::Data<Identity>,
+    ValidJson(body): ValidJson<CreateOrganisation>,
+) -> Result<HttpResponse, ApiError> {
+    if caller.role != Role::Admin {
+        return Err(ApiError::Forbidden("only an admin organisation can create organisations".into()));
+    }
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::field("name", "must be 1 to 200 characters"));
+    }
+    let (organisation, api_key) = identity.create_organisation(name, Role::Member).await?;
+    Ok(HttpResponse::Created().json(CreatedOrganisation { organisation, api_key }))
+}
+
+/// The organisation the API key belongs to.
+#[utoipa::path(
+    get, path = "/organisations/me", tag = "organisations",
+    responses((status = 200, body = Organisation), (status = 401, body = crate::Problem)),
+    security(("api_key" = []))
+)]
+pub async fn me(caller: Organisation) -> HttpResponse {
+    HttpResponse::Ok().json(caller)
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/organisations", web::post().to(create_organisation))
+        .route("/organisations/me", web::get().to(me));
+}

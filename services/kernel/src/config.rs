@@ -1,0 +1,167 @@
+//! Configuration: built-in defaults that work embedded, then a TOML file, then `VERITRACE_*`
+//! environment variables (`VERITRACE_HTTP__BIND=0.0.0.0:8080` sets `http.bind`).
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded mode keeps its SQLite files, block store and keys.
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub chain: ChainConfig,
+    pub anchor: AnchorConfig,
+    pub outbox: OutboxConfig,
+    /// `tracing` filter, e.g. `info` or `veritrace_anchor=debug,info`.
+    pub log: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub bind: String,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Actix worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChainConfig {
+    /// A solo validator cuts at most one block per interval while transactions wait.
+    pub block_interval_ms: u64,
+    /// Chain id for a genesis created on first start; a random one when unset.
+    pub chain_id: Option<String>,
+    /// Hash profile of a genesis created on first start.
+    pub hash_alg: chain_core::HashAlg,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnchorConfig {
+    /// A batch is sealed when this many leaves wait...
+    pub max_batch_size: usize,
+    /// ...or on this schedule, whichever comes first.
+    pub seal_interval_ms: u64,
+    /// Batches not yet in a block are submitted again after this long.
+    pub resubmit_after_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Most events carried by one bus message.
+    pub batch_size: usize,
+    /// The relay also sweeps on this schedule, in case a wake-up was missed.
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            http: HttpConfig::default(),
+            chain: ChainConfig::default(),
+            anchor: AnchorConfig::default(),
+            outbox: OutboxConfig::default(),
+            log: "info".into(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            bind: "127.0.0.1:8080".into(),
+            max_body_bytes: 256 * 1024,
+            workers: 0,
+        }
+    }
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        ChainConfig {
+            block_interval_ms: 1000,
+            chain_id: None,
+            hash_alg: chain_core::HashAlg::Sha3_256,
+        }
+    }
+}
+
+impl Default for AnchorConfig {
+    fn default() -> Self {
+        AnchorConfig {
+            max_batch_size: 20_000,
+            seal_interval_ms: 500,
+            resubmit_after_ms: 10_000,
+        }
+    }
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            batch_size: 1000,
+            sweep_interval_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Defaults, then `file` (or `$VERITRACE_CONFIG`, or `./veritrace.toml` if present), then
+    /// the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let env_file = std::env::var_os("VERITRACE_CONFIG").map(PathBuf::from);
+        let file = file.map(Path::to_path_buf).or(env_file);
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError(format!("{} does not exist", path.display())));
+                }
+                fig = fig.merge(Toml::file(path));
+            }
+            None => fig = fig.merge(Toml::file("veritrace.toml")),
+        }
+        fig = fig.merge(Env::prefixed("VERITRACE_").split("__").ignore(&["config"]));
+        fig.extract().map_err(|e| ConfigError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("v.toml", "log = \"debug\"\n[http]\nbind = \"0.0.0.0:9\"\n")?;
+            jail.set_env("VERITRACE_HTTP__BIND", "127.0.0.1:7");
+            jail.set_env("VERITRACE_ANCHOR__MAX_BATCH_SIZE", "5");
+            let c = Config::load(Some(Path::new("v.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.log, "debug");
+            assert_eq!(c.http.bind, "127.0.0.1:7");
+            assert_eq!(c.anchor.max_batch_size, 5);
+            assert_eq!(c.chain, ChainConfig::default());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("VERITRACE_HTTP__BINDD", "x");
+            assert!(Config::load(None).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,149 @@
+//! HTTP pieces every service uses: the strict JSON body extractor, the problem+json fallback
+//! routes, and the request-span middleware.
+
+use crate::problem::{ApiError, FieldError};
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::pin::Pin;
+
+/// Request-body limit, shared through `app_data`.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimit(pub usize);
+
+/// A JSON body deserialised into `T`, with every failure mapped to a problem naming its cause:
+/// 415 without a JSON content type, 413 over the size limit, 400 for malformed JSON, 422 with
+/// the dotted path of the field at fault for a missing, unknown or ill-typed field.
+pub struct ValidJson<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<BodyLimit>()
+            .or_else(|| req.app_data::<web::Data<BodyLimit>>().map(|d| d.get_ref()))
+            .map(|l| l.0)
+            .unwrap_or(256 * 1024);
+        let content_type_ok = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            })
+            .unwrap_or(false);
+        let declared_len = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !content_type_ok {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            if declared_len.is_some_and(|n| n > limit) {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge { limit });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(ValidJson)
+        })
+    }
+}
+
+/// Parses `body` as `T`: 400 when it is not JSON at all, 422 naming the field otherwise.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        ApiError::Validation(vec![FieldError::new(field_name(&path, &message), message)])
+    })
+}
+
+/// Dotted path of the field at fault. serde reports a missing or unknown field at its parent,
+/// so the name is taken from the message.
+fn field_name(path: &str, message: &str) -> String {
+    let parent = if path == "." { "" } else { path };
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next());
+    if let Some(name) = named {
+        return if parent.is_empty() {
+            name.to_string()
+        } else {
+            format!("{parent}.{name}")
+        };
+    }
+    if parent.is_empty() {
+        "(body)".to_string()
+    } else {
+        parent.to_string()
+    }
+}
+
+/// The fallback for unknown routes: a problem, not an empty 404.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::NotFound(format!(
+        "no resource at {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        algorithm: String,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        title: String,
+        inner: Inner,
+    }
+
+    fn field_of(body: &str) -> String {
+        match parse_json::<Body>(body.as_bytes()) {
+            Err(ApiError::Validation(e)) => e[0].field.clone(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_the_field_at_fault() {
+        assert_eq!(field_of(r#"{"inner":{"algorithm":"x"}}"#), "title");
+        assert_eq!(field_of(r#"{"title":"t","inner":{}}"#), "inner.algorithm");
+        assert_eq!(field_of(r#"{"title":1,"inner":{"algorithm":"x"}}"#), "title");
+        assert_eq!(
+            field_of(r#"{"title":"t","inner":{"algorithm":"x"},"extra":1}"#),
+            "extra"
+        );
+        assert!(matches!(
+            parse_json::<Body>(b"{not json"),
+            Err(ApiError::MalformedJson(_))
+        ));
+    }
+}

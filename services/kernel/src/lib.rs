@@ -1,0 +1,17 @@
+//! What every Veritrace service shares: the event envelope, the event store and its outbox,
+//! the bus, configuration, problem+json errors, API-key authentication and telemetry.
+
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod db;
+pub mod envelope;
+pub mod event_store;
+pub mod http;
+pub mod migrate;
+pub mod outbox;
+pub mod problem;
+pub mod telemetry;
+
+pub use envelope::EventEnvelope;
+pub use problem::{ApiError, FieldError, Problem};

@@ -1,0 +1,120 @@
+//! The outbox relay: publishes committed events to the bus, in commit order (so in order per
+//! stream), at least once. An outbox row is deleted only after the bus confirmed its message;
+//! a crash in between publishes it again, and consumers are idempotent by event digest.
+
+use crate::bus::{Bus, Message};
+use crate::event_store::{EventStore, StoredEvent};
+use chain_core::Digest;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The body of a bus message: many events, each with the digest the publisher computed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatch {
+    pub events: Vec<PublishedEvent>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedEvent {
+    pub digest: Digest,
+    pub envelope: serde_json::Value,
+}
+
+/// Builds a message body from stored canonical envelopes without re-serialising them.
+fn batch_body(events: &[StoredEvent]) -> Vec<u8> {
+    let mut body = String::with_capacity(events.iter().map(|e| e.canonical.len() + 96).sum());
+    body.push_str("{\"events\":[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str("{\"digest\":\"");
+        body.push_str(&e.digest.to_hex());
+        body.push_str("\",\"envelope\":");
+        body.push_str(&e.canonical);
+        body.push('}');
+    }
+    body.push_str("]}");
+    body.into_bytes()
+}
+
+/// Routing key of an event: `<service>.<type>`.
+pub fn routing_key(e: &StoredEvent) -> String {
+    format!("{}.{}", e.envelope.service, e.envelope.event_type)
+}
+
+pub struct OutboxRelay {
+    pub store: EventStore,
+    pub bus: Arc<dyn Bus>,
+    pub batch_size: usize,
+    pub sweep_interval: Duration,
+}
+
+impl OutboxRelay {
+    /// Publishes one round of pending events; returns how many were confirmed.
+    pub async fn relay_once(&self) -> Result<usize, String> {
+        let pending = self
+            .store
+            .unpublished(self.batch_size as i64)
+            .await
+            .map_err(|e| e.to_string())?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let span = tracing::info_span!("relay_outbox", events = pending.len());
+        let _enter = span.enter();
+        // Consecutive events of one type share a message and a routing key; messages go out in
+        // commit order.
+        let mut messages = Vec::new();
+        let mut start = 0;
+        for i in 1..=pending.len() {
+            if i == pending.len() || routing_key(&pending[i]) != routing_key(&pending[start]) {
+                messages.push(Message {
+                    routing_key: routing_key(&pending[start]),
+                    body: batch_body(&pending[start..i]),
+                });
+                start = i;
+            }
+        }
+        self.bus.publish(messages).await.map_err(|e| e.to_string())?;
+        let positions: Vec<i64> = pending.iter().map(|e| e.position).collect();
+        self.store
+            .mark_published(&positions)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(pending.len())
+    }
+
+    /// Relays until `shutdown`, woken by every commit and by the sweep interval.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut committed = self.store.committed();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.relay_once().await {
+                Ok(n) if n > 0 => {
+                    backoff = Duration::from_millis(100);
+                    continue;
+                }
+                Ok(_) => {
+                    tokio::select! {
+                        _ = committed.changed() => {}
+                        _ = tokio::time::sleep(self.sweep_interval) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "outbox relay failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Tracing and Prometheus metrics.
+
+use actix_web::{HttpResponse, web};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+/// Installs the global `tracing` subscriber (once; later calls are no-ops).
+pub fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+/// The platform's metrics, served at `/metrics`.
+pub struct Metrics {
+    pub registry: Registry,
+    pub http_responses: IntCounterVec,
+    pub events_appended: IntCounterVec,
+    pub events_published: IntCounterVec,
+    pub leaves_received: IntCounter,
+    pub batches_sealed: IntCounter,
+    pub batches_anchored: IntCounter,
+    pub chain_height: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let http_responses = IntCounterVec::new(
+            Opts::new("veritrace_http_responses_total", "HTTP responses by status class"),
+            &["status"],
+        )?;
+        let events_appended = IntCounterVec::new(
+            Opts::new("veritrace_events_appended_total", "Events committed to the event store"),
+            &["service"],
+        )?;
+        let events_published = IntCounterVec::new(
+            Opts::new("veritrace_events_published_total", "Events confirmed by the bus"),
+            &["service"],
+        )?;
+        let leaves_received = IntCounter::new(
+            "veritrace_anchor_leaves_received_total",
+            "Event digests persisted as batch leaves (duplicates excluded)",
+        )?;
+        let batches_sealed =
+            IntCounter::new("veritrace_anchor_batches_sealed_total", "Batches sealed")?;
+        let batches_anchored = IntCounter::new(
+            "veritrace_anchor_batches_anchored_total",
+            "Batches whose anchor transaction is in a final block",
+        )?;
+        let chain_height = IntGauge::new("veritrace_chain_height", "Height of the last final block")?;
+        registry.register(Box::new(http_responses.clone()))?;
+        registry.register(Box::new(events_appended.clone()))?;
+        registry.register(Box::new(events_published.clone()))?;
+        registry.register(Box::new(leaves_received.clone()))?;
+        registry.register(Box::new(batches_sealed.clone()))?;
+        registry.register(Box::new(batches_anchored.clone()))?;
+        registry.register(Box::new(chain_height.clone()))?;
+        Ok(Metrics {
+            registry,
+            http_responses,
+            events_appended,
+            events_published,
+            leaves_received,
+            batches_sealed,
+            batches_anchored,
+            chain_height,
+        })
+    }
+}
+
+/// `GET /metrics`, Prometheus text format.
+pub async fn metrics_endpoint(metrics: web::Data<Metrics>) -> HttpResponse {
+    let mut buf = Vec::new();
+    match TextEncoder::new().encode(&metrics.registry.gather(), &mut buf) {
+        Ok(()) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(buf),
+        Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
+    }
+}
