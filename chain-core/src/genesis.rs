@@ -40,8 +40,11 @@ impl ValidatorSet {
         canonical_digest(alg, self)
     }
 
+    /// Sum of the voting powers (saturating: validation caps it far below u64::MAX).
     pub fn total_power(&self) -> u64 {
-        self.validators.iter().map(|v| v.power).sum()
+        self.validators
+            .iter()
+            .fold(0u64, |acc, v| acc.saturating_add(v.power))
     }
 
     pub fn get(&self, name: &str) -> Option<&Validator> {
@@ -83,9 +86,14 @@ pub enum GenesisError {
     ZeroPower(String),
     #[error("validator {0:?} has an invalid public key: {1}")]
     BadKey(String, String),
+    #[error("the total voting power must not exceed 2^53 - 1 (it is hashed as a JSON number)")]
+    PowerTooLarge,
     #[error("validator name {0:?} must be 1 to 64 characters of a-z, A-Z, 0-9, '-', '_', '.'")]
     BadName(String),
 }
+
+/// 2^53 - 1, the largest integer a JSON number carries exactly.
+pub const MAX_TOTAL_POWER: u64 = (1 << 53) - 1;
 
 pub fn valid_chain_id(id: &str) -> bool {
     !id.is_empty()
@@ -144,6 +152,10 @@ pub fn validate_set(set: &ValidatorSet) -> Result<(), GenesisError> {
         }
         crate::keys::parse_public_key(&v.public_key)
             .map_err(|e| GenesisError::BadKey(v.name.clone(), e))?;
+    }
+    // JCS hashes numbers as IEEE doubles: keep every power and the total exact.
+    if set.total_power() > MAX_TOTAL_POWER {
+        return Err(GenesisError::PowerTooLarge);
     }
     Ok(())
 }

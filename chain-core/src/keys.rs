@@ -41,7 +41,17 @@ pub fn parse_public_key(hex_key: &str) -> Result<VerifyingKey, String> {
     }
     let mut bytes = [0u8; 32];
     hex::decode_to_slice(hex_key, &mut bytes).map_err(|e| e.to_string())?;
-    VerifyingKey::from_bytes(&bytes).map_err(|_| "not a valid Ed25519 point".to_string())
+    let key =
+        VerifyingKey::from_bytes(&bytes).map_err(|_| "not a valid Ed25519 point".to_string())?;
+    // Other verifiers (libsodium among them) refuse non-canonical encodings and small-order
+    // keys; refusing them here too keeps every verifier's verdict the same.
+    if key.to_bytes() != bytes {
+        return Err("not a canonical Ed25519 point encoding".into());
+    }
+    if key.is_weak() {
+        return Err("a small-order Ed25519 key cannot be a validator key".into());
+    }
+    Ok(key)
 }
 
 /// Loads the key at `path`, or creates it (mode 0600) when the file does not exist.

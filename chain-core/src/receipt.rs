@@ -142,6 +142,13 @@ impl Receipt {
     pub fn parse(bytes: &[u8]) -> Result<Receipt, VerifyError> {
         let value: strict::StrictValue =
             serde_json::from_slice(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        // The version decides the shape, so it is read first: a newer receipt is reported as
+        // such, not as malformed.
+        if let Some(v) = value.0.get("version").and_then(|v| v.as_u64())
+            && v != u64::from(RECEIPT_VERSION)
+        {
+            return Err(VerifyError::Version(u32::try_from(v).unwrap_or(u32::MAX)));
+        }
         serde_json::from_value(value.0).map_err(|e| VerifyError::Malformed(e.to_string()))
     }
 }
@@ -219,10 +226,17 @@ pub fn verify(r: &AnchoredReceipt, genesis: &Genesis) -> Result<VerifiedReceipt,
         });
     }
     let time = &r.block_header.time;
-    let parsed = chrono::DateTime::parse_from_rfc3339(time)
-        .map_err(|_| VerifyError::BlockTime(time.clone()))?;
-    if parsed.offset().local_minus_utc() != 0 || !time.ends_with('Z') {
+    if !is_block_time(time) {
         return Err(VerifyError::BlockTime(time.clone()));
+    }
+    if r.block_header.height == 0 {
+        return Err(VerifyError::Malformed("block height 0 is the genesis, not a block".into()));
+    }
+    if set.get(&r.block_header.proposer).is_none() {
+        return Err(VerifyError::Malformed(format!(
+            "block proposer {:?} is not in the validator set",
+            r.block_header.proposer
+        )));
     }
     // 6. Attestations by more than 2/3 of the voting power.
     let block_hash = r
@@ -273,6 +287,21 @@ pub fn verify(r: &AnchoredReceipt, genesis: &Genesis) -> Result<VerifiedReceipt,
         signed_power,
         total_power,
     })
+}
+
+/// Exactly `YYYY-MM-DDTHH:MM:SS.sssZ`, a valid UTC time.
+pub fn is_block_time(t: &str) -> bool {
+    let b = t.as_bytes();
+    let shape = b.len() == 24
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'.',
+            23 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        });
+    shape && chrono::NaiveDateTime::parse_from_str(&t[..23], "%Y-%m-%dT%H:%M:%S%.3f").is_ok()
 }
 
 fn str_field(event: &serde_json::Value, name: &'static str) -> Result<String, VerifyError> {
@@ -385,6 +414,27 @@ mod strict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_time_form_is_exact() {
+        assert!(is_block_time("2026-11-25T09:30:00.123Z"));
+        for bad in [
+            "2026-11-25T09:30:00Z",
+            "2026-11-25t09:30:00.123Z",
+            "2026-11-25 09:30:00.123Z",
+            "2026-11-25T09:30:00.123+00:00",
+            "2026-13-25T09:30:00.123Z",
+            "2026-11-25T09:30:60.123Z",
+        ] {
+            assert!(!is_block_time(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn newer_versions_are_named() {
+        let err = Receipt::parse(br#"{"status":"anchored","version":2,"new_field":1}"#).unwrap_err();
+        assert_eq!(err, VerifyError::Version(2));
+    }
 
     #[test]
     fn duplicate_keys_are_rejected() {

@@ -1,1 +1,148 @@
-fn main() {}
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use veritrace::verify::{self, Subject, VerifyCommandError};
+use veritrace_kernel::config::Config;
+
+/// Veritrace: records business facts as events, anchors them on a consortium chain, and
+/// issues receipts anyone can verify offline.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole platform in one process (embedded mode: SQLite, in-process bus, a
+    /// single-validator chain), with its data under ./data.
+    Up {
+        /// Configuration file (TOML); VERITRACE_* environment variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address to listen on (overrides `http.bind`), e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Verify a receipt offline against the chain's genesis document.
+    Verify {
+        /// The receipt (JSON), as served by GET /receipts/{event_id}.
+        receipt: PathBuf,
+        /// The genesis document of the chain the receipt claims.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Also check that the event attests this file.
+        #[arg(long, conflicts_with = "digest")]
+        file: Option<PathBuf>,
+        /// Also check that the event attests a document with this digest (hex).
+        #[arg(long)]
+        digest: Option<String>,
+    },
+    /// Measure events/s from capture to anchored receipt on this machine (embedded mode).
+    Bench {
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Verify { receipt, genesis, file, digest } => {
+            let subject = match (&file, &digest) {
+                (Some(f), _) => Subject::File(f),
+                (_, Some(d)) => Subject::Digest(d),
+                _ => Subject::None,
+            };
+            match verify::run(&receipt, &genesis, subject) {
+                Ok(v) => {
+                    print!("{}", verify::summary(&v));
+                    ExitCode::SUCCESS
+                }
+                Err(VerifyCommandError::Failed(e)) => {
+                    eprintln!("NOT VERIFIED: {e}");
+                    ExitCode::from(1)
+                }
+                Err(VerifyCommandError::Input(e)) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Up { config, data_dir, bind } => {
+            let mut cfg = match Config::load(config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            if let Some(b) = bind {
+                cfg.http.bind = b;
+            }
+            runtime(|| up(cfg))
+        }
+        Command::Bench { events, concurrency } => runtime(|| async move {
+            veritrace_kernel::telemetry::init_tracing("warn");
+            let report = veritrace::bench::run(veritrace::bench::BenchOptions { events, concurrency }).await?;
+            print!("{report}");
+            Ok(())
+        }),
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn runtime<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), BoxError>>,
+{
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(f()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn up(cfg: Config) -> Result<(), BoxError> {
+    veritrace_kernel::telemetry::init_tracing(&cfg.log);
+    let platform = veritrace::platform::Platform::start(cfg).await?;
+    let url = platform.base_url();
+    println!("Veritrace is up (embedded mode), chain {}", platform.genesis.chain_id);
+    println!("  API            {url}");
+    println!("  API docs       {url}/docs/");
+    println!("  metrics        {url}/metrics");
+    println!("  genesis        {}", platform.genesis_path.display());
+    match &platform.new_admin_key {
+        Some(key) => {
+            println!("  admin API key  {key}");
+            println!("                 (shown once: store it now; it is not kept in clear anywhere)");
+        }
+        None => println!("  admin API key  (created on first start; not shown again)"),
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    tokio::signal::ctrl_c().await?;
+    println!("stopping");
+    platform.stop().await;
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! Evidence endpoints.
+
+use crate::EvidenceService;
+use crate::domain::{self, EvidenceError, RegisterEvidence};
+use crate::projections::{EvidenceFilter, EvidenceView, ProjectionError};
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use chain_core::ContentHashAlg;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use veritrace_kernel::auth::{Organisation, Role};
+use veritrace_kernel::http::ValidJson;
+use veritrace_kernel::{ApiError, FieldError};
+
+impl From<EvidenceError> for ApiError {
+    fn from(e: EvidenceError) -> Self {
+        match e {
+            EvidenceError::Invalid(errors) => ApiError::Validation(errors),
+            EvidenceError::NotOwner(_) => ApiError::Forbidden(e.to_string()),
+            EvidenceError::AlreadyWithdrawn(_) => ApiError::InvalidState(e.to_string()),
+        }
+    }
+}
+
+impl From<ProjectionError> for ApiError {
+    fn from(e: ProjectionError) -> Self {
+        match e {
+            ProjectionError::Pool(_) => ApiError::Unavailable(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The hash of the evidence file, computed by the party; the file itself is never sent.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContentHashInput {
+    /// `sha-256`, `sha-512`, `sha3-256` or `sha3-512`.
+    #[schema(value_type = String, example = "sha-256")]
+    pub algorithm: ContentHashAlg,
+    /// Hex digest of the file, of the algorithm's length.
+    #[schema(example = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")]
+    pub digest: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterEvidenceRequest {
+    pub content_hash: ContentHashInput,
+    /// What the file is, 1 to 300 characters.
+    pub title: String,
+    /// The court case it belongs to, if known.
+    pub case_reference: Option<String>,
+    /// Free-form JSON object, at most 16 KiB.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawEvidenceRequest {
+    /// Why the registration is withdrawn; it stays on record.
+    pub reason: String,
+    /// The record's version the caller read; a different current version answers 409.
+    pub expected_version: u64,
+}
+
+/// A command's outcome: the record as it now stands and the event that changed it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EvidenceCommandResponse {
+    pub evidence: EvidenceView,
+    /// The recorded event; its receipt is at `receipt_url`.
+    pub event_id: String,
+    /// `H(JCS(envelope))` of the event.
+    pub event_digest: String,
+    pub receipt_url: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EvidenceQuery {
+    /// Only records of a file with this digest (hex, any case).
+    pub digest: Option<String>,
+    /// Only records hashed with this algorithm.
+    pub algorithm: Option<String>,
+    pub case_reference: Option<String>,
+    /// At most this many records (1-500, default 100), newest first.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EvidenceList {
+    pub items: Vec<EvidenceView>,
+}
+
+async fn respond(
+    svc: &EvidenceService,
+    evidence_id: &str,
+    event: veritrace_kernel::event_store::StoredEvent,
+    status: actix_web::http::StatusCode,
+) -> Result<HttpResponse, ApiError> {
+    // The read model normally shows the event already; if it is lagging, say so rather than
+    // guess its content.
+    let evidence = svc.read_model.get(evidence_id.to_string()).await?.ok_or_else(|| {
+        ApiError::Unavailable(format!(
+            "evidence {evidence_id} was recorded (event {}) but the read model is behind; read it again shortly",
+            event.envelope.id
+        ))
+    })?;
+    let event_id = event.envelope.id.to_string();
+    Ok(HttpResponse::build(status)
+        .insert_header((header::LOCATION, format!("/evidence/{evidence_id}")))
+        .json(EvidenceCommandResponse {
+            evidence,
+            receipt_url: format!("/receipts/{event_id}"),
+            event_id,
+            event_digest: event.digest.to_hex(),
+        }))
+}
+
+/// Register the hash of an evidence file.
+#[utoipa::path(
+    post, path = "/evidence", tag = "evidence",
+    request_body = RegisterEvidenceRequest,
+    responses(
+        (status = 201, body = EvidenceCommandResponse, description = "Recorded durably; anchoring follows within seconds"),
+        (status = 400, body = veritrace_kernel::Problem), (status = 401, body = veritrace_kernel::Problem),
+        (status = 413, body = veritrace_kernel::Problem), (status = 415, body = veritrace_kernel::Problem),
+        (status = 422, body = veritrace_kernel::Problem), (status = 503, body = veritrace_kernel::Problem),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn register(
+    svc: web::Data<EvidenceService>,
+    caller: Organisation,
+    ValidJson(body): ValidJson<RegisterEvidenceRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let evidence_id = uuid::Uuid::now_v7().to_string();
+    let event = domain::decide_register(
+        &evidence_id,
+        RegisterEvidence {
+            algorithm: body.content_hash.algorithm,
+            digest: body.content_hash.digest,
+            title: body.title,
+            case_reference: body.case_reference,
+            metadata: body.metadata,
+        },
+    )?;
+    let stored = svc.record(&caller, &evidence_id, 0, event).await?;
+    respond(&svc, &evidence_id, stored, actix_web::http::StatusCode::CREATED).await
+}
+
+fn parse_id(id: &str) -> Result<String, ApiError> {
+    uuid::Uuid::parse_str(id)
+        .map(|u| u.to_string())
+        .map_err(|_| ApiError::field("evidence_id", "must be a UUID"))
+}
+
+fn visible(caller: &Organisation, v: &EvidenceView) -> bool {
+    caller.role == Role::Admin || v.organisation == caller.organisation_id
+}
+
+/// One evidence record.
+#[utoipa::path(
+    get, path = "/evidence/{evidence_id}", tag = "evidence",
+    params(("evidence_id" = String, Path)),
+    responses(
+        (status = 200, body = EvidenceView),
+        (status = 401, body = veritrace_kernel::Problem), (status = 404, body = veritrace_kernel::Problem),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get(
+    svc: web::Data<EvidenceService>,
+    caller: Organisation,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path.into_inner())?;
+    match svc.read_model.get(id.clone()).await? {
+        Some(v) if visible(&caller, &v) => Ok(HttpResponse::Ok()
+            .insert_header((header::ETAG, format!("\"{}\"", v.version)))
+            .json(v)),
+        _ => Err(ApiError::NotFound(format!("no evidence {id}"))),
+    }
+}
+
+/// Evidence records, newest first: look a file up by its digest, or list a case's records.
+/// Organisations see their own records; the admin sees all.
+#[utoipa::path(
+    get, path = "/evidence", tag = "evidence",
+    params(EvidenceQuery),
+    responses(
+        (status = 200, body = EvidenceList),
+        (status = 401, body = veritrace_kernel::Problem), (status = 422, body = veritrace_kernel::Problem),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list(
+    svc: web::Data<EvidenceService>,
+    caller: Organisation,
+    query: web::Query<EvidenceQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let mut errors = Vec::new();
+    let digest = q.digest.map(|d| {
+        if d.is_empty() || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+            errors.push(FieldError::new("digest", "must be hexadecimal"));
+        }
+        d.to_ascii_lowercase()
+    });
+    if let Some(a) = &q.algorithm
+        && ContentHashAlg::from_name(a).is_none()
+    {
+        errors.push(FieldError::new(
+            "algorithm",
+            "must be one of sha-256, sha-512, sha3-256, sha3-512",
+        ));
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        errors.push(FieldError::new("limit", "must be between 1 and 500"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let items = svc
+        .read_model
+        .list(EvidenceFilter {
+            organisation: (caller.role != Role::Admin).then(|| caller.organisation_id.clone()),
+            digest,
+            algorithm: q.algorithm,
+            case_reference: q.case_reference,
+            limit,
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(EvidenceList { items }))
+}
+
+/// Withdraw a registration. It stays on record, marked withdrawn.
+#[utoipa::path(
+    post, path = "/evidence/{evidence_id}/withdrawal", tag = "evidence",
+    params(("evidence_id" = String, Path)),
+    request_body = WithdrawEvidenceRequest,
+    responses(
+        (status = 200, body = EvidenceCommandResponse),
+        (status = 401, body = veritrace_kernel::Problem), (status = 403, body = veritrace_kernel::Problem),
+        (status = 404, body = veritrace_kernel::Problem),
+        (status = 409, body = veritrace_kernel::Problem, description = "Version conflict or already withdrawn"),
+        (status = 422, body = veritrace_kernel::Problem),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn withdraw(
+    svc: web::Data<EvidenceService>,
+    caller: Organisation,
+    path: web::Path<String>,
+    ValidJson(body): ValidJson<WithdrawEvidenceRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path.into_inner())?;
+    let record = svc
+        .load(&id)
+        .await?
+        .filter(|r| caller.role == Role::Admin || r.owner == caller.organisation_id)
+        .ok_or_else(|| ApiError::NotFound(format!("no evidence {id}")))?;
+    if record.version != body.expected_version {
+        return Err(ApiError::VersionConflict(format!(
+            "evidence {id} is at version {}, the request expected {}; read it again and retry",
+            record.version, body.expected_version
+        )));
+    }
+    let event = domain::decide_withdraw(&record, &caller.organisation_id, &body.reason)?;
+    let stored = svc.record(&caller, &id, record.version, event).await?;
+    respond(&svc, &id, stored, actix_web::http::StatusCode::OK).await
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/evidence", web::post().to(register))
+        .route("/evidence", web::get().to(list))
+        .route("/evidence/{evidence_id}", web::get().to(get))
+        .route("/evidence/{evidence_id}/withdrawal", web::post().to(withdraw));
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(register, get, list, withdraw))]
+pub struct EvidenceApi;

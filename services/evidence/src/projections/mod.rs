@@ -1,0 +1,334 @@
+//! The read side (diesel): evidence records as the query endpoints serve them, kept up to date
+//! from the event store by the projector. Each batch of events and the checkpoint move in one
+//! transaction, so a crash replays nothing twice and skips nothing.
+
+use crate::domain::{EvidenceEvent, EvidenceStatus};
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::sqlite::SqliteConnection;
+use serde::Serialize;
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::watch;
+use utoipa::ToSchema;
+use veritrace_kernel::event_store::{EventStore, StoredEvent};
+
+pub const PROJECTION: &str = "evidence_records";
+
+diesel::table! {
+    evidence_records (evidence_id) {
+        evidence_id -> Text,
+        organisation -> Text,
+        algorithm -> Text,
+        digest -> Text,
+        title -> Text,
+        case_reference -> Nullable<Text>,
+        metadata -> Nullable<Text>,
+        status -> Text,
+        registered_at -> Text,
+        registered_event_id -> Text,
+        withdrawn_at -> Nullable<Text>,
+        withdrawal_reason -> Nullable<Text>,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    projection_checkpoints (projection) {
+        projection -> Text,
+        position -> BigInt,
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = evidence_records)]
+pub struct EvidenceRow {
+    pub evidence_id: String,
+    pub organisation: String,
+    pub algorithm: String,
+    pub digest: String,
+    pub title: String,
+    pub case_reference: Option<String>,
+    pub metadata: Option<String>,
+    pub status: String,
+    pub registered_at: String,
+    pub registered_event_id: String,
+    pub withdrawn_at: Option<String>,
+    pub withdrawal_reason: Option<String>,
+    pub version: i64,
+}
+
+/// An evidence record as the API shows it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema, PartialEq)]
+pub struct EvidenceView {
+    pub evidence_id: String,
+    pub organisation: String,
+    pub content_hash: ContentHashView,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+    /// `registered` or `withdrawn`.
+    pub status: String,
+    pub registered_at: String,
+    /// The event that registered it: its receipt is at `/receipts/{registered_event_id}`.
+    pub registered_event_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawn_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawal_reason: Option<String>,
+    /// Stream version; send it as `expected_version` with a command on this record.
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema, PartialEq)]
+pub struct ContentHashView {
+    pub algorithm: String,
+    pub digest: String,
+}
+
+impl From<EvidenceRow> for EvidenceView {
+    fn from(r: EvidenceRow) -> Self {
+        EvidenceView {
+            evidence_id: r.evidence_id,
+            organisation: r.organisation,
+            content_hash: ContentHashView {
+                algorithm: r.algorithm,
+                digest: r.digest,
+            },
+            title: r.title,
+            case_reference: r.case_reference,
+            metadata: r.metadata.and_then(|m| serde_json::from_str(&m).ok()),
+            status: r.status,
+            registered_at: r.registered_at,
+            registered_event_id: r.registered_event_id,
+            withdrawn_at: r.withdrawn_at,
+            withdrawal_reason: r.withdrawal_reason,
+            version: r.version,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("read model unavailable: {0}")]
+    Pool(String),
+    #[error("read model query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("event at position {0} cannot be projected: {1}")]
+    Event(i64, String),
+}
+
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        diesel::sql_query("PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL;")
+            .execute(conn)
+            .map(|_| ())
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// The read model's connection pool.
+#[derive(Clone)]
+pub struct ReadModel {
+    pool: Pool<ConnectionManager<SqliteConnection>>,
+}
+
+/// Filters of the evidence list.
+#[derive(Debug, Default, Clone)]
+pub struct EvidenceFilter {
+    pub organisation: Option<String>,
+    pub digest: Option<String>,
+    pub algorithm: Option<String>,
+    pub case_reference: Option<String>,
+    pub limit: i64,
+}
+
+impl ReadModel {
+    pub fn open(path: &Path) -> Result<Self, ProjectionError> {
+        let manager = ConnectionManager::<SqliteConnection>::new(path.display().to_string());
+        let pool = Pool::builder()
+            .max_size(4)
+            .connection_timeout(Duration::from_secs(10))
+            .connection_customizer(Box::new(SqlitePragmas))
+            .build(manager)
+            .map_err(|e| ProjectionError::Pool(e.to_string()))?;
+        Ok(ReadModel { pool })
+    }
+
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T, ProjectionError> + Send + 'static,
+    ) -> Result<T, ProjectionError> {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| ProjectionError::Pool(e.to_string()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| ProjectionError::Pool(e.to_string()))?
+    }
+
+    pub async fn get(&self, id: String) -> Result<Option<EvidenceView>, ProjectionError> {
+        self.with_conn(move |c| {
+            Ok(evidence_records::table
+                .find(id)
+                .select(EvidenceRow::as_select())
+                .first(c)
+                .optional()?
+                .map(EvidenceView::from))
+        })
+        .await
+    }
+
+    pub async fn list(&self, filter: EvidenceFilter) -> Result<Vec<EvidenceView>, ProjectionError> {
+        self.with_conn(move |c| {
+            let mut q = evidence_records::table.into_boxed();
+            if let Some(o) = filter.organisation {
+                q = q.filter(evidence_records::organisation.eq(o));
+            }
+            if let Some(d) = filter.digest {
+                q = q.filter(evidence_records::digest.eq(d));
+            }
+            if let Some(a) = filter.algorithm {
+                q = q.filter(evidence_records::algorithm.eq(a));
+            }
+            if let Some(r) = filter.case_reference {
+                q = q.filter(evidence_records::case_reference.eq(r));
+            }
+            let rows = q
+                .order(evidence_records::registered_at.desc())
+                .limit(filter.limit)
+                .select(EvidenceRow::as_select())
+                .load(c)?;
+            Ok(rows.into_iter().map(EvidenceView::from).collect())
+        })
+        .await
+    }
+
+    pub async fn checkpoint(&self) -> Result<i64, ProjectionError> {
+        self.with_conn(|c| {
+            Ok(projection_checkpoints::table
+                .find(PROJECTION)
+                .select(projection_checkpoints::position)
+                .first(c)
+                .optional()?
+                .unwrap_or(0))
+        })
+        .await
+    }
+
+    /// Applies events (in position order) and moves the checkpoint, atomically.
+    pub async fn apply(&self, events: Vec<StoredEvent>) -> Result<i64, ProjectionError> {
+        self.with_conn(move |c| {
+            c.immediate_transaction(|c| {
+                let mut last = 0;
+                for e in &events {
+                    apply_one(c, e)?;
+                    last = e.position;
+                }
+                diesel::replace_into(projection_checkpoints::table)
+                    .values((
+                        projection_checkpoints::projection.eq(PROJECTION),
+                        projection_checkpoints::position.eq(last),
+                    ))
+                    .execute(c)?;
+                Ok(last)
+            })
+        })
+        .await
+    }
+}
+
+fn apply_one(c: &mut SqliteConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+    let env = &e.envelope;
+    let event = EvidenceEvent::from_parts(&env.event_type, &env.payload)
+        .map_err(|m| ProjectionError::Event(e.position, m))?;
+    match event {
+        EvidenceEvent::EvidenceRegistered(r) => {
+            diesel::insert_or_ignore_into(evidence_records::table)
+                .values(EvidenceRow {
+                    evidence_id: r.evidence_id,
+                    organisation: env.organisation.clone(),
+                    algorithm: r.content_hash.algorithm.name().to_string(),
+                    digest: r.content_hash.digest,
+                    title: r.title,
+                    case_reference: r.case_reference,
+                    metadata: r.metadata.map(|m| serde_json::Value::Object(m).to_string()),
+                    status: status_name(EvidenceStatus::Registered).into(),
+                    registered_at: env.recorded_at.clone(),
+                    registered_event_id: env.id.to_string(),
+                    withdrawn_at: None,
+                    withdrawal_reason: None,
+                    version: env.stream_version as i64,
+                })
+                .execute(c)?;
+        }
+        EvidenceEvent::EvidenceWithdrawn(w) => {
+            diesel::update(evidence_records::table.find(w.evidence_id))
+                .set((
+                    evidence_records::status.eq(status_name(EvidenceStatus::Withdrawn)),
+                    evidence_records::withdrawn_at.eq(Some(env.recorded_at.clone())),
+                    evidence_records::withdrawal_reason.eq(Some(w.reason)),
+                    evidence_records::version.eq(env.stream_version as i64),
+                ))
+                .execute(c)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn status_name(s: EvidenceStatus) -> &'static str {
+    match s {
+        EvidenceStatus::Registered => "registered",
+        EvidenceStatus::Withdrawn => "withdrawn",
+    }
+}
+
+/// Keeps the read model up to date; publishes the position it has reached.
+pub async fn run_projector(
+    store: EventStore,
+    model: ReadModel,
+    reached: watch::Sender<i64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut committed = store.committed();
+    let mut position = match model.checkpoint().await {
+        Ok(p) => p,
+        Err(err) => {
+            tracing::error!(%err, "cannot read the projection checkpoint");
+            0
+        }
+    };
+    reached.send_replace(position);
+    loop {
+        match store.read_after(position, 1000).await {
+            Ok(events) if !events.is_empty() => match model.apply(events).await {
+                Ok(p) => {
+                    position = p;
+                    reached.send_replace(p);
+                    continue;
+                }
+                Err(err) => tracing::warn!(%err, "projection failed; retrying"),
+            },
+            Ok(_) => {
+                tokio::select! {
+                    _ = committed.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => return,
+                }
+                continue;
+            }
+            Err(err) => tracing::warn!(%err, "reading events for projection failed; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The Veritrace binary's library: the embedded platform (every service in one process), the
+//! receipt verification command and the benchmark.
+
+pub mod bench;
+pub mod openapi;
+pub mod platform;
+pub mod verify;

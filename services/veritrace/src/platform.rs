@@ -1,0 +1,268 @@
+//! The embedded platform: chain node, anchoring service, domain services and the HTTP API in
+//! one process, with SQLite files, the block store and keys under the data directory.
+
+use actix_web::dev::{Service, ServerHandle};
+use actix_web::{App, HttpResponse, HttpServer, web};
+use chain_core::genesis::{Genesis, SignatureAlg, Validator, ValidatorSet};
+use chain_core::keys;
+use chain_core::solo::SoloNode;
+use chain_core::store::BlockStore;
+use chain_core::ChainClient;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use veritrace_anchor::AnchorService;
+use veritrace_evidence::EvidenceService;
+use veritrace_kernel::auth::Identity;
+use veritrace_kernel::bus::{Bus, InProcessBus};
+use veritrace_kernel::config::Config;
+use veritrace_kernel::db::Database;
+use veritrace_kernel::http::BodyLimit;
+use veritrace_kernel::migrate;
+use veritrace_kernel::outbox::OutboxRelay;
+use veritrace_kernel::telemetry::{Metrics, metrics_endpoint};
+use veritrace_kernel::ApiError;
+
+pub struct Platform {
+    pub addr: SocketAddr,
+    /// The admin API key, only on the first start of a data directory.
+    pub new_admin_key: Option<String>,
+    pub genesis_path: PathBuf,
+    pub genesis: Genesis,
+    pub identity: Identity,
+    pub anchor: Arc<AnchorService>,
+    pub evidence: Arc<EvidenceService>,
+    pub chain: Arc<SoloNode>,
+    server: ServerHandle,
+    shutdown: watch::Sender<bool>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Loads the node's genesis and key, creating both on the first start.
+fn load_chain(config: &Config) -> Result<(Genesis, PathBuf, ed25519_dalek::SigningKey), BoxError> {
+    let dir = config.data_dir.join("chain");
+    std::fs::create_dir_all(&dir)?;
+    let key = keys::load_or_create(&dir.join("validator.key"))?;
+    let path = dir.join("genesis.json");
+    let genesis = if path.exists() {
+        Genesis::parse(&std::fs::read(&path)?)?
+    } else {
+        let chain_id = match &config.chain.chain_id {
+            Some(id) => id.clone(),
+            None => {
+                let mut b = [0u8; 4];
+                getrandom::fill(&mut b)?;
+                format!("veritrace-local-{}", hex::encode(b))
+            }
+        };
+        let genesis = Genesis {
+            chain_id,
+            genesis_time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            hash_alg: config.chain.hash_alg,
+            signature_alg: SignatureAlg::Ed25519,
+            validator_set: ValidatorSet {
+                validators: vec![Validator {
+                    name: "local-validator".into(),
+                    organisation: "local".into(),
+                    public_key: keys::public_key_hex(&key),
+                    power: 1,
+                }],
+            },
+        };
+        genesis.validate()?;
+        let tmp = dir.join("genesis.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&genesis)?)?;
+        std::fs::rename(&tmp, &path)?;
+        genesis
+    };
+    Ok((genesis, path, key))
+}
+
+impl Platform {
+    pub async fn start(config: Config) -> Result<Platform, BoxError> {
+        let data = config.data_dir.clone();
+        std::fs::create_dir_all(&data)?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let metrics = Arc::new(Metrics::new()?);
+
+        let (genesis, genesis_path, key) = load_chain(&config)?;
+        let store = BlockStore::open(&data.join("chain").join("blocks.redb"))?;
+        let chain = Arc::new(SoloNode::open(genesis.clone(), key, store)?);
+        {
+            let chain = chain.clone();
+            let interval = Duration::from_millis(config.chain.block_interval_ms.max(1));
+            let rx = shutdown_rx.clone();
+            tokio::spawn(async move { chain.run(interval, rx).await });
+        }
+
+        let identity_db = Database::open(&data.join("identity.db")).await?;
+        migrate::run(&identity_db.writer, "identity", migrate::IDENTITY).await?;
+        let identity = Identity::new(&identity_db);
+        let new_admin_key = identity.bootstrap_admin().await?;
+
+        let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
+        let anchor_db = Database::open(&data.join("anchor.db")).await?;
+        let chain_client: Arc<dyn ChainClient> = chain.clone();
+        let anchor = AnchorService::open(&anchor_db, chain_client, config.anchor.clone(), metrics.clone()).await?;
+        // The anchor subscribes before any relay publishes.
+        anchor.start(bus.as_ref(), shutdown_rx.clone()).await?;
+
+        let evidence = EvidenceService::open(
+            &data.join("evidence.db"),
+            genesis.hash_alg,
+            metrics.clone(),
+            shutdown_rx.clone(),
+        )
+        .await?;
+        let relay = OutboxRelay {
+            store: evidence.store.clone(),
+            bus: bus.clone(),
+            batch_size: config.outbox.batch_size.max(1),
+            sweep_interval: Duration::from_millis(config.outbox.sweep_interval_ms.max(10)),
+        };
+        tokio::spawn(relay.run(shutdown_rx.clone()));
+
+        let state = AppState {
+            genesis: genesis.clone(),
+            chain: chain.clone(),
+            templates: Arc::new(templates()?),
+        };
+        let (server, addr) = http_server(
+            &config,
+            identity.clone(),
+            anchor.clone(),
+            evidence.clone(),
+            metrics.clone(),
+            state,
+        )?;
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(Platform {
+            addr,
+            new_admin_key,
+            genesis_path,
+            genesis,
+            identity,
+            anchor,
+            evidence,
+            chain,
+            server: handle,
+            shutdown,
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, then stops the background tasks.
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+        let _ = self.shutdown.send(true);
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    genesis: Genesis,
+    chain: Arc<SoloNode>,
+    templates: Arc<tera::Tera>,
+}
+
+fn templates() -> Result<tera::Tera, tera::Error> {
+    let mut t = tera::Tera::default();
+    t.add_raw_template("index.html", include_str!("../../../frontend/templates/index.html"))?;
+    Ok(t)
+}
+
+async fn index(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let mut ctx = tera::Context::new();
+    ctx.insert("chain_id", &state.genesis.chain_id);
+    ctx.insert("hash_alg", state.genesis.hash_alg.name());
+    ctx.insert("validators", &state.genesis.validator_set.validators.len());
+    ctx.insert("height", &state.chain.head().await.unwrap_or(0));
+    let html = state
+        .templates
+        .render("index.html", &ctx)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
+}
+
+async fn genesis_document(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(&state.genesis)
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+fn http_server(
+    config: &Config,
+    identity: Identity,
+    anchor: Arc<AnchorService>,
+    evidence: Arc<EvidenceService>,
+    metrics: Arc<Metrics>,
+    state: AppState,
+) -> Result<(actix_web::dev::Server, SocketAddr), BoxError> {
+    let limit = BodyLimit(config.http.max_body_bytes);
+    let identity = web::Data::new(identity);
+    let anchor = web::Data::from(anchor);
+    let evidence = web::Data::from(evidence);
+    let metrics_data = web::Data::from(metrics.clone());
+    let state = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        let metrics = metrics.clone();
+        App::new()
+            .app_data(limit)
+            .app_data(identity.clone())
+            .app_data(anchor.clone())
+            .app_data(evidence.clone())
+            .app_data(metrics_data.clone())
+            .app_data(state.clone())
+            .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                ApiError::field("query", err.to_string()).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|err, _| {
+                ApiError::field("path", err.to_string()).into()
+            }))
+            .wrap_fn(move |req, srv| {
+                let metrics = metrics.clone();
+                let fut = srv.call(req);
+                async move {
+                    let res = fut.await?;
+                    let class = format!("{}xx", res.status().as_u16() / 100);
+                    metrics.http_responses.with_label_values(&[class.as_str()]).inc();
+                    Ok(res)
+                }
+            })
+            .wrap(tracing_actix_web::TracingLogger::default())
+            .configure(veritrace_kernel::auth::configure)
+            .configure(veritrace_evidence::http::configure)
+            .configure(veritrace_anchor::http::configure)
+            .configure(crate::openapi::configure)
+            .route("/", web::get().to(index))
+            .route("/chain/genesis", web::get().to(genesis_document))
+            .route("/healthz", web::get().to(health))
+            .route("/metrics", web::get().to(metrics_endpoint))
+            .default_service(web::to(veritrace_kernel::http::not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(10);
+    if config.http.workers > 0 {
+        server = server.workers(config.http.workers);
+    }
+    let server = server.bind(&config.http.bind)?;
+    let addr = *server
+        .addrs()
+        .first()
+        .ok_or("the HTTP server bound no address")?;
+    Ok((server.run(), addr))
+}
+
+/// Path of the data directory's genesis document.
+pub fn genesis_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("chain").join("genesis.json")
+}
