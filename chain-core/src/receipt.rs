@@ -230,7 +230,9 @@ pub fn verify(r: &AnchoredReceipt, genesis: &Genesis) -> Result<VerifiedReceipt,
         return Err(VerifyError::BlockTime(time.clone()));
     }
     if r.block_header.height == 0 {
-        return Err(VerifyError::Malformed("block height 0 is the genesis, not a block".into()));
+        return Err(VerifyError::Malformed(
+            "block height 0 is the genesis, not a block".into(),
+        ));
     }
     if set.get(&r.block_header.proposer).is_none() {
         return Err(VerifyError::Malformed(format!(
@@ -301,7 +303,10 @@ pub fn is_block_time(t: &str) -> bool {
             23 => *c == b'Z',
             _ => c.is_ascii_digit(),
         });
-    shape && chrono::NaiveDateTime::parse_from_str(&t[..23], "%Y-%m-%dT%H:%M:%S%.3f").is_ok()
+    // chrono admits a leap second (60); block times never carry one.
+    shape
+        && &t[17..19] < "60"
+        && chrono::NaiveDateTime::parse_from_str(&t[..23], "%Y-%m-%dT%H:%M:%S%.3f").is_ok()
 }
 
 fn str_field(event: &serde_json::Value, name: &'static str) -> Result<String, VerifyError> {
@@ -432,7 +437,8 @@ mod tests {
 
     #[test]
     fn newer_versions_are_named() {
-        let err = Receipt::parse(br#"{"status":"anchored","version":2,"new_field":1}"#).unwrap_err();
+        let err =
+            Receipt::parse(br#"{"status":"anchored","version":2,"new_field":1}"#).unwrap_err();
         assert_eq!(err, VerifyError::Version(2));
     }
 

@@ -97,11 +97,12 @@ impl AnchorService {
         });
 
         // The schedule only triggers sealing; what is sealed is decided from the database.
+        // (tokio-cron-scheduler counts repeat intervals in whole seconds.)
         let scheduler = tokio_cron_scheduler::JobScheduler::new().await?;
         let me = self.clone();
         scheduler
             .add(tokio_cron_scheduler::Job::new_repeated_async(
-                Duration::from_millis(self.config.seal_interval_ms.max(10)),
+                Duration::from_secs(self.config.seal_interval_secs.max(1)),
                 move |_, _| {
                     let me = me.clone();
                     Box::pin(async move { me.seal_all().await })
@@ -139,7 +140,10 @@ impl AnchorService {
                 tracing::error!(error = %e, "malformed message");
                 let body = String::from_utf8_lossy(&delivery.body).into_owned();
                 // Kept for inspection; the message itself goes to the dead-letter queue.
-                let _ = self.store.reject(&delivery.routing_key, &e.to_string(), &body).await;
+                let _ = self
+                    .store
+                    .reject(&delivery.routing_key, &e.to_string(), &body)
+                    .await;
                 delivery.settle(Settlement::DeadLetter);
                 return;
             }
@@ -148,19 +152,20 @@ impl AnchorService {
         let mut leaves = Vec::with_capacity(batch.events.len());
         for e in batch.events {
             // The digest is recomputed from the envelope: what is anchored is what is stored.
-            let checked = serde_json::from_value::<veritrace_kernel::EventEnvelope>(e.envelope.clone())
-                .map_err(|err| err.to_string())
-                .and_then(|env| env.seal(alg).map_err(|err| err.to_string()))
-                .and_then(|sealed| {
-                    if sealed.digest == e.digest {
-                        Ok(sealed)
-                    } else {
-                        Err(format!(
-                            "stated digest {} but the envelope hashes to {}",
-                            e.digest, sealed.digest
-                        ))
-                    }
-                });
+            let checked =
+                serde_json::from_value::<veritrace_kernel::EventEnvelope>(e.envelope.clone())
+                    .map_err(|err| err.to_string())
+                    .and_then(|env| env.seal(alg).map_err(|err| err.to_string()))
+                    .and_then(|sealed| {
+                        if sealed.digest == e.digest {
+                            Ok(sealed)
+                        } else {
+                            Err(format!(
+                                "stated digest {} but the envelope hashes to {}",
+                                e.digest, sealed.digest
+                            ))
+                        }
+                    });
             match checked {
                 Ok(sealed) => leaves.push(NewLeaf {
                     digest: sealed.digest,
@@ -289,7 +294,9 @@ impl AnchorService {
         let mut remaining = 0;
         for batch in self.store.unanchored().await? {
             if let Some(loc) = self.chain.locate(&batch.tx_hash).await? {
-                self.store.mark_anchored(&batch.batch_id, loc.height, loc.index).await?;
+                self.store
+                    .mark_anchored(&batch.batch_id, loc.height, loc.index)
+                    .await?;
                 self.metrics.batches_anchored.inc();
                 tracing::info!(batch_id = %batch.batch_id, height = loc.height, "batch anchored");
                 continue;
@@ -330,12 +337,11 @@ impl AnchorService {
     }
 
     async fn tree(&self, batch_id: &str) -> Result<Arc<MerkleTree>, AnchorError> {
-        if let Some(t) = self
-            .trees
-            .lock()
-            .ok()
-            .and_then(|c| c.iter().find(|(id, _)| id == batch_id).map(|(_, t)| t.clone()))
-        {
+        if let Some(t) = self.trees.lock().ok().and_then(|c| {
+            c.iter()
+                .find(|(id, _)| id == batch_id)
+                .map(|(_, t)| t.clone())
+        }) {
             return Ok(t);
         }
         let digests = self.store.batch_digests(batch_id).await?;

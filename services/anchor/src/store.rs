@@ -80,7 +80,12 @@ impl AnchorStore {
         Ok(inserted)
     }
 
-    pub async fn reject(&self, routing_key: &str, reason: &str, body: &str) -> Result<(), StoreError> {
+    pub async fn reject(
+        &self,
+        routing_key: &str,
+        reason: &str,
+        body: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO rejected_events (routing_key, reason, body, received_at) VALUES (?, ?, ?, ?)")
             .bind(routing_key)
             .bind(reason)
@@ -93,33 +98,44 @@ impl AnchorStore {
 
     /// Leaves not yet in a batch, oldest first.
     pub async fn unsealed(&self, limit: i64) -> Result<Vec<(i64, Digest)>, StoreError> {
-        let rows = sqlx::query("SELECT seq, digest FROM leaves WHERE batch_id IS NULL ORDER BY seq LIMIT ?")
-            .bind(limit)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT seq, digest FROM leaves WHERE batch_id IS NULL ORDER BY seq LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("seq")?, digest(&r.try_get::<String, _>("digest")?)?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("seq")?,
+                    digest(&r.try_get::<String, _>("digest")?)?,
+                ))
+            })
             .collect()
     }
 
     /// Records a sealed batch and assigns its leaves their indices, in one transaction.
     pub async fn seal(&self, batch: &BatchRecord, seqs: &[i64]) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query("INSERT INTO batches (batch_id, root, size, tx_hash, sealed_at) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query(
+            "INSERT INTO batches (batch_id, root, size, tx_hash, sealed_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&batch.batch_id)
+        .bind(batch.root.to_hex())
+        .bind(batch.size)
+        .bind(batch.tx_hash.to_hex())
+        .bind(now_rfc3339())
+        .execute(&mut *tx)
+        .await?;
+        for (index, seq) in seqs.iter().enumerate() {
+            sqlx::query(
+                "UPDATE leaves SET batch_id = ?, leaf_index = ? WHERE seq = ? AND batch_id IS NULL",
+            )
             .bind(&batch.batch_id)
-            .bind(batch.root.to_hex())
-            .bind(batch.size)
-            .bind(batch.tx_hash.to_hex())
-            .bind(now_rfc3339())
+            .bind(index as i64)
+            .bind(seq)
             .execute(&mut *tx)
             .await?;
-        for (index, seq) in seqs.iter().enumerate() {
-            sqlx::query("UPDATE leaves SET batch_id = ?, leaf_index = ? WHERE seq = ? AND batch_id IS NULL")
-                .bind(&batch.batch_id)
-                .bind(index as i64)
-                .bind(seq)
-                .execute(&mut *tx)
-                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -154,7 +170,12 @@ impl AnchorStore {
         Ok(())
     }
 
-    pub async fn mark_anchored(&self, batch_id: &str, height: u64, index: u32) -> Result<(), StoreError> {
+    pub async fn mark_anchored(
+        &self,
+        batch_id: &str,
+        height: u64,
+        index: u32,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE batches SET block_height = ?, tx_index = ?, anchored_at = ? WHERE batch_id = ? AND block_height IS NULL",
         )

@@ -12,13 +12,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use veritrace_kernel::ApiError;
 use veritrace_kernel::auth::Organisation;
 use veritrace_kernel::db::Database;
 use veritrace_kernel::envelope::{EventEnvelope, now_rfc3339};
 use veritrace_kernel::event_store::{EventStore, StoredEvent};
 use veritrace_kernel::migrate::{self, Migration};
 use veritrace_kernel::telemetry::Metrics;
-use veritrace_kernel::ApiError;
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
@@ -77,7 +77,9 @@ impl EvidenceService {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(ApiError::Internal)?;
-        Ok(EvidenceRecord::replay(decoded.iter().map(|(e, o)| (e, o.as_str()))))
+        Ok(EvidenceRecord::replay(
+            decoded.iter().map(|(e, o)| (e, o.as_str())),
+        ))
     }
 
     /// Appends one event to a record's stream, durably, and waits (briefly) until the read
@@ -106,8 +108,14 @@ impl EvidenceService {
             .seal(self.hash_alg)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let stream = sealed.envelope.stream.clone();
-        let mut stored = self.store.append(&stream, expected_version, vec![sealed]).await?;
-        self.metrics.events_appended.with_label_values(&[SERVICE]).inc();
+        let mut stored = self
+            .store
+            .append(&stream, expected_version, vec![sealed])
+            .await?;
+        self.metrics
+            .events_appended
+            .with_label_values(&[SERVICE])
+            .inc();
         let event = stored
             .pop()
             .ok_or_else(|| ApiError::Internal("append returned no event".into()))?;

@@ -117,13 +117,15 @@ impl Identity {
                 "an organisation named {name:?} already exists"
             )));
         }
-        sqlx::query("INSERT INTO api_keys (key_hash, organisation_id, created_at) VALUES (?, ?, ?)")
-            .bind(key_hash(&key))
-            .bind(&org.organisation_id)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO api_keys (key_hash, organisation_id, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(key_hash(&key))
+        .bind(&org.organisation_id)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok((org, key))
     }
@@ -147,7 +149,11 @@ impl Identity {
         let org = Organisation {
             organisation_id,
             name,
-            role: if role == "admin" { Role::Admin } else { Role::Member },
+            role: if role == "admin" {
+                Role::Admin
+            } else {
+                Role::Member
+            },
         };
         if let Ok(mut c) = self.cache.write() {
             c.insert(hash, org.clone());
@@ -167,8 +173,8 @@ impl FromRequest for Organisation {
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().map(str::to_string));
         Box::pin(async move {
-            let identity =
-                identity.ok_or_else(|| ApiError::Internal("identity store not configured".into()))?;
+            let identity = identity
+                .ok_or_else(|| ApiError::Internal("identity store not configured".into()))?;
             let key = match auth {
                 None => {
                     return Err(ApiError::Unauthorized(
@@ -176,7 +182,9 @@ impl FromRequest for Organisation {
                     ));
                 }
                 Some(Err(_)) => {
-                    return Err(ApiError::Unauthorized("the Authorization header is not text".into()));
+                    return Err(ApiError::Unauthorized(
+                        "the Authorization header is not text".into(),
+                    ));
                 }
                 Some(Ok(v)) => match v.strip_prefix("Bearer ") {
                     Some(k) if !k.trim().is_empty() => k.trim().to_string(),
@@ -223,14 +231,19 @@ pub async fn create_organisation(
     ValidJson(body): ValidJson<CreateOrganisation>,
 ) -> Result<HttpResponse, ApiError> {
     if caller.role != Role::Admin {
-        return Err(ApiError::Forbidden("only an admin organisation can create organisations".into()));
+        return Err(ApiError::Forbidden(
+            "only an admin organisation can create organisations".into(),
+        ));
     }
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::field("name", "must be 1 to 200 characters"));
     }
     let (organisation, api_key) = identity.create_organisation(name, Role::Member).await?;
-    Ok(HttpResponse::Created().json(CreatedOrganisation { organisation, api_key }))
+    Ok(HttpResponse::Created().json(CreatedOrganisation {
+        organisation,
+        api_key,
+    }))
 }
 
 /// The organisation the API key belongs to.

@@ -108,7 +108,10 @@ impl InProcessBus {
 
     /// Messages that consumers rejected as unprocessable.
     pub fn dead_letters(&self) -> Vec<Message> {
-        self.dead_letters.lock().map(|d| d.clone()).unwrap_or_default()
+        self.dead_letters
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
     }
 
     async fn deliver(&self, tx: mpsc::Sender<Delivery>, message: &Message) -> Result<(), BusError> {
@@ -156,7 +159,11 @@ impl Bus for InProcessBus {
                     .map_err(|_| BusError::Unavailable("queue registry poisoned".into()))?;
                 queues
                     .iter()
-                    .filter(|q| q.bindings.iter().any(|b| topic_matches(b, &message.routing_key)))
+                    .filter(|q| {
+                        q.bindings
+                            .iter()
+                            .any(|b| topic_matches(b, &message.routing_key))
+                    })
                     .map(|q| q.tx.clone())
                     .collect()
             };
@@ -196,7 +203,10 @@ mod tests {
         assert!(topic_matches("#", "evidence.EvidenceRegistered"));
         assert!(topic_matches("evidence.*", "evidence.EvidenceRegistered"));
         assert!(!topic_matches("evidence.*", "finance.VoucherIssued"));
-        assert!(topic_matches("*.EvidenceRegistered", "evidence.EvidenceRegistered"));
+        assert!(topic_matches(
+            "*.EvidenceRegistered",
+            "evidence.EvidenceRegistered"
+        ));
         assert!(topic_matches("evidence.#", "evidence"));
         assert!(!topic_matches("*", "a.b"));
     }
@@ -205,7 +215,11 @@ mod tests {
     async fn publish_waits_for_the_consumer_and_dead_letters_poison() {
         let bus = InProcessBus::new();
         assert!(matches!(
-            bus.publish(vec![Message { routing_key: "a.b".into(), body: vec![] }]).await,
+            bus.publish(vec![Message {
+                routing_key: "a.b".into(),
+                body: vec![]
+            }])
+            .await,
             Err(BusError::Unroutable(_))
         ));
         let mut sub = bus.subscribe("q", &["a.*"]).await.unwrap();
@@ -213,7 +227,11 @@ mod tests {
             let mut seen = Vec::new();
             while let Some(d) = sub.next().await {
                 seen.push(d.body.clone());
-                let outcome = if d.body == b"poison" { Settlement::DeadLetter } else { Settlement::Ack };
+                let outcome = if d.body == b"poison" {
+                    Settlement::DeadLetter
+                } else {
+                    Settlement::Ack
+                };
                 d.settle(outcome);
                 if seen.len() == 2 {
                     break;
@@ -222,12 +240,21 @@ mod tests {
             seen
         });
         bus.publish(vec![
-            Message { routing_key: "a.b".into(), body: b"poison".to_vec() },
-            Message { routing_key: "a.c".into(), body: b"good".to_vec() },
+            Message {
+                routing_key: "a.b".into(),
+                body: b"poison".to_vec(),
+            },
+            Message {
+                routing_key: "a.c".into(),
+                body: b"good".to_vec(),
+            },
         ])
         .await
         .unwrap();
-        assert_eq!(consumer.await.unwrap(), vec![b"poison".to_vec(), b"good".to_vec()]);
+        assert_eq!(
+            consumer.await.unwrap(),
+            vec![b"poison".to_vec(), b"good".to_vec()]
+        );
         assert_eq!(bus.dead_letters().len(), 1);
     }
 }

@@ -45,8 +45,8 @@ pub struct ChainConfig {
 pub struct AnchorConfig {
     /// A batch is sealed when this many leaves wait...
     pub max_batch_size: usize,
-    /// ...or on this schedule, whichever comes first.
-    pub seal_interval_ms: u64,
+    /// ...or on this schedule (whole seconds, at least 1), whichever comes first.
+    pub seal_interval_secs: u64,
     /// Batches not yet in a block are submitted again after this long.
     pub resubmit_after_ms: u64,
 }
@@ -97,7 +97,7 @@ impl Default for AnchorConfig {
     fn default() -> Self {
         AnchorConfig {
             max_batch_size: 20_000,
-            seal_interval_ms: 500,
+            seal_interval_secs: 1,
             resubmit_after_ms: 10_000,
         }
     }

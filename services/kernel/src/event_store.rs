@@ -42,9 +42,9 @@ impl From<EventStoreError> for crate::problem::ApiError {
     fn from(e: EventStoreError) -> Self {
         use crate::problem::ApiError;
         match e {
-            EventStoreError::Conflict { .. } => ApiError::VersionConflict(format!(
-                "{e}; read the current state and retry"
-            )),
+            EventStoreError::Conflict { .. } => {
+                ApiError::VersionConflict(format!("{e}; read the current state and retry"))
+            }
             EventStoreError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
@@ -98,7 +98,9 @@ impl EventStore {
         events: Vec<SealedEnvelope>,
     ) -> Result<Vec<StoredEvent>, EventStoreError> {
         for (i, e) in events.iter().enumerate() {
-            if e.envelope.stream != stream || e.envelope.stream_version != expected_version + 1 + i as u64 {
+            if e.envelope.stream != stream
+                || e.envelope.stream_version != expected_version + 1 + i as u64
+            {
                 return Err(EventStoreError::Invalid(format!(
                     "event {} does not continue stream {stream} from version {expected_version}",
                     e.envelope.id
@@ -137,7 +139,11 @@ impl EventStore {
     }
 
     /// Events after `position`, in commit order.
-    pub async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<StoredEvent>, EventStoreError> {
+    pub async fn read_after(
+        &self,
+        position: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, EventStoreError> {
         let rows = sqlx::query(
             "SELECT position, envelope, digest FROM events WHERE position > ? ORDER BY position LIMIT ?",
         )
@@ -190,7 +196,9 @@ fn row_to_event(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, EventStore
     let corrupt = |reason: String| EventStoreError::Corrupt { position, reason };
     let envelope: EventEnvelope =
         serde_json::from_str(&canonical).map_err(|e| corrupt(e.to_string()))?;
-    let digest: Digest = digest.parse().map_err(|e: chain_core::hash::DigestParseError| corrupt(e.to_string()))?;
+    let digest: Digest = digest
+        .parse()
+        .map_err(|e: chain_core::hash::DigestParseError| corrupt(e.to_string()))?;
     Ok(StoredEvent {
         position,
         envelope,
@@ -239,7 +247,10 @@ async fn writer_task(
 
 type GroupResult = (Vec<Result<Vec<StoredEvent>, EventStoreError>>, i64);
 
-async fn commit_group(pool: &SqlitePool, jobs: &[AppendJob]) -> Result<GroupResult, EventStoreError> {
+async fn commit_group(
+    pool: &SqlitePool,
+    jobs: &[AppendJob],
+) -> Result<GroupResult, EventStoreError> {
     let mut tx = pool.begin().await.map_err(unavailable)?;
     let mut results = Vec::with_capacity(jobs.len());
     let mut head = 0;

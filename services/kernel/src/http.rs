@@ -34,7 +34,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|ct| {
-                let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                let mime = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
                 mime == "application/json" || mime.ends_with("+json")
             })
             .unwrap_or(false);
@@ -75,13 +80,13 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// Dotted path of the field at fault. serde reports a missing or unknown field at its parent,
-/// so the name is taken from the message.
+/// Dotted path of the field at fault. serde reports a missing field at its parent, so its name
+/// is taken from the message.
 fn field_name(path: &str, message: &str) -> String {
     let parent = if path == "." { "" } else { path };
-    let named = ["missing field `", "unknown field `"]
-        .iter()
-        .find_map(|p| message.strip_prefix(p))
+    // (An unknown field's path already ends with its name.)
+    let named = message
+        .strip_prefix("missing field `")
         .and_then(|rest| rest.split('`').next());
     if let Some(name) = named {
         return if parent.is_empty() {
@@ -136,7 +141,10 @@ mod tests {
     fn names_the_field_at_fault() {
         assert_eq!(field_of(r#"{"inner":{"algorithm":"x"}}"#), "title");
         assert_eq!(field_of(r#"{"title":"t","inner":{}}"#), "inner.algorithm");
-        assert_eq!(field_of(r#"{"title":1,"inner":{"algorithm":"x"}}"#), "title");
+        assert_eq!(
+            field_of(r#"{"title":1,"inner":{"algorithm":"x"}}"#),
+            "title"
+        );
         assert_eq!(
             field_of(r#"{"title":"t","inner":{"algorithm":"x"},"extra":1}"#),
             "extra"

@@ -70,7 +70,10 @@ pub async fn run(
             source,
         };
         let mut tx = pool.begin().await?;
-        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(failed)?;
+        sqlx::raw_sql(m.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
         sqlx::query("INSERT INTO schema_migrations (component, version, name, checksum) VALUES (?, ?, ?, ?)")
             .bind(component)
             .bind(m.version)
@@ -79,7 +82,12 @@ pub async fn run(
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        tracing::info!(component, version = m.version, name = m.name, "migration applied");
+        tracing::info!(
+            component,
+            version = m.version,
+            name = m.name,
+            "migration applied"
+        );
     }
     Ok(())
 }

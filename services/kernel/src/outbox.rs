@@ -80,7 +80,10 @@ impl OutboxRelay {
                 start = i;
             }
         }
-        self.bus.publish(messages).await.map_err(|e| e.to_string())?;
+        self.bus
+            .publish(messages)
+            .await
+            .map_err(|e| e.to_string())?;
         let positions: Vec<i64> = pending.iter().map(|e| e.position).collect();
         self.store
             .mark_published(&positions)

@@ -29,15 +29,24 @@ impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
         let http_responses = IntCounterVec::new(
-            Opts::new("veritrace_http_responses_total", "HTTP responses by status class"),
+            Opts::new(
+                "veritrace_http_responses_total",
+                "HTTP responses by status class",
+            ),
             &["status"],
         )?;
         let events_appended = IntCounterVec::new(
-            Opts::new("veritrace_events_appended_total", "Events committed to the event store"),
+            Opts::new(
+                "veritrace_events_appended_total",
+                "Events committed to the event store",
+            ),
             &["service"],
         )?;
         let events_published = IntCounterVec::new(
-            Opts::new("veritrace_events_published_total", "Events confirmed by the bus"),
+            Opts::new(
+                "veritrace_events_published_total",
+                "Events confirmed by the bus",
+            ),
             &["service"],
         )?;
         let leaves_received = IntCounter::new(
@@ -50,7 +59,8 @@ impl Metrics {
             "veritrace_anchor_batches_anchored_total",
             "Batches whose anchor transaction is in a final block",
         )?;
-        let chain_height = IntGauge::new("veritrace_chain_height", "Height of the last final block")?;
+        let chain_height =
+            IntGauge::new("veritrace_chain_height", "Height of the last final block")?;
         registry.register(Box::new(http_responses.clone()))?;
         registry.register(Box::new(events_appended.clone()))?;
         registry.register(Box::new(events_published.clone()))?;

@@ -79,7 +79,8 @@ async fn run_in(dir: &std::path::Path, opts: &BenchOptions) -> Result<BenchRepor
     let (events, concurrency) = (opts.events.max(1), opts.concurrency.max(1));
 
     let started = Instant::now();
-    let latencies = tokio::task::spawn_blocking(move || load(&url, &key, events, concurrency)).await??;
+    let latencies =
+        tokio::task::spawn_blocking(move || load(&url, &key, events, concurrency)).await??;
     let capture_secs = started.elapsed().as_secs_f64();
 
     // Wait for the anchoring service to report every leaf in a final block.
@@ -104,7 +105,9 @@ async fn run_in(dir: &std::path::Path, opts: &BenchOptions) -> Result<BenchRepor
     Ok(BenchReport {
         events,
         concurrency,
-        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         capture_secs,
         end_to_end_secs,
         latency_p50_ms: pct(0.50),

@@ -54,7 +54,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Verify { receipt, genesis, file, digest } => {
+        Command::Verify {
+            receipt,
+            genesis,
+            file,
+            digest,
+        } => {
             let subject = match (&file, &digest) {
                 (Some(f), _) => Subject::File(f),
                 (_, Some(d)) => Subject::Digest(d),
@@ -75,7 +80,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Up { config, data_dir, bind } => {
+        Command::Up {
+            config,
+            data_dir,
+            bind,
+        } => {
             let mut cfg = match Config::load(config.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
@@ -91,9 +100,16 @@ fn main() -> ExitCode {
             }
             runtime(|| up(cfg))
         }
-        Command::Bench { events, concurrency } => runtime(|| async move {
+        Command::Bench {
+            events,
+            concurrency,
+        } => runtime(|| async move {
             veritrace_kernel::telemetry::init_tracing("warn");
-            let report = veritrace::bench::run(veritrace::bench::BenchOptions { events, concurrency }).await?;
+            let report = veritrace::bench::run(veritrace::bench::BenchOptions {
+                events,
+                concurrency,
+            })
+            .await?;
             print!("{report}");
             Ok(())
         }),
@@ -107,7 +123,10 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<(), BoxError>>,
 {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -127,7 +146,10 @@ async fn up(cfg: Config) -> Result<(), BoxError> {
     veritrace_kernel::telemetry::init_tracing(&cfg.log);
     let platform = veritrace::platform::Platform::start(cfg).await?;
     let url = platform.base_url();
-    println!("Veritrace is up (embedded mode), chain {}", platform.genesis.chain_id);
+    println!(
+        "Veritrace is up (embedded mode), chain {}",
+        platform.genesis.chain_id
+    );
     println!("  API            {url}");
     println!("  API docs       {url}/docs/");
     println!("  metrics        {url}/metrics");
@@ -135,7 +157,9 @@ async fn up(cfg: Config) -> Result<(), BoxError> {
     match &platform.new_admin_key {
         Some(key) => {
             println!("  admin API key  {key}");
-            println!("                 (shown once: store it now; it is not kept in clear anywhere)");
+            println!(
+                "                 (shown once: store it now; it is not kept in clear anywhere)"
+            );
         }
         None => println!("  admin API key  (created on first start; not shown again)"),
     }

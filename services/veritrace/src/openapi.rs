@@ -62,11 +62,28 @@ macro_rules! asset {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/openapi.json", web::get().to(openapi_json))
-        .route("/docs", web::get().to(|| async {
-            HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
-        }))
-        .route("/docs/", web::get().to(asset!("index.html", "text/html; charset=utf-8")))
-        .route("/docs/init.js", web::get().to(asset!("init.js", "text/javascript")))
-        .route("/docs/swagger-ui.css", web::get().to(asset!("swagger-ui.css", "text/css")))
-        .route("/docs/swagger-ui-bundle.js", web::get().to(asset!("swagger-ui-bundle.js", "text/javascript")));
+        .route(
+            "/docs",
+            web::get().to(|| async {
+                HttpResponse::PermanentRedirect()
+                    .insert_header(("Location", "/docs/"))
+                    .finish()
+            }),
+        )
+        .route(
+            "/docs/",
+            web::get().to(asset!("index.html", "text/html; charset=utf-8")),
+        )
+        .route(
+            "/docs/init.js",
+            web::get().to(asset!("init.js", "text/javascript")),
+        )
+        .route(
+            "/docs/swagger-ui.css",
+            web::get().to(asset!("swagger-ui.css", "text/css")),
+        )
+        .route(
+            "/docs/swagger-ui-bundle.js",
+            web::get().to(asset!("swagger-ui-bundle.js", "text/javascript")),
+        );
 }

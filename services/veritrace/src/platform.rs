@@ -1,13 +1,13 @@
 //! The embedded platform: chain node, anchoring service, domain services and the HTTP API in
 //! one process, with SQLite files, the block store and keys under the data directory.
 
-use actix_web::dev::{Service, ServerHandle};
+use actix_web::dev::{ServerHandle, Service};
 use actix_web::{App, HttpResponse, HttpServer, web};
+use chain_core::ChainClient;
 use chain_core::genesis::{Genesis, SignatureAlg, Validator, ValidatorSet};
 use chain_core::keys;
 use chain_core::solo::SoloNode;
 use chain_core::store::BlockStore;
-use chain_core::ChainClient;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use veritrace_anchor::AnchorService;
 use veritrace_evidence::EvidenceService;
+use veritrace_kernel::ApiError;
 use veritrace_kernel::auth::Identity;
 use veritrace_kernel::bus::{Bus, InProcessBus};
 use veritrace_kernel::config::Config;
@@ -23,7 +24,6 @@ use veritrace_kernel::http::BodyLimit;
 use veritrace_kernel::migrate;
 use veritrace_kernel::outbox::OutboxRelay;
 use veritrace_kernel::telemetry::{Metrics, metrics_endpoint};
-use veritrace_kernel::ApiError;
 
 pub struct Platform {
     pub addr: SocketAddr,
@@ -106,7 +106,13 @@ impl Platform {
         let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
         let anchor_db = Database::open(&data.join("anchor.db")).await?;
         let chain_client: Arc<dyn ChainClient> = chain.clone();
-        let anchor = AnchorService::open(&anchor_db, chain_client, config.anchor.clone(), metrics.clone()).await?;
+        let anchor = AnchorService::open(
+            &anchor_db,
+            chain_client,
+            config.anchor.clone(),
+            metrics.clone(),
+        )
+        .await?;
         // The anchor subscribes before any relay publishes.
         anchor.start(bus.as_ref(), shutdown_rx.clone()).await?;
 
@@ -174,7 +180,10 @@ struct AppState {
 
 fn templates() -> Result<tera::Tera, tera::Error> {
     let mut t = tera::Tera::default();
-    t.add_raw_template("index.html", include_str!("../../../frontend/templates/index.html"))?;
+    t.add_raw_template(
+        "index.html",
+        include_str!("../../../frontend/templates/index.html"),
+    )?;
     Ok(t)
 }
 
@@ -188,7 +197,9 @@ async fn index(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         .templates
         .render("index.html", &ctx)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html))
 }
 
 async fn genesis_document(state: web::Data<AppState>) -> HttpResponse {
@@ -222,19 +233,24 @@ fn http_server(
             .app_data(evidence.clone())
             .app_data(metrics_data.clone())
             .app_data(state.clone())
-            .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                ApiError::field("query", err.to_string()).into()
-            }))
-            .app_data(web::PathConfig::default().error_handler(|err, _| {
-                ApiError::field("path", err.to_string()).into()
-            }))
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|err, _| ApiError::field("query", err.to_string()).into()),
+            )
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|err, _| ApiError::field("path", err.to_string()).into()),
+            )
             .wrap_fn(move |req, srv| {
                 let metrics = metrics.clone();
                 let fut = srv.call(req);
                 async move {
                     let res = fut.await?;
                     let class = format!("{}xx", res.status().as_u16() / 100);
-                    metrics.http_responses.with_label_values(&[class.as_str()]).inc();
+                    metrics
+                        .http_responses
+                        .with_label_values(&[class.as_str()])
+                        .inc();
                     Ok(res)
                 }
             })

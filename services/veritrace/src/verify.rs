@@ -27,9 +27,14 @@ pub enum VerifyCommandError {
     Failed(#[from] VerifyError),
 }
 
-pub fn run(receipt_path: &Path, genesis_path: &Path, subject: Subject<'_>) -> Result<Verified, VerifyCommandError> {
+pub fn run(
+    receipt_path: &Path,
+    genesis_path: &Path,
+    subject: Subject<'_>,
+) -> Result<Verified, VerifyCommandError> {
     let read = |p: &Path| {
-        std::fs::read(p).map_err(|e| VerifyCommandError::Input(format!("cannot read {}: {e}", p.display())))
+        std::fs::read(p)
+            .map_err(|e| VerifyCommandError::Input(format!("cannot read {}: {e}", p.display())))
     };
     let genesis = Genesis::parse(&read(genesis_path)?).map_err(VerifyCommandError::Input)?;
     let bytes = read(receipt_path)?;
@@ -40,20 +45,29 @@ pub fn run(receipt_path: &Path, genesis_path: &Path, subject: Subject<'_>) -> Re
     let verified = receipt::verify(&anchored, &genesis)?;
     let content = match subject {
         Subject::None => None,
-        Subject::Digest(d) => Some((receipt::check_content_digest(&anchored.event, d)?, "the given digest".to_string())),
+        Subject::Digest(d) => Some((
+            receipt::check_content_digest(&anchored.event, d)?,
+            "the given digest".to_string(),
+        )),
         Subject::File(path) => {
             let attested = receipt::attested_content(&anchored.event)?;
-            let file = std::fs::File::open(path)
-                .map_err(|e| VerifyCommandError::Input(format!("cannot read {}: {e}", path.display())))?;
+            let file = std::fs::File::open(path).map_err(|e| {
+                VerifyCommandError::Input(format!("cannot read {}: {e}", path.display()))
+            })?;
             let actual = attested
                 .algorithm
                 .hash_reader(std::io::BufReader::new(file))
-                .map_err(|e| VerifyCommandError::Input(format!("cannot read {}: {e}", path.display())))?;
+                .map_err(|e| {
+                    VerifyCommandError::Input(format!("cannot read {}: {e}", path.display()))
+                })?;
             let checked = receipt::check_content_digest(&anchored.event, &actual)?;
             Some((checked, format!("the file {}", path.display())))
         }
     };
-    Ok(Verified { receipt: verified, content })
+    Ok(Verified {
+        receipt: verified,
+        content,
+    })
 }
 
 /// The human summary printed on success.

@@ -71,10 +71,7 @@ pub fn assemble_receipt(
         version: RECEIPT_VERSION,
         event,
         event_digest,
-        batch_proof: LeafProof {
-            leaf_index,
-            path,
-        },
+        batch_proof: LeafProof { leaf_index, path },
         transaction,
         transaction_proof: LeafProof {
             leaf_index: u64::from(tx_index),

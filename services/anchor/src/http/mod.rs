@@ -36,7 +36,11 @@ async fn respond(
     if caller.role != Role::Admin {
         let owner = serde_json::from_str::<serde_json::Value>(&leaf.canonical)
             .ok()
-            .and_then(|v| v.get("organisation").and_then(|o| o.as_str()).map(str::to_string));
+            .and_then(|v| {
+                v.get("organisation")
+                    .and_then(|o| o.as_str())
+                    .map(str::to_string)
+            });
         if owner.as_deref() != Some(caller.organisation_id.as_str()) {
             return Err(not_found());
         }
@@ -66,7 +70,11 @@ pub async fn receipt_by_event(
     let event_id = path.into_inner();
     let id = uuid::Uuid::parse_str(&event_id)
         .map_err(|_| ApiError::field("event_id", "must be a UUID"))?;
-    let leaf = anchor.store.leaf_by_event(&id.to_string()).await.map_err(crate::AnchorError::from)?;
+    let leaf = anchor
+        .store
+        .leaf_by_event(&id.to_string())
+        .await
+        .map_err(crate::AnchorError::from)?;
     respond(&anchor, &caller, leaf, id.to_string()).await
 }
 
@@ -90,14 +98,23 @@ pub async fn receipt_by_digest(
     let text = path.into_inner();
     let digest: Digest = text
         .parse()
-        .map_err(|e: chain_core::hash::DigestParseError| ApiError::field("event_digest", e.to_string()))?;
-    let leaf = anchor.store.leaf_by_digest(&digest).await.map_err(crate::AnchorError::from)?;
+        .map_err(|e: chain_core::hash::DigestParseError| {
+            ApiError::field("event_digest", e.to_string())
+        })?;
+    let leaf = anchor
+        .store
+        .leaf_by_digest(&digest)
+        .await
+        .map_err(crate::AnchorError::from)?;
     respond(&anchor, &caller, leaf, format!("with digest {digest}")).await
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/receipts/by-digest/{event_digest}", web::get().to(receipt_by_digest))
-        .route("/receipts/{event_id}", web::get().to(receipt_by_event));
+    cfg.route(
+        "/receipts/by-digest/{event_digest}",
+        web::get().to(receipt_by_digest),
+    )
+    .route("/receipts/{event_id}", web::get().to(receipt_by_event));
 }
 
 #[derive(utoipa::OpenApi)]

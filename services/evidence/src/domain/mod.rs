@@ -81,7 +81,9 @@ pub struct EvidenceRecord {
 
 impl EvidenceRecord {
     /// Folds a stream's events, each with the organisation that recorded it.
-    pub fn replay<'a>(events: impl IntoIterator<Item = (&'a EvidenceEvent, &'a str)>) -> Option<Self> {
+    pub fn replay<'a>(
+        events: impl IntoIterator<Item = (&'a EvidenceEvent, &'a str)>,
+    ) -> Option<Self> {
         let mut record: Option<EvidenceRecord> = None;
         for (event, organisation) in events {
             record = match (record.take(), event) {
@@ -134,9 +136,18 @@ fn check_text(field: &str, value: &str, max: usize, required: bool, errors: &mut
     if required && value.trim().is_empty() {
         errors.push(FieldError::new(field, "must not be empty"));
     } else if n > max {
-        errors.push(FieldError::new(field, format!("must be at most {max} characters, got {n}")));
-    } else if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        errors.push(FieldError::new(field, "must not contain control characters"));
+        errors.push(FieldError::new(
+            field,
+            format!("must be at most {max} characters, got {n}"),
+        ));
+    } else if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        errors.push(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
 }
 
@@ -154,7 +165,13 @@ pub fn decide_register(
     };
     check_text("title", &cmd.title, MAX_TITLE_CHARS, true, &mut errors);
     if let Some(c) = &cmd.case_reference {
-        check_text("case_reference", c, MAX_CASE_REFERENCE_CHARS, true, &mut errors);
+        check_text(
+            "case_reference",
+            c,
+            MAX_CASE_REFERENCE_CHARS,
+            true,
+            &mut errors,
+        );
     }
     if let Some(m) = &cmd.metadata {
         let size = serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX);
@@ -216,14 +233,18 @@ mod tests {
     #[test]
     fn register_normalises_and_validates() {
         let e = decide_register("e1", cmd(&"AB".repeat(32))).unwrap();
-        let EvidenceEvent::EvidenceRegistered(r) = &e else { panic!() };
+        let EvidenceEvent::EvidenceRegistered(r) = &e else {
+            panic!()
+        };
         assert_eq!(r.content_hash.digest, "ab".repeat(32));
         assert_eq!(r.title, "Contract scan");
         let err = decide_register("e1", cmd("abc")).unwrap_err();
         assert!(matches!(err, EvidenceError::Invalid(f) if f[0].field == "content_hash.digest"));
         let mut c = cmd(&"ab".repeat(32));
         c.title = "  ".into();
-        assert!(matches!(decide_register("e1", c), Err(EvidenceError::Invalid(f)) if f[0].field == "title"));
+        assert!(
+            matches!(decide_register("e1", c), Err(EvidenceError::Invalid(f)) if f[0].field == "title")
+        );
     }
 
     #[test]
@@ -237,7 +258,10 @@ mod tests {
         );
         let w = decide_withdraw(&record, "org-a", "filed in error").unwrap();
         let record = EvidenceRecord::replay([(&reg, "org-a"), (&w, "org-a")]).unwrap();
-        assert_eq!((record.status, record.version), (EvidenceStatus::Withdrawn, 2));
+        assert_eq!(
+            (record.status, record.version),
+            (EvidenceStatus::Withdrawn, 2)
+        );
         assert_eq!(
             decide_withdraw(&record, "org-a", "again"),
             Err(EvidenceError::AlreadyWithdrawn("e1".into()))

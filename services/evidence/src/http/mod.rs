@@ -147,7 +147,13 @@ pub async fn register(
         },
     )?;
     let stored = svc.record(&caller, &evidence_id, 0, event).await?;
-    respond(&svc, &evidence_id, stored, actix_web::http::StatusCode::CREATED).await
+    respond(
+        &svc,
+        &evidence_id,
+        stored,
+        actix_web::http::StatusCode::CREATED,
+    )
+    .await
 }
 
 fn parse_id(id: &str) -> Result<String, ApiError> {
@@ -277,7 +283,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/evidence", web::post().to(register))
         .route("/evidence", web::get().to(list))
         .route("/evidence/{evidence_id}", web::get().to(get))
-        .route("/evidence/{evidence_id}/withdrawal", web::post().to(withdraw));
+        .route(
+            "/evidence/{evidence_id}/withdrawal",
+            web::post().to(withdraw),
+        );
 }
 
 #[derive(utoipa::OpenApi)]

@@ -167,7 +167,9 @@ impl ReadModel {
     ) -> Result<T, ProjectionError> {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| ProjectionError::Pool(e.to_string()))?;
+            let mut conn = pool
+                .get()
+                .map_err(|e| ProjectionError::Pool(e.to_string()))?;
             f(&mut conn)
         })
         .await

@@ -1,0 +1,431 @@
+//! End-to-end tests of the embedded platform, driving the real `veritrace` binary over HTTP.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Running {
+    child: Child,
+    url: String,
+    key: Option<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `veritrace up` on a free port and waits for its banner.
+fn up(data: &Path, env: &[(&str, &str)]) -> Running {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_veritrace"));
+    cmd.args(["up", "--data-dir"])
+        .arg(data)
+        .args(["--bind", "127.0.0.1:0"])
+        .env("VERITRACE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start veritrace up");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut url, mut key) = (None, None);
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(u) = line.trim().strip_prefix("API ")
+            && url.is_none()
+        {
+            url = Some(u.trim().to_string());
+        }
+        if let Some(k) = line.trim().strip_prefix("admin API key") {
+            let k = k.trim();
+            if k.starts_with("vt_") {
+                key = Some(k.to_string());
+            }
+        }
+        if line.contains("admin API key") {
+            break;
+        }
+    }
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Running {
+        child,
+        url: url.expect("the banner names the API URL"),
+        key,
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn call(method: &str, url: &str, key: Option<&str>, body: Option<&[u8]>) -> (u16, String, Value) {
+    let a = agent();
+    let mut resp = match (method, body) {
+        ("GET", _) => {
+            let mut r = a.get(url);
+            if let Some(k) = key {
+                r = r.header("Authorization", &format!("Bearer {k}"));
+            }
+            r.call().expect("request")
+        }
+        (_, b) => {
+            let mut r = a.post(url).header("Content-Type", "application/json");
+            if let Some(k) = key {
+                r = r.header("Authorization", &format!("Bearer {k}"));
+            }
+            r.send(b.unwrap_or(b"")).expect("request")
+        }
+    };
+    let status = resp.status().as_u16();
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (
+        status,
+        ctype,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    chain_core::ContentHashAlg::Sha256
+        .hash_reader(data)
+        .expect("hash")
+}
+
+fn register(p: &Running, file: &[u8]) -> Value {
+    let body = json!({
+        "content_hash": {"algorithm": "sha-256", "digest": sha256_hex(file)},
+        "title": "Signed delivery contract",
+        "case_reference": "2026-CV-0042",
+    });
+    let (status, _, v) = call(
+        "POST",
+        &format!("{}/evidence", p.url),
+        p.key.as_deref(),
+        Some(body.to_string().as_bytes()),
+    );
+    assert_eq!(status, 201, "{v}");
+    v
+}
+
+/// Polls the receipt until it is anchored or the deadline passes.
+fn anchored_receipt(p: &Running, key: &str, event_id: &str, within: Duration) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let (status, _, v) = call(
+            "GET",
+            &format!("{}/receipts/{event_id}", p.url),
+            Some(key),
+            None,
+        );
+        if status == 200 && v["status"] == "anchored" {
+            return Some(serde_json::to_vec(&v).expect("json"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+fn verify_cli(receipt: &Path, genesis: &Path, extra: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_veritrace"))
+        .arg("verify")
+        .arg(receipt)
+        .arg("--genesis")
+        .arg(genesis)
+        .args(extra)
+        .output()
+        .expect("run verify");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn genesis_of(data: &Path) -> PathBuf {
+    data.join("chain").join("genesis.json")
+}
+
+#[test]
+fn walkthrough_receipt_is_anchored_within_3s_and_verifies_offline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = up(dir.path(), &[]);
+    let key = p.key.clone().expect("first start prints the admin key");
+    let file = b"%PDF-1.7 signed delivery contract".to_vec();
+    let registered = Instant::now();
+    let reg = register(&p, &file);
+    let event_id = reg["event_id"].as_str().expect("event_id").to_string();
+    let receipt =
+        anchored_receipt(&p, &key, &event_id, Duration::from_secs(3)).unwrap_or_else(|| {
+            panic!(
+                "receipt not anchored within 3 s of registration ({:?})",
+                registered.elapsed()
+            )
+        });
+
+    let receipt_path = dir.path().join("receipt.json");
+    std::fs::write(&receipt_path, &receipt).expect("write receipt");
+    let file_path = dir.path().join("contract.pdf");
+    std::fs::write(&file_path, &file).expect("write file");
+    let genesis = genesis_of(dir.path());
+
+    let (code, out) = verify_cli(
+        &receipt_path,
+        &genesis,
+        &["--file", file_path.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("verified") && out.contains(&event_id), "{out}");
+    let (code, out) = verify_cli(&receipt_path, &genesis, &["--digest", &sha256_hex(&file)]);
+    assert_eq!(code, 0, "{out}");
+
+    // One byte of the file changed: the content check names the mismatch.
+    let mut other = file.clone();
+    other[3] ^= 1;
+    std::fs::write(&file_path, &other).expect("write file");
+    let (code, out) = verify_cli(
+        &receipt_path,
+        &genesis,
+        &["--file", file_path.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("content mismatch"), "{out}");
+
+    // Another chain's genesis: same shape, other chain id.
+    let mut g: Value = serde_json::from_slice(&std::fs::read(&genesis).unwrap()).unwrap();
+    g["chain_id"] = json!("another-chain");
+    let other_genesis = dir.path().join("other-genesis.json");
+    std::fs::write(&other_genesis, g.to_string()).unwrap();
+    let (code, out) = verify_cli(&receipt_path, &other_genesis, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("another-chain"), "{out}");
+
+    // Same chain id but another validator key: the attestation no longer verifies.
+    let mut g: Value = serde_json::from_slice(&std::fs::read(&genesis).unwrap()).unwrap();
+    let forged = chain_core::keys::generate_signing_key().unwrap();
+    g["validator_set"]["validators"][0]["public_key"] =
+        json!(chain_core::keys::public_key_hex(&forged));
+    std::fs::write(&other_genesis, g.to_string()).unwrap();
+    let (code, out) = verify_cli(&receipt_path, &other_genesis, &[]);
+    assert_eq!(code, 1, "{out}");
+
+    // Every single-byte change of the receipt fails verification, with a reason.
+    let genesis_doc = chain_core::Genesis::parse(&std::fs::read(&genesis).unwrap()).unwrap();
+    chain_core::receipt::verify_bytes(&receipt, &genesis_doc)
+        .expect("the untouched receipt verifies");
+    for i in 0..receipt.len() {
+        let mut tampered = receipt.clone();
+        tampered[i] ^= 0x01;
+        let err = chain_core::receipt::verify_bytes(&tampered, &genesis_doc).expect_err(&format!(
+            "flipping byte {i} ({:?}) must fail",
+            receipt[i] as char
+        ));
+        assert!(!err.to_string().is_empty());
+    }
+    // Changing the event itself is named as such.
+    let mut v: Value = serde_json::from_slice(&receipt).unwrap();
+    v["event"]["payload"]["title"] = json!("Signed delivery contracT");
+    let err =
+        chain_core::receipt::verify_bytes(v.to_string().as_bytes(), &genesis_doc).unwrap_err();
+    assert!(err.to_string().contains("event digest mismatch"), "{err}");
+}
+
+fn problem(status: u16, ctype: &str, v: &Value, expect_status: u16, field: Option<&str>) {
+    assert_eq!(status, expect_status, "{v}");
+    assert_eq!(ctype, "application/problem+json", "{v}");
+    assert_eq!(v["status"], json!(expect_status), "{v}");
+    assert!(
+        v["type"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("urn:veritrace:problem:"),
+        "{v}"
+    );
+    if let Some(f) = field {
+        let fields: Vec<&str> = v["errors"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e["field"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(fields.contains(&f), "expected field {f} in {v}");
+    }
+}
+
+#[test]
+fn bad_input_gets_problem_json_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = up(dir.path(), &[("VERITRACE_HTTP__MAX_BODY_BYTES", "4096")]);
+    let key = p.key.clone().unwrap();
+    let url = format!("{}/evidence", p.url);
+    let good = sha256_hex(b"x");
+    let post = |body: &str, key: Option<&str>| call("POST", &url, key, Some(body.as_bytes()));
+
+    let (s, c, v) = post("{\"content_hash\": ", Some(&key));
+    problem(s, &c, &v, 400, None);
+    let (s, c, v) = post(
+        &json!({"content_hash": {"algorithm": "sha-256", "digest": "abcd"}, "title": "t"})
+            .to_string(),
+        Some(&key),
+    );
+    problem(s, &c, &v, 422, Some("content_hash.digest"));
+    let (s, c, v) = post(
+        &json!({"content_hash": {"algorithm": "sha-256", "digest": "zz".repeat(32)}, "title": "t"})
+            .to_string(),
+        Some(&key),
+    );
+    problem(s, &c, &v, 422, Some("content_hash.digest"));
+    let (s, c, v) = post(
+        &json!({"content_hash": {"algorithm": "md5", "digest": good}, "title": "t"}).to_string(),
+        Some(&key),
+    );
+    problem(s, &c, &v, 422, Some("content_hash.algorithm"));
+    let (s, c, v) = post(
+        &json!({"content_hash": {"algorithm": "sha-256", "digest": good}}).to_string(),
+        Some(&key),
+    );
+    problem(s, &c, &v, 422, Some("title"));
+    let big = json!({"content_hash": {"algorithm": "sha-256", "digest": good}, "title": "t", "metadata": {"x": "y".repeat(5000)}});
+    let (s, c, v) = post(&big.to_string(), Some(&key));
+    problem(s, &c, &v, 413, None);
+    let ok_body =
+        json!({"content_hash": {"algorithm": "sha-256", "digest": good}, "title": "t"}).to_string();
+    let (s, c, v) = post(&ok_body, None);
+    problem(s, &c, &v, 401, None);
+    let (s, c, v) = post(&ok_body, Some("vt_not-a-key"));
+    problem(s, &c, &v, 401, None);
+
+    // None of the above left anything behind.
+    let (s, _, v) = call("GET", &url, Some(&key), None);
+    assert_eq!(s, 200);
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(0), "{v}");
+    let (s, _, v) = call("GET", &format!("{}/metrics", p.url), None, None);
+    assert_eq!(s, 200);
+    assert!(
+        !v.as_str()
+            .unwrap_or("")
+            .contains("veritrace_events_appended_total{service=\"evidence\"}"),
+        "{v}"
+    );
+}
+
+#[test]
+fn concurrent_writes_at_one_stream_version_one_wins_one_gets_409() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = up(dir.path(), &[]);
+    let key = p.key.clone().unwrap();
+    let reg = register(&p, b"exhibit A");
+    let id = reg["evidence"]["evidence_id"].as_str().unwrap().to_string();
+    let url = format!("{}/evidence/{id}/withdrawal", p.url);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let handles: Vec<_> = (0..2)
+        .map(|i| {
+            let (url, key, barrier) = (url.clone(), key.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let body =
+                    json!({"reason": format!("withdrawal {i}"), "expected_version": 1}).to_string();
+                barrier.wait();
+                call("POST", &url, Some(&key), Some(body.as_bytes()))
+            })
+        })
+        .collect();
+    let mut results: Vec<(u16, String, Value)> =
+        handles.into_iter().map(|h| h.join().unwrap()).collect();
+    results.sort_by_key(|r| r.0);
+    assert_eq!(results[0].0, 200, "{:?}", results[0]);
+    let (s, c, v) = &results[1];
+    problem(*s, c, v, 409, None);
+    assert_eq!(v["type"], "urn:veritrace:problem:version-conflict", "{v}");
+    // The record moved exactly one version.
+    let (_, _, v) = call("GET", &format!("{}/evidence/{id}", p.url), Some(&key), None);
+    assert_eq!(
+        (v["version"].as_i64(), v["status"].as_str()),
+        (Some(2), Some("withdrawn"))
+    );
+}
+
+#[test]
+fn killed_before_anchoring_the_event_is_anchored_after_restart_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A block interval of an hour: the batch is sealed and submitted but no block is cut.
+    let p = up(
+        dir.path(),
+        &[("VERITRACE_CHAIN__BLOCK_INTERVAL_MS", "3600000")],
+    );
+    let key = p.key.clone().unwrap();
+    let reg = register(&p, b"exhibit B");
+    let event_id = reg["event_id"].as_str().unwrap().to_string();
+    // Wait until the anchoring service holds it (pending), then SIGKILL.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, _, v) = call(
+            "GET",
+            &format!("{}/receipts/{event_id}", p.url),
+            Some(&key),
+            None,
+        );
+        if s == 200 {
+            assert_eq!(v["status"], "pending", "{v}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "event never reached the anchoring service"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Wait until the schedule has sealed the batch (and so submitted it), then SIGKILL.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, _, m) = call("GET", &format!("{}/metrics", p.url), None, None);
+        if m.as_str()
+            .unwrap_or("")
+            .contains("veritrace_anchor_batches_sealed_total 1")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the batch was never sealed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(p); // SIGKILL
+
+    let p = up(dir.path(), &[]);
+    assert!(
+        p.key.is_none(),
+        "the admin key is shown only on the first start"
+    );
+    let receipt = anchored_receipt(&p, &key, &event_id, Duration::from_secs(15))
+        .expect("anchored after restart");
+    let genesis =
+        chain_core::Genesis::parse(&std::fs::read(genesis_of(dir.path())).unwrap()).unwrap();
+    let verified = chain_core::receipt::verify_bytes(&receipt, &genesis).expect("verifies");
+    assert_eq!(verified.event_id, event_id);
+    drop(p);
+
+    // Exactly one anchor transaction for the batch, and the batch holds the event once.
+    let store =
+        chain_core::store::BlockStore::open(&dir.path().join("chain").join("blocks.redb")).unwrap();
+    let v: Value = serde_json::from_slice(&receipt).unwrap();
+    let batch_id = v["transaction"]["batch_id"].as_str().unwrap();
+    let mut anchors = 0;
+    for h in 1..=store.head().unwrap() {
+        for tx in store.block(h).unwrap().unwrap().block.transactions {
+            let chain_core::Transaction::Anchor(a) = tx;
+            if a.batch_id == batch_id {
+                anchors += 1;
+            }
+        }
+    }
+    assert_eq!(anchors, 1);
+    assert_eq!(v["transaction"]["batch_size"], 1);
+}
