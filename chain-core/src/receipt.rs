@@ -22,7 +22,7 @@ pub enum Receipt {
     /// The event is recorded but not yet anchored: not a proof of anything yet.
     Pending(PendingReceipt),
     /// Complete and final: everything needed to verify, offline, forever.
-    Anchored(AnchoredReceipt),
+    Anchored(Box<AnchoredReceipt>),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -390,6 +390,6 @@ impl AnchorService {
             &block,
             tx_index as u32,
         )?;
-        Ok(Receipt::Anchored(receipt))
+        Ok(Receipt::Anchored(Box::new(receipt)))
     }
 }

@@ -138,6 +138,8 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's Jail fixes the closure's error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

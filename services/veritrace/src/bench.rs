@@ -66,10 +66,12 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, BoxError> {
 }
 
 async fn run_in(dir: &std::path::Path, opts: &BenchOptions) -> Result<BenchReport, BoxError> {
-    let mut config = Config::default();
-    config.data_dir = PathBuf::from(dir);
+    let mut config = Config {
+        data_dir: PathBuf::from(dir),
+        log: "warn".into(),
+        ..Config::default()
+    };
     config.http.bind = "127.0.0.1:0".into();
-    config.log = "warn".into();
     let platform = Platform::start(config).await?;
     let key = platform
         .new_admin_key
