@@ -136,6 +136,32 @@ pub enum VerifyError {
     },
 }
 
+impl VerifyError {
+    /// A stable short name of the failure, used by the published test vectors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::Malformed(_) => "malformed",
+            VerifyError::Pending => "pending",
+            VerifyError::Version(_) => "version",
+            VerifyError::ChainMismatch { .. } => "chain-mismatch",
+            VerifyError::EventDigest { .. } => "event-digest",
+            VerifyError::EventField(_) => "event-field",
+            VerifyError::BatchProof(_) => "batch-proof",
+            VerifyError::TransactionProof(_) => "transaction-proof",
+            VerifyError::ValidatorSet { .. } => "validator-set",
+            VerifyError::BlockTime(_) => "block-time",
+            VerifyError::UnknownValidator(_) => "unknown-validator",
+            VerifyError::DuplicateAttestation(_) => "duplicate-attestation",
+            VerifyError::BadSignature { .. } => "bad-signature",
+            VerifyError::NoQuorum { .. } => "no-quorum",
+            VerifyError::GenesisKey(_) => "genesis-key",
+            VerifyError::NoContentHash => "no-content-hash",
+            VerifyError::ContentMismatch { .. } => "content-mismatch",
+            VerifyError::BadDigest { .. } => "bad-digest",
+        }
+    }
+}
+
 impl Receipt {
     /// Parses a receipt strictly: unknown fields, missing fields and duplicate object keys are
     /// all errors, so that no byte of a receipt can change without the verifier noticing.

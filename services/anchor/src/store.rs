@@ -60,23 +60,26 @@ impl AnchorStore {
 
     /// Persists leaves, ignoring digests already present. Returns how many were new.
     pub async fn insert_leaves(&self, leaves: &[NewLeaf]) -> Result<u64, StoreError> {
-        let now = now_rfc3339();
-        let mut tx = self.writer.begin().await?;
-        let mut inserted = 0;
-        for l in leaves {
-            inserted += sqlx::query(
-                "INSERT INTO leaves (digest, event_id, envelope, received_at) VALUES (?, ?, ?, ?)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(l.digest.to_hex())
-            .bind(&l.event_id)
-            .bind(&l.canonical)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        if leaves.is_empty() {
+            return Ok(0);
         }
-        tx.commit().await?;
+        // One statement for all rows (a JSON array parameter): each statement costs a hop to
+        // sqlx's SQLite thread.
+        let rows: Vec<serde_json::Value> = leaves
+            .iter()
+            .map(|l| serde_json::json!([l.digest.to_hex(), l.event_id, l.canonical]))
+            .collect();
+        let inserted = sqlx::query(
+            "INSERT INTO leaves (digest, event_id, envelope, received_at)
+             SELECT value ->> 0, value ->> 1, value ->> 2, ? FROM json_each(?) WHERE true
+             ORDER BY key
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(now_rfc3339())
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
         Ok(inserted)
     }
 
@@ -116,7 +119,7 @@ impl AnchorStore {
 
     /// Records a sealed batch and assigns its leaves their indices, in one transaction.
     pub async fn seal(&self, batch: &BatchRecord, seqs: &[i64]) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO batches (batch_id, root, size, tx_hash, sealed_at) VALUES (?, ?, ?, ?, ?)",
         )

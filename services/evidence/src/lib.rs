@@ -16,7 +16,7 @@ use veritrace_kernel::ApiError;
 use veritrace_kernel::auth::Organisation;
 use veritrace_kernel::db::Database;
 use veritrace_kernel::envelope::{EventEnvelope, now_rfc3339};
-use veritrace_kernel::event_store::{EventStore, StoredEvent};
+use veritrace_kernel::event_store::{EventStore, StoredEvent, StreamAppend};
 use veritrace_kernel::migrate::{self, Migration};
 use veritrace_kernel::telemetry::Metrics;
 
@@ -38,7 +38,10 @@ pub struct EvidenceService {
 }
 
 impl EvidenceService {
-    /// Opens (and migrates) the service's database at `path` and starts its projector.
+    /// Opens (and migrates) the service's event store at `path` and its read model beside it
+    /// (`<path>` with `-read` before the extension), and starts the projector. The read model
+    /// lives in its own file so that projecting never contends with appends for SQLite's one
+    /// write lock; it can always be rebuilt from the event store.
     pub async fn open(
         path: &Path,
         hash_alg: HashAlg,
@@ -47,9 +50,15 @@ impl EvidenceService {
     ) -> Result<Arc<Self>, Box<dyn std::error::Error + Send + Sync>> {
         let db = Database::open(path).await?;
         migrate::run(&db.writer, "event_store", migrate::EVENT_STORE).await?;
-        migrate::run(&db.writer, SERVICE, MIGRATIONS).await?;
         let store = EventStore::start(&db).await?;
-        let read_model = ReadModel::open(path)?;
+        let read_path = path.with_file_name(format!(
+            "{}-read.db",
+            path.file_stem().and_then(|s| s.to_str()).unwrap_or(SERVICE)
+        ));
+        let read_db = Database::open(&read_path).await?;
+        migrate::run(&read_db.writer, SERVICE, MIGRATIONS).await?;
+        drop(read_db);
+        let read_model = ReadModel::open(&read_path)?;
         let (reached, projected) = watch::channel(0);
         tokio::spawn(projections::run_projector(
             store.clone(),
@@ -82,15 +91,13 @@ impl EvidenceService {
         ))
     }
 
-    /// Appends one event to a record's stream, durably, and waits (briefly) until the read
-    /// model shows it.
-    pub async fn record(
+    fn seal(
         &self,
         caller: &Organisation,
         evidence_id: &str,
         expected_version: u64,
-        event: EvidenceEvent,
-    ) -> Result<StoredEvent, ApiError> {
+        event: &EvidenceEvent,
+    ) -> Result<StreamAppend, ApiError> {
         let now = now_rfc3339();
         let envelope = EventEnvelope {
             id: uuid::Uuid::now_v7(),
@@ -107,25 +114,59 @@ impl EvidenceService {
         let sealed = envelope
             .seal(self.hash_alg)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let stream = sealed.envelope.stream.clone();
-        let mut stored = self
+        Ok(StreamAppend {
+            stream: sealed.envelope.stream.clone(),
+            expected_version,
+            events: vec![sealed],
+        })
+    }
+
+    /// Appends one event to a record's stream, durably, and waits (briefly) until the read
+    /// model shows it.
+    pub async fn record(
+        &self,
+        caller: &Organisation,
+        evidence_id: &str,
+        expected_version: u64,
+        event: EvidenceEvent,
+    ) -> Result<StoredEvent, ApiError> {
+        self.record_all(
+            caller,
+            vec![(evidence_id.to_string(), expected_version, event)],
+        )
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal("append returned no event".into()))
+    }
+
+    /// Appends one event to each of several records' streams, all or nothing, and waits
+    /// (briefly) until the read model shows them. Events come back in the order given.
+    pub async fn record_all(
+        &self,
+        caller: &Organisation,
+        items: Vec<(String, u64, EvidenceEvent)>,
+    ) -> Result<Vec<StoredEvent>, ApiError> {
+        let appends = items
+            .iter()
+            .map(|(id, expected, event)| self.seal(caller, id, *expected, event))
+            .collect::<Result<Vec<_>, _>>()?;
+        let stored: Vec<StoredEvent> = self
             .store
-            .append(&stream, expected_version, vec![sealed])
-            .await?;
+            .append_all(appends)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         self.metrics
             .events_appended
             .with_label_values(&[SERVICE])
-            .inc();
-        let event = stored
-            .pop()
-            .ok_or_else(|| ApiError::Internal("append returned no event".into()))?;
-        let mut projected = self.projected.clone();
-        let _ = tokio::time::timeout(
-            READ_YOUR_WRITES,
-            projected.wait_for(|p| *p >= event.position),
-        )
-        .await;
-        Ok(event)
+            .inc_by(stored.len() as u64);
+        if let Some(last) = stored.iter().map(|e| e.position).max() {
+            let mut projected = self.projected.clone();
+            let _ =
+                tokio::time::timeout(READ_YOUR_WRITES, projected.wait_for(|p| *p >= last)).await;
+        }
+        Ok(stored)
     }
 }
 

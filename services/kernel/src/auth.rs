@@ -100,7 +100,11 @@ impl Identity {
         };
         let key = new_key()?;
         let now = now_rfc3339();
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)?;
         let inserted = sqlx::query(
             "INSERT INTO organisations (organisation_id, name, role, created_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (name) DO NOTHING",

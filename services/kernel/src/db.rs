@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 /// A service database: one writer connection (SQLite has one writer at a time; a single
-/// connection makes that queue explicit) and a pool of readers.
+/// connection makes that queue explicit) and a pool of readers. Write transactions start with
+/// `BEGIN IMMEDIATE`: a deferred one that reads first could not upgrade to a write lock after
+/// another process (the read model's projector) committed, and would fail at once.
 #[derive(Clone)]
 pub struct Database {
     pub writer: SqlitePool,

@@ -55,11 +55,17 @@ fn unavailable(e: sqlx::Error) -> EventStoreError {
     EventStoreError::Unavailable(e.to_string())
 }
 
+/// Events to append to one stream, if it is at `expected_version` (0: a new stream).
+pub struct StreamAppend {
+    pub stream: String,
+    pub expected_version: u64,
+    pub events: Vec<SealedEnvelope>,
+}
+
+/// One caller's appends: committed all together or not at all.
 struct AppendJob {
-    stream: String,
-    expected_version: u64,
-    events: Vec<SealedEnvelope>,
-    reply: oneshot::Sender<Result<Vec<StoredEvent>, EventStoreError>>,
+    appends: Vec<StreamAppend>,
+    reply: oneshot::Sender<Result<Vec<Vec<StoredEvent>>, EventStoreError>>,
 }
 
 #[derive(Clone)]
@@ -97,24 +103,44 @@ impl EventStore {
         expected_version: u64,
         events: Vec<SealedEnvelope>,
     ) -> Result<Vec<StoredEvent>, EventStoreError> {
-        for (i, e) in events.iter().enumerate() {
-            if e.envelope.stream != stream
-                || e.envelope.stream_version != expected_version + 1 + i as u64
-            {
+        let mut stored = self
+            .append_all(vec![StreamAppend {
+                stream: stream.to_string(),
+                expected_version,
+                events,
+            }])
+            .await?;
+        Ok(stored.pop().unwrap_or_default())
+    }
+
+    /// Appends to several streams atomically: every append is committed, or none is (a
+    /// version conflict on any stream fails them all).
+    pub async fn append_all(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<Vec<StoredEvent>>, EventStoreError> {
+        let mut streams = std::collections::HashSet::new();
+        for a in &appends {
+            if !streams.insert(a.stream.as_str()) {
                 return Err(EventStoreError::Invalid(format!(
-                    "event {} does not continue stream {stream} from version {expected_version}",
-                    e.envelope.id
+                    "stream {} appears twice in one append",
+                    a.stream
                 )));
+            }
+            for (i, e) in a.events.iter().enumerate() {
+                if e.envelope.stream != a.stream
+                    || e.envelope.stream_version != a.expected_version + 1 + i as u64
+                {
+                    return Err(EventStoreError::Invalid(format!(
+                        "event {} does not continue stream {} from version {}",
+                        e.envelope.id, a.stream, a.expected_version
+                    )));
+                }
             }
         }
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(AppendJob {
-                stream: stream.to_string(),
-                expected_version,
-                events,
-                reply,
-            })
+            .send(AppendJob { appends, reply })
             .await
             .map_err(|_| EventStoreError::Unavailable("the writer has stopped".into()))?;
         answer
@@ -170,15 +196,12 @@ impl EventStore {
 
     /// Removes confirmed entries from the outbox.
     pub async fn mark_published(&self, positions: &[i64]) -> Result<(), EventStoreError> {
-        let mut tx = self.writer.begin().await.map_err(unavailable)?;
-        for p in positions {
-            sqlx::query("DELETE FROM outbox WHERE position = ?")
-                .bind(p)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-        }
-        tx.commit().await.map_err(unavailable)
+        sqlx::query("DELETE FROM outbox WHERE position IN (SELECT value FROM json_each(?))")
+            .bind(serde_json::to_string(positions).unwrap_or_default())
+            .execute(&self.writer)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     pub async fn outbox_len(&self) -> Result<i64, EventStoreError> {
@@ -245,63 +268,121 @@ async fn writer_task(
     }
 }
 
-type GroupResult = (Vec<Result<Vec<StoredEvent>, EventStoreError>>, i64);
+type GroupResult = (Vec<Result<Vec<Vec<StoredEvent>>, EventStoreError>>, i64);
 
+/// Commits a group of jobs in one transaction with a constant number of statements: SQLite
+/// statements cost a hop to sqlx's worker thread each, so rows travel as one JSON array
+/// parameter (`json_each`) rather than one statement per row.
 async fn commit_group(
     pool: &SqlitePool,
     jobs: &[AppendJob],
 ) -> Result<GroupResult, EventStoreError> {
-    let mut tx = pool.begin().await.map_err(unavailable)?;
-    let mut results = Vec::with_capacity(jobs.len());
-    let mut head = 0;
+    let mut tx = pool
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(unavailable)?;
+    // Current version of every stream the group touches.
+    let streams: Vec<&str> = jobs
+        .iter()
+        .flat_map(|j| j.appends.iter().map(|a| a.stream.as_str()))
+        .collect();
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT j.value, COALESCE((SELECT MAX(e.stream_version) FROM events e WHERE e.stream = j.value), 0)
+         FROM json_each(?) AS j",
+    )
+    .bind(serde_json::to_string(&streams).unwrap_or_default())
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(unavailable)?;
+    let mut versions: std::collections::HashMap<String, u64> =
+        rows.into_iter().map(|(s, v)| (s, v as u64)).collect();
+
+    // Decide each job against the versions as the earlier jobs of the group leave them.
+    let mut accepted = Vec::with_capacity(jobs.len());
+    let mut verdicts: Vec<Option<EventStoreError>> = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let actual: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream = ?",
-        )
-        .bind(&job.stream)
+        let conflict = job.appends.iter().find_map(|a| {
+            let actual = versions.get(&a.stream).copied().unwrap_or(0);
+            (actual != a.expected_version).then(|| EventStoreError::Conflict {
+                stream: a.stream.clone(),
+                expected: a.expected_version,
+                actual,
+            })
+        });
+        if conflict.is_none() {
+            for a in &job.appends {
+                versions.insert(a.stream.clone(), a.expected_version + a.events.len() as u64);
+                accepted.extend(a.events.iter());
+            }
+        }
+        verdicts.push(conflict);
+    }
+
+    let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
         .fetch_one(&mut *tx)
         .await
         .map_err(unavailable)?;
-        let actual = actual as u64;
-        if actual != job.expected_version {
-            results.push(Err(EventStoreError::Conflict {
-                stream: job.stream.clone(),
-                expected: job.expected_version,
-                actual,
-            }));
-            continue;
-        }
-        let mut stored = Vec::with_capacity(job.events.len());
-        for e in &job.events {
-            let position: i64 = sqlx::query_scalar(
-                "INSERT INTO events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING position",
-            )
-            .bind(e.envelope.id.to_string())
-            .bind(&e.envelope.stream)
-            .bind(e.envelope.stream_version as i64)
-            .bind(&e.envelope.event_type)
-            .bind(&e.canonical)
-            .bind(e.digest.to_hex())
-            .bind(&e.envelope.recorded_at)
-            .fetch_one(&mut *tx)
+    let mut positions = std::collections::HashMap::with_capacity(accepted.len());
+    if !accepted.is_empty() {
+        let rows: Vec<serde_json::Value> = accepted
+            .iter()
+            .map(|e| {
+                serde_json::json!([
+                    e.envelope.id.to_string(),
+                    e.envelope.stream,
+                    e.envelope.stream_version,
+                    e.envelope.event_type,
+                    e.canonical,
+                    e.digest.to_hex(),
+                    e.envelope.recorded_at,
+                ])
+            })
+            .collect();
+        // `json_each` yields rows in array order, so positions follow the given order.
+        let inserted: Vec<(i64, String)> = sqlx::query_as(
+            "INSERT INTO events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at)
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6
+             FROM json_each(?) ORDER BY key
+             RETURNING position, event_id",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        positions.extend(inserted.into_iter().map(|(p, id)| (id, p)));
+        sqlx::query("INSERT INTO outbox (position) SELECT position FROM events WHERE position > ?")
+            .bind(before)
+            .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
-            sqlx::query("INSERT INTO outbox (position) VALUES (?)")
-                .bind(position)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            head = head.max(position);
-            stored.push(StoredEvent {
-                position,
-                envelope: e.envelope.clone(),
-                canonical: e.canonical.clone(),
-                digest: e.digest,
-            });
-        }
-        results.push(Ok(stored));
     }
     tx.commit().await.map_err(unavailable)?;
+
+    let mut head = before;
+    let mut results = Vec::with_capacity(jobs.len());
+    for (job, verdict) in jobs.iter().zip(verdicts) {
+        if let Some(conflict) = verdict {
+            results.push(Err(conflict));
+            continue;
+        }
+        let mut stored_job = Vec::with_capacity(job.appends.len());
+        for a in &job.appends {
+            let mut stored = Vec::with_capacity(a.events.len());
+            for e in &a.events {
+                let position = *positions.get(&e.envelope.id.to_string()).ok_or_else(|| {
+                    EventStoreError::Unavailable(format!("event {} was not stored", e.envelope.id))
+                })?;
+                head = head.max(position);
+                stored.push(StoredEvent {
+                    position,
+                    envelope: e.envelope.clone(),
+                    canonical: e.canonical.clone(),
+                    digest: e.digest,
+                });
+            }
+            stored_job.push(stored);
+        }
+        results.push(Ok(stored_job));
+    }
     Ok((results, head))
 }

@@ -69,7 +69,7 @@ pub async fn run(
             version: m.version,
             source,
         };
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::raw_sql(m.sql)
             .execute(&mut *tx)
             .await

@@ -9,11 +9,14 @@ use veritrace_kernel::config::Config;
 pub struct BenchOptions {
     pub events: usize,
     pub concurrency: usize,
+    /// Registrations per request: 1 uses `POST /evidence`, more `POST /evidence/batch`.
+    pub batch: usize,
 }
 
 pub struct BenchReport {
     pub events: usize,
     pub concurrency: usize,
+    pub batch: usize,
     pub cores: usize,
     pub capture_secs: f64,
     pub end_to_end_secs: f64,
@@ -35,8 +38,8 @@ impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "veritrace bench (embedded mode): {} events, {} concurrent HTTP clients, {} cores",
-            self.events, self.concurrency, self.cores
+            "veritrace bench (embedded mode): {} events, {} concurrent HTTP clients, {} per request, {} cores",
+            self.events, self.concurrency, self.batch, self.cores
         )?;
         writeln!(
             f,
@@ -77,12 +80,16 @@ async fn run_in(dir: &std::path::Path, opts: &BenchOptions) -> Result<BenchRepor
         .new_admin_key
         .clone()
         .ok_or("a fresh data directory has an admin key")?;
-    let url = format!("{}/evidence", platform.base_url());
-    let (events, concurrency) = (opts.events.max(1), opts.concurrency.max(1));
+    let url = platform.base_url();
+    let (events, concurrency, batch) = (
+        opts.events.max(1),
+        opts.concurrency.max(1),
+        opts.batch.clamp(1, 1000),
+    );
 
     let started = Instant::now();
     let latencies =
-        tokio::task::spawn_blocking(move || load(&url, &key, events, concurrency)).await??;
+        tokio::task::spawn_blocking(move || load(&url, &key, events, concurrency, batch)).await??;
     let capture_secs = started.elapsed().as_secs_f64();
 
     // Wait for the anchoring service to report every leaf in a final block.
@@ -107,6 +114,7 @@ async fn run_in(dir: &std::path::Path, opts: &BenchOptions) -> Result<BenchRepor
     Ok(BenchReport {
         events,
         concurrency,
+        batch,
         cores: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
@@ -118,26 +126,45 @@ async fn run_in(dir: &std::path::Path, opts: &BenchOptions) -> Result<BenchRepor
     })
 }
 
-/// `concurrency` client threads register `events` evidence hashes; returns each request's
-/// latency in milliseconds.
-fn load(url: &str, key: &str, events: usize, concurrency: usize) -> Result<Vec<f64>, BoxError> {
+/// `concurrency` client threads register `events` evidence hashes, `batch` per request;
+/// returns each request's latency in milliseconds.
+fn load(
+    base: &str,
+    key: &str,
+    events: usize,
+    concurrency: usize,
+    batch: usize,
+) -> Result<Vec<f64>, BoxError> {
     let auth = format!("Bearer {key}");
     let threads: Vec<_> = (0..concurrency)
         .map(|t| {
-            let (url, auth) = (url.to_string(), auth.clone());
+            let (base, auth) = (base.to_string(), auth.clone());
             let n = events / concurrency + usize::from(t < events % concurrency);
             std::thread::spawn(move || -> Result<Vec<f64>, String> {
                 let agent: ureq::Agent = ureq::Agent::config_builder()
                     .http_status_as_error(false)
                     .build()
                     .into();
-                let mut out = Vec::with_capacity(n);
-                for i in 0..n {
+                let item = |i: usize| {
                     let digest = chain_core::HashAlg::Sha256.hash(format!("{t}/{i}").as_bytes());
-                    let body = serde_json::json!({
+                    serde_json::json!({
                         "content_hash": {"algorithm": "sha-256", "digest": digest.to_hex()},
                         "title": format!("bench file {t}/{i}"),
-                    });
+                    })
+                };
+                let mut out = Vec::new();
+                let mut i = 0;
+                while i < n {
+                    let k = batch.min(n - i);
+                    let (url, body) = if batch == 1 {
+                        (format!("{base}/evidence"), item(i))
+                    } else {
+                        let items: Vec<_> = (i..i + k).map(item).collect();
+                        (
+                            format!("{base}/evidence/batch"),
+                            serde_json::json!({ "items": items }),
+                        )
+                    };
                     let start = Instant::now();
                     let resp = agent
                         .post(&url)
@@ -148,6 +175,7 @@ fn load(url: &str, key: &str, events: usize, concurrency: usize) -> Result<Vec<f
                         return Err(format!("registration answered {}", resp.status()));
                     }
                     out.push(start.elapsed().as_secs_f64() * 1000.0);
+                    i += k;
                 }
                 Ok(out)
             })

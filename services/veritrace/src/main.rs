@@ -48,6 +48,9 @@ enum Command {
         events: usize,
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        /// Registrations per request (1 to 1000; more than 1 uses POST /evidence/batch).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
     },
 }
 
@@ -103,11 +106,13 @@ fn main() -> ExitCode {
         Command::Bench {
             events,
             concurrency,
+            batch,
         } => runtime(|| async move {
             veritrace_kernel::telemetry::init_tracing("warn");
             let report = veritrace::bench::run(veritrace::bench::BenchOptions {
                 events,
                 concurrency,
+                batch,
             })
             .await?;
             print!("{report}");

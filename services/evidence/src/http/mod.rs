@@ -56,6 +56,30 @@ pub struct RegisterEvidenceRequest {
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// At most this many registrations in one batch request.
+pub const MAX_BATCH_ITEMS: usize = 1000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterEvidenceBatchRequest {
+    /// 1 to 1000 registrations, recorded all together or not at all.
+    pub items: Vec<RegisterEvidenceRequest>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RegisteredItem {
+    pub evidence_id: String,
+    pub event_id: String,
+    pub event_digest: String,
+    pub receipt_url: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RegisterEvidenceBatchResponse {
+    /// In the order of the request's items.
+    pub items: Vec<RegisteredItem>,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WithdrawEvidenceRequest {
@@ -154,6 +178,76 @@ pub async fn register(
         actix_web::http::StatusCode::CREATED,
     )
     .await
+}
+
+/// Register many evidence hashes in one request: all are recorded, or none is.
+#[utoipa::path(
+    post, path = "/evidence/batch", tag = "evidence",
+    request_body = RegisterEvidenceBatchRequest,
+    responses(
+        (status = 201, body = RegisterEvidenceBatchResponse, description = "All recorded durably; anchoring follows within seconds"),
+        (status = 400, body = veritrace_kernel::Problem), (status = 401, body = veritrace_kernel::Problem),
+        (status = 413, body = veritrace_kernel::Problem), (status = 415, body = veritrace_kernel::Problem),
+        (status = 422, body = veritrace_kernel::Problem, description = "Fields are named `items[i].field`; nothing was recorded"),
+        (status = 503, body = veritrace_kernel::Problem),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn register_batch(
+    svc: web::Data<EvidenceService>,
+    caller: Organisation,
+    ValidJson(body): ValidJson<RegisterEvidenceBatchRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let n = body.items.len();
+    if n == 0 || n > MAX_BATCH_ITEMS {
+        return Err(ApiError::field(
+            "items",
+            format!("must hold 1 to {MAX_BATCH_ITEMS} registrations, got {n}"),
+        ));
+    }
+    let mut errors = Vec::new();
+    let mut items = Vec::with_capacity(n);
+    for (i, item) in body.items.into_iter().enumerate() {
+        let evidence_id = uuid::Uuid::now_v7().to_string();
+        let decided = domain::decide_register(
+            &evidence_id,
+            RegisterEvidence {
+                algorithm: item.content_hash.algorithm,
+                digest: item.content_hash.digest,
+                title: item.title,
+                case_reference: item.case_reference,
+                metadata: item.metadata,
+            },
+        );
+        match decided {
+            Ok(event) => items.push((evidence_id, 0, event)),
+            Err(EvidenceError::Invalid(fields)) => errors.extend(
+                fields
+                    .into_iter()
+                    .map(|f| FieldError::new(format!("items[{i}].{}", f.field), f.message)),
+            ),
+            Err(other) => return Err(other.into()),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let ids: Vec<String> = items.iter().map(|(id, _, _)| id.clone()).collect();
+    let stored = svc.record_all(&caller, items).await?;
+    let items = ids
+        .into_iter()
+        .zip(stored)
+        .map(|(evidence_id, e)| {
+            let event_id = e.envelope.id.to_string();
+            RegisteredItem {
+                evidence_id,
+                receipt_url: format!("/receipts/{event_id}"),
+                event_id,
+                event_digest: e.digest.to_hex(),
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Created().json(RegisterEvidenceBatchResponse { items }))
 }
 
 fn parse_id(id: &str) -> Result<String, ApiError> {
@@ -281,6 +375,7 @@ pub async fn withdraw(
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/evidence", web::post().to(register))
+        .route("/evidence/batch", web::post().to(register_batch))
         .route("/evidence", web::get().to(list))
         .route("/evidence/{evidence_id}", web::get().to(get))
         .route(
@@ -290,5 +385,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(register, get, list, withdraw))]
+#[openapi(paths(register, register_batch, get, list, withdraw))]
 pub struct EvidenceApi;

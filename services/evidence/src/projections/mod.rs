@@ -126,7 +126,12 @@ struct SqlitePragmas;
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        diesel::sql_query("PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL;")
+        // NORMAL, not FULL: the read model is rebuilt from the event store if a power loss
+        // takes its last commits (rows and checkpoint move together, so it stays consistent).
+        diesel::sql_query("PRAGMA busy_timeout = 10000")
+            .execute(conn)
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        diesel::sql_query("PRAGMA synchronous = NORMAL")
             .execute(conn)
             .map(|_| ())
             .map_err(diesel::r2d2::Error::QueryError)

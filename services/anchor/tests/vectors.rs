@@ -1,0 +1,398 @@
+//! The published receipt test vectors (`schemas/vectors/`) and the worked example of
+//! `docs/receipts.md`: built deterministically from fixed keys, events and times through the
+//! real receipt assembly, compared byte for byte with the committed files, and checked against
+//! the verifier. `VERITRACE_BLESS=1 cargo test -p veritrace-anchor --test vectors` rewrites them.
+
+use chain_core::attestation::attest;
+use chain_core::block::{Block, BlockHeader, CommittedBlock, transaction_tree};
+use chain_core::genesis::{Genesis, SignatureAlg, Validator, ValidatorSet};
+use chain_core::receipt::{AnchoredReceipt, verify_bytes};
+use chain_core::{ContentHash, ContentHashAlg, HashAlg};
+use ed25519_dalek::SigningKey;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use veritrace_anchor::domain::{anchor_transaction, assemble_receipt, batch_tree};
+use veritrace_kernel::EventEnvelope;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn bless() -> bool {
+    std::env::var_os("VERITRACE_BLESS").is_some()
+}
+
+/// Writes (when blessing) or compares a generated file.
+fn check_file(path: &Path, content: &[u8], stale: &mut Vec<String>) {
+    if bless() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    } else if std::fs::read(path).ok().as_deref() != Some(content) {
+        stale.push(path.display().to_string());
+    }
+}
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+fn genesis(alg: HashAlg, chain_id: &str, keys: &[SigningKey]) -> Genesis {
+    Genesis {
+        chain_id: chain_id.into(),
+        genesis_time: "2026-01-01T00:00:00.000Z".into(),
+        hash_alg: alg,
+        signature_alg: SignatureAlg::Ed25519,
+        validator_set: ValidatorSet {
+            validators: keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| Validator {
+                    name: format!("validator-{}", i + 1),
+                    organisation: ["Court of Example", "Example Bank", "Example Tax Bureau"][i % 3]
+                        .into(),
+                    public_key: chain_core::keys::public_key_hex(k),
+                    power: 1,
+                })
+                .collect(),
+        },
+    }
+}
+
+fn envelope(n: u128) -> EventEnvelope {
+    let file = format!("exhibit {n}");
+    EventEnvelope {
+        id: uuid::Uuid::from_u128(0x019b_0000_0000_7000_8000_0000_0000_0000 | n),
+        service: "evidence".into(),
+        stream: format!("evidence-{n}"),
+        stream_version: 1,
+        event_type: "EvidenceRegistered".into(),
+        type_version: 1,
+        occurred_at: "2026-01-01T00:00:00.500Z".into(),
+        recorded_at: "2026-01-01T00:00:00.500Z".into(),
+        organisation: "0190a000-0000-7000-8000-00000000000a".into(),
+        payload: json!({
+            "evidence_id": format!("0190a000-0000-7000-8000-{n:012x}"),
+            "content_hash": ContentHash::normalized(
+                ContentHashAlg::Sha256,
+                &ContentHashAlg::Sha256.hash_reader(file.as_bytes()).unwrap(),
+            ).unwrap(),
+            "title": format!("Exhibit {n}: signed delivery contract"),
+        }),
+    }
+}
+
+/// A chain of one block holding two anchor transactions (batches of 5 and 3 events), signed by
+/// every key. Returns receipts of event 2 (first batch) and event 0 of the second batch.
+fn receipts(alg: HashAlg, g: &Genesis, keys: &[SigningKey]) -> Vec<AnchoredReceipt> {
+    let batches: Vec<Vec<_>> = vec![
+        (0..5).map(|n| envelope(n).seal(alg).unwrap()).collect(),
+        (5..8).map(|n| envelope(n).seal(alg).unwrap()).collect(),
+    ];
+    let trees: Vec<_> = batches
+        .iter()
+        .map(|b| batch_tree(alg, &b.iter().map(|e| e.digest).collect::<Vec<_>>()))
+        .collect();
+    let txs: Vec<_> = trees
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            anchor_transaction(
+                &g.chain_id,
+                &format!("0190a000-0000-7000-8000-0000000000b{i}"),
+                t.root(),
+                t.size() as u64,
+            )
+        })
+        .collect();
+    let hashes: Vec<_> = txs.iter().map(|t| t.hash(alg).unwrap()).collect();
+    let header = BlockHeader {
+        chain_id: g.chain_id.clone(),
+        height: 1,
+        previous_hash: g.hash().unwrap(),
+        time: "2026-01-01T00:00:01.000Z".into(),
+        transaction_root: transaction_tree(alg, &hashes).root(),
+        transaction_count: txs.len() as u64,
+        validator_set_hash: g.validator_set.hash(alg).unwrap(),
+        proposer: "validator-1".into(),
+    };
+    let hash = header.hash(alg).unwrap();
+    let attestations = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| attest(k, &format!("validator-{}", i + 1), &g.chain_id, 1, &hash))
+        .collect();
+    let block = CommittedBlock {
+        block: Block {
+            header,
+            transactions: txs,
+        },
+        hash,
+        attestations,
+    };
+    [(0usize, 2u64), (1, 0)]
+        .into_iter()
+        .map(|(b, i)| {
+            let e = &batches[b][i as usize];
+            let event: Value = serde_json::from_str(&e.canonical).unwrap();
+            assemble_receipt(alg, event, e.digest, i, &trees[b], &block, b as u32).unwrap()
+        })
+        .collect()
+}
+
+/// Changes the character at `offset` after the first occurrence of `needle`.
+fn tamper(text: &str, needle: &str, offset: usize) -> String {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} not in receipt"))
+        + offset;
+    let mut bytes = text.as_bytes().to_vec();
+    bytes[at] = match bytes[at] {
+        b'0'..=b'8' | b'a'..=b'e' | b'A'..=b'Y' => bytes[at] + 1,
+        b'9' => b'0',
+        b'f' => b'0',
+        b'z' => b'y',
+        other => panic!("unexpected byte {other} to tamper"),
+    };
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn published_vectors_are_current_and_verifiers_agree_with_them() {
+    let dir = repo().join("schemas/vectors");
+    let mut stale = Vec::new();
+    let mut manifest = Vec::new();
+    let mut genesis_docs = std::collections::HashMap::new();
+
+    for (profile, alg) in [
+        ("sha3-256", HashAlg::Sha3_256),
+        ("sha-256", HashAlg::Sha256),
+    ] {
+        let keys = [key(1), key(2), key(3)];
+        let g = genesis(alg, &format!("veritrace-vectors-{profile}"), &keys);
+        let g_name = format!("genesis-{profile}.json");
+        let g_bytes = serde_json::to_vec_pretty(&g).unwrap();
+        check_file(&dir.join(&g_name), &g_bytes, &mut stale);
+        genesis_docs.insert(g_name.clone(), g.clone());
+
+        let mut entries: Vec<(String, String, &str, Option<&str>, String)> = Vec::new();
+        for (i, r) in receipts(alg, &g, &keys).iter().enumerate() {
+            let text =
+                serde_json::to_string(&chain_core::Receipt::Anchored(Box::new(r.clone()))).unwrap();
+            let name = format!("{profile}/valid-{}.receipt.json", i + 1);
+            entries.push((
+                name,
+                text.clone(),
+                "verified",
+                None,
+                format!("valid receipt {}", i + 1),
+            ));
+            if i > 0 {
+                continue;
+            }
+            let digest = r.event_digest.to_hex();
+            let path0 = r.batch_proof.path[0].to_hex();
+            let tx_path0 = r.transaction_proof.path[0].to_hex();
+            let root = match &r.transaction {
+                chain_core::Transaction::Anchor(a) => a.batch_root.to_hex(),
+            };
+            let set_hash = r.block_header.validator_set_hash.to_hex();
+            let tampers: Vec<(&str, String, &str)> = vec![
+                (
+                    "event-payload",
+                    tamper(&text, "Exhibit 2", 8),
+                    "event-digest",
+                ),
+                ("event-digest", tamper(&text, &digest, 0), "event-digest"),
+                ("batch-path", tamper(&text, &path0, 5), "batch-proof"),
+                (
+                    "batch-leaf-index",
+                    tamper(&text, "\"leaf_index\":2", 13),
+                    "batch-proof",
+                ),
+                ("batch-root", tamper(&text, &root, 63), "batch-proof"),
+                (
+                    "batch-size",
+                    tamper(&text, "\"batch_size\":5", 13),
+                    "transaction-proof",
+                ),
+                (
+                    "transaction-path",
+                    tamper(&text, &tx_path0, 10),
+                    "transaction-proof",
+                ),
+                (
+                    "block-time",
+                    tamper(&text, "00:00:01.000Z", 7),
+                    "bad-signature",
+                ),
+                (
+                    "block-height",
+                    tamper(&text, "\"height\":1", 9),
+                    "bad-signature",
+                ),
+                (
+                    "validator-set-hash",
+                    tamper(&text, &set_hash, 1),
+                    "validator-set",
+                ),
+                (
+                    "signature",
+                    tamper(&text, "\"signature\":\"", 20),
+                    "bad-signature",
+                ),
+                (
+                    "validator-name",
+                    tamper(&text, "\"validator\":\"validator-2", 14),
+                    "unknown-validator",
+                ),
+                (
+                    "chain-id",
+                    tamper(&text, "\"chain_id\":\"veritrace-vectors", 13),
+                    "chain-mismatch",
+                ),
+                ("status", tamper(&text, "\"anchored\"", 8), "malformed"),
+                ("version", tamper(&text, "\"version\":1", 10), "version"),
+            ];
+            for (what, tampered, code) in tampers {
+                assert_eq!(tampered.len(), text.len(), "{what}: one byte changed");
+                let differing = tampered
+                    .bytes()
+                    .zip(text.bytes())
+                    .filter(|(a, b)| a != b)
+                    .count();
+                assert_eq!(differing, 1, "{what}: exactly one byte differs");
+                entries.push((
+                    format!("{profile}/tampered-{what}.receipt.json"),
+                    tampered,
+                    "rejected",
+                    Some(code),
+                    format!("valid-1 with one byte of its {what} changed"),
+                ));
+            }
+        }
+        for (name, text, expect, code, description) in entries {
+            check_file(&dir.join(&name), text.as_bytes(), &mut stale);
+            manifest.push(json!({
+                "receipt": name, "genesis": g_name, "expect": expect, "code": code, "description": description,
+            }));
+        }
+        // The first valid receipt against another chain's genesis, and against forged keys.
+        let other = genesis(alg, &format!("veritrace-other-{profile}"), &keys);
+        let other_name = format!("genesis-other-chain-{profile}.json");
+        check_file(
+            &dir.join(&other_name),
+            &serde_json::to_vec_pretty(&other).unwrap(),
+            &mut stale,
+        );
+        genesis_docs.insert(other_name.clone(), other);
+        let forged = genesis(
+            alg,
+            &format!("veritrace-vectors-{profile}"),
+            &[key(4), key(5), key(6)],
+        );
+        let forged_name = format!("genesis-forged-keys-{profile}.json");
+        check_file(
+            &dir.join(&forged_name),
+            &serde_json::to_vec_pretty(&forged).unwrap(),
+            &mut stale,
+        );
+        genesis_docs.insert(forged_name.clone(), forged);
+        for (g_name, code, what) in [
+            (other_name, "chain-mismatch", "another chain's genesis"),
+            (
+                forged_name,
+                "validator-set",
+                "a genesis with the same chain id and other validator keys",
+            ),
+        ] {
+            manifest.push(json!({
+                "receipt": format!("{profile}/valid-1.receipt.json"), "genesis": g_name,
+                "expect": "rejected", "code": code, "description": format!("valid-1 checked against {what}"),
+            }));
+        }
+    }
+    let manifest = Value::Array(manifest);
+    check_file(
+        &dir.join("manifest.json"),
+        (serde_json::to_string_pretty(&manifest).unwrap() + "\n").as_bytes(),
+        &mut stale,
+    );
+
+    // The worked example of docs/receipts.md.
+    let docs = repo().join("docs/receipts.md");
+    let text = std::fs::read_to_string(&docs).unwrap();
+    let (begin, end) = (
+        "<!-- worked-example:begin -->",
+        "<!-- worked-example:end -->",
+    );
+    if let (Some(b), Some(e)) = (text.find(begin), text.find(end)) {
+        let receipt: Value = serde_json::from_slice(
+            &std::fs::read(dir.join("sha3-256/valid-1.receipt.json")).unwrap_or_default(),
+        )
+        .unwrap_or(Value::Null);
+        let genesis: Value = serde_json::from_slice(
+            &std::fs::read(dir.join("genesis-sha3-256.json")).unwrap_or_default(),
+        )
+        .unwrap_or(Value::Null);
+        let example = format!(
+            "{begin}\nThe genesis (`schemas/vectors/genesis-sha3-256.json`):\n\n```json\n{}\n```\n\nA receipt of that chain (`schemas/vectors/sha3-256/valid-1.receipt.json`, shown indented; the file holds the compact bytes):\n\n```json\n{}\n```\n",
+            serde_json::to_string_pretty(&genesis).unwrap(),
+            serde_json::to_string_pretty(&receipt).unwrap()
+        );
+        let updated = format!("{}{}{}", &text[..b], example, &text[e..]);
+        check_file(&docs, updated.as_bytes(), &mut stale);
+    }
+    assert!(
+        stale.is_empty(),
+        "generated files differ from the committed ones (rerun with VERITRACE_BLESS=1 if the change is intended): {stale:?}"
+    );
+
+    // Every verifier must agree with the manifest; this is the Rust one.
+    for entry in manifest.as_array().unwrap() {
+        let receipt = std::fs::read(dir.join(entry["receipt"].as_str().unwrap())).unwrap();
+        let g = &genesis_docs[entry["genesis"].as_str().unwrap()];
+        let result = verify_bytes(&receipt, g);
+        match (entry["expect"].as_str().unwrap(), result) {
+            ("verified", Ok(_)) => {}
+            ("rejected", Err(e)) => {
+                assert_eq!(e.code(), entry["code"].as_str().unwrap(), "{entry}: {e}")
+            }
+            (expect, other) => panic!("{entry}: expected {expect}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn receipts_and_genesis_match_their_published_schemas() {
+    let load = |p: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(repo().join(p)).unwrap()).unwrap()
+    };
+    let receipt_schema = jsonschema::validator_for(&load("schemas/receipt.schema.json"))
+        .expect("receipt schema compiles");
+    let genesis_schema = jsonschema::validator_for(&load("schemas/genesis.schema.json"))
+        .expect("genesis schema compiles");
+    let dir = repo().join("schemas/vectors");
+    for profile in ["sha3-256", "sha-256"] {
+        let g = load(&format!("schemas/vectors/genesis-{profile}.json"));
+        assert!(genesis_schema.is_valid(&g), "genesis-{profile}");
+        for i in 1..=2 {
+            let r: Value = serde_json::from_slice(
+                &std::fs::read(dir.join(format!("{profile}/valid-{i}.receipt.json"))).unwrap(),
+            )
+            .unwrap();
+            let errors: Vec<String> = receipt_schema
+                .iter_errors(&r)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{profile}/valid-{i}: {errors:?}");
+        }
+    }
+    let pending = json!({"status": "pending", "version": 1, "event_id": "019b0000-0000-7000-8000-000000000002", "event_digest": "ab".repeat(32)});
+    assert!(receipt_schema.is_valid(&pending));
+    // The schema is strict where the verifier is.
+    let mut extra: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("sha3-256/valid-1.receipt.json")).unwrap())
+            .unwrap();
+    extra["note"] = json!("unknown field");
+    assert!(!receipt_schema.is_valid(&extra));
+}
