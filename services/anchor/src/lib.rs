@@ -105,7 +105,7 @@ impl AnchorService {
                 Duration::from_secs(self.config.seal_interval_secs.max(1)),
                 move |_, _| {
                     let me = me.clone();
-                    Box::pin(async move { me.seal_all().await })
+                    Box::pin(async move { me.seal_waiting(false).await })
                 },
             )?)
             .await?;
@@ -116,7 +116,7 @@ impl AnchorService {
             let mut scheduler = scheduler;
             loop {
                 tokio::select! {
-                    _ = me.leaves_waiting.notified() => me.seal_full_batches().await,
+                    _ = me.leaves_waiting.notified() => me.seal_waiting(true).await,
                     _ = stop.changed() => {
                         let _ = scheduler.shutdown().await;
                         return;
@@ -199,24 +199,11 @@ impl AnchorService {
         }
     }
 
-    /// Seals batches while a full batch waits.
-    async fn seal_full_batches(&self) {
+    /// Seals batches while leaves wait: only full batches (`only_full`, on new leaves), or
+    /// everything (the schedule's job).
+    pub async fn seal_waiting(&self, only_full: bool) {
         loop {
-            match self.seal_batch(true).await {
-                Ok(true) => continue,
-                Ok(false) => return,
-                Err(err) => {
-                    tracing::warn!(%err, "sealing failed; the schedule will retry");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Seals everything waiting (the schedule's job).
-    pub async fn seal_all(&self) {
-        loop {
-            match self.seal_batch(false).await {
+            match self.seal_batch(only_full).await {
                 Ok(true) => continue,
                 Ok(false) => return,
                 Err(err) => {

@@ -305,6 +305,17 @@ fn bad_input_gets_problem_json_and_writes_nothing() {
     let (s, c, v) = post(&ok_body, Some("vt_not-a-key"));
     problem(s, &c, &v, 401, None);
 
+    // A batch with one bad item among good ones names the item and records none of them.
+    let batch = json!({"items": [
+        {"content_hash": {"algorithm": "sha-256", "digest": good}, "title": "a"},
+        {"content_hash": {"algorithm": "sha-256", "digest": "abc"}, "title": "b"},
+        {"content_hash": {"algorithm": "sha-256", "digest": good}, "title": "c"},
+    ]});
+    let (s, c, v) = call("POST", &format!("{url}/batch"), Some(&key), Some(batch.to_string().as_bytes()));
+    problem(s, &c, &v, 422, Some("items[1].content_hash.digest"));
+    let (s, c, v) = call("POST", &format!("{url}/batch"), Some(&key), Some(br#"{"items": []}"#));
+    problem(s, &c, &v, 422, Some("items"));
+
     // None of the above left anything behind.
     let (s, _, v) = call("GET", &url, Some(&key), None);
     assert_eq!(s, 200);
@@ -317,6 +328,43 @@ fn bad_input_gets_problem_json_and_writes_nothing() {
             .contains("veritrace_events_appended_total{service=\"evidence\"}"),
         "{v}"
     );
+}
+
+#[test]
+fn a_batch_registration_is_recorded_and_anchored_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = up(dir.path(), &[]);
+    let key = p.key.clone().unwrap();
+    let items: Vec<Value> = (0..50)
+        .map(|i| json!({"content_hash": {"algorithm": "sha-256", "digest": sha256_hex(format!("file {i}").as_bytes())}, "title": format!("exhibit {i}")}))
+        .collect();
+    let (s, _, v) = call(
+        "POST",
+        &format!("{}/evidence/batch", p.url),
+        Some(&key),
+        Some(json!({ "items": items }).to_string().as_bytes()),
+    );
+    assert_eq!(s, 201, "{v}");
+    let registered = v["items"].as_array().unwrap();
+    assert_eq!(registered.len(), 50);
+    let genesis = chain_core::Genesis::parse(&std::fs::read(genesis_of(dir.path())).unwrap()).unwrap();
+    for (i, item) in registered.iter().enumerate() {
+        let receipt = anchored_receipt(&p, &key, item["event_id"].as_str().unwrap(), Duration::from_secs(10))
+            .expect("anchored");
+        chain_core::receipt::verify_bytes(&receipt, &genesis).expect("verifies");
+        let r: Value = serde_json::from_slice(&receipt).unwrap();
+        chain_core::receipt::check_content_digest(&r["event"], &sha256_hex(format!("file {i}").as_bytes()))
+            .expect("the receipt attests the item's own file");
+    }
+    // Looking a file up by its digest finds its record.
+    let (s, _, v) = call(
+        "GET",
+        &format!("{}/evidence?digest={}", p.url, sha256_hex(b"file 7")),
+        Some(&key),
+        None,
+    );
+    assert_eq!(s, 200);
+    assert_eq!(v["items"][0]["title"], "exhibit 7", "{v}");
 }
 
 #[test]
