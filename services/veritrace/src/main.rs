@@ -74,7 +74,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(VerifyCommandError::Failed(e)) => {
-                    eprintln!("NOT VERIFIED: {e}");
+                    eprintln!("NOT VERIFIED ({}): {e}", e.code());
                     ExitCode::from(1)
                 }
                 Err(VerifyCommandError::Input(e)) => {

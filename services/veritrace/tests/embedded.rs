@@ -311,9 +311,19 @@ fn bad_input_gets_problem_json_and_writes_nothing() {
         {"content_hash": {"algorithm": "sha-256", "digest": "abc"}, "title": "b"},
         {"content_hash": {"algorithm": "sha-256", "digest": good}, "title": "c"},
     ]});
-    let (s, c, v) = call("POST", &format!("{url}/batch"), Some(&key), Some(batch.to_string().as_bytes()));
+    let (s, c, v) = call(
+        "POST",
+        &format!("{url}/batch"),
+        Some(&key),
+        Some(batch.to_string().as_bytes()),
+    );
     problem(s, &c, &v, 422, Some("items[1].content_hash.digest"));
-    let (s, c, v) = call("POST", &format!("{url}/batch"), Some(&key), Some(br#"{"items": []}"#));
+    let (s, c, v) = call(
+        "POST",
+        &format!("{url}/batch"),
+        Some(&key),
+        Some(br#"{"items": []}"#),
+    );
     problem(s, &c, &v, 422, Some("items"));
 
     // None of the above left anything behind.
@@ -347,14 +357,23 @@ fn a_batch_registration_is_recorded_and_anchored_whole() {
     assert_eq!(s, 201, "{v}");
     let registered = v["items"].as_array().unwrap();
     assert_eq!(registered.len(), 50);
-    let genesis = chain_core::Genesis::parse(&std::fs::read(genesis_of(dir.path())).unwrap()).unwrap();
+    let genesis =
+        chain_core::Genesis::parse(&std::fs::read(genesis_of(dir.path())).unwrap()).unwrap();
     for (i, item) in registered.iter().enumerate() {
-        let receipt = anchored_receipt(&p, &key, item["event_id"].as_str().unwrap(), Duration::from_secs(10))
-            .expect("anchored");
+        let receipt = anchored_receipt(
+            &p,
+            &key,
+            item["event_id"].as_str().unwrap(),
+            Duration::from_secs(10),
+        )
+        .expect("anchored");
         chain_core::receipt::verify_bytes(&receipt, &genesis).expect("verifies");
         let r: Value = serde_json::from_slice(&receipt).unwrap();
-        chain_core::receipt::check_content_digest(&r["event"], &sha256_hex(format!("file {i}").as_bytes()))
-            .expect("the receipt attests the item's own file");
+        chain_core::receipt::check_content_digest(
+            &r["event"],
+            &sha256_hex(format!("file {i}").as_bytes()),
+        )
+        .expect("the receipt attests the item's own file");
     }
     // Looking a file up by its digest finds its record.
     let (s, _, v) = call(
