@@ -10,6 +10,7 @@ use crate::envelope::{EventEnvelope, SealedEnvelope};
 use chain_core::Digest;
 use sqlx::{Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument;
 
 /// Most appends committed in one transaction.
 const MAX_GROUP: usize = 512;
@@ -244,8 +245,7 @@ async fn writer_task(
             }
         }
         let span = tracing::debug_span!("commit_group", appends = jobs.len());
-        let _enter = span.enter();
-        match commit_group(&pool, &jobs).await {
+        match commit_group(&pool, &jobs).instrument(span).await {
             Ok((results, head)) => {
                 committed.send_if_modified(|h| {
                     let moved = head > *h;

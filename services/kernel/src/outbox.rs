@@ -56,6 +56,7 @@ pub struct OutboxRelay {
 
 impl OutboxRelay {
     /// Publishes one round of pending events; returns how many were confirmed.
+    #[tracing::instrument(name = "relay_outbox", skip_all)]
     pub async fn relay_once(&self) -> Result<usize, String> {
         let pending = self
             .store
@@ -65,8 +66,7 @@ impl OutboxRelay {
         if pending.is_empty() {
             return Ok(0);
         }
-        let span = tracing::info_span!("relay_outbox", events = pending.len());
-        let _enter = span.enter();
+        tracing::debug!(events = pending.len(), "relaying");
         // Consecutive events of one type share a message and a routing key; messages go out in
         // commit order.
         let mut messages = Vec::new();
