@@ -1,11 +1,11 @@
 //! The anchoring service on a real SQLite file, the in-process bus and a solo validator:
 //! idempotent leaves, poison handling, sealing by size, and receipts that verify.
 
+use chain_core::HashAlg;
 use chain_core::genesis::{Genesis, SignatureAlg, Validator, ValidatorSet};
 use chain_core::receipt::{Receipt, verify};
 use chain_core::solo::SoloNode;
 use chain_core::store::BlockStore;
-use chain_core::HashAlg;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -69,6 +69,32 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
     }
 }
 
+/// Query parameters deserialised into `T`; a bad parameter is a 422 naming it.
+pub struct ValidQuery<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ValidQuery<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(
+            req.query_string().as_bytes(),
+        ));
+        std::future::ready(
+            serde_path_to_error::deserialize(de)
+                .map(ValidQuery)
+                .map_err(|e| {
+                    let path = e.path().to_string();
+                    let message = e.inner().to_string();
+                    ApiError::Validation(vec![FieldError::new(
+                        field_name(&path, &message),
+                        message,
+                    )])
+                }),
+        )
+    }
+}
+
 /// Parses `body` as `T`: 400 when it is not JSON at all, 422 naming the field otherwise.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value =
@@ -135,6 +161,30 @@ mod tests {
             Err(ApiError::Validation(e)) => e[0].field.clone(),
             other => panic!("expected a validation error, got {other:?}"),
         }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Query {
+        limit: Option<i64>,
+    }
+
+    #[actix_web::test]
+    async fn names_the_query_parameter_at_fault() {
+        let req = actix_web::test::TestRequest::get()
+            .uri("/x?limit=abc")
+            .to_http_request();
+        match ValidQuery::<Query>::extract(&req).await {
+            Err(ApiError::Validation(e)) => assert_eq!(e[0].field, "limit"),
+            other => panic!("expected a validation error, got {:?}", other.map(|q| q.0)),
+        }
+        let req = actix_web::test::TestRequest::get()
+            .uri("/x?limit=5")
+            .to_http_request();
+        assert_eq!(
+            ValidQuery::<Query>::extract(&req).await.unwrap().0.limit,
+            Some(5)
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use chain_core::ContentHashAlg;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use veritrace_kernel::auth::{Organisation, Role};
-use veritrace_kernel::http::ValidJson;
+use veritrace_kernel::http::{ValidJson, ValidQuery};
 use veritrace_kernel::{ApiError, FieldError};
 
 impl From<EvidenceError> for ApiError {
@@ -298,9 +298,8 @@ pub async fn get(
 pub async fn list(
     svc: web::Data<EvidenceService>,
     caller: Organisation,
-    query: web::Query<EvidenceQuery>,
+    ValidQuery(q): ValidQuery<EvidenceQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query.into_inner();
     let mut errors = Vec::new();
     let digest = q.digest.map(|d| {
         if d.is_empty() || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
