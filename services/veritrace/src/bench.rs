@@ -166,13 +166,16 @@ fn load(
                         )
                     };
                     let start = Instant::now();
-                    let resp = agent
+                    let mut resp = agent
                         .post(&url)
                         .header("Authorization", &auth)
                         .send_json(&body)
                         .map_err(|e| e.to_string())?;
-                    if resp.status().as_u16() != 201 {
-                        return Err(format!("registration answered {}", resp.status()));
+                    // Reading the body to its end lets the client reuse the connection.
+                    let status = resp.status();
+                    let _ = resp.body_mut().read_to_vec();
+                    if status.as_u16() != 201 {
+                        return Err(format!("registration answered {status}"));
                     }
                     out.push(start.elapsed().as_secs_f64() * 1000.0);
                     i += k;

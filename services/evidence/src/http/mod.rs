@@ -123,9 +123,14 @@ async fn respond(
     event: veritrace_kernel::event_store::StoredEvent,
     status: actix_web::http::StatusCode,
 ) -> Result<HttpResponse, ApiError> {
-    // The read model normally shows the event already; if it is lagging, say so rather than
-    // guess its content.
-    let evidence = svc.read_model.get(evidence_id.to_string()).await?.ok_or_else(|| {
+    // A registration's view follows from its event alone; other commands read the record
+    // back from the read model, which normally shows the event already. If it is lagging, say
+    // so rather than guess.
+    let projected = match EvidenceView::registered(&event) {
+        Some(view) => Some(view),
+        None => svc.read_model.get(evidence_id.to_string()).await?,
+    };
+    let evidence = projected.ok_or_else(|| {
         ApiError::Unavailable(format!(
             "evidence {evidence_id} was recorded (event {}) but the read model is behind; read it again shortly",
             event.envelope.id

@@ -111,6 +111,36 @@ impl From<EvidenceRow> for EvidenceView {
     }
 }
 
+impl EvidenceView {
+    /// The view of a record that `event` (an `EvidenceRegistered`) just created: what the read
+    /// model will hold once it has projected that event.
+    pub fn registered(event: &StoredEvent) -> Option<EvidenceView> {
+        let env = &event.envelope;
+        let EvidenceEvent::EvidenceRegistered(r) =
+            EvidenceEvent::from_parts(&env.event_type, &env.payload).ok()?
+        else {
+            return None;
+        };
+        Some(EvidenceView {
+            evidence_id: r.evidence_id,
+            organisation: env.organisation.clone(),
+            content_hash: ContentHashView {
+                algorithm: r.content_hash.algorithm.name().to_string(),
+                digest: r.content_hash.digest,
+            },
+            title: r.title,
+            case_reference: r.case_reference,
+            metadata: r.metadata.map(serde_json::Value::Object),
+            status: status_name(EvidenceStatus::Registered).to_string(),
+            registered_at: env.recorded_at.clone(),
+            registered_event_id: env.id.to_string(),
+            withdrawn_at: None,
+            withdrawal_reason: None,
+            version: env.stream_version as i64,
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
     #[error("read model unavailable: {0}")]
