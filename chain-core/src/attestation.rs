@@ -1,7 +1,7 @@
 //! Block attestations: a validator's signature that a block is the chain's block at a height.
 
 use crate::hash::Digest;
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use crate::keys::{PublicKey, SigningKey};
 use serde::{Deserialize, Serialize};
 
 /// Purpose tag of the signed bytes; a signature made for one purpose never passes for another.
@@ -13,7 +13,7 @@ pub const BLOCK_ATTESTATION_TAG: &[u8] = b"veritrace/block/v1";
 pub struct Attestation {
     /// Name of the validator in the validator set.
     pub validator: String,
-    /// Ed25519 signature, 128 lowercase hex characters.
+    /// The 64-byte signature (Ed25519 `R || S` or SM2 `r || s`), 128 lowercase hex characters.
     pub signature: String,
 }
 
@@ -41,7 +41,7 @@ pub fn attest(
     let sig = key.sign(&attestation_message(chain_id, height, block_hash));
     Attestation {
         validator: validator.to_string(),
-        signature: hex::encode(sig.to_bytes()),
+        signature: hex::encode(sig),
     }
 }
 
@@ -53,9 +53,9 @@ pub enum SignatureError {
     Invalid,
 }
 
-/// Strict Ed25519 verification (rejects small-order keys and non-canonical signatures).
+/// Verifies an attestation (Ed25519 strictly: non-canonical signatures are refused).
 pub fn verify_attestation(
-    key: &VerifyingKey,
+    key: &PublicKey,
     att: &Attestation,
     chain_id: &str,
     height: u64,
@@ -67,9 +67,11 @@ pub fn verify_attestation(
     }
     let mut bytes = [0u8; 64];
     hex::decode_to_slice(s, &mut bytes).map_err(|_| SignatureError::Malformed)?;
-    let sig = Signature::from_bytes(&bytes);
-    key.verify_strict(&attestation_message(chain_id, height, block_hash), &sig)
-        .map_err(|_| SignatureError::Invalid)
+    if key.verify(&attestation_message(chain_id, height, block_hash), &bytes) {
+        Ok(())
+    } else {
+        Err(SignatureError::Invalid)
+    }
 }
 
 #[cfg(test)]
@@ -86,22 +88,27 @@ mod tests {
         assert_eq!(&m[21..29], &[0, 0, 0, 0, 0, 0, 1, 2]);
         assert_eq!(&m[29..], &[7; 32]);
 
-        let key = SigningKey::from_bytes(&[1; 32]);
-        let att = attest(&key, "v1", "c1", 258, &h);
-        verify_attestation(&key.verifying_key(), &att, "c1", 258, &h).unwrap();
-        // Another chain, height or block: rejected.
-        let vk = key.verifying_key();
-        assert_eq!(
-            verify_attestation(&vk, &att, "c2", 258, &h),
-            Err(SignatureError::Invalid)
-        );
-        assert_eq!(
-            verify_attestation(&vk, &att, "c1", 259, &h),
-            Err(SignatureError::Invalid)
-        );
-        assert_eq!(
-            verify_attestation(&vk, &att, "c1", 258, &Digest([8; 32])),
-            Err(SignatureError::Invalid)
-        );
+        for alg in [
+            crate::keys::SignatureAlg::Ed25519,
+            crate::keys::SignatureAlg::Sm2,
+        ] {
+            let key = SigningKey::from_secret(alg, &[1; 32]).unwrap();
+            let att = attest(&key, "v1", "c1", 258, &h);
+            let vk = crate::keys::parse_public_key(alg, &key.public_key_hex()).unwrap();
+            verify_attestation(&vk, &att, "c1", 258, &h).unwrap();
+            // Another chain, height or block: rejected.
+            assert_eq!(
+                verify_attestation(&vk, &att, "c2", 258, &h),
+                Err(SignatureError::Invalid)
+            );
+            assert_eq!(
+                verify_attestation(&vk, &att, "c1", 259, &h),
+                Err(SignatureError::Invalid)
+            );
+            assert_eq!(
+                verify_attestation(&vk, &att, "c1", 258, &Digest([8; 32])),
+                Err(SignatureError::Invalid)
+            );
+        }
     }
 }

@@ -6,13 +6,7 @@ use crate::hash::{Digest, HashAlg};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
-/// Signature scheme of a chain profile.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum SignatureAlg {
-    #[default]
-    #[serde(rename = "ed25519")]
-    Ed25519,
-}
+pub use crate::keys::SignatureAlg;
 
 /// One validator: an organisation's signing key and its voting power.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,7 +16,8 @@ pub struct Validator {
     pub name: String,
     /// The organisation running it.
     pub organisation: String,
-    /// Ed25519 public key, 64 lowercase hex characters.
+    /// Public key in the genesis' signature scheme: 64 lowercase hex characters (Ed25519) or
+    /// the uncompressed SEC1 point, 130 lowercase hex characters (SM2).
     pub public_key: String,
     pub power: u64,
 }
@@ -122,11 +117,11 @@ impl Genesis {
         if !valid_chain_id(&self.chain_id) {
             return Err(GenesisError::ChainId(self.chain_id.clone()));
         }
-        validate_set(&self.validator_set)
+        validate_set(&self.validator_set, self.signature_alg)
     }
 }
 
-pub fn validate_set(set: &ValidatorSet) -> Result<(), GenesisError> {
+pub fn validate_set(set: &ValidatorSet, alg: SignatureAlg) -> Result<(), GenesisError> {
     if set.validators.is_empty() {
         return Err(GenesisError::NoValidators);
     }
@@ -150,7 +145,7 @@ pub fn validate_set(set: &ValidatorSet) -> Result<(), GenesisError> {
         if v.power == 0 {
             return Err(GenesisError::ZeroPower(v.name.clone()));
         }
-        crate::keys::parse_public_key(&v.public_key)
+        crate::keys::parse_public_key(alg, &v.public_key)
             .map_err(|e| GenesisError::BadKey(v.name.clone(), e))?;
     }
     // JCS hashes numbers as IEEE doubles: keep every power and the total exact.

@@ -16,6 +16,9 @@ pub enum HashAlg {
     /// SHA-256 (FIPS 180-4): Merkle trees are then exactly RFC 9162 trees.
     #[serde(rename = "sha-256")]
     Sha256,
+    /// SM3 (GB/T 32905-2016), the national-crypto profile.
+    #[serde(rename = "sm3")]
+    Sm3,
 }
 
 impl HashAlg {
@@ -23,6 +26,7 @@ impl HashAlg {
         match self {
             HashAlg::Sha3_256 => "sha3-256",
             HashAlg::Sha256 => "sha-256",
+            HashAlg::Sm3 => "sm3",
         }
     }
 
@@ -46,6 +50,16 @@ impl HashAlg {
                     h.update(p);
                 }
                 Digest(h.finalize().into())
+            }
+            HashAlg::Sm3 => {
+                use sm3::Digest as _;
+                let mut h = sm3::Sm3::new();
+                for p in parts {
+                    h.update(p);
+                }
+                let mut out = [0u8; 32];
+                out.copy_from_slice(&h.finalize());
+                Digest(out)
             }
         }
     }
@@ -255,6 +269,19 @@ mod tests {
         assert_eq!(
             HashAlg::Sha3_256.hash_parts(&[b"a", b"bc"]),
             HashAlg::Sha3_256.hash(b"abc")
+        );
+    }
+
+    #[test]
+    fn sm3_gbt_32905_examples() {
+        // GB/T 32905-2016 Appendix A: example 1 ("abc") and example 2 ("abcd" x 16).
+        assert_eq!(
+            HashAlg::Sm3.hash(b"abc").to_hex(),
+            "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
+        );
+        assert_eq!(
+            HashAlg::Sm3.hash("abcd".repeat(16).as_bytes()).to_hex(),
+            "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"
         );
     }
 

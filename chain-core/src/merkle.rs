@@ -47,10 +47,12 @@ macro_rules! rfc9162_hasher {
 
 rfc9162_hasher!(Sha3Rfc9162, HashAlg::Sha3_256);
 rfc9162_hasher!(Sha256Rfc9162, HashAlg::Sha256);
+rfc9162_hasher!(Sm3Rfc9162, HashAlg::Sm3);
 
 enum Inner {
     Sha3(rs_merkle::MerkleTree<Sha3Rfc9162>),
     Sha256(rs_merkle::MerkleTree<Sha256Rfc9162>),
+    Sm3(rs_merkle::MerkleTree<Sm3Rfc9162>),
 }
 
 /// A complete tree over a list of leaf hashes.
@@ -67,6 +69,7 @@ impl MerkleTree {
         let inner = match alg {
             HashAlg::Sha3_256 => Inner::Sha3(rs_merkle::MerkleTree::from_leaves(&raw)),
             HashAlg::Sha256 => Inner::Sha256(rs_merkle::MerkleTree::from_leaves(&raw)),
+            HashAlg::Sm3 => Inner::Sm3(rs_merkle::MerkleTree::from_leaves(&raw)),
         };
         MerkleTree {
             alg,
@@ -90,6 +93,7 @@ impl MerkleTree {
         let root = match &self.inner {
             Inner::Sha3(t) => t.root(),
             Inner::Sha256(t) => t.root(),
+            Inner::Sm3(t) => t.root(),
         };
         root.map(Digest).unwrap_or_else(|| self.alg.hash(b""))
     }
@@ -99,19 +103,20 @@ impl MerkleTree {
         if index >= self.size {
             return None;
         }
-        let hashes: Vec<Digest> = match &self.inner {
-            Inner::Sha3(t) => t
-                .proof(&[index])
+        fn path<H: rs_merkle::Hasher<Hash = [u8; 32]>>(
+            t: &rs_merkle::MerkleTree<H>,
+            index: usize,
+        ) -> Vec<Digest> {
+            t.proof(&[index])
                 .proof_hashes()
                 .iter()
                 .map(|h| Digest(*h))
-                .collect(),
-            Inner::Sha256(t) => t
-                .proof(&[index])
-                .proof_hashes()
-                .iter()
-                .map(|h| Digest(*h))
-                .collect(),
+                .collect()
+        }
+        let hashes = match &self.inner {
+            Inner::Sha3(t) => path(t, index),
+            Inner::Sha256(t) => path(t, index),
+            Inner::Sm3(t) => path(t, index),
         };
         Some(hashes)
     }
@@ -345,7 +350,7 @@ mod tests {
 
     #[test]
     fn every_proof_of_every_size_verifies_and_tampering_fails() {
-        for alg in [HashAlg::Sha3_256, HashAlg::Sha256] {
+        for alg in [HashAlg::Sha3_256, HashAlg::Sha256, HashAlg::Sm3] {
             for size in 1..=33u64 {
                 let data: Vec<Vec<u8>> = (0..size).map(|i| i.to_be_bytes().to_vec()).collect();
                 let tree = MerkleTree::from_data(alg, data.iter().map(|l| l.as_slice()));

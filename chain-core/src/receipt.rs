@@ -281,8 +281,8 @@ pub fn verify(r: &AnchoredReceipt, genesis: &Genesis) -> Result<VerifiedReceipt,
         if !seen.insert(att.validator.as_str()) {
             return Err(VerifyError::DuplicateAttestation(att.validator.clone()));
         }
-        let key =
-            parse_public_key(&v.public_key).map_err(|_| VerifyError::GenesisKey(v.name.clone()))?;
+        let key = parse_public_key(genesis.signature_alg, &v.public_key)
+            .map_err(|_| VerifyError::GenesisKey(v.name.clone()))?;
         verify_attestation(&key, att, &genesis.chain_id, height, &block_hash).map_err(|e| {
             VerifyError::BadSignature {
                 validator: att.validator.clone(),

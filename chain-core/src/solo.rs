@@ -8,9 +8,8 @@ use crate::block::{Block, BlockHeader, CommittedBlock, Transaction, transaction_
 use crate::chain::{ChainClient, ChainError, TxLocation};
 use crate::genesis::Genesis;
 use crate::hash::Digest;
-use crate::keys::public_key_hex;
+use crate::keys::SigningKey;
 use crate::store::BlockStore;
-use ed25519_dalek::SigningKey;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -42,6 +41,11 @@ pub struct SoloNode {
 pub enum SoloError {
     #[error("the validator key is not in the genesis validator set")]
     NotAValidator,
+    #[error("the validator key is a {key:?} key but the genesis names {genesis:?}")]
+    WrongScheme {
+        key: crate::keys::SignatureAlg,
+        genesis: crate::keys::SignatureAlg,
+    },
     #[error("a solo node needs its own key to hold more than 2/3 of the voting power")]
     NoQuorum,
     #[error(transparent)]
@@ -52,7 +56,13 @@ pub enum SoloError {
 
 impl SoloNode {
     pub fn open(genesis: Genesis, key: SigningKey, store: BlockStore) -> Result<Self, SoloError> {
-        let pk = public_key_hex(&key);
+        if key.algorithm() != genesis.signature_alg {
+            return Err(SoloError::WrongScheme {
+                key: key.algorithm(),
+                genesis: genesis.signature_alg,
+            });
+        }
+        let pk = key.public_key_hex();
         let me = genesis
             .validator_set
             .validators

@@ -53,7 +53,7 @@ fn message(events: &[(&veritrace_kernel::envelope::SealedEnvelope, Option<&str>)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaves_are_idempotent_poison_is_set_aside_and_receipts_verify() {
     let dir = tempfile::tempdir().unwrap();
-    let key = chain_core::keys::generate_signing_key().unwrap();
+    let key = chain_core::keys::SigningKey::generate(SignatureAlg::Ed25519).unwrap();
     let genesis = Genesis {
         chain_id: "anchor-test".into(),
         genesis_time: now_rfc3339(),
@@ -63,7 +63,7 @@ async fn leaves_are_idempotent_poison_is_set_aside_and_receipts_verify() {
             validators: vec![Validator {
                 name: "v1".into(),
                 organisation: "o1".into(),
-                public_key: chain_core::keys::public_key_hex(&key),
+                public_key: key.public_key_hex(),
                 power: 1,
             }],
         },

@@ -5,10 +5,10 @@
 
 use chain_core::attestation::attest;
 use chain_core::block::{Block, BlockHeader, CommittedBlock, transaction_tree};
-use chain_core::genesis::{Genesis, SignatureAlg, Validator, ValidatorSet};
+use chain_core::genesis::{Genesis, Validator, ValidatorSet};
+use chain_core::keys::{SignatureAlg, SigningKey};
 use chain_core::receipt::{AnchoredReceipt, verify_bytes};
 use chain_core::{ContentHash, ContentHashAlg, HashAlg};
-use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use veritrace_anchor::domain::{anchor_transaction, assemble_receipt, batch_tree};
@@ -32,8 +32,8 @@ fn check_file(path: &Path, content: &[u8], stale: &mut Vec<String>) {
     }
 }
 
-fn key(n: u8) -> SigningKey {
-    SigningKey::from_bytes(&[n; 32])
+fn key(sig: SignatureAlg, n: u8) -> SigningKey {
+    SigningKey::from_secret(sig, &[n; 32]).expect("valid fixed key")
 }
 
 fn genesis(alg: HashAlg, chain_id: &str, keys: &[SigningKey]) -> Genesis {
@@ -41,7 +41,7 @@ fn genesis(alg: HashAlg, chain_id: &str, keys: &[SigningKey]) -> Genesis {
         chain_id: chain_id.into(),
         genesis_time: "2026-01-01T00:00:00.000Z".into(),
         hash_alg: alg,
-        signature_alg: SignatureAlg::Ed25519,
+        signature_alg: keys[0].algorithm(),
         validator_set: ValidatorSet {
             validators: keys
                 .iter()
@@ -50,7 +50,7 @@ fn genesis(alg: HashAlg, chain_id: &str, keys: &[SigningKey]) -> Genesis {
                     name: format!("validator-{}", i + 1),
                     organisation: ["Court of Example", "Example Bank", "Example Tax Bureau"][i % 3]
                         .into(),
-                    public_key: chain_core::keys::public_key_hex(k),
+                    public_key: k.public_key_hex(),
                     power: 1,
                 })
                 .collect(),
@@ -163,11 +163,12 @@ fn published_vectors_are_current_and_verifiers_agree_with_them() {
     let mut manifest = Vec::new();
     let mut genesis_docs = std::collections::HashMap::new();
 
-    for (profile, alg) in [
-        ("sha3-256", HashAlg::Sha3_256),
-        ("sha-256", HashAlg::Sha256),
+    for (profile, alg, sig) in [
+        ("sha3-256", HashAlg::Sha3_256, SignatureAlg::Ed25519),
+        ("sha-256", HashAlg::Sha256, SignatureAlg::Ed25519),
+        ("sm3-sm2", HashAlg::Sm3, SignatureAlg::Sm2),
     ] {
-        let keys = [key(1), key(2), key(3)];
+        let keys = [key(sig, 1), key(sig, 2), key(sig, 3)];
         let g = genesis(alg, &format!("veritrace-vectors-{profile}"), &keys);
         let g_name = format!("genesis-{profile}.json");
         let g_bytes = serde_json::to_vec_pretty(&g).unwrap();
@@ -288,7 +289,7 @@ fn published_vectors_are_current_and_verifiers_agree_with_them() {
         let forged = genesis(
             alg,
             &format!("veritrace-vectors-{profile}"),
-            &[key(4), key(5), key(6)],
+            &[key(sig, 4), key(sig, 5), key(sig, 6)],
         );
         let forged_name = format!("genesis-forged-keys-{profile}.json");
         check_file(
@@ -372,7 +373,7 @@ fn receipts_and_genesis_match_their_published_schemas() {
     let genesis_schema = jsonschema::validator_for(&load("schemas/genesis.schema.json"))
         .expect("genesis schema compiles");
     let dir = repo().join("schemas/vectors");
-    for profile in ["sha3-256", "sha-256"] {
+    for profile in ["sha3-256", "sha-256", "sm3-sm2"] {
         let g = load(&format!("schemas/vectors/genesis-{profile}.json"));
         assert!(genesis_schema.is_valid(&g), "genesis-{profile}");
         for i in 1..=2 {

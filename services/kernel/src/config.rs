@@ -36,8 +36,10 @@ pub struct ChainConfig {
     pub block_interval_ms: u64,
     /// Chain id for a genesis created on first start; a random one when unset.
     pub chain_id: Option<String>,
-    /// Hash profile of a genesis created on first start.
+    /// Hash profile of a genesis created on first start (`sha3-256`, `sha-256`, `sm3`).
     pub hash_alg: chain_core::HashAlg,
+    /// Signature scheme of a genesis created on first start (`ed25519`, `sm2`).
+    pub signature_alg: chain_core::genesis::SignatureAlg,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -89,6 +91,7 @@ impl Default for ChainConfig {
             block_interval_ms: 1000,
             chain_id: None,
             hash_alg: chain_core::HashAlg::Sha3_256,
+            signature_alg: chain_core::genesis::SignatureAlg::Ed25519,
         }
     }
 }

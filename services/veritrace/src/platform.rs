@@ -4,7 +4,7 @@
 use actix_web::dev::{ServerHandle, Service};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use chain_core::ChainClient;
-use chain_core::genesis::{Genesis, SignatureAlg, Validator, ValidatorSet};
+use chain_core::genesis::{Genesis, Validator, ValidatorSet};
 use chain_core::keys;
 use chain_core::solo::SoloNode;
 use chain_core::store::BlockStore;
@@ -42,13 +42,24 @@ pub struct Platform {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Loads the node's genesis and key, creating both on the first start.
-fn load_chain(config: &Config) -> Result<(Genesis, PathBuf, ed25519_dalek::SigningKey), BoxError> {
+fn load_chain(config: &Config) -> Result<(Genesis, PathBuf, keys::SigningKey), BoxError> {
     let dir = config.data_dir.join("chain");
     std::fs::create_dir_all(&dir)?;
-    let key = keys::load_or_create(&dir.join("validator.key"))?;
     let path = dir.join("genesis.json");
-    let genesis = if path.exists() {
-        Genesis::parse(&std::fs::read(&path)?)?
+    let key_path = dir.join("validator.key");
+    // An existing chain keeps its profile whatever the configuration says now.
+    let existing = if path.exists() {
+        Some(Genesis::parse(&std::fs::read(&path)?)?)
+    } else {
+        None
+    };
+    let alg = existing
+        .as_ref()
+        .map(|g| g.signature_alg)
+        .unwrap_or(config.chain.signature_alg);
+    let key = keys::load_or_create(&key_path, alg)?;
+    let genesis = if let Some(genesis) = existing {
+        genesis
     } else {
         let chain_id = match &config.chain.chain_id {
             Some(id) => id.clone(),
@@ -62,12 +73,12 @@ fn load_chain(config: &Config) -> Result<(Genesis, PathBuf, ed25519_dalek::Signi
             chain_id,
             genesis_time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             hash_alg: config.chain.hash_alg,
-            signature_alg: SignatureAlg::Ed25519,
+            signature_alg: alg,
             validator_set: ValidatorSet {
                 validators: vec![Validator {
                     name: "local-validator".into(),
                     organisation: "local".into(),
-                    public_key: keys::public_key_hex(&key),
+                    public_key: key.public_key_hex(),
                     power: 1,
                 }],
             },

@@ -214,9 +214,9 @@ fn walkthrough_receipt_is_anchored_within_3s_and_verifies_offline() {
 
     // Same chain id but another validator key: the attestation no longer verifies.
     let mut g: Value = serde_json::from_slice(&std::fs::read(&genesis).unwrap()).unwrap();
-    let forged = chain_core::keys::generate_signing_key().unwrap();
-    g["validator_set"]["validators"][0]["public_key"] =
-        json!(chain_core::keys::public_key_hex(&forged));
+    let forged =
+        chain_core::keys::SigningKey::generate(chain_core::keys::SignatureAlg::Ed25519).unwrap();
+    g["validator_set"]["validators"][0]["public_key"] = json!(forged.public_key_hex());
     std::fs::write(&other_genesis, g.to_string()).unwrap();
     let (code, out) = verify_cli(&receipt_path, &other_genesis, &[]);
     assert_eq!(code, 1, "{out}");
@@ -495,4 +495,58 @@ fn killed_before_anchoring_the_event_is_anchored_after_restart_exactly_once() {
     }
     assert_eq!(anchors, 1);
     assert_eq!(v["transaction"]["batch_size"], 1);
+}
+
+#[test]
+fn a_national_crypto_chain_hashes_with_sm3_and_attests_with_sm2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = up(
+        dir.path(),
+        &[
+            ("VERITRACE_CHAIN__HASH_ALG", "sm3"),
+            ("VERITRACE_CHAIN__SIGNATURE_ALG", "sm2"),
+        ],
+    );
+    let key = p.key.clone().unwrap();
+    let genesis_path = genesis_of(dir.path());
+    let genesis: Value = serde_json::from_slice(&std::fs::read(&genesis_path).unwrap()).unwrap();
+    assert_eq!(
+        (
+            genesis["hash_alg"].as_str(),
+            genesis["signature_alg"].as_str()
+        ),
+        (Some("sm3"), Some("sm2"))
+    );
+    let file = b"exhibit C";
+    let reg = register(&p, file);
+    let event_id = reg["event_id"].as_str().unwrap();
+    let receipt = anchored_receipt(&p, &key, event_id, Duration::from_secs(5)).expect("anchored");
+    // The event digest is SM3 over the canonical envelope.
+    let r: Value = serde_json::from_slice(&receipt).unwrap();
+    let canonical = chain_core::canonical::to_canonical_bytes(&r["event"]).unwrap();
+    assert_eq!(
+        r["event_digest"],
+        json!(chain_core::HashAlg::Sm3.hash(&canonical).to_hex())
+    );
+    assert_eq!(reg["event_digest"], r["event_digest"]);
+    let receipt_path = dir.path().join("receipt.json");
+    std::fs::write(&receipt_path, &receipt).unwrap();
+    let (code, out) = verify_cli(
+        &receipt_path,
+        &genesis_path,
+        &["--digest", &sha256_hex(file)],
+    );
+    assert_eq!(code, 0, "{out}");
+    // An SM2 receipt checked against an Ed25519 genesis of the same chain id fails.
+    let mut g = genesis.clone();
+    g["signature_alg"] = json!("ed25519");
+    g["validator_set"]["validators"][0]["public_key"] = json!(
+        chain_core::keys::SigningKey::generate(chain_core::keys::SignatureAlg::Ed25519)
+            .unwrap()
+            .public_key_hex()
+    );
+    let other = dir.path().join("ed25519-genesis.json");
+    std::fs::write(&other, g.to_string()).unwrap();
+    let (code, out) = verify_cli(&receipt_path, &other, &[]);
+    assert_eq!(code, 1, "{out}");
 }
