@@ -316,6 +316,47 @@ pub fn verify(r: &AnchoredReceipt, genesis: &Genesis) -> Result<VerifiedReceipt,
     })
 }
 
+/// How much of a validator set's power validly attested a block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finality {
+    pub signed_power: u64,
+    pub total_power: u64,
+    /// More than 2/3 of the power attested.
+    pub is_final: bool,
+    /// Validators whose attestation verified.
+    pub signers: Vec<String>,
+}
+
+/// Checks every attestation of a block against `genesis`' validator set (invalid, unknown and
+/// repeated attestations count for nothing).
+pub fn block_finality(genesis: &Genesis, block: &crate::block::CommittedBlock) -> Finality {
+    let set = &genesis.validator_set;
+    let header = &block.block.header;
+    let mut signers: Vec<String> = Vec::new();
+    let mut signed_power = 0u64;
+    for att in &block.attestations {
+        let Some(v) = set.get(&att.validator) else {
+            continue;
+        };
+        if signers.contains(&v.name) {
+            continue;
+        }
+        let Ok(key) = parse_public_key(genesis.signature_alg, &v.public_key) else {
+            continue;
+        };
+        if verify_attestation(&key, att, &genesis.chain_id, header.height, &block.hash).is_ok() {
+            signed_power = signed_power.saturating_add(v.power);
+            signers.push(v.name.clone());
+        }
+    }
+    Finality {
+        signed_power,
+        total_power: set.total_power(),
+        is_final: set.is_quorum(signed_power),
+        signers,
+    }
+}
+
 /// Exactly `YYYY-MM-DDTHH:MM:SS.sssZ`, a valid UTC time.
 pub fn is_block_time(t: &str) -> bool {
     let b = t.as_bytes();

@@ -2,6 +2,7 @@
 //! receipt verification command and the benchmark.
 
 pub mod bench;
+pub mod explorer;
 pub mod openapi;
 pub mod platform;
 pub mod verify;

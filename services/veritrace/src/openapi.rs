@@ -35,6 +35,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = PlatformApi::openapi();
     doc.merge(veritrace_evidence::http::EvidenceApi::openapi());
     doc.merge(veritrace_anchor::http::AnchorApi::openapi());
+    doc.merge(crate::explorer::ExplorerApi::openapi());
     doc
 }
 

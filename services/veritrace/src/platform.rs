@@ -234,6 +234,9 @@ fn http_server(
     let anchor = web::Data::from(anchor);
     let evidence = web::Data::from(evidence);
     let metrics_data = web::Data::from(metrics.clone());
+    let explorer = web::Data::new(crate::explorer::Explorer {
+        chain: state.chain.clone(),
+    });
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         let metrics = metrics.clone();
@@ -244,6 +247,7 @@ fn http_server(
             .app_data(evidence.clone())
             .app_data(metrics_data.clone())
             .app_data(state.clone())
+            .app_data(explorer.clone())
             .app_data(
                 web::QueryConfig::default()
                     .error_handler(|err, _| ApiError::field("query", err.to_string()).into()),
@@ -270,6 +274,7 @@ fn http_server(
             .configure(veritrace_evidence::http::configure)
             .configure(veritrace_anchor::http::configure)
             .configure(crate::openapi::configure)
+            .configure(crate::explorer::configure)
             .route("/", web::get().to(index))
             .route("/chain/genesis", web::get().to(genesis_document))
             .route("/healthz", web::get().to(health))

@@ -550,3 +550,88 @@ fn a_national_crypto_chain_hashes_with_sm3_and_attests_with_sm2() {
     let (code, out) = verify_cli(&receipt_path, &other, &[]);
     assert_eq!(code, 1, "{out}");
 }
+
+#[test]
+fn the_explorer_shows_the_final_block_that_anchors_a_receipt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = up(dir.path(), &[]);
+    let key = p.key.clone().unwrap();
+    let reg = register(&p, b"exhibit D");
+    let receipt = anchored_receipt(
+        &p,
+        &key,
+        reg["event_id"].as_str().unwrap(),
+        Duration::from_secs(5),
+    )
+    .expect("anchored");
+    let r: Value = serde_json::from_slice(&receipt).unwrap();
+    let height = r["block_header"]["height"].as_u64().unwrap();
+
+    // Public: no API key.
+    let (s, _, head) = call("GET", &format!("{}/chain/head", p.url), None, None);
+    assert_eq!(s, 200, "{head}");
+    assert!(head["height"].as_u64().unwrap() >= height, "{head}");
+    assert_eq!(head["block"]["finality"]["final"], json!(true), "{head}");
+
+    let (s, _, b) = call(
+        "GET",
+        &format!("{}/chain/blocks/{height}", p.url),
+        None,
+        None,
+    );
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["block"]["block"]["header"], r["block_header"]);
+    assert!(
+        b["block"]["block"]["transactions"]
+            .as_array()
+            .unwrap()
+            .contains(&r["transaction"])
+    );
+    assert_eq!(b["finality"]["signers"], json!(["local-validator"]));
+    assert_eq!(
+        b["transaction_hashes"].as_array().unwrap().len() as u64,
+        r["block_header"]["transaction_count"].as_u64().unwrap()
+    );
+
+    let (s, _, list) = call(
+        "GET",
+        &format!("{}/chain/blocks?limit=5", p.url),
+        None,
+        None,
+    );
+    assert_eq!(s, 200);
+    let heights: Vec<u64> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["height"].as_u64().unwrap())
+        .collect();
+    assert!(
+        heights.windows(2).all(|w| w[0] > w[1]) && heights.contains(&height),
+        "{heights:?}"
+    );
+
+    let (s, c, v) = call("GET", &format!("{}/chain/blocks/999999", p.url), None, None);
+    problem(s, &c, &v, 404, None);
+    let (s, c, v) = call("GET", &format!("{}/chain/blocks/abc", p.url), None, None);
+    problem(s, &c, &v, 422, Some("height"));
+    let (s, c, v) = call(
+        "GET",
+        &format!("{}/chain/blocks?limit=0", p.url),
+        None,
+        None,
+    );
+    problem(s, &c, &v, 422, Some("limit"));
+
+    let (s, _, sets) = call(
+        "GET",
+        &format!("{}/chain/validator-sets", p.url),
+        None,
+        None,
+    );
+    assert_eq!(s, 200);
+    assert_eq!(
+        sets["items"][0]["hash"],
+        r["block_header"]["validator_set_hash"]
+    );
+}
