@@ -2,7 +2,7 @@
 //! from the event store by the projector. Each batch of events and the checkpoint move in one
 //! transaction, so a crash replays nothing twice and skips nothing.
 
-use crate::domain::{EvidenceEvent, EvidenceStatus};
+use crate::domain::{EvidenceEvent, EvidenceRegistered, EvidenceStatus};
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sqlite::SqliteConnection;
@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 use tokio::sync::watch;
 use utoipa::ToSchema;
+use veritrace_kernel::EventEnvelope;
 use veritrace_kernel::event_store::{EventStore, StoredEvent};
 
 pub const PROJECTION: &str = "evidence_records";
@@ -112,32 +113,33 @@ impl From<EvidenceRow> for EvidenceView {
 }
 
 impl EvidenceView {
-    /// The view of a record that `event` (an `EvidenceRegistered`) just created: what the read
-    /// model will hold once it has projected that event.
+    /// The view of a record that `event` (an `EvidenceRegistered`) just created: exactly what
+    /// the read model holds once it has projected that event.
     pub fn registered(event: &StoredEvent) -> Option<EvidenceView> {
         let env = &event.envelope;
-        let EvidenceEvent::EvidenceRegistered(r) =
-            EvidenceEvent::from_parts(&env.event_type, &env.payload).ok()?
-        else {
-            return None;
-        };
-        Some(EvidenceView {
-            evidence_id: r.evidence_id,
-            organisation: env.organisation.clone(),
-            content_hash: ContentHashView {
-                algorithm: r.content_hash.algorithm.name().to_string(),
-                digest: r.content_hash.digest,
-            },
-            title: r.title,
-            case_reference: r.case_reference,
-            metadata: r.metadata.map(serde_json::Value::Object),
-            status: status_name(EvidenceStatus::Registered).to_string(),
-            registered_at: env.recorded_at.clone(),
-            registered_event_id: env.id.to_string(),
-            withdrawn_at: None,
-            withdrawal_reason: None,
-            version: env.stream_version as i64,
-        })
+        match EvidenceEvent::from_parts(&env.event_type, &env.payload).ok()? {
+            EvidenceEvent::EvidenceRegistered(r) => Some(registered_row(env, r).into()),
+            _ => None,
+        }
+    }
+}
+
+/// The read-model row an `EvidenceRegistered` event creates.
+fn registered_row(env: &EventEnvelope, r: EvidenceRegistered) -> EvidenceRow {
+    EvidenceRow {
+        evidence_id: r.evidence_id,
+        organisation: env.organisation.clone(),
+        algorithm: r.content_hash.algorithm.name().to_string(),
+        digest: r.content_hash.digest,
+        title: r.title,
+        case_reference: r.case_reference,
+        metadata: r.metadata.map(|m| serde_json::Value::Object(m).to_string()),
+        status: status_name(EvidenceStatus::Registered).into(),
+        registered_at: env.recorded_at.clone(),
+        registered_event_id: env.id.to_string(),
+        withdrawn_at: None,
+        withdrawal_reason: None,
+        version: env.stream_version as i64,
     }
 }
 
@@ -289,21 +291,7 @@ fn apply_one(c: &mut SqliteConnection, e: &StoredEvent) -> Result<(), Projection
     match event {
         EvidenceEvent::EvidenceRegistered(r) => {
             diesel::insert_or_ignore_into(evidence_records::table)
-                .values(EvidenceRow {
-                    evidence_id: r.evidence_id,
-                    organisation: env.organisation.clone(),
-                    algorithm: r.content_hash.algorithm.name().to_string(),
-                    digest: r.content_hash.digest,
-                    title: r.title,
-                    case_reference: r.case_reference,
-                    metadata: r.metadata.map(|m| serde_json::Value::Object(m).to_string()),
-                    status: status_name(EvidenceStatus::Registered).into(),
-                    registered_at: env.recorded_at.clone(),
-                    registered_event_id: env.id.to_string(),
-                    withdrawn_at: None,
-                    withdrawal_reason: None,
-                    version: env.stream_version as i64,
-                })
+                .values(registered_row(env, r))
                 .execute(c)?;
         }
         EvidenceEvent::EvidenceWithdrawn(w) => {
