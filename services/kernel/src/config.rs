@@ -115,6 +115,41 @@ impl Default for OutboxConfig {
     }
 }
 
+/// One consortium validator's configuration (`node.toml`, written by `veritrace chain init`).
+/// Relative paths are relative to the file's own directory.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The validator's name in the genesis.
+    pub name: String,
+    pub organisation: String,
+    /// Block store and node state.
+    pub data_dir: PathBuf,
+    pub genesis: PathBuf,
+    /// The validator's private key; it never leaves this directory.
+    pub key: PathBuf,
+    /// Address the consensus engine listens on for peers.
+    pub listen: String,
+    /// The other validators' consensus addresses.
+    pub peers: Vec<String>,
+    /// The node's HTTP API (transaction submission, explorer).
+    pub api: String,
+    pub block_interval_ms: u64,
+}
+
+impl NodeConfig {
+    /// Reads a node file; `VERITRACE_NODE__*` variables override its keys.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        if !path.exists() {
+            return Err(ConfigError(format!("{} does not exist", path.display())));
+        }
+        Figment::from(Toml::file(path))
+            .merge(Env::prefixed("VERITRACE_NODE__"))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(String);

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod explorer;
+pub mod network;
 pub mod openapi;
 pub mod platform;
 pub mod verify;
