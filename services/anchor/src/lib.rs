@@ -53,6 +53,9 @@ pub struct AnchorService {
     metrics: Arc<Metrics>,
     leaves_waiting: Notify,
     sealed: Notify,
+    /// Sealing is triggered both by new leaves and by the schedule; one seal at a time, so two
+    /// never pick the same leaves.
+    seal_lock: tokio::sync::Mutex<()>,
     trees: Mutex<VecDeque<(String, Arc<MerkleTree>)>>,
 }
 
@@ -71,6 +74,7 @@ impl AnchorService {
             metrics,
             leaves_waiting: Notify::new(),
             sealed: Notify::new(),
+            seal_lock: tokio::sync::Mutex::new(()),
             trees: Mutex::new(VecDeque::new()),
         }))
     }
@@ -218,6 +222,7 @@ impl AnchorService {
     /// Returns whether a batch was sealed.
     #[tracing::instrument(skip(self))]
     pub async fn seal_batch(&self, only_full: bool) -> Result<bool, AnchorError> {
+        let _one_at_a_time = self.seal_lock.lock().await;
         let max = self.config.max_batch_size.max(1);
         let waiting = self.store.unsealed(max as i64).await?;
         if waiting.is_empty() || (only_full && waiting.len() < max) {

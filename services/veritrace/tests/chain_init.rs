@@ -98,5 +98,8 @@ fn bad_options_are_refused() {
     assert_eq!(out.status.code(), Some(1));
     let out = init(&tmp.path().join("c"), &["--chain-id", "Not A Valid Id"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(!tmp.path().join("c").exists(), "a refused run writes nothing");
+    assert!(
+        !tmp.path().join("c").exists(),
+        "a refused run writes nothing"
+    );
 }

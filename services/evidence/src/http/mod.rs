@@ -130,12 +130,15 @@ async fn respond(
         Some(view) => Some(view),
         None => svc.read_model.get(evidence_id.to_string()).await?,
     };
-    let evidence = projected.ok_or_else(|| {
-        ApiError::Unavailable(format!(
-            "evidence {evidence_id} was recorded (event {}) but the read model is behind; read it again shortly",
-            event.envelope.id
-        ))
-    })?;
+    // A view older than the event would misstate the record: say the read model is behind.
+    let evidence = projected
+        .filter(|v| v.version >= event.envelope.stream_version as i64)
+        .ok_or_else(|| {
+            ApiError::Unavailable(format!(
+                "evidence {evidence_id} was recorded (event {}) but the read model is behind; read it again shortly",
+                event.envelope.id
+            ))
+        })?;
     let event_id = event.envelope.id.to_string();
     Ok(HttpResponse::build(status)
         .insert_header((header::LOCATION, format!("/evidence/{evidence_id}")))
