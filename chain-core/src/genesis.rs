@@ -83,6 +83,8 @@ pub enum GenesisError {
     BadKey(String, String),
     #[error("the total voting power must not exceed 2^53 - 1 (it is hashed as a JSON number)")]
     PowerTooLarge,
+    #[error("the system random source failed: {0}")]
+    Random(String),
     #[error("validator name {0:?} must be 1 to 64 characters of a-z, A-Z, 0-9, '-', '_', '.'")]
     BadName(String),
 }
@@ -100,6 +102,50 @@ pub fn valid_chain_id(id: &str) -> bool {
 }
 
 impl Genesis {
+    /// A new, validated genesis created now; with no `chain_id`, a random one
+    /// `<prefix>-<8 hex>` (chain ids must never be reused for another genesis).
+    pub fn create(
+        chain_id: Option<&str>,
+        prefix: &str,
+        hash_alg: HashAlg,
+        signature_alg: SignatureAlg,
+        validators: Vec<Validator>,
+    ) -> Result<Genesis, GenesisError> {
+        let chain_id = match chain_id {
+            Some(id) => id.to_string(),
+            None => {
+                let mut b = [0u8; 4];
+                getrandom::fill(&mut b).map_err(|e| GenesisError::Random(e.to_string()))?;
+                format!("{prefix}-{}", hex::encode(b))
+            }
+        };
+        let genesis = Genesis {
+            chain_id,
+            genesis_time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            hash_alg,
+            signature_alg,
+            validator_set: ValidatorSet { validators },
+        };
+        genesis.validate()?;
+        Ok(genesis)
+    }
+
+    /// Writes the genesis to `path`, which must not exist yet: a genesis is written once, and
+    /// a crash mid-write leaves no half file (written aside, then renamed).
+    pub fn write_new(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text)?;
+        if path.exists() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} already exists", path.display()),
+            ));
+        }
+        std::fs::rename(&tmp, path)
+    }
+
     pub fn parse(bytes: &[u8]) -> Result<Genesis, String> {
         let g: Genesis =
             serde_json::from_slice(bytes).map_err(|e| format!("genesis is not valid: {e}"))?;

@@ -2,7 +2,7 @@
 //! of N validators. Each key is generated in its own node's directory and only its public half
 //! goes into the genesis.
 
-use chain_core::genesis::{Genesis, SignatureAlg, Validator, ValidatorSet};
+use chain_core::genesis::{Genesis, SignatureAlg, Validator};
 use chain_core::{HashAlg, keys};
 use std::path::{Path, PathBuf};
 use veritrace_kernel::config::NodeConfig;
@@ -81,23 +81,14 @@ pub fn init(opts: &InitOptions) -> Result<InitResult, BoxError> {
             power: 1,
         });
     }
-    let chain_id = match &opts.chain_id {
-        Some(id) => id.clone(),
-        None => {
-            let mut b = [0u8; 4];
-            getrandom::fill(&mut b)?;
-            format!("veritrace-{}", hex::encode(b))
-        }
-    };
-    let genesis = Genesis {
-        chain_id,
-        genesis_time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        hash_alg: opts.hash_alg,
-        signature_alg: opts.signature_alg,
-        validator_set: ValidatorSet { validators },
-    };
-    genesis.validate()?;
-    std::fs::write(&genesis_path, serde_json::to_vec_pretty(&genesis)?)?;
+    let genesis = Genesis::create(
+        opts.chain_id.as_deref(),
+        "veritrace",
+        opts.hash_alg,
+        opts.signature_alg,
+        validators,
+    )?;
+    genesis.write_new(&genesis_path)?;
 
     let port =
         |i: usize, offset: u16| format!("127.0.0.1:{}", opts.base_port + offset + i as u16 + 1);

@@ -4,7 +4,7 @@
 use actix_web::dev::{ServerHandle, Service};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use chain_core::ChainClient;
-use chain_core::genesis::{Genesis, Validator, ValidatorSet};
+use chain_core::genesis::{Genesis, Validator};
 use chain_core::keys;
 use chain_core::solo::SoloNode;
 use chain_core::store::BlockStore;
@@ -61,32 +61,19 @@ fn load_chain(config: &Config) -> Result<(Genesis, PathBuf, keys::SigningKey), B
     let genesis = if let Some(genesis) = existing {
         genesis
     } else {
-        let chain_id = match &config.chain.chain_id {
-            Some(id) => id.clone(),
-            None => {
-                let mut b = [0u8; 4];
-                getrandom::fill(&mut b)?;
-                format!("veritrace-local-{}", hex::encode(b))
-            }
-        };
-        let genesis = Genesis {
-            chain_id,
-            genesis_time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            hash_alg: config.chain.hash_alg,
-            signature_alg: alg,
-            validator_set: ValidatorSet {
-                validators: vec![Validator {
-                    name: "local-validator".into(),
-                    organisation: "local".into(),
-                    public_key: key.public_key_hex(),
-                    power: 1,
-                }],
-            },
-        };
-        genesis.validate()?;
-        let tmp = dir.join("genesis.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&genesis)?)?;
-        std::fs::rename(&tmp, &path)?;
+        let genesis = Genesis::create(
+            config.chain.chain_id.as_deref(),
+            "veritrace-local",
+            config.chain.hash_alg,
+            alg,
+            vec![Validator {
+                name: "local-validator".into(),
+                organisation: "local".into(),
+                public_key: key.public_key_hex(),
+                power: 1,
+            }],
+        )?;
+        genesis.write_new(&path)?;
         genesis
     };
     Ok((genesis, path, key))
