@@ -62,36 +62,7 @@ enum Command {
 #[derive(Subcommand)]
 enum ChainCommand {
     /// Write a genesis and one node directory (key + node.toml) per validator.
-    Init {
-        /// Directory of the new network (must not hold a genesis yet).
-        #[arg(long)]
-        dir: PathBuf,
-        #[arg(long, default_value_t = 4)]
-        validators: usize,
-        /// Comma-separated organisation names, one per validator.
-        #[arg(long, value_delimiter = ',')]
-        organisations: Vec<String>,
-        /// Chain id (a random `veritrace-…` one when unset).
-        #[arg(long)]
-        chain_id: Option<String>,
-        /// sha3-256, sha-256 or sm3.
-        #[arg(long, default_value = "sha3-256")]
-        hash_alg: String,
-        /// ed25519 or sm2.
-        #[arg(long, default_value = "ed25519")]
-        signature_alg: String,
-        /// Validator i listens on base-port + i (consensus) and base-port + 100 + i (API).
-        #[arg(long, default_value_t = 26600)]
-        base_port: u16,
-        #[arg(long, default_value_t = 1000)]
-        block_interval_ms: u64,
-    },
-}
-
-/// Parses a profile name (`sha3-256`, `sm2`...) as its enum.
-fn parse<T: serde::de::DeserializeOwned>(what: &str, v: &str) -> Result<T, String> {
-    serde_json::from_value(serde_json::Value::String(v.to_string()))
-        .map_err(|_| format!("unknown {what} {v:?}"))
+    Init(veritrace::network::InitOptions),
 }
 
 fn main() -> ExitCode {
@@ -144,48 +115,17 @@ fn main() -> ExitCode {
             runtime(|| up(cfg))
         }
         Command::Chain {
-            command:
-                ChainCommand::Init {
-                    dir,
-                    validators,
-                    organisations,
-                    chain_id,
-                    hash_alg,
-                    signature_alg,
-                    base_port,
-                    block_interval_ms,
-                },
-        } => {
-            let opts = match (
-                parse("hash algorithm", &hash_alg),
-                parse("signature algorithm", &signature_alg),
-            ) {
-                (Ok(hash_alg), Ok(signature_alg)) => veritrace::network::InitOptions {
-                    dir: dir.clone(),
-                    validators,
-                    organisations,
-                    chain_id,
-                    hash_alg,
-                    signature_alg,
-                    base_port,
-                    block_interval_ms,
-                },
-                (Err(e), _) | (_, Err(e)) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            match veritrace::network::init(&opts) {
-                Ok(r) => {
-                    print!("{}", veritrace::network::summary(&r, &dir));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
+            command: ChainCommand::Init(opts),
+        } => match veritrace::network::init(&opts) {
+            Ok(r) => {
+                print!("{}", veritrace::network::summary(&r, &opts.dir));
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Bench {
             events,
             concurrency,

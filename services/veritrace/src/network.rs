@@ -7,18 +7,38 @@ use chain_core::{HashAlg, keys};
 use std::path::{Path, PathBuf};
 use veritrace_kernel::config::NodeConfig;
 
+/// What `veritrace chain init` takes.
+#[derive(clap::Args)]
 pub struct InitOptions {
+    /// Directory of the new network (must not hold a genesis yet).
+    #[arg(long)]
     pub dir: PathBuf,
+    #[arg(long, default_value_t = 4)]
     pub validators: usize,
-    /// One name per validator; `Organisation <i>` where missing.
+    /// Comma-separated organisation names, one per validator (`Organisation <i>` where missing).
+    #[arg(long, value_delimiter = ',')]
     pub organisations: Vec<String>,
+    /// Chain id (a random `veritrace-…` one when unset).
+    #[arg(long)]
     pub chain_id: Option<String>,
+    /// sha3-256, sha-256 or sm3.
+    #[arg(long, default_value = "sha3-256", value_parser = parse_profile::<HashAlg>)]
     pub hash_alg: HashAlg,
+    /// ed25519 or sm2.
+    #[arg(long, default_value = "ed25519", value_parser = parse_profile::<SignatureAlg>)]
     pub signature_alg: SignatureAlg,
     /// Validator i listens for peers on `base_port + i` and serves its API on
     /// `base_port + 100 + i`, on 127.0.0.1.
+    #[arg(long, default_value_t = 26600)]
     pub base_port: u16,
+    #[arg(long, default_value_t = 1000)]
     pub block_interval_ms: u64,
+}
+
+/// Parses a profile name (`sha3-256`, `sm2`...) as its enum, by its serialised name.
+fn parse_profile<T: serde::de::DeserializeOwned>(v: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(v.to_string()))
+        .map_err(|_| format!("unknown profile name {v:?}"))
 }
 
 pub struct InitResult {
