@@ -59,6 +59,28 @@ impl BlockStore {
         }))
     }
 
+    /// Replaces the attestations of a committed block (attestations arrive after the block:
+    /// each validator signs once the block is decided).
+    pub fn set_attestations(
+        &self,
+        height: u64,
+        attestations: &[crate::attestation::Attestation],
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(e)?;
+        {
+            let mut blocks = tx.open_table(BLOCKS).map_err(e)?;
+            let mut block: CommittedBlock = match blocks.get(height).map_err(e)? {
+                Some(v) => serde_json::from_slice(v.value()).map_err(e)?,
+                None => return Err(StoreError(format!("no block at height {height}"))),
+            };
+            block.attestations = attestations.to_vec();
+            let bytes = serde_json::to_vec(&block).map_err(e)?;
+            blocks.insert(height, bytes.as_slice()).map_err(e)?;
+        }
+        tx.commit().map_err(e)?;
+        Ok(())
+    }
+
     /// Appends the next block and indexes its transactions, atomically and durably.
     pub fn append(&self, block: &CommittedBlock, tx_hashes: &[Digest]) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(block).map_err(e)?;

@@ -40,6 +40,12 @@ pub struct ChainConfig {
     pub hash_alg: chain_core::HashAlg,
     /// Signature scheme of a genesis created on first start (`ed25519`, `sm2`).
     pub signature_alg: chain_core::genesis::SignatureAlg,
+    /// Consortium validators' API URLs (`http://host:port`). Empty: the embedded solo
+    /// validator. Set: anchor transactions go to the first node that answers.
+    pub nodes: Vec<String>,
+    /// The consortium's genesis file; required with `nodes` (it is what receipts are checked
+    /// against, so it is configured, never fetched from a node).
+    pub genesis: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -92,6 +98,8 @@ impl Default for ChainConfig {
             chain_id: None,
             hash_alg: chain_core::HashAlg::Sha3_256,
             signature_alg: chain_core::genesis::SignatureAlg::Ed25519,
+            nodes: Vec::new(),
+            genesis: None,
         }
     }
 }
@@ -128,13 +136,28 @@ pub struct NodeConfig {
     pub genesis: PathBuf,
     /// The validator's private key; it never leaves this directory.
     pub key: PathBuf,
-    /// Address the consensus engine listens on for peers.
+    /// Ed25519 key of the node's peer-to-peer identity (transport authentication only).
+    pub p2p_key: PathBuf,
+    /// `host:port` the consensus engine listens on for peers.
     pub listen: String,
-    /// The other validators' consensus addresses.
-    pub peers: Vec<String>,
-    /// The node's HTTP API (transaction submission, explorer).
+    /// The node's HTTP API (transaction submission, explorer, attestations), `host:port`.
     pub api: String,
     pub block_interval_ms: u64,
+    /// The other validators.
+    pub peers: Vec<PeerConfig>,
+}
+
+/// Another validator of the consortium, as a node reaches it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub name: String,
+    /// Its consensus `host:port`.
+    pub address: String,
+    /// Its peer-to-peer identity; a connection from anyone else is refused.
+    pub peer_id: String,
+    /// Its API `host:port`.
+    pub api: String,
 }
 
 impl NodeConfig {

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod explorer;
 pub mod network;
+pub mod node;
 pub mod openapi;
 pub mod platform;
 pub mod verify;

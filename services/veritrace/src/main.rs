@@ -42,6 +42,12 @@ enum Command {
         #[arg(long)]
         digest: Option<String>,
     },
+    /// Run one consortium validator (its key, block store and node API), as configured by
+    /// the node.toml that `veritrace chain init` wrote.
+    Node {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Consortium chain administration.
     Chain {
         #[command(subcommand)]
@@ -114,6 +120,7 @@ fn main() -> ExitCode {
             }
             runtime(|| up(cfg))
         }
+        Command::Node { config } => runtime(|| node(config)),
         Command::Chain {
             command: ChainCommand::Init(opts),
         } => match veritrace::network::init(&opts) {
@@ -168,6 +175,25 @@ where
             ExitCode::from(1)
         }
     }
+}
+
+async fn node(config: PathBuf) -> Result<(), BoxError> {
+    veritrace_kernel::telemetry::init_tracing(
+        &std::env::var("VERITRACE_LOG").unwrap_or_else(|_| "info".into()),
+    );
+    let running = veritrace::node::start(&config).await?;
+    println!(
+        "validator {} of chain {} is up",
+        running.node.name(),
+        running.genesis.chain_id
+    );
+    println!("  node API       http://{}", running.api);
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    tokio::signal::ctrl_c().await?;
+    println!("stopping");
+    running.stop().await;
+    Ok(())
 }
 
 async fn up(cfg: Config) -> Result<(), BoxError> {

@@ -5,7 +5,7 @@
 use chain_core::genesis::{Genesis, SignatureAlg, Validator};
 use chain_core::{HashAlg, keys};
 use std::path::{Path, PathBuf};
-use veritrace_kernel::config::NodeConfig;
+use veritrace_kernel::config::{NodeConfig, PeerConfig};
 
 /// What `veritrace chain init` takes.
 #[derive(clap::Args)]
@@ -84,12 +84,19 @@ pub fn init(opts: &InitOptions) -> Result<InitResult, BoxError> {
         .map(|i| format!("validator-{i}"))
         .collect();
     let mut validators = Vec::with_capacity(opts.validators);
+    let mut peer_ids = Vec::with_capacity(opts.validators);
     for (i, name) in names.iter().enumerate() {
         let node_dir = opts.dir.join(name);
-        if node_dir.join("validator.key").exists() {
+        if node_dir.join("validator.key").exists() || node_dir.join("p2p.key").exists() {
             return Err(format!("{} already holds a key", node_dir.display()).into());
         }
         let key = keys::load_or_create(&node_dir.join("validator.key"), opts.signature_alg)?;
+        // The transport identity is a separate Ed25519 key in every profile: it authenticates
+        // connections, never blocks.
+        keys::load_or_create(&node_dir.join("p2p.key"), SignatureAlg::Ed25519)?;
+        peer_ids.push(chain_node::peer_id(&crate::node::read_secret(
+            &node_dir.join("p2p.key"),
+        )?)?);
         validators.push(Validator {
             name: name.clone(),
             organisation: opts
@@ -120,13 +127,19 @@ pub fn init(opts: &InitOptions) -> Result<InitResult, BoxError> {
             data_dir: PathBuf::from("data"),
             genesis: PathBuf::from("../genesis.json"),
             key: PathBuf::from("validator.key"),
+            p2p_key: PathBuf::from("p2p.key"),
             listen: port(i, 0),
-            peers: (0..names.len())
-                .filter(|j| *j != i)
-                .map(|j| port(j, 0))
-                .collect(),
             api: port(i, 100),
             block_interval_ms: opts.block_interval_ms,
+            peers: (0..names.len())
+                .filter(|j| *j != i)
+                .map(|j| PeerConfig {
+                    name: names[j].clone(),
+                    address: port(j, 0),
+                    peer_id: peer_ids[j].clone(),
+                    api: port(j, 100),
+                })
+                .collect(),
         };
         let path = opts.dir.join(&v.name).join("node.toml");
         std::fs::write(&path, toml_of(&node)?)?;
