@@ -198,10 +198,14 @@ async fn node(config: PathBuf) -> Result<(), BoxError> {
 
 async fn up(cfg: Config) -> Result<(), BoxError> {
     veritrace_kernel::telemetry::init_tracing(&cfg.log);
+    let mode = match cfg.chain.nodes.len() {
+        0 => "embedded mode".to_string(),
+        n => format!("consortium chain through {n} validator node(s)"),
+    };
     let platform = veritrace::platform::Platform::start(cfg).await?;
     let url = platform.base_url();
     println!(
-        "Veritrace is up (embedded mode), chain {}",
+        "Veritrace is up ({mode}), chain {}",
         platform.genesis.chain_id
     );
     println!("  API            {url}");

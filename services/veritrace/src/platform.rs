@@ -34,7 +34,7 @@ pub struct Platform {
     pub identity: Identity,
     pub anchor: Arc<AnchorService>,
     pub evidence: Arc<EvidenceService>,
-    pub chain: Arc<SoloNode>,
+    pub chain: Arc<dyn ChainClient>,
     server: ServerHandle,
     shutdown: watch::Sender<bool>,
 }
@@ -86,15 +86,28 @@ impl Platform {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let metrics = Arc::new(Metrics::new()?);
 
-        let (genesis, genesis_path, key) = load_chain(&config)?;
-        let store = BlockStore::open(&data.join("chain").join("blocks.redb"))?;
-        let chain = Arc::new(SoloNode::open(genesis.clone(), key, store)?);
-        {
-            let chain = chain.clone();
+        let (genesis, genesis_path, chain) = if config.chain.nodes.is_empty() {
+            let (genesis, genesis_path, key) = load_chain(&config)?;
+            let store = BlockStore::open(&data.join("chain").join("blocks.redb"))?;
+            let solo = Arc::new(SoloNode::open(genesis.clone(), key, store)?);
+            let node = solo.clone();
             let interval = Duration::from_millis(config.chain.block_interval_ms.max(1));
             let rx = shutdown_rx.clone();
-            tokio::spawn(async move { chain.run(interval, rx).await });
-        }
+            tokio::spawn(async move { node.run(interval, rx).await });
+            (genesis, genesis_path, solo as Arc<dyn ChainClient>)
+        } else {
+            // A consortium: its genesis is configured (it is what receipts are checked
+            // against), and anchor transactions go to its validators.
+            let path = config.chain.genesis.clone().ok_or(
+                "chain.nodes is set: chain.genesis must name the consortium's genesis file",
+            )?;
+            let genesis = Genesis::parse(
+                &std::fs::read(&path)
+                    .map_err(|e| format!("cannot read the genesis {}: {e}", path.display()))?,
+            )?;
+            let remote = chain_node::RemoteChain::new(genesis.clone(), config.chain.nodes.clone())?;
+            (genesis, path, Arc::new(remote) as Arc<dyn ChainClient>)
+        };
 
         let identity_db = Database::open(&data.join("identity.db")).await?;
         migrate::run(&identity_db.writer, "identity", migrate::IDENTITY).await?;
@@ -103,10 +116,9 @@ impl Platform {
 
         let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
         let anchor_db = Database::open(&data.join("anchor.db")).await?;
-        let chain_client: Arc<dyn ChainClient> = chain.clone();
         let anchor = AnchorService::open(
             &anchor_db,
-            chain_client,
+            chain.clone(),
             config.anchor.clone(),
             metrics.clone(),
         )
@@ -172,7 +184,7 @@ impl Platform {
 #[derive(Clone)]
 struct AppState {
     genesis: Genesis,
-    chain: Arc<SoloNode>,
+    chain: Arc<dyn ChainClient>,
     templates: Arc<tera::Tera>,
 }
 
