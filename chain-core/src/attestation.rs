@@ -61,17 +61,22 @@ pub fn verify_attestation(
     height: u64,
     block_hash: &Digest,
 ) -> Result<(), SignatureError> {
-    let s = &att.signature;
-    if s.len() != 128 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err(SignatureError::Malformed);
-    }
-    let mut bytes = [0u8; 64];
-    hex::decode_to_slice(s, &mut bytes).map_err(|_| SignatureError::Malformed)?;
+    let bytes = decode_signature(&att.signature)?;
     if key.verify(&attestation_message(chain_id, height, block_hash), &bytes) {
         Ok(())
     } else {
         Err(SignatureError::Invalid)
     }
+}
+
+/// A signature's text form: exactly 128 lowercase hex characters (one spelling per signature).
+pub fn decode_signature(s: &str) -> Result<[u8; 64], SignatureError> {
+    if s.len() != 128 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(SignatureError::Malformed);
+    }
+    let mut bytes = [0u8; 64];
+    hex::decode_to_slice(s, &mut bytes).map_err(|_| SignatureError::Malformed)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub struct AnchorTx {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Transaction {
     Anchor(AnchorTx),
+    /// Replaces the validator set from a later height (`crate::governance`).
+    ValidatorSetChange(crate::governance::ValidatorSetChange),
 }
 
 impl Transaction {
@@ -35,6 +37,7 @@ impl Transaction {
     pub fn chain_id(&self) -> &str {
         match self {
             Transaction::Anchor(a) => &a.chain_id,
+            Transaction::ValidatorSetChange(c) => &c.chain_id,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::block::{CommittedBlock, Transaction};
 use crate::genesis::Genesis;
+use crate::governance::CommittedChange;
 use crate::hash::Digest;
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,8 @@ pub trait ChainClient: Send + Sync {
     async fn locate(&self, tx_hash: &Digest) -> Result<Option<TxLocation>, ChainError>;
     async fn block(&self, height: u64) -> Result<Option<CommittedBlock>, ChainError>;
     async fn head(&self) -> Result<u64, ChainError>;
+    /// Every validator-set change committed in a final block, oldest first.
+    async fn validator_set_changes(&self) -> Result<Vec<CommittedChange>, ChainError>;
     /// Resolves when a block newer than `height` is final (or after a node-chosen timeout).
     async fn wait_for_block_after(&self, height: u64);
 }

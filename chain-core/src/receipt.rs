@@ -6,6 +6,7 @@ use crate::attestation::{Attestation, verify_attestation};
 use crate::block::{BlockHeader, Transaction};
 use crate::canonical::canonical_digest;
 use crate::genesis::Genesis;
+use crate::governance::{CommittedChange, ValidatorSetChange, ValidatorSetHistory};
 use crate::hash::{ContentHash, ContentHashAlg, Digest};
 use crate::keys::parse_public_key;
 use crate::merkle::{InclusionError, InclusionProof, leaf_hash};
@@ -45,6 +46,9 @@ pub struct AnchoredReceipt {
     /// The transaction that anchored the batch root, and its proof of inclusion in the block.
     pub transaction: Transaction,
     pub transaction_proof: LeafProof,
+    /// Every validator-set change in force at the block's height, oldest first: the chain of
+    /// sets from the genesis set to the one that attests the block.
+    pub validator_set_changes: Vec<ValidatorSetChange>,
     /// The block header and the attestations that make it final.
     pub block_header: BlockHeader,
     pub attestations: Vec<Attestation>,
@@ -97,9 +101,11 @@ pub enum VerifyError {
     #[error("the transaction proof does not place the anchor transaction in the block: {0}")]
     TransactionProof(InclusionError),
     #[error(
-        "the block's validator set {stated} is not the genesis validator set {expected}; the block header was altered or is from another validator set"
+        "the block's validator set {stated} is not the set in force at its height, {expected}; the block header was altered or is signed by a set not (or no longer) in force"
     )]
     ValidatorSet { stated: Digest, expected: Digest },
+    #[error("validator-set change #{index} does not follow from the set before it: {reason}")]
+    ValidatorSetChange { index: usize, reason: String },
     #[error("the block time {0:?} is not an RFC 3339 UTC time")]
     BlockTime(String),
     #[error("attestation by {0:?}: no such validator in the validator set")]
@@ -149,6 +155,7 @@ impl VerifyError {
             VerifyError::BatchProof(_) => "batch-proof",
             VerifyError::TransactionProof(_) => "transaction-proof",
             VerifyError::ValidatorSet { .. } => "validator-set",
+            VerifyError::ValidatorSetChange { .. } => "validator-set-change",
             VerifyError::BlockTime(_) => "block-time",
             VerifyError::UnknownValidator(_) => "unknown-validator",
             VerifyError::DuplicateAttestation(_) => "duplicate-attestation",
@@ -195,7 +202,11 @@ pub fn verify(r: &AnchoredReceipt, genesis: &Genesis) -> Result<VerifiedReceipt,
         return Err(VerifyError::Version(r.version));
     }
     // 1. The chain.
-    let Transaction::Anchor(anchor) = &r.transaction;
+    let Transaction::Anchor(anchor) = &r.transaction else {
+        return Err(VerifyError::Malformed(
+            "the receipt's transaction is not an anchor transaction".into(),
+        ));
+    };
     for chain in [&r.block_header.chain_id, &anchor.chain_id] {
         if chain != &genesis.chain_id {
             return Err(VerifyError::ChainMismatch {
@@ -239,11 +250,11 @@ pub fn verify(r: &AnchoredReceipt, genesis: &Genesis) -> Result<VerifiedReceipt,
         &r.block_header.transaction_root,
     )
     .map_err(VerifyError::TransactionProof)?;
-    // 5. The block header names the genesis validator set.
-    let set = &genesis.validator_set;
-    let expected = set
-        .hash(alg)
-        .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    // 5. The validator sets from genesis to the block, each change approved by the set
+    // before it; the block header names the last of them.
+    let history = follow_changes(genesis, &r.validator_set_changes, r.block_header.height)?;
+    let set = &history.latest().set;
+    let expected = history.latest().hash;
     if r.block_header.validator_set_hash != expected {
         return Err(VerifyError::ValidatorSet {
             stated: r.block_header.validator_set_hash,
@@ -316,6 +327,38 @@ pub fn verify(r: &AnchoredReceipt, genesis: &Genesis) -> Result<VerifiedReceipt,
     })
 }
 
+/// Follows a receipt's validator-set changes from the genesis set; each change must take effect
+/// after the one before it, no later than `height`, and verify against the set it replaces.
+fn follow_changes(
+    genesis: &Genesis,
+    changes: &[ValidatorSetChange],
+    height: u64,
+) -> Result<ValidatorSetHistory, VerifyError> {
+    let mut history =
+        ValidatorSetHistory::new(genesis).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    for (index, change) in changes.iter().enumerate() {
+        if change.chain_id != genesis.chain_id {
+            return Err(VerifyError::ChainMismatch {
+                receipt: change.chain_id.clone(),
+                genesis: genesis.chain_id.clone(),
+            });
+        }
+        let committed = CommittedChange {
+            // Where a change was committed is not part of what a receipt proves.
+            committed_height: 0,
+            transaction_hash: Digest([0; 32]),
+            change: change.clone(),
+        };
+        history
+            .follow(committed, height)
+            .map_err(|e| VerifyError::ValidatorSetChange {
+                index,
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(history)
+}
+
 /// How much of a validator set's power validly attested a block.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finality {
@@ -327,10 +370,13 @@ pub struct Finality {
     pub signers: Vec<String>,
 }
 
-/// Checks every attestation of a block against `genesis`' validator set (invalid, unknown and
-/// repeated attestations count for nothing).
-pub fn block_finality(genesis: &Genesis, block: &crate::block::CommittedBlock) -> Finality {
-    let set = &genesis.validator_set;
+/// Checks every attestation of a block against `set`, the validator set in force at its height
+/// (invalid, unknown and repeated attestations count for nothing).
+pub fn block_finality(
+    genesis: &Genesis,
+    set: &crate::genesis::ValidatorSet,
+    block: &crate::block::CommittedBlock,
+) -> Finality {
     let header = &block.block.header;
     let mut signers: Vec<String> = Vec::new();
     let mut signed_power = 0u64;

@@ -7,6 +7,7 @@ use crate::attestation::attest;
 use crate::block::{Block, BlockHeader, CommittedBlock, Transaction, transaction_tree};
 use crate::chain::{ChainClient, ChainError, TxLocation};
 use crate::genesis::Genesis;
+use crate::governance::CommittedChange;
 use crate::hash::Digest;
 use crate::keys::SigningKey;
 use crate::store::BlockStore;
@@ -206,7 +207,11 @@ impl ChainClient for SoloNode {
                 self.genesis.chain_id
             )));
         }
-        let Transaction::Anchor(a) = &tx;
+        let Transaction::Anchor(a) = &tx else {
+            return Err(ChainError::Rejected(
+                "a solo chain has one validator and no validator-set changes; run a consortium (veritrace chain init) to govern one".into(),
+            ));
+        };
         if a.batch_size == 0 || a.batch_id.is_empty() || a.batch_id.len() > 64 {
             return Err(ChainError::Rejected(
                 "anchor transaction needs a batch id and at least one leaf".into(),
@@ -247,6 +252,12 @@ impl ChainClient for SoloNode {
 
     async fn head(&self) -> Result<u64, ChainError> {
         Ok(*self.head.borrow())
+    }
+
+    async fn validator_set_changes(&self) -> Result<Vec<CommittedChange>, ChainError> {
+        self.store
+            .validator_set_changes()
+            .map_err(|e| ChainError::Store(e.to_string()))
     }
 
     async fn wait_for_block_after(&self, height: u64) {

@@ -1,13 +1,16 @@
 //! The block store: committed blocks and the transaction index, in redb.
 
-use crate::block::CommittedBlock;
+use crate::block::{CommittedBlock, Transaction};
 use crate::chain::TxLocation;
+use crate::governance::CommittedChange;
 use crate::hash::Digest;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const TX_INDEX: TableDefinition<&[u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
+/// Committed validator-set changes by effective height (JSON `CommittedChange`).
+const SET_CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("validator_set_changes");
 
 #[derive(Debug, thiserror::Error)]
 #[error("block store: {0}")]
@@ -30,6 +33,7 @@ impl BlockStore {
         let tx = db.begin_write().map_err(e)?;
         tx.open_table(BLOCKS).map_err(e)?;
         tx.open_table(TX_INDEX).map_err(e)?;
+        tx.open_table(SET_CHANGES).map_err(e)?;
         tx.commit().map_err(e)?;
         Ok(BlockStore { db })
     }
@@ -57,6 +61,18 @@ impl BlockStore {
             let (height, index) = v.value();
             TxLocation { height, index }
         }))
+    }
+
+    /// Every committed validator-set change, oldest first.
+    pub fn validator_set_changes(&self) -> Result<Vec<CommittedChange>, StoreError> {
+        let tx = self.db.begin_read().map_err(e)?;
+        let t = tx.open_table(SET_CHANGES).map_err(e)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(e)? {
+            let (_, v) = row.map_err(e)?;
+            out.push(serde_json::from_slice(v.value()).map_err(e)?);
+        }
+        Ok(out)
     }
 
     /// Replaces the attestations of a committed block (attestations arrive after the block:
@@ -103,6 +119,20 @@ impl BlockStore {
             for (i, h) in tx_hashes.iter().enumerate() {
                 let i = u32::try_from(i).map_err(e)?;
                 index.insert(&h.0, (height, i)).map_err(e)?;
+            }
+            let mut changes = tx.open_table(SET_CHANGES).map_err(e)?;
+            for (t, h) in block.block.transactions.iter().zip(tx_hashes) {
+                if let Transaction::ValidatorSetChange(c) = t {
+                    let record = CommittedChange {
+                        committed_height: height,
+                        transaction_hash: *h,
+                        change: c.clone(),
+                    };
+                    let bytes = serde_json::to_vec(&record).map_err(e)?;
+                    changes
+                        .insert(c.effective_height, bytes.as_slice())
+                        .map_err(e)?;
+                }
             }
         }
         tx.commit().map_err(e)?;

@@ -3,7 +3,7 @@
 
 use chain_core::block::{Block, BlockHeader, Transaction, transaction_tree};
 use chain_core::receipt::is_block_time;
-use chain_core::{Digest, HashAlg};
+use chain_core::{Digest, HashAlg, ValidatorSetChange};
 use std::collections::HashSet;
 
 /// Most transactions one block carries.
@@ -20,6 +20,7 @@ pub struct Parent<'a> {
     pub hash: Digest,
     /// `None` for the genesis (block 1 has no time to follow).
     pub time: Option<&'a str>,
+    /// Hash of the validator set in force at `height + 1`, the new block's height.
     pub validator_set_hash: Digest,
 }
 
@@ -47,6 +48,8 @@ pub enum BlockError {
     TooManyTransactions,
     #[error("block transaction root {stated} does not match its transactions ({computed})")]
     TransactionRoot { stated: Digest, computed: Digest },
+    #[error("block carries more than one validator-set change")]
+    TwoSetChanges,
     #[error("transaction {index}: {reason}")]
     Transaction { index: usize, reason: String },
     #[error("block is not canonical JSON of a block: {0}")]
@@ -67,6 +70,8 @@ pub fn check_transaction(chain_id: &str, tx: &Transaction) -> Result<(), String>
                 return Err("anchor transaction needs a batch id and at least one leaf".into());
             }
         }
+        // Approvals and timing depend on the chain state: `validate_block`'s caller checks.
+        Transaction::ValidatorSetChange(_) => {}
     }
     Ok(())
 }
@@ -82,7 +87,8 @@ pub fn decode_block(bytes: &[u8]) -> Result<Block, BlockError> {
 }
 
 /// Validates `block` as the next block after `parent`; returns its hash and transaction hashes.
-/// `is_committed` tells whether a transaction hash is already on the chain. `now` is checked
+/// `is_committed` tells whether a transaction hash is already on the chain; `check_change`
+/// whether a validator-set change may be committed at this height. `now` is checked
 /// against the block time only for fresh proposals (a block fetched while catching up is
 /// already decided and may be old).
 pub fn validate_block(
@@ -90,6 +96,7 @@ pub fn validate_block(
     block: &Block,
     is_validator: impl Fn(&str) -> bool,
     is_committed: impl Fn(&Digest) -> bool,
+    check_change: impl Fn(&ValidatorSetChange) -> Result<(), String>,
     now: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<(Digest, Vec<Digest>), BlockError> {
     let h = &block.header;
@@ -138,9 +145,17 @@ pub fn validate_block(
     }
     let mut hashes = Vec::with_capacity(block.transactions.len());
     let mut seen = HashSet::with_capacity(block.transactions.len());
+    let mut changes = 0;
     for (index, tx) in block.transactions.iter().enumerate() {
         check_transaction(parent.chain_id, tx)
             .map_err(|reason| BlockError::Transaction { index, reason })?;
+        if let Transaction::ValidatorSetChange(c) = tx {
+            changes += 1;
+            if changes > 1 {
+                return Err(BlockError::TwoSetChanges);
+            }
+            check_change(c).map_err(|reason| BlockError::Transaction { index, reason })?;
+        }
         let hash = tx
             .hash(parent.hash_alg)
             .map_err(|e| BlockError::Transaction {
@@ -246,7 +261,14 @@ mod tests {
     }
 
     fn check(block: &Block) -> Result<(Digest, Vec<Digest>), BlockError> {
-        validate_block(&parent(), block, |n| n == "v1", |_| false, Some(now()))
+        validate_block(
+            &parent(),
+            block,
+            |n| n == "v1",
+            |_| false,
+            |_| Ok(()),
+            Some(now()),
+        )
     }
 
     #[test]
@@ -306,7 +328,52 @@ mod tests {
     fn a_committed_transaction_cannot_be_included_again() {
         let (block, _) = build_block(&parent(), "v1", vec![anchor(1)], now()).expect("build");
         let committed = anchor(1).0;
-        let r = validate_block(&parent(), &block, |_| true, |h| *h == committed, None);
+        let r = validate_block(
+            &parent(),
+            &block,
+            |_| true,
+            |h| *h == committed,
+            |_| Ok(()),
+            None,
+        );
         assert!(matches!(r, Err(BlockError::Transaction { index: 0, .. })));
+    }
+
+    #[test]
+    fn validator_set_changes_are_checked_and_one_per_block() {
+        let change = |h: u64| {
+            let c = ValidatorSetChange {
+                chain_id: "c".into(),
+                effective_height: h,
+                previous_set_hash: HashAlg::Sha3_256.hash(b"set"),
+                validator_set: chain_core::ValidatorSet { validators: vec![] },
+                approvals: vec![],
+            };
+            let tx = Transaction::ValidatorSetChange(c);
+            (tx.hash(HashAlg::Sha3_256).expect("hash"), tx)
+        };
+        let refuse = |c: &ValidatorSetChange| {
+            if c.effective_height < 7 {
+                Err("too soon".to_string())
+            } else {
+                Ok(())
+            }
+        };
+        let validate = |txs| {
+            let (block, _) = build_block(&parent(), "v1", txs, now()).expect("build");
+            validate_block(&parent(), &block, |_| true, |_| false, refuse, None)
+        };
+        assert!(validate(vec![anchor(1), change(9)]).is_ok());
+        assert_eq!(
+            validate(vec![change(6)]),
+            Err(BlockError::Transaction {
+                index: 0,
+                reason: "too soon".into()
+            })
+        );
+        assert_eq!(
+            validate(vec![change(9), change(10)]),
+            Err(BlockError::TwoSetChanges)
+        );
     }
 }

@@ -296,7 +296,7 @@ impl mc::Validator<ChainContext> for Validator {
 }
 
 /// A chain validator set as the library wants it: sorted by power (descending), then address.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ValidatorSet {
     pub validators: Vec<Validator>,
 }

@@ -14,9 +14,10 @@ use crate::signing::{ChainSigner, ChainVerifier};
 use chain_core::attestation::{attest, verify_attestation};
 use chain_core::block::{Block, CommittedBlock, Transaction};
 use chain_core::chain::{ChainClient, ChainError, TxLocation};
+use chain_core::governance::{CommittedChange, GovernanceError, ValidatorSetHistory};
 use chain_core::keys::SigningKey;
 use chain_core::store::BlockStore;
-use chain_core::{Attestation, Digest, Genesis, HashAlg};
+use chain_core::{Attestation, Digest, Genesis, HashAlg, ValidatorSetChange};
 use malachitebft_app::config::{
     ConsensusConfig, DiscoveryConfig, P2pConfig, PubSubProtocol, ValuePayload, ValueSyncConfig,
 };
@@ -71,8 +72,6 @@ pub struct NodeSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    #[error("the validator key is not in the genesis validator set")]
-    NotAValidator,
     #[error("the validator key is a {key:?} key but the genesis names {genesis:?}")]
     WrongScheme {
         key: chain_core::keys::SignatureAlg,
@@ -109,8 +108,8 @@ struct Shared {
     genesis: Genesis,
     genesis_hash: Digest,
     alg: HashAlg,
-    set: ValidatorSet,
-    set_hash: Digest,
+    /// The validator sets from genesis, extended as changes are committed.
+    sets: Mutex<ValidatorSetHistory>,
     name: String,
     me: Address,
     key: Arc<SigningKey>,
@@ -142,27 +141,34 @@ impl ConsortiumNode {
         }
         let alg = genesis.hash_alg;
         let pk = settings.key.public_key_hex();
-        let mine = genesis
-            .validator_set
-            .validators
+        std::fs::create_dir_all(&settings.data_dir).map_err(state_err)?;
+        let store = BlockStore::open(&settings.data_dir.join("blocks.redb"))?;
+        let sets = ValidatorSetHistory::from_changes(&genesis, &store.validator_set_changes()?)
+            .map_err(state_err)?;
+        // A validator added by governance starts before the chain it syncs names it: it
+        // follows the chain and votes from the height its set takes effect.
+        let named = sets
+            .epochs()
             .iter()
-            .find(|v| v.public_key == pk)
-            .ok_or(NodeError::NotAValidator)?;
-        if mine.name != settings.name {
-            return Err(NodeError::Config(format!(
-                "the key belongs to validator {:?}, the configuration names {:?}",
-                mine.name, settings.name
-            )));
+            .flat_map(|e| e.set.validators.iter())
+            .find(|v| v.public_key == pk);
+        match named {
+            Some(v) if v.name != settings.name => {
+                return Err(NodeError::Config(format!(
+                    "the key belongs to validator {:?}, the configuration names {:?}",
+                    v.name, settings.name
+                )));
+            }
+            Some(_) => {}
+            None => tracing::warn!(
+                name = %settings.name,
+                "this node's key is in no validator set known yet; it follows the chain until a validator-set change names it"
+            ),
         }
-        let set = ValidatorSet::from_chain(alg, genesis.signature_alg, &genesis.validator_set)
-            .map_err(NodeError::Config)?;
-        let set_hash = genesis.validator_set.hash(alg).map_err(state_err)?;
         let genesis_hash = genesis.hash().map_err(state_err)?;
         let me_key = ValidatorKey::parse(genesis.signature_alg, &pk).map_err(NodeError::Config)?;
         let me = Address::of_key(alg, &me_key.bytes);
 
-        std::fs::create_dir_all(&settings.data_dir).map_err(state_err)?;
-        let store = BlockStore::open(&settings.data_dir.join("blocks.redb"))?;
         let state =
             Database::create(settings.data_dir.join("consensus.redb")).map_err(state_err)?;
         {
@@ -180,8 +186,7 @@ impl ConsortiumNode {
             genesis,
             genesis_hash,
             alg,
-            set,
-            set_hash,
+            sets: Mutex::new(sets),
             name: settings.name.clone(),
             me,
             key: settings.key.clone(),
@@ -252,8 +257,11 @@ async fn start_engine(
             p2p: P2pConfig {
                 listen_addr: listen,
                 persistent_peers,
-                // A consortium is a closed mesh: no discovery, no strangers.
-                persistent_peers_only: true,
+                // Outbound only to the configured peers, no discovery; inbound connections
+                // from any peer that authenticates, so that a validator added by governance
+                // joins without the others restarting. Consensus messages count only when
+                // signed by a validator of the height's set.
+                persistent_peers_only: false,
                 discovery: DiscoveryConfig {
                     enabled: false,
                     ..Default::default()
@@ -334,6 +342,15 @@ impl Shared {
     /// Returns the hash and whether the transaction is new to this node.
     fn accept(&self, tx: Transaction) -> Result<(Digest, bool), ChainError> {
         check_transaction(&self.genesis.chain_id, &tx).map_err(ChainError::Rejected)?;
+        if let Transaction::ValidatorSetChange(c) = &tx {
+            let next = self
+                .store
+                .head()
+                .map_err(|e| ChainError::Store(e.to_string()))?
+                + 1;
+            self.check_change(c, next)
+                .map_err(|e| ChainError::Rejected(e.to_string()))?;
+        }
         let hash = tx
             .hash(self.alg)
             .map_err(|e| ChainError::Rejected(e.to_string()))?;
@@ -353,7 +370,22 @@ impl Shared {
         Ok((hash, new))
     }
 
-    fn params(&self, block_interval: Duration) -> HeightParams<ChainContext> {
+    fn sets(&self) -> std::sync::MutexGuard<'_, ValidatorSetHistory> {
+        // The history is only ever extended by a verified change; a poisoned lock still holds
+        // a consistent history.
+        self.sets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `change` may be committed in the block at `height`.
+    fn check_change(
+        &self,
+        change: &ValidatorSetChange,
+        height: u64,
+    ) -> Result<(), GovernanceError> {
+        self.sets().check_inclusion(change, height)
+    }
+
+    fn params(&self, height: u64, block_interval: Duration) -> HeightParams<ChainContext> {
         let timeouts = LinearTimeouts {
             propose: Duration::from_millis(1500),
             propose_delta: Duration::from_millis(250),
@@ -364,7 +396,17 @@ impl Shared {
             rebroadcast: Duration::from_millis(2500),
             max_timeout: Duration::from_secs(30),
         };
-        HeightParams::new(self.set.clone(), timeouts, Some(block_interval))
+        let set = {
+            let sets = self.sets();
+            ValidatorSet::from_chain(self.alg, self.genesis.signature_alg, &sets.at(height).set)
+        };
+        // Every set in the history was validated (genesis rules), so it converts.
+        let set = set.unwrap_or_else(|err| {
+            tracing::error!(%err, height, "validator set does not convert; keeping the genesis set");
+            ValidatorSet::from_chain(self.alg, self.genesis.signature_alg, &self.genesis.validator_set)
+                .unwrap_or_default()
+        });
+        HeightParams::new(set, timeouts, Some(block_interval))
     }
 
     /// The committed block `height` builds on.
@@ -379,8 +421,8 @@ impl Shared {
         Ok((prev.hash, Some(prev.block.header.time)))
     }
 
-    fn is_validator(&self, name: &str) -> bool {
-        self.genesis.validator_set.get(name).is_some()
+    fn set_hash_at(&self, height: u64) -> Digest {
+        self.sets().at(height).hash
     }
 
     fn is_committed(&self, hash: &Digest) -> bool {
@@ -399,14 +441,16 @@ impl Shared {
             height: height - 1,
             hash,
             time: time.as_deref(),
-            validator_set_hash: self.set_hash,
+            validator_set_hash: self.set_hash_at(height),
         };
+        let set = self.sets().at(height).set.clone();
         Some(
             validate_block(
                 &parent,
                 block,
-                |n| self.is_validator(n),
+                |n| set.get(n).is_some(),
                 |h| self.is_committed(h),
+                |c| self.check_change(c, height).map_err(|e| e.to_string()),
                 fresh.then(chrono::Utc::now),
             )
             .map(|(hash, _)| hash)
@@ -460,15 +504,52 @@ impl Shared {
             .map(|t| t.hash(self.alg))
             .collect::<Result<Vec<_>, _>>()
             .map_err(state_err)?;
-        let attestation = attest(&self.key, &self.name, &self.genesis.chain_id, height, &hash);
+        // Only a member of the height's set attests (a validator added later, or removed,
+        // follows the chain without signing).
+        let member = self
+            .sets()
+            .at(height)
+            .set
+            .get(&self.name)
+            .is_some_and(|v| v.public_key == self.key.public_key_hex());
+        let attestations = if member {
+            vec![attest(
+                &self.key,
+                &self.name,
+                &self.genesis.chain_id,
+                height,
+                &hash,
+            )]
+        } else {
+            Vec::new()
+        };
+        let changes: Vec<CommittedChange> = block
+            .transactions
+            .iter()
+            .zip(&tx_hashes)
+            .filter_map(|(t, h)| match t {
+                Transaction::ValidatorSetChange(c) => Some(CommittedChange {
+                    committed_height: height,
+                    transaction_hash: *h,
+                    change: c.clone(),
+                }),
+                Transaction::Anchor(_) => None,
+            })
+            .collect();
         self.store.append(
             &CommittedBlock {
                 block,
                 hash,
-                attestations: vec![attestation],
+                attestations,
             },
             &tx_hashes,
         )?;
+        for c in changes {
+            let effective = c.change.effective_height;
+            // Checked when the block was validated; a failure here is a bug worth stopping on.
+            self.sets().follow(c, u64::MAX).map_err(state_err)?;
+            tracing::info!(height, effective, "validator-set change committed");
+        }
         {
             let tx = self.state.begin_write().map_err(state_err)?;
             {
@@ -510,7 +591,8 @@ impl Shared {
 
     /// Attested power of a committed block, counted the way verifiers count it.
     fn is_final(&self, block: &CommittedBlock) -> bool {
-        chain_core::receipt::block_finality(&self.genesis, block).is_final
+        let set = self.sets().at(block.block.header.height).set.clone();
+        chain_core::receipt::block_finality(&self.genesis, &set, block).is_final
     }
 
     fn refresh_final_head(&self) -> Result<(), NodeError> {
@@ -535,6 +617,7 @@ impl Shared {
         let Some(mut block) = self.store.block(height)? else {
             return Ok(false);
         };
+        let set = self.sets().at(height).set.clone();
         let mut added = false;
         for att in offered {
             if block
@@ -544,7 +627,7 @@ impl Shared {
             {
                 continue;
             }
-            let Some(v) = self.genesis.validator_set.get(&att.validator) else {
+            let Some(v) = set.get(&att.validator) else {
                 continue;
             };
             let Ok(key) =
@@ -686,7 +769,7 @@ impl Host {
                 let start = Height(s.store.head()? + 1);
                 self.current = start;
                 tracing::info!(height = %start, "consensus ready");
-                let _ = reply.send((start, s.params(self.block_interval)));
+                let _ = reply.send((start, s.params(start.0, self.block_interval)));
             }
             AppMsg::StartedRound {
                 height,
@@ -830,11 +913,11 @@ impl Host {
         match s.commit(&cert) {
             Ok(()) => {
                 self.current = Height(height.0 + 1);
-                Next::Start(self.current, s.params(self.block_interval))
+                Next::Start(self.current, s.params(self.current.0, self.block_interval))
             }
             Err(err) => {
                 tracing::error!(%err, %height, "committing the decided block failed; restarting the height");
-                Next::Restart(height, s.params(self.block_interval))
+                Next::Restart(height, s.params(height.0, self.block_interval))
             }
         }
     }
@@ -854,8 +937,34 @@ impl Host {
                 .collect();
             pool.order.retain(|(h, _)| !committed.contains(h));
             pool.seen.retain(|h| !committed.contains(h));
+            // At most one validator-set change, and only one this height may commit; a change
+            // that can never be committed any more (too late, or approved for a replaced set)
+            // leaves the mempool.
+            let mut dead = HashSet::new();
+            for (h, t) in &pool.order {
+                if let Transaction::ValidatorSetChange(c) = t {
+                    match s.check_change(c, height.0) {
+                        Ok(()) | Err(GovernanceError::Pending(_)) => {}
+                        Err(err) => {
+                            tracing::warn!(%err, tx = %h, "dropping a validator-set change that can no longer be committed");
+                            dead.insert(*h);
+                        }
+                    }
+                }
+            }
+            pool.order.retain(|(h, _)| !dead.contains(h));
+            pool.seen.retain(|h| !dead.contains(h));
+            let mut taken = false;
             pool.order
                 .iter()
+                .filter(|(_, t)| match t {
+                    Transaction::ValidatorSetChange(c) => {
+                        let ok = !taken && s.check_change(c, height.0).is_ok();
+                        taken |= ok;
+                        ok
+                    }
+                    Transaction::Anchor(_) => true,
+                })
                 .take(MAX_BLOCK_TRANSACTIONS)
                 .cloned()
                 .collect()
@@ -866,7 +975,7 @@ impl Host {
             height: height.0 - 1,
             hash: parent_hash,
             time: parent_time.as_deref(),
-            validator_set_hash: s.set_hash,
+            validator_set_hash: s.set_hash_at(height.0),
         };
         build_block(&parent, &s.name, txs, chrono::Utc::now()).map_err(state_err)
     }
@@ -1048,6 +1157,17 @@ impl ChainClient for ConsortiumNode {
 
     async fn head(&self) -> Result<u64, ChainError> {
         Ok(*self.shared.final_head.borrow())
+    }
+
+    async fn validator_set_changes(&self) -> Result<Vec<CommittedChange>, ChainError> {
+        let final_head = *self.shared.final_head.borrow();
+        Ok(self
+            .shared
+            .sets()
+            .committed_changes()
+            .into_iter()
+            .filter(|c| c.committed_height <= final_head)
+            .collect())
     }
 
     async fn wait_for_block_after(&self, height: u64) {

@@ -6,13 +6,15 @@
 use chain_core::block::{CommittedBlock, Transaction};
 use chain_core::chain::{ChainClient, ChainError, TxLocation};
 use chain_core::receipt::block_finality;
-use chain_core::{Digest, Genesis};
+use chain_core::{CommittedChange, Digest, Genesis, ValidatorSetHistory};
 use serde::Deserialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub struct RemoteChain {
     genesis: Genesis,
+    /// The validator sets learned so far, every change verified from the genesis.
+    sets: std::sync::Mutex<ValidatorSetHistory>,
     nodes: Vec<String>,
     /// The node that answered last; tried first next time.
     preferred: AtomicUsize,
@@ -49,7 +51,10 @@ impl RemoteChain {
             .timeout_global(Some(Duration::from_secs(5)))
             .build()
             .into();
+        let sets = ValidatorSetHistory::new(&genesis)
+            .map_err(|e| ChainError::Rejected(format!("genesis: {e}")))?;
         Ok(RemoteChain {
+            sets: std::sync::Mutex::new(sets),
             genesis,
             nodes: nodes
                 .into_iter()
@@ -66,25 +71,55 @@ impl RemoteChain {
         &self,
         call: impl Fn(&ureq::Agent, &str) -> Result<Answer<T>, String> + Send + Sync + 'static,
     ) -> Result<Answer<T>, ChainError> {
+        self.ask_until(call, |_| true).await
+    }
+
+    /// Like `ask`, but an answer `accept` refuses (a node lagging behind the others) sends the
+    /// question on to the next node; the last refused answer is returned if none is accepted.
+    async fn ask_until<T: Send + 'static>(
+        &self,
+        call: impl Fn(&ureq::Agent, &str) -> Result<Answer<T>, String> + Send + Sync + 'static,
+        accept: impl Fn(&T) -> bool + Send + 'static,
+    ) -> Result<Answer<T>, ChainError> {
         let nodes = self.nodes.clone();
         let http = self.http.clone();
         let start = self.preferred.load(Ordering::Relaxed);
         let (index, result) = tokio::task::spawn_blocking(move || {
             let mut errors = Vec::new();
+            let mut refused = None;
             for k in 0..nodes.len() {
                 let i = (start + k) % nodes.len();
                 match call(&http, &nodes[i]) {
+                    Ok(Answer::Found(t)) if !accept(&t) => refused = Some((i, t)),
                     Ok(a) => return (i, Ok(a)),
                     Err(e) => errors.push(format!("{}: {e}", nodes[i])),
                 }
             }
-            (start, Err(errors.join("; ")))
+            match refused {
+                Some((i, t)) => (i, Ok(Answer::Found(t))),
+                None => (start, Err(errors.join("; "))),
+            }
         })
         .await
         .map_err(|e| ChainError::Unavailable(e.to_string()))?;
         self.preferred.store(index, Ordering::Relaxed);
         result.map_err(ChainError::Unavailable)
     }
+
+    fn sets(&self) -> std::sync::MutexGuard<'_, ValidatorSetHistory> {
+        self.sets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_final(&self, block: &CommittedBlock) -> bool {
+        is_final(&self.genesis, &self.sets(), block)
+    }
+}
+
+/// True when the block carries a quorum of the set in force at its height.
+fn is_final(genesis: &Genesis, sets: &ValidatorSetHistory, block: &CommittedBlock) -> bool {
+    let epoch = sets.at(block.block.header.height);
+    epoch.hash == block.block.header.validator_set_hash
+        && block_finality(genesis, &epoch.set, block).is_final
 }
 
 fn get_json<T: serde::de::DeserializeOwned>(
@@ -159,18 +194,25 @@ impl ChainClient for RemoteChain {
     }
 
     async fn block(&self, height: u64) -> Result<Option<CommittedBlock>, ChainError> {
+        let (genesis, sets) = (self.genesis.clone(), self.sets().clone());
         let answer = self
-            .ask(move |http, node| {
-                get_json::<BlockDetail>(http, &format!("{node}/chain/blocks/{height}"))
-            })
+            .ask_until(
+                move |http, node| {
+                    get_json::<BlockDetail>(http, &format!("{node}/chain/blocks/{height}"))
+                },
+                move |d| is_final(&genesis, &sets, &d.block),
+            )
             .await?;
-        match answer {
-            // A node's copy is used only once its attestations make it final.
-            Answer::Found(d) if block_finality(&self.genesis, &d.block).is_final => {
-                Ok(Some(d.block))
-            }
-            _ => Ok(None),
+        let Answer::Found(d) = answer else {
+            return Ok(None);
+        };
+        // A node's copy is used only once its attestations make it final; a block of a set
+        // this client has not learned yet sends it to learn the latest changes first.
+        if self.is_final(&d.block) {
+            return Ok(Some(d.block));
         }
+        self.validator_set_changes().await?;
+        Ok(self.is_final(&d.block).then_some(d.block))
     }
 
     async fn head(&self) -> Result<u64, ChainError> {
@@ -181,6 +223,30 @@ impl ChainClient for RemoteChain {
             Answer::Found(h) => Ok(h.height),
             Answer::NotFound => Ok(0),
         }
+    }
+
+    async fn validator_set_changes(&self) -> Result<Vec<CommittedChange>, ChainError> {
+        let changes = match self
+            .ask(|http, node| {
+                get_json::<Vec<CommittedChange>>(
+                    http,
+                    &format!("{node}/chain/validator-set-changes"),
+                )
+            })
+            .await?
+        {
+            Answer::Found(c) => c,
+            Answer::NotFound => Vec::new(),
+        };
+        // A node's list is believed only as far as each change is approved by the set before
+        // it; a shorter list than the one already learned is a lagging node, not news.
+        let history = ValidatorSetHistory::from_changes(&self.genesis, &changes)
+            .map_err(|e| ChainError::Unavailable(format!("validator-set changes: {e}")))?;
+        let mut sets = self.sets();
+        if history.epochs().len() >= sets.epochs().len() {
+            *sets = history;
+        }
+        Ok(sets.committed_changes())
     }
 
     async fn wait_for_block_after(&self, height: u64) {

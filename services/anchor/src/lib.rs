@@ -7,7 +7,7 @@ pub mod http;
 pub mod store;
 
 use chain_core::receipt::{PendingReceipt, RECEIPT_VERSION, Receipt};
-use chain_core::{ChainClient, Digest, MerkleTree};
+use chain_core::{ChainClient, Digest, MerkleTree, ValidatorSetHistory};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,6 +41,8 @@ pub enum AnchorError {
     MissingBlock(u64),
     #[error("stored envelope is not JSON: {0}")]
     Envelope(String),
+    #[error("the chain's validator-set changes do not follow from its genesis: {0}")]
+    ValidatorSets(String),
 }
 
 /// Trees of recently read batches: receipts of one batch are usually fetched together.
@@ -371,6 +373,12 @@ impl AnchorService {
             .await?
             .ok_or(AnchorError::MissingBlock(height as u64))?;
         let tree = self.tree(batch_id).await?;
+        // The chain of validator sets from genesis to the block, each change checked against
+        // the set before it: a receipt this service serves verifies, or is not served.
+        let genesis = self.chain.genesis();
+        let changes = self.chain.validator_set_changes().await?;
+        let history = ValidatorSetHistory::from_changes(genesis, &changes)
+            .map_err(|e| AnchorError::ValidatorSets(e.to_string()))?;
         let event: serde_json::Value = serde_json::from_str(&leaf.canonical)
             .map_err(|e| AnchorError::Envelope(e.to_string()))?;
         let receipt = domain::assemble_receipt(
@@ -381,6 +389,7 @@ impl AnchorService {
             &tree,
             &block,
             tx_index as u32,
+            history.changes_up_to(height as u64),
         )?;
         Ok(Receipt::Anchored(Box::new(receipt)))
     }

@@ -52,14 +52,35 @@ pub struct BlockSummary {
     pub finality: FinalityView,
 }
 
-fn summary(genesis: &Genesis, b: &CommittedBlock) -> BlockSummary {
+/// The chain's validator sets, every change verified from the genesis.
+async fn set_history(
+    chain: &Arc<dyn ChainClient>,
+) -> Result<chain_core::governance::ValidatorSetHistory, ApiError> {
+    let changes = chain.validator_set_changes().await.map_err(unavailable)?;
+    chain_core::governance::ValidatorSetHistory::from_changes(chain.genesis(), &changes)
+        .map_err(|e| ApiError::Internal(format!("validator-set changes: {e}")))
+}
+
+fn finality(
+    genesis: &Genesis,
+    sets: &chain_core::governance::ValidatorSetHistory,
+    b: &CommittedBlock,
+) -> FinalityView {
+    block_finality(genesis, &sets.at(b.block.header.height).set, b).into()
+}
+
+fn summary(
+    genesis: &Genesis,
+    sets: &chain_core::governance::ValidatorSetHistory,
+    b: &CommittedBlock,
+) -> BlockSummary {
     BlockSummary {
         height: b.block.header.height,
         hash: b.hash.to_hex(),
         time: b.block.header.time.clone(),
         transaction_count: b.block.header.transaction_count,
         proposer: b.block.header.proposer.clone(),
-        finality: block_finality(genesis, b).into(),
+        finality: finality(genesis, sets, b),
     }
 }
 
@@ -80,13 +101,14 @@ pub async fn head(explorer: web::Data<Explorer>) -> Result<HttpResponse, ApiErro
     let chain = &explorer.chain;
     let genesis = chain.genesis();
     let height = chain.head().await.map_err(unavailable)?;
+    let sets = set_history(chain).await?;
     let block = match height {
         0 => None,
         h => chain
             .block(h)
             .await
             .map_err(unavailable)?
-            .map(|b| summary(genesis, &b)),
+            .map(|b| summary(genesis, &sets, &b)),
     };
     Ok(HttpResponse::Ok().json(ChainHead {
         chain_id: genesis.chain_id.clone(),
@@ -128,11 +150,12 @@ pub async fn blocks(
         .map(|b| b.saturating_sub(1))
         .unwrap_or(head)
         .min(head);
+    let sets = set_history(chain).await?;
     let mut items = Vec::new();
     let mut h = top;
     while h >= 1 && (items.len() as u64) < limit {
         if let Some(b) = chain.block(h).await.map_err(unavailable)? {
-            items.push(summary(chain.genesis(), &b));
+            items.push(summary(chain.genesis(), &sets, &b));
         }
         h -= 1;
     }
@@ -175,7 +198,8 @@ pub async fn block(
         .map(|t| t.hash(alg).map(|h: Digest| h.to_hex()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let finality = block_finality(chain.genesis(), &b).into();
+    let sets = set_history(chain).await?;
+    let finality = finality(chain.genesis(), &sets, &b);
     Ok(HttpResponse::Ok().json(BlockDetail {
         block: serde_json::to_value(&b).map_err(|e| ApiError::Internal(e.to_string()))?,
         transaction_hashes,
@@ -190,6 +214,10 @@ pub struct ValidatorSetEntry {
     pub hash: String,
     #[schema(value_type = Object)]
     pub validator_set: ValidatorSet,
+    /// Height of the block that committed the change bringing this set in (absent for the
+    /// genesis set).
+    pub committed_height: Option<u64>,
+    pub transaction_hash: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -197,31 +225,53 @@ pub struct ValidatorSetHistory {
     pub items: Vec<ValidatorSetEntry>,
 }
 
-/// The validator sets of the chain, oldest first (the genesis set from height 1).
+/// The validator sets of the chain, oldest first (the genesis set from height 1), each change
+/// verified against the set before it.
 #[utoipa::path(get, path = "/chain/validator-sets", tag = "chain",
-    responses((status = 200, body = ValidatorSetHistory)))]
+    responses((status = 200, body = ValidatorSetHistory), (status = 503, body = veritrace_kernel::Problem)))]
 pub async fn validator_sets(explorer: web::Data<Explorer>) -> Result<HttpResponse, ApiError> {
-    let genesis = explorer.chain.genesis();
-    let hash = genesis
-        .validator_set
-        .hash(genesis.hash_alg)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let sets = set_history(&explorer.chain).await?;
     Ok(HttpResponse::Ok().json(ValidatorSetHistory {
-        items: vec![ValidatorSetEntry {
-            from_height: 1,
-            hash: hash.to_hex(),
-            validator_set: genesis.validator_set.clone(),
-        }],
+        items: sets
+            .epochs()
+            .iter()
+            .map(|e| ValidatorSetEntry {
+                from_height: e.from_height,
+                hash: e.hash.to_hex(),
+                validator_set: e.set.clone(),
+                committed_height: e.change.as_ref().map(|c| c.committed_height),
+                transaction_hash: e.change.as_ref().map(|c| c.transaction_hash.to_hex()),
+            })
+            .collect(),
     }))
+}
+
+/// Every validator-set change committed in a final block, oldest first, approvals included:
+/// what a client needs to follow the validator sets from the genesis itself.
+#[utoipa::path(get, path = "/chain/validator-set-changes", tag = "chain",
+    responses((status = 200, body = Vec<Object>), (status = 503, body = veritrace_kernel::Problem)))]
+pub async fn validator_set_changes(
+    explorer: web::Data<Explorer>,
+) -> Result<HttpResponse, ApiError> {
+    let changes = explorer
+        .chain
+        .validator_set_changes()
+        .await
+        .map_err(unavailable)?;
+    Ok(HttpResponse::Ok().json(changes))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/chain/head", web::get().to(head))
         .route("/chain/blocks", web::get().to(blocks))
         .route("/chain/blocks/{height}", web::get().to(block))
-        .route("/chain/validator-sets", web::get().to(validator_sets));
+        .route("/chain/validator-sets", web::get().to(validator_sets))
+        .route(
+            "/chain/validator-set-changes",
+            web::get().to(validator_set_changes),
+        );
 }
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(head, blocks, block, validator_sets))]
+#[openapi(paths(head, blocks, block, validator_sets, validator_set_changes))]
 pub struct ExplorerApi;

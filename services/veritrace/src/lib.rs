@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod explorer;
+pub mod governance;
 pub mod network;
 pub mod node;
 pub mod openapi;

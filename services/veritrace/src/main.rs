@@ -69,6 +69,14 @@ enum Command {
 enum ChainCommand {
     /// Write a genesis and one node directory (key + node.toml) per validator.
     Init(veritrace::network::InitOptions),
+    /// Create a new validator's node directory (its own keys) in a network directory.
+    Join(veritrace::governance::JoinOptions),
+    /// Draft a validator-set change (add, remove, re-weight) from the chain's current set.
+    Propose(veritrace::governance::ProposeOptions),
+    /// Sign a drafted change with this validator's key.
+    Approve(veritrace::governance::ApproveOptions),
+    /// Submit a change whose approvals carry more than 2/3 of the current set's power.
+    Submit(veritrace::governance::SubmitOptions),
 }
 
 fn main() -> ExitCode {
@@ -121,18 +129,27 @@ fn main() -> ExitCode {
             runtime(|| up(cfg))
         }
         Command::Node { config } => runtime(|| node(config)),
-        Command::Chain {
-            command: ChainCommand::Init(opts),
-        } => match veritrace::network::init(&opts) {
-            Ok(r) => {
-                print!("{}", veritrace::network::summary(&r, &opts.dir));
-                ExitCode::SUCCESS
+        Command::Chain { command } => {
+            use veritrace::governance;
+            let done = match command {
+                ChainCommand::Init(opts) => veritrace::network::init(&opts)
+                    .map(|r| veritrace::network::summary(&r, &opts.dir)),
+                ChainCommand::Join(o) => governance::join(&o),
+                ChainCommand::Propose(o) => governance::propose(&o),
+                ChainCommand::Approve(o) => governance::approve(&o),
+                ChainCommand::Submit(o) => governance::submit(&o),
+            };
+            match done {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(1)
-            }
-        },
+        }
         Command::Bench {
             events,
             concurrency,

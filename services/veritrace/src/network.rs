@@ -119,6 +119,17 @@ pub fn init(opts: &InitOptions) -> Result<InitResult, BoxError> {
 
     let port =
         |i: usize, offset: u16| format!("127.0.0.1:{}", opts.base_port + offset + i as u16 + 1);
+    let book = AddressBook {
+        peers: (0..names.len())
+            .map(|j| PeerConfig {
+                name: names[j].clone(),
+                address: port(j, 0),
+                peer_id: peer_ids[j].clone(),
+                api: port(j, 100),
+            })
+            .collect(),
+    };
+    book.write(&opts.dir)?;
     let mut node_configs = Vec::with_capacity(names.len());
     for (i, v) in genesis.validator_set.validators.iter().enumerate() {
         let node = NodeConfig {
@@ -131,18 +142,15 @@ pub fn init(opts: &InitOptions) -> Result<InitResult, BoxError> {
             listen: port(i, 0),
             api: port(i, 100),
             block_interval_ms: opts.block_interval_ms,
-            peers: (0..names.len())
-                .filter(|j| *j != i)
-                .map(|j| PeerConfig {
-                    name: names[j].clone(),
-                    address: port(j, 0),
-                    peer_id: peer_ids[j].clone(),
-                    api: port(j, 100),
-                })
+            peers: book
+                .peers
+                .iter()
+                .filter(|p| p.name != v.name)
+                .cloned()
                 .collect(),
         };
         let path = opts.dir.join(&v.name).join("node.toml");
-        std::fs::write(&path, toml_of(&node)?)?;
+        std::fs::write(&path, node_toml(&node)?)?;
         node_configs.push(path);
     }
     Ok(InitResult {
@@ -152,13 +160,39 @@ pub fn init(opts: &InitOptions) -> Result<InitResult, BoxError> {
     })
 }
 
-fn toml_of(node: &NodeConfig) -> Result<String, BoxError> {
+pub fn node_toml(node: &NodeConfig) -> Result<String, BoxError> {
     let body = toml::to_string(node)?;
     Ok(format!(
         "# Validator {} of {}, for `veritrace node --config node.toml`.\n\
          # Paths are relative to this file. validator.key is this node's private key: keep it here.\n{body}",
         node.name, node.organisation
     ))
+}
+
+/// The network's address book, `peers.json`: every validator's public addresses and peer id
+/// (no secrets). `chain init` writes it, `chain join` reads it and adds the newcomer.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressBook {
+    pub peers: Vec<PeerConfig>,
+}
+
+impl AddressBook {
+    pub fn read(dir: &Path) -> Result<AddressBook, BoxError> {
+        let path = dir.join("peers.json");
+        let text =
+            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Ok(serde_json::from_slice(&text)
+            .map_err(|e| format!("{} is not an address book: {e}", path.display()))?)
+    }
+
+    pub fn write(&self, dir: &Path) -> Result<(), BoxError> {
+        let path = dir.join("peers.json");
+        let tmp = dir.join("peers.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    }
 }
 
 /// The command's summary.

@@ -54,26 +54,59 @@ impl RunningNode {
     }
 }
 
+/// A validator's node file with the genesis and the validator key it names.
+pub struct NodeIdentity {
+    pub config: NodeConfig,
+    pub genesis: Genesis,
+    pub key: chain_core::keys::SigningKey,
+    /// The node file's directory: relative paths in it are relative to this.
+    pub base: PathBuf,
+}
+
+impl NodeIdentity {
+    pub fn load(path: &Path) -> Result<NodeIdentity, BoxError> {
+        let config = NodeConfig::load(path)?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let genesis_path = resolve(&base, &config.genesis);
+        let genesis =
+            Genesis::parse(&std::fs::read(&genesis_path).map_err(|e| {
+                format!("cannot read the genesis {}: {e}", genesis_path.display())
+            })?)?;
+        let key_path = resolve(&base, &config.key);
+        if !key_path.exists() {
+            return Err(format!("the validator key {} does not exist", key_path.display()).into());
+        }
+        let key = chain_core::keys::load_or_create(&key_path, genesis.signature_alg)?;
+        Ok(NodeIdentity {
+            config,
+            genesis,
+            key,
+            base,
+        })
+    }
+
+    pub fn path(&self, p: &Path) -> PathBuf {
+        resolve(&self.base, p)
+    }
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
 /// Starts the validator described by the node file at `path`.
 pub async fn start(path: &Path) -> Result<RunningNode, BoxError> {
-    let cfg = NodeConfig::load(path)?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let rel = |p: &PathBuf| {
-        if p.is_absolute() {
-            p.clone()
-        } else {
-            base.join(p)
-        }
-    };
-    let genesis = Genesis::parse(
-        &std::fs::read(rel(&cfg.genesis))
-            .map_err(|e| format!("cannot read the genesis {}: {e}", cfg.genesis.display()))?,
-    )?;
-    let key_path = rel(&cfg.key);
-    if !key_path.exists() {
-        return Err(format!("the validator key {} does not exist", key_path.display()).into());
-    }
-    let key = chain_core::keys::load_or_create(&key_path, genesis.signature_alg)?;
+    let NodeIdentity {
+        config: cfg,
+        genesis,
+        key,
+        base,
+    } = NodeIdentity::load(path)?;
+    let rel = |p: &PathBuf| resolve(&base, p);
     let p2p_secret = read_secret(&rel(&cfg.p2p_key))?;
     let peers = cfg
         .peers

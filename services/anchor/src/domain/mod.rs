@@ -2,7 +2,9 @@
 
 use chain_core::block::transaction_tree;
 use chain_core::receipt::{AnchoredReceipt, LeafProof, RECEIPT_VERSION};
-use chain_core::{AnchorTx, CommittedBlock, Digest, HashAlg, MerkleTree, Transaction};
+use chain_core::{
+    AnchorTx, CommittedBlock, Digest, HashAlg, MerkleTree, Transaction, ValidatorSetChange,
+};
 
 /// The Merkle tree over a batch's event digests, in leaf order.
 pub fn batch_tree(alg: HashAlg, digests: &[Digest]) -> MerkleTree {
@@ -38,6 +40,7 @@ pub fn assemble_receipt(
     batch: &MerkleTree,
     block: &CommittedBlock,
     tx_index: u32,
+    validator_set_changes: Vec<ValidatorSetChange>,
 ) -> Result<AnchoredReceipt, AssemblyError> {
     let path = batch
         .inclusion_path(leaf_index as usize)
@@ -77,6 +80,7 @@ pub fn assemble_receipt(
             leaf_index: u64::from(tx_index),
             path: tx_path,
         },
+        validator_set_changes,
         block_header: block.block.header.clone(),
         attestations: block.attestations.clone(),
     })

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -69,7 +69,12 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
-pub fn call(method: &str, url: &str, key: Option<&str>, body: Option<&[u8]>) -> (u16, String, Value) {
+pub fn call(
+    method: &str,
+    url: &str,
+    key: Option<&str>,
+    body: Option<&[u8]>,
+) -> (u16, String, Value) {
     let a = agent();
     let mut resp = match (method, body) {
         ("GET", _) => {
@@ -125,7 +130,12 @@ pub fn register(p: &Running, file: &[u8]) -> Value {
 }
 
 /// Polls the receipt until it is anchored or the deadline passes.
-pub fn anchored_receipt(p: &Running, key: &str, event_id: &str, within: Duration) -> Option<Vec<u8>> {
+pub fn anchored_receipt(
+    p: &Running,
+    key: &str,
+    event_id: &str,
+    within: Duration,
+) -> Option<Vec<u8>> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         let (status, _, v) = call(
@@ -156,3 +166,211 @@ pub fn verify_cli(receipt: &Path, genesis: &Path, extra: &[&str]) -> (i32, Strin
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// A consortium of `veritrace node` processes on loopback.
+pub struct Network {
+    pub dir: PathBuf,
+    pub names: Vec<String>,
+    pub apis: Vec<String>,
+    nodes: Vec<Option<Child>>,
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for c in self.nodes.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Network {
+    pub fn init(dir: &Path, base_port: u16, hash: &str, sig: &str) -> Network {
+        let out = Command::new(env!("CARGO_BIN_EXE_veritrace"))
+            .args(["chain", "init", "--dir"])
+            .arg(dir)
+            .args(["--validators", "4", "--base-port", &base_port.to_string()])
+            .args(["--hash-alg", hash, "--signature-alg", sig])
+            .output()
+            .expect("chain init");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Network {
+            dir: dir.to_path_buf(),
+            names: (1..=4).map(|i| format!("validator-{i}")).collect(),
+            apis: (1..=4)
+                .map(|i| format!("http://127.0.0.1:{}", base_port + 100 + i))
+                .collect(),
+            nodes: (0..4).map(|_| None).collect(),
+        }
+    }
+
+    pub fn genesis(&self) -> PathBuf {
+        self.dir.join("genesis.json")
+    }
+
+    pub fn start(&mut self, i: usize) {
+        let node_dir = self.dir.join(&self.names[i]);
+        let child = Command::new(env!("CARGO_BIN_EXE_veritrace"))
+            .args(["node", "--config"])
+            .arg(node_dir.join("node.toml"))
+            .env("VERITRACE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start veritrace node");
+        self.nodes[i] = Some(child);
+    }
+
+    /// Adds a validator with `veritrace chain join` (not started).
+    pub fn join(&mut self, name: &str, p2p_port: u16, api_port: u16) {
+        run_ok(&[
+            "chain",
+            "join",
+            "--dir",
+            self.dir.to_str().expect("utf-8"),
+            "--name",
+            name,
+            "--organisation",
+            &format!("Organisation of {name}"),
+            "--p2p-port",
+            &p2p_port.to_string(),
+            "--api-port",
+            &api_port.to_string(),
+        ]);
+        self.names.push(name.to_string());
+        self.apis.push(format!("http://127.0.0.1:{api_port}"));
+        self.nodes.push(None);
+    }
+
+    /// SIGKILL: the node gets no chance to tidy up.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].take() {
+            c.kill().expect("kill");
+            c.wait().expect("reap");
+        }
+    }
+
+    pub fn get(&self, i: usize, path: &str) -> Option<Value> {
+        let (status, _, v) = try_call(&format!("{}{path}", self.apis[i]))?;
+        (status == 200).then_some(v)
+    }
+
+    /// The node's final head, if it answers.
+    pub fn final_head(&self, i: usize) -> Option<u64> {
+        self.get(i, "/chain/head")?["height"].as_u64()
+    }
+
+    pub fn block_hash(&self, i: usize, height: u64) -> Option<String> {
+        self.get(i, &format!("/chain/blocks/{height}"))
+            .and_then(|v| v["block"]["hash"].as_str().map(str::to_string))
+    }
+
+    /// Waits until every listed node's final head reaches `height`.
+    pub fn wait_for_height(&self, nodes: &[usize], height: u64, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let heads: Vec<Option<u64>> = nodes.iter().map(|i| self.final_head(*i)).collect();
+            if heads.iter().all(|h| h.is_some_and(|h| h >= height)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nodes {nodes:?} did not reach final height {height} within {within:?}: {heads:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn max_head(&self, nodes: &[usize]) -> u64 {
+        nodes
+            .iter()
+            .filter_map(|i| self.final_head(*i))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Every node holds the same block at every height they all have: one chain, no fork.
+    pub fn assert_one_chain(&self, nodes: &[usize]) {
+        let top = nodes
+            .iter()
+            .map(|i| self.final_head(*i).expect("node answers"))
+            .min()
+            .unwrap_or(0);
+        assert!(top > 0);
+        for h in 1..=top {
+            let hashes: Vec<Option<String>> =
+                nodes.iter().map(|i| self.block_hash(*i, h)).collect();
+            assert!(hashes[0].is_some(), "height {h} missing");
+            assert!(
+                hashes.iter().all(|x| *x == hashes[0]),
+                "fork at height {h}: {hashes:?}"
+            );
+        }
+    }
+}
+
+pub fn try_call(url: &str) -> Option<(u16, String, Value)> {
+    let a: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(2)))
+        .build()
+        .into();
+    let mut resp = a.get(url).call().ok()?;
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().ok()?;
+    Some((status, String::new(), serde_json::from_str(&text).ok()?))
+}
+
+/// Registers a document through a platform anchored on the consortium and checks its receipt
+/// offline against the consortium's genesis.
+pub fn receipt_verifies(p: &Running, genesis: &Path, work: &Path, doc: &[u8]) -> Value {
+    let key = p.key.clone().expect("admin key");
+    let v = register(p, doc);
+    let event_id = v["event_id"].as_str().expect("event id").to_string();
+    let receipt = anchored_receipt(p, &key, &event_id, Duration::from_secs(20))
+        .expect("the receipt is anchored on the consortium");
+    let path = work.join(format!("{event_id}.json"));
+    std::fs::write(&path, &receipt).expect("write receipt");
+    let doc_path = work.join(format!("{event_id}.bin"));
+    std::fs::write(&doc_path, doc).expect("write document");
+    let (code, out) = verify_cli(
+        &path,
+        genesis,
+        &["--file", doc_path.to_str().expect("utf-8")],
+    );
+    assert_eq!(code, 0, "{out}");
+    let parsed: Value = serde_json::from_slice(&receipt).expect("receipt json");
+    let signers = parsed["attestations"]
+        .as_array()
+        .expect("attestations")
+        .len();
+    assert!(
+        signers >= 3,
+        "more than 2/3 of 4 validators attest: {signers}"
+    );
+    parsed
+}
+
+/// Runs the binary and returns its stdout; panics with its stderr when it fails.
+pub fn run_ok(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_veritrace"))
+        .args(args)
+        .output()
+        .expect("run veritrace");
+    assert!(
+        out.status.success(),
+        "veritrace {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Networks run one after the other: eight validators on two cores would measure the machine,
+/// not the protocol.
+pub fn one_network_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|p| p.into_inner())
+}
