@@ -383,9 +383,11 @@ impl AnchorService {
             .map_err(|e| AnchorError::Envelope(e.to_string()))?;
         let receipt = domain::assemble_receipt(
             self.chain.genesis().hash_alg,
-            event,
-            leaf.digest,
-            leaf_index as u64,
+            domain::EventLeaf {
+                event,
+                digest: leaf.digest,
+                index: leaf_index as u64,
+            },
             &tree,
             &block,
             tx_index as u32,

@@ -11,7 +11,7 @@ use chain_core::receipt::{AnchoredReceipt, verify_bytes};
 use chain_core::{ContentHash, ContentHashAlg, HashAlg};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use veritrace_anchor::domain::{anchor_transaction, assemble_receipt, batch_tree};
+use veritrace_anchor::domain::{EventLeaf, anchor_transaction, assemble_receipt, batch_tree};
 use veritrace_kernel::EventEnvelope;
 
 fn repo() -> PathBuf {
@@ -136,9 +136,11 @@ fn receipts(alg: HashAlg, g: &Genesis, keys: &[SigningKey]) -> Vec<AnchoredRecei
             let event: Value = serde_json::from_str(&e.canonical).unwrap();
             assemble_receipt(
                 alg,
-                event,
-                e.digest,
-                i,
+                EventLeaf {
+                    event,
+                    digest: e.digest,
+                    index: i,
+                },
                 &trees[b],
                 &block,
                 b as u32,

@@ -31,17 +31,28 @@ pub enum AssemblyError {
     Canonical(String),
 }
 
+/// One event as a leaf of its batch.
+pub struct EventLeaf {
+    /// The envelope exactly as recorded.
+    pub event: serde_json::Value,
+    pub digest: Digest,
+    pub index: u64,
+}
+
 /// Assembles the complete receipt of one event from its batch and its block.
 pub fn assemble_receipt(
     alg: HashAlg,
-    event: serde_json::Value,
-    event_digest: Digest,
-    leaf_index: u64,
+    leaf: EventLeaf,
     batch: &MerkleTree,
     block: &CommittedBlock,
     tx_index: u32,
     validator_set_changes: Vec<ValidatorSetChange>,
 ) -> Result<AnchoredReceipt, AssemblyError> {
+    let EventLeaf {
+        event,
+        digest: event_digest,
+        index: leaf_index,
+    } = leaf;
     let path = batch
         .inclusion_path(leaf_index as usize)
         .ok_or(AssemblyError::LeafOutOfRange {
