@@ -9,5 +9,7 @@ pub mod node;
 pub mod remote;
 pub mod signing;
 
-pub use node::{ConsortiumNode, NodeError, NodeSettings, Peer, peer_id};
+pub use node::{
+    ConsortiumNode, Misbehaviour, NodeError, NodeSettings, ObservedMisbehaviour, Peer, peer_id,
+};
 pub use remote::RemoteChain;

@@ -23,6 +23,7 @@ use malachitebft_app::config::{
 };
 use malachitebft_app::engine::host::{HeightParams, Next, SyncedValueOutcome};
 use malachitebft_app::streaming::{StreamContent, StreamId, StreamMessage};
+use malachitebft_app::types::MisbehaviorEvidence;
 use malachitebft_app::types::core::{
     CommitCertificate, ExtendedCommitCertificate, LinearTimeouts, Round, Validity, VoteExtensions,
 };
@@ -68,6 +69,32 @@ pub struct NodeSettings {
     pub listen: String,
     pub peers: Vec<Peer>,
     pub block_interval: Duration,
+    /// Deliberate misbehaviour, for resilience tests only.
+    pub misbehaviour: Misbehaviour,
+}
+
+/// Misbehaviour this node saw from another validator (the library kept the first of two
+/// conflicting messages and set the other aside as evidence; an invalid proposal got nil votes).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObservedMisbehaviour {
+    pub validator: String,
+    pub height: u64,
+    /// `conflicting-votes`, `conflicting-proposals` or `invalid-proposal`.
+    pub kind: String,
+    pub detail: String,
+}
+
+/// Most observations kept (the oldest go first).
+const MAX_OBSERVATIONS: usize = 1000;
+
+/// What a misbehaving validator does. Honoured only by a build with the `byzantine` feature;
+/// any other build refuses to start a node that asks for it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Misbehaviour {
+    /// Send, for every vote, a second, conflicting one (both signed: an equivocation).
+    pub equivocate_votes: bool,
+    /// Propose blocks whose transaction root does not match their transactions.
+    pub bad_transaction_root: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +149,8 @@ struct Shared {
     committed: Notify,
     peers: Vec<Peer>,
     http: ureq::Agent,
+    misbehaviour: Misbehaviour,
+    observed: Mutex<std::collections::VecDeque<ObservedMisbehaviour>>,
 }
 
 /// A running consortium validator.
@@ -133,6 +162,11 @@ impl ConsortiumNode {
     /// Opens the node's stores, starts the consensus engine and the tasks that drive it.
     pub async fn start(settings: NodeSettings) -> Result<Arc<ConsortiumNode>, NodeError> {
         let genesis = settings.genesis.clone();
+        if settings.misbehaviour != Misbehaviour::default() && !cfg!(feature = "byzantine") {
+            return Err(NodeError::Config(
+                "this build cannot misbehave (built without the byzantine feature); remove [misbehaviour] from the node configuration".into(),
+            ));
+        }
         if settings.key.algorithm() != genesis.signature_alg {
             return Err(NodeError::WrongScheme {
                 key: settings.key.algorithm(),
@@ -197,6 +231,8 @@ impl ConsortiumNode {
             committed: Notify::new(),
             peers: settings.peers.clone(),
             http,
+            misbehaviour: settings.misbehaviour.clone(),
+            observed: Mutex::new(Default::default()),
         });
         shared.refresh_final_head()?;
 
@@ -223,6 +259,17 @@ impl ConsortiumNode {
             .store
             .head()
             .map_err(|e| ChainError::Store(e.to_string()))
+    }
+
+    /// Misbehaviour of other validators this node has seen, oldest first.
+    pub fn observed_misbehaviour(&self) -> Vec<ObservedMisbehaviour> {
+        self.shared
+            .observed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Accepts a transaction into this node's mempool without passing it on (it came from a
@@ -285,19 +332,51 @@ async fn start_engine(
         chain_id: chain_id.clone(),
         key: settings.key.clone(),
     };
+    let wal = WalContext::new(
+        settings.data_dir.join("wal").join("consensus.wal"),
+        WireCodec,
+    );
+    let consensus = ConsensusContext::new_validator(
+        shared.me,
+        Box::new(ChainVerifier {
+            chain_id: chain_id.clone(),
+        }),
+        Box::new(signer.clone()),
+    );
+    #[cfg(feature = "byzantine")]
+    if settings.misbehaviour.equivocate_votes {
+        use malachitebft_engine_byzantine::{ByzantineConfig, Trigger};
+        tracing::warn!("misbehaving: every vote is followed by a conflicting one");
+        let byzantine = malachitebft_app_channel::ByzantineContext {
+            identity,
+            codec: WireCodec,
+            config: ByzantineConfig::default().with_equivocate_votes(Trigger::Always),
+            signer: Box::new(signer),
+            address: shared.me,
+            conflicting_value_fn: None,
+            // None: a vote for a block is contradicted by a nil vote.
+            conflicting_vote_value_fn: None,
+        };
+        let (channels, _engine) =
+            malachitebft_app_channel::EngineBuilder::new(ChainContext, config)
+                .with_default_wal(wal)
+                .with_byzantine_network(byzantine)
+                .await
+                .map_err(|e| NodeError::Engine(format!("{e:#}")))?
+                .with_default_sync(SyncContext::new(WireCodec))
+                .with_default_consensus(consensus)
+                .with_default_request(RequestContext::new(100))
+                .build()
+                .await
+                .map_err(|e| NodeError::Engine(format!("{e:#}")))?;
+        return Ok(channels);
+    }
     let (channels, _engine) = malachitebft_app_channel::start_engine(
         ChainContext,
         config,
-        WalContext::new(
-            settings.data_dir.join("wal").join("consensus.wal"),
-            WireCodec,
-        ),
+        wal,
         NetworkContext::new(identity, WireCodec),
-        ConsensusContext::new_validator(
-            shared.me,
-            Box::new(ChainVerifier { chain_id }),
-            Box::new(signer),
-        ),
+        consensus,
         SyncContext::new(WireCodec),
         RequestContext::new(100),
     )
@@ -419,6 +498,69 @@ impl Shared {
             .block(height - 1)?
             .ok_or_else(|| NodeError::State(format!("block {} is not committed", height - 1)))?;
         Ok((prev.hash, Some(prev.block.header.time)))
+    }
+
+    fn observe(&self, validator: String, height: u64, kind: &str, detail: String) {
+        tracing::warn!(%validator, height, kind, %detail, "validator misbehaved");
+        let mut seen = self.observed.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() == MAX_OBSERVATIONS {
+            seen.pop_front();
+        }
+        seen.push_back(ObservedMisbehaviour {
+            validator,
+            height,
+            kind: kind.to_string(),
+            detail,
+        });
+    }
+
+    /// The name of the validator with consensus address `address` at `height`.
+    fn validator_name(&self, height: u64, address: &Address) -> String {
+        let set = self.sets().at(height).set.clone();
+        set.validators
+            .iter()
+            .find(|v| {
+                ValidatorKey::parse(self.genesis.signature_alg, &v.public_key)
+                    .is_ok_and(|k| Address::of_key(self.alg, &k.bytes) == *address)
+            })
+            .map(|v| v.name.clone())
+            .unwrap_or_else(|| address.to_string())
+    }
+
+    /// Records the evidence the library set aside while deciding `height`.
+    fn record_evidence(&self, height: u64, evidence: &MisbehaviorEvidence<ChainContext>) {
+        if evidence.is_empty() {
+            return;
+        }
+        let set = self.sets().at(height).set.clone();
+        for v in &set.validators {
+            let Ok(key) = ValidatorKey::parse(self.genesis.signature_alg, &v.public_key) else {
+                continue;
+            };
+            let address = Address::of_key(self.alg, &key.bytes);
+            if let Some(votes) = evidence.votes.get(&address) {
+                self.observe(
+                    v.name.clone(),
+                    height,
+                    "conflicting-votes",
+                    format!(
+                        "{} pair(s) of signed votes for different values in one round",
+                        votes.len()
+                    ),
+                );
+            }
+            if let Some(proposals) = evidence.proposals.get(&address) {
+                self.observe(
+                    v.name.clone(),
+                    height,
+                    "conflicting-proposals",
+                    format!(
+                        "{} pair(s) of signed proposals in one round",
+                        proposals.len()
+                    ),
+                );
+            }
+        }
     }
 
     fn set_hash_at(&self, height: u64) -> Digest {
@@ -836,8 +978,12 @@ impl Host {
                 r?;
             }
             AppMsg::Finalized {
-                certificate, reply, ..
+                certificate,
+                evidence,
+                reply,
+                ..
             } => {
+                s.record_evidence(certificate.height.0, &evidence);
                 let next = self.finalized(certificate, VoteExtensions::default());
                 let _ = reply.send(next);
             }
@@ -977,7 +1123,15 @@ impl Host {
             time: parent_time.as_deref(),
             validator_set_hash: s.set_hash_at(height.0),
         };
-        build_block(&parent, &s.name, txs, chrono::Utc::now()).map_err(state_err)
+        let (mut block, mut hash) =
+            build_block(&parent, &s.name, txs, chrono::Utc::now()).map_err(state_err)?;
+        if s.misbehaviour.bad_transaction_root {
+            // A forged root: the block hash commits to it, the transactions do not.
+            block.header.transaction_root = s.alg.hash(b"forged transaction root");
+            hash = block.header.hash(s.alg).map_err(state_err)?;
+            tracing::warn!(height = %height, block = %hash, "misbehaving: proposing a block with a forged transaction root");
+        }
+        Ok((block, hash))
     }
 
     async fn stream(
@@ -1104,7 +1258,12 @@ impl Host {
             None => return Ok(None),
             Some(Ok(_)) => Validity::Valid,
             Some(Err(reason)) => {
-                tracing::warn!(%height, %round, block = %hash, %reason, "rejecting an invalid proposal");
+                s.observe(
+                    s.validator_name(height.0, &proposer),
+                    height.0,
+                    "invalid-proposal",
+                    format!("round {round}, block {hash}: {reason}"),
+                );
                 Validity::Invalid
             }
         };

@@ -114,6 +114,7 @@ impl Verifier<ChainContext> for ChainVerifier {
 }
 
 /// Signs this validator's votes and proposals with its chain key (Ed25519 or SM2).
+#[derive(Clone)]
 pub struct ChainSigner {
     pub chain_id: String,
     pub key: std::sync::Arc<SigningKey>,

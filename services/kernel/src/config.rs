@@ -145,6 +145,26 @@ pub struct NodeConfig {
     pub block_interval_ms: u64,
     /// The other validators.
     pub peers: Vec<PeerConfig>,
+    /// Deliberate misbehaviour, for resilience tests only (honoured only by a build with the
+    /// `byzantine` feature; any other build refuses to start with it set).
+    #[serde(default, skip_serializing_if = "Misbehaviour::is_none")]
+    pub misbehaviour: Misbehaviour,
+}
+
+/// What a misbehaving validator does.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Misbehaviour {
+    /// Send, for every vote, a second conflicting one (signed: an equivocation).
+    pub equivocate_votes: bool,
+    /// Propose blocks whose transaction root does not match their transactions.
+    pub bad_transaction_root: bool,
+}
+
+impl Misbehaviour {
+    pub fn is_none(&self) -> bool {
+        *self == Misbehaviour::default()
+    }
 }
 
 /// Another validator of the consortium, as a node reaches it.

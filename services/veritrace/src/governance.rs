@@ -181,6 +181,7 @@ pub fn join(o: &JoinOptions) -> Result<String, BoxError> {
         api: me.api.clone(),
         block_interval_ms: o.block_interval_ms,
         peers: book.peers.clone(),
+        misbehaviour: Default::default(),
     };
     std::fs::write(node_dir.join("node.toml"), node_toml(&node)?)?;
     let entry = Validator {

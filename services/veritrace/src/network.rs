@@ -148,6 +148,7 @@ pub fn init(opts: &InitOptions) -> Result<InitResult, BoxError> {
                 .filter(|p| p.name != v.name)
                 .cloned()
                 .collect(),
+            misbehaviour: Default::default(),
         };
         let path = opts.dir.join(&v.name).join("node.toml");
         std::fs::write(&path, node_toml(&node)?)?;

@@ -128,6 +128,10 @@ pub async fn start(path: &Path) -> Result<RunningNode, BoxError> {
         listen: multiaddr(&cfg.listen)?,
         peers,
         block_interval: Duration::from_millis(cfg.block_interval_ms.max(100)),
+        misbehaviour: chain_node::Misbehaviour {
+            equivocate_votes: cfg.misbehaviour.equivocate_votes,
+            bad_transaction_root: cfg.misbehaviour.bad_transaction_root,
+        },
     })
     .await?;
 
@@ -147,6 +151,7 @@ pub async fn start(path: &Path) -> Result<RunningNode, BoxError> {
             .route("/chain/transactions", web::post().to(submit))
             .route("/chain/transactions/{hash}", web::get().to(locate))
             .route("/chain/genesis", web::get().to(genesis_document))
+            .route("/chain/misbehaviour", web::get().to(misbehaviour))
             .route("/healthz", web::get().to(health))
             .default_service(web::to(veritrace_kernel::http::not_found))
     })
@@ -214,6 +219,12 @@ async fn locate(
             "transaction {hash} is not in a final block"
         ))),
     }
+}
+
+/// Misbehaviour of other validators this node has seen (conflicting votes or proposals set
+/// aside by consensus, invalid proposals voted down), oldest first.
+async fn misbehaviour(node: web::Data<ConsortiumNode>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "items": node.observed_misbehaviour() }))
 }
 
 async fn genesis_document(genesis: web::Data<Genesis>) -> HttpResponse {

@@ -245,6 +245,15 @@ impl Network {
         self.nodes.push(None);
     }
 
+    /// Appends TOML to validator `i`'s node.toml (before it starts).
+    pub fn configure(&self, i: usize, toml: &str) {
+        let path = self.dir.join(&self.names[i]).join("node.toml");
+        let mut text = std::fs::read_to_string(&path).expect("node.toml");
+        text.push('\n');
+        text.push_str(toml);
+        std::fs::write(&path, text).expect("write node.toml");
+    }
+
     /// SIGKILL: the node gets no chance to tidy up.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.nodes[i].take() {

@@ -1,0 +1,90 @@
+//! Byzantine validators among four honest-majority processes on loopback (needs the
+//! `byzantine` feature, which lets a node misbehave on request): one that sends conflicting
+//! votes, one that proposes blocks with a forged transaction root. The honest validators catch
+//! the faulty one, keep finalising, and keep one chain.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// Waits until an honest node reports `kind` misbehaviour by `validator`; returns the reports.
+fn wait_for_report(net: &Network, honest: &[usize], validator: &str, kind: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let reports: Vec<Value> = honest
+            .iter()
+            .filter_map(|i| net.get(*i, "/chain/misbehaviour"))
+            .flat_map(|v| v["items"].as_array().cloned().unwrap_or_default())
+            .collect();
+        if reports
+            .iter()
+            .any(|r| r["validator"] == validator && r["kind"] == kind)
+        {
+            return reports;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no honest node reported {kind} by {validator}: {reports:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_validator_sending_conflicting_votes_is_caught_and_one_chain_is_kept() {
+    let _serial = one_network_at_a_time();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut net = Network::init(&tmp.path().join("net"), 31600, "sha3-256", "ed25519");
+    net.configure(3, "[misbehaviour]\nequivocate_votes = true\n");
+    for i in 0..4 {
+        net.start(i);
+    }
+    let all = [0, 1, 2, 3];
+    net.wait_for_height(&all, 4, Duration::from_secs(90));
+    let reports = wait_for_report(&net, &[0, 1, 2], "validator-4", "conflicting-votes");
+    // Only the faulty validator is accused.
+    assert!(
+        reports.iter().all(|r| r["validator"] == "validator-4"),
+        "{reports:?}"
+    );
+    // Its conflicting votes do not stop finality, nor split the chain.
+    let h = net.max_head(&all);
+    net.wait_for_height(&all, h + 3, Duration::from_secs(60));
+    net.assert_one_chain(&all);
+}
+
+#[test]
+fn blocks_with_a_forged_transaction_root_are_voted_down_and_never_final() {
+    let _serial = one_network_at_a_time();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut net = Network::init(&tmp.path().join("net"), 32600, "sha3-256", "ed25519");
+    net.configure(3, "[misbehaviour]\nbad_transaction_root = true\n");
+    for i in 0..4 {
+        net.start(i);
+    }
+    let honest = [0, 1, 2];
+    let reports = wait_for_report(&net, &honest, "validator-4", "invalid-proposal");
+    assert!(
+        reports.iter().any(|r| r["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("transaction root"))),
+        "{reports:?}"
+    );
+    // The faulty validator has had its turns as proposer; the honest ones carried on.
+    let all = [0, 1, 2, 3];
+    net.wait_for_height(&honest, 9, Duration::from_secs(120));
+    let top = net.max_head(&honest);
+    net.wait_for_height(&all, top, Duration::from_secs(60));
+    net.assert_one_chain(&all);
+    for h in 1..=top {
+        let block = net
+            .get(0, &format!("/chain/blocks/{h}"))
+            .expect("final block");
+        assert_ne!(
+            block["block"]["block"]["header"]["proposer"], "validator-4",
+            "height {h}: a block of the faulty proposer became final"
+        );
+    }
+}
