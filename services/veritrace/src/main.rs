@@ -195,8 +195,10 @@ where
 }
 
 async fn node(config: PathBuf) -> Result<(), BoxError> {
+    // The consensus library is chatty at info: its warnings, and this node's own progress.
     veritrace_kernel::telemetry::init_tracing(
-        &std::env::var("VERITRACE_LOG").unwrap_or_else(|_| "info".into()),
+        &std::env::var("VERITRACE_LOG")
+            .unwrap_or_else(|_| "warn,veritrace=info,chain_node=info".into()),
     );
     let running = veritrace::node::start(&config).await?;
     println!(
@@ -207,7 +209,13 @@ async fn node(config: PathBuf) -> Result<(), BoxError> {
     println!("  node API       http://{}", running.api);
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    tokio::signal::ctrl_c().await?;
+    // SIGINT from a terminal, SIGTERM from a supervisor: both stop the API cleanly. The block
+    // store commits each block atomically, so a kill at any point loses nothing decided.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
     println!("stopping");
     running.stop().await;
     Ok(())
