@@ -8,7 +8,7 @@ use chain_core::block::{Block, BlockHeader, CommittedBlock, transaction_tree};
 use chain_core::genesis::{Genesis, Validator, ValidatorSet};
 use chain_core::keys::{SignatureAlg, SigningKey};
 use chain_core::receipt::{AnchoredReceipt, verify_bytes};
-use chain_core::{ContentHash, ContentHashAlg, HashAlg};
+use chain_core::{ContentHash, ContentHashAlg, HashAlg, ValidatorSetChange};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use veritrace_anchor::domain::{EventLeaf, anchor_transaction, assemble_receipt, batch_tree};
@@ -151,6 +151,128 @@ fn receipts(alg: HashAlg, g: &Genesis, keys: &[SigningKey]) -> Vec<AnchoredRecei
         .collect()
 }
 
+/// A chain whose genesis set (validator-1..3) was replaced from height 3 by a set that adds
+/// validator-4, approved by all three. Returns receipts of an event anchored at height 5:
+/// `(name, receipt, expected failure code or None, description)`.
+fn governed_receipts(
+    alg: HashAlg,
+    g: &Genesis,
+    sig: SignatureAlg,
+) -> Vec<(String, AnchoredReceipt, Option<&'static str>, String)> {
+    let keys: Vec<SigningKey> = (1..=4).map(|n| key(sig, n)).collect();
+    let mut four = g.validator_set.clone();
+    four.validators.push(Validator {
+        name: "validator-4".into(),
+        organisation: "Example Enterprise".into(),
+        public_key: keys[3].public_key_hex(),
+        power: 1,
+    });
+    let change_at = |effective: u64| {
+        let mut c = ValidatorSetChange::propose(g, &g.validator_set, effective, four.clone())
+            .expect("change");
+        for (i, k) in keys[..3].iter().enumerate() {
+            c.approve(alg, &format!("validator-{}", i + 1), k)
+                .expect("approve");
+        }
+        c
+    };
+    let change = change_at(3);
+    let batch: Vec<_> = (8..11).map(|n| envelope(n).seal(alg).unwrap()).collect();
+    let tree = batch_tree(alg, &batch.iter().map(|e| e.digest).collect::<Vec<_>>());
+    let tx = anchor_transaction(
+        &g.chain_id,
+        "0190a000-0000-7000-8000-0000000000c0",
+        tree.root(),
+        tree.size() as u64,
+    );
+    let tx_hash = tx.hash(alg).unwrap();
+    // A block at height 5 attested by `signers` of the set whose hash it names.
+    let block = |set: &ValidatorSet, signers: &[usize]| {
+        let header = BlockHeader {
+            chain_id: g.chain_id.clone(),
+            height: 5,
+            previous_hash: alg.hash(b"block 4"),
+            time: "2026-01-01T00:00:05.000Z".into(),
+            transaction_root: transaction_tree(alg, &[tx_hash]).root(),
+            transaction_count: 1,
+            validator_set_hash: set.hash(alg).unwrap(),
+            proposer: "validator-2".into(),
+        };
+        let hash = header.hash(alg).unwrap();
+        CommittedBlock {
+            block: Block {
+                header,
+                transactions: vec![tx.clone()],
+            },
+            hash,
+            attestations: signers
+                .iter()
+                .map(|i| {
+                    attest(
+                        &keys[*i],
+                        &format!("validator-{}", i + 1),
+                        &g.chain_id,
+                        5,
+                        &hash,
+                    )
+                })
+                .collect(),
+        }
+    };
+    let receipt = |b: &CommittedBlock, changes: Vec<ValidatorSetChange>| {
+        let event: Value = serde_json::from_str(&batch[1].canonical).unwrap();
+        assemble_receipt(
+            alg,
+            EventLeaf {
+                event,
+                digest: batch[1].digest,
+                index: 1,
+            },
+            &tree,
+            b,
+            0,
+            changes,
+        )
+        .unwrap()
+    };
+    let governed = block(&four, &[0, 1, 3]);
+    let mut bad_approval = change.clone();
+    bad_approval.approvals[1].signature =
+        attest(&keys[1], "x", "other-chain", 1, &tx_hash).signature;
+    vec![
+        (
+            "governed".into(),
+            receipt(&governed, vec![change.clone()]),
+            None,
+            "a block of the set that a validator-set change brought in at height 3, attested by 3 of its 4 validators, one of them added by the change".into(),
+        ),
+        (
+            "governed-removed-set".into(),
+            receipt(&block(&g.validator_set, &[0, 1, 2]), vec![change.clone()]),
+            Some("validator-set"),
+            "a block at height 5 attested by a quorum of the genesis set, although the receipt's own change replaced that set from height 3".into(),
+        ),
+        (
+            "governed-omitted-change".into(),
+            receipt(&governed, Vec::new()),
+            Some("validator-set"),
+            "the governed receipt without its validator-set change: the block names a set the genesis does not lead to".into(),
+        ),
+        (
+            "governed-bad-approval".into(),
+            receipt(&governed, vec![bad_approval]),
+            Some("validator-set-change"),
+            "the governed receipt with one approval replaced by a signature of other bytes".into(),
+        ),
+        (
+            "governed-change-after-block".into(),
+            receipt(&governed, vec![change_at(6)]),
+            Some("validator-set-change"),
+            "a validator-set change effective at height 6, after the block it is meant to explain".into(),
+        ),
+    ]
+}
+
 /// Changes the character at `offset` after the first occurrence of `needle`.
 fn tamper(text: &str, needle: &str, offset: usize) -> String {
     let at = text
@@ -284,6 +406,20 @@ fn published_vectors_are_current_and_verifiers_agree_with_them() {
                 ));
             }
         }
+        for (name, r, code, description) in governed_receipts(alg, &g, sig) {
+            let text = serde_json::to_string(&chain_core::Receipt::Anchored(Box::new(r))).unwrap();
+            entries.push((
+                format!("{profile}/{name}.receipt.json"),
+                text,
+                if code.is_some() {
+                    "rejected"
+                } else {
+                    "verified"
+                },
+                code,
+                description,
+            ));
+        }
         for (name, text, expect, code, description) in entries {
             check_file(&dir.join(&name), text.as_bytes(), &mut stale);
             manifest.push(json!({
@@ -389,16 +525,16 @@ fn receipts_and_genesis_match_their_published_schemas() {
     for profile in ["sha3-256", "sha-256", "sm3-sm2"] {
         let g = load(&format!("schemas/vectors/genesis-{profile}.json"));
         assert!(genesis_schema.is_valid(&g), "genesis-{profile}");
-        for i in 1..=2 {
+        for name in ["valid-1", "valid-2", "governed"] {
             let r: Value = serde_json::from_slice(
-                &std::fs::read(dir.join(format!("{profile}/valid-{i}.receipt.json"))).unwrap(),
+                &std::fs::read(dir.join(format!("{profile}/{name}.receipt.json"))).unwrap(),
             )
             .unwrap();
             let errors: Vec<String> = receipt_schema
                 .iter_errors(&r)
                 .map(|e| e.to_string())
                 .collect();
-            assert!(errors.is_empty(), "{profile}/valid-{i}: {errors:?}");
+            assert!(errors.is_empty(), "{profile}/{name}: {errors:?}");
         }
     }
     let pending = json!({"status": "pending", "version": 1, "event_id": "019b0000-0000-7000-8000-000000000002", "event_digest": "ab".repeat(32)});
