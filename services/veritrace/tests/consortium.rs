@@ -40,7 +40,11 @@ impl Network {
             .args(["--hash-alg", hash, "--signature-alg", sig])
             .output()
             .expect("chain init");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Network {
             dir: dir.to_path_buf(),
             apis: (1..=4)
@@ -158,11 +162,21 @@ fn receipt_verifies(p: &Running, genesis: &Path, work: &Path, doc: &[u8]) -> Val
     std::fs::write(&path, &receipt).expect("write receipt");
     let doc_path = work.join(format!("{event_id}.bin"));
     std::fs::write(&doc_path, doc).expect("write document");
-    let (code, out) = verify_cli(&path, genesis, &["--file", doc_path.to_str().expect("utf-8")]);
+    let (code, out) = verify_cli(
+        &path,
+        genesis,
+        &["--file", doc_path.to_str().expect("utf-8")],
+    );
     assert_eq!(code, 0, "{out}");
     let parsed: Value = serde_json::from_slice(&receipt).expect("receipt json");
-    let signers = parsed["attestations"].as_array().expect("attestations").len();
-    assert!(signers >= 3, "more than 2/3 of 4 validators attest: {signers}");
+    let signers = parsed["attestations"]
+        .as_array()
+        .expect("attestations")
+        .len();
+    assert!(
+        signers >= 3,
+        "more than 2/3 of 4 validators attest: {signers}"
+    );
     parsed
 }
 
@@ -189,7 +203,12 @@ fn scenario(base_port: u16, hash: &str, sig: &str) {
         ],
     );
     let receipt = receipt_verifies(&platform, &genesis, tmp.path(), b"first contract");
-    assert_eq!(receipt["block_header"]["validator_set_hash"].as_str().map(str::len), Some(64));
+    assert_eq!(
+        receipt["block_header"]["validator_set_hash"]
+            .as_str()
+            .map(str::len),
+        Some(64)
+    );
 
     // One validator down: 3 of 4 still finalise.
     net.kill(3);
@@ -204,7 +223,10 @@ fn scenario(base_port: u16, hash: &str, sig: &str) {
     let watch_until = Instant::now() + Duration::from_secs(6);
     while Instant::now() < watch_until {
         let h = net.max_head(&[0, 1]);
-        assert!(h <= stalled, "a block finalised with half the validators: {h} > {stalled}");
+        assert!(
+            h <= stalled,
+            "a block finalised with half the validators: {h} > {stalled}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 

@@ -69,7 +69,12 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
-pub fn call(method: &str, url: &str, key: Option<&str>, body: Option<&[u8]>) -> (u16, String, Value) {
+pub fn call(
+    method: &str,
+    url: &str,
+    key: Option<&str>,
+    body: Option<&[u8]>,
+) -> (u16, String, Value) {
     let a = agent();
     let mut resp = match (method, body) {
         ("GET", _) => {
@@ -125,7 +130,12 @@ pub fn register(p: &Running, file: &[u8]) -> Value {
 }
 
 /// Polls the receipt until it is anchored or the deadline passes.
-pub fn anchored_receipt(p: &Running, key: &str, event_id: &str, within: Duration) -> Option<Vec<u8>> {
+pub fn anchored_receipt(
+    p: &Running,
+    key: &str,
+    event_id: &str,
+    within: Duration,
+) -> Option<Vec<u8>> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         let (status, _, v) = call(
@@ -155,4 +165,3 @@ pub fn verify_cli(receipt: &Path, genesis: &Path, extra: &[&str]) -> (i32, Strin
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
 }
-
