@@ -1,7 +1,8 @@
 //! The Veritrace binary's library: the embedded platform (every service in one process), the
-//! receipt verification command and the benchmark.
+//! receipt verification command and the benchmarks.
 
 pub mod bench;
+pub mod bench_chain;
 pub mod explorer;
 pub mod governance;
 pub mod network;

@@ -53,16 +53,31 @@ enum Command {
         #[command(subcommand)]
         command: ChainCommand,
     },
-    /// Measure events/s from capture to anchored receipt on this machine (embedded mode).
-    Bench {
-        #[arg(long, default_value_t = 20_000)]
-        events: usize,
-        #[arg(long, default_value_t = 64)]
-        concurrency: usize,
-        /// Registrations per request (1 to 1000; more than 1 uses POST /evidence/batch).
-        #[arg(long, default_value_t = 1)]
-        batch: usize,
-    },
+    /// Measure events/s from capture to anchored receipt on this machine (embedded mode);
+    /// `bench chain` measures a local consortium's finality instead.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+// The embedded bench's flags stay on `bench` itself, so they cannot be mixed with a target.
+#[command(args_conflicts_with_subcommands = true)]
+struct BenchArgs {
+    #[command(subcommand)]
+    target: Option<BenchTarget>,
+    #[arg(long, default_value_t = 20_000)]
+    events: usize,
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Registrations per request (1 to 1000; more than 1 uses POST /evidence/batch).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+}
+
+#[derive(Subcommand)]
+enum BenchTarget {
+    /// Start a throw-away consortium of `veritrace node` processes on loopback, submit anchor
+    /// transactions at a steady rate and measure final blocks/s and submit-to-finality latency.
+    Chain(veritrace::bench_chain::ChainBenchOptions),
 }
 
 #[derive(Subcommand)]
@@ -150,11 +165,28 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Bench {
+        Command::Bench(BenchArgs {
+            target: Some(BenchTarget::Chain(opts)),
+            ..
+        }) => match veritrace::bench_chain::run(&opts) {
+            Ok(report) => {
+                print!("{report}");
+                if opts.json {
+                    println!("{}", report.to_json());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Bench(BenchArgs {
+            target: None,
             events,
             concurrency,
             batch,
-        } => runtime(|| async move {
+        }) => runtime(|| async move {
             veritrace_kernel::telemetry::init_tracing("warn");
             let report = veritrace::bench::run(veritrace::bench::BenchOptions {
                 events,
@@ -252,4 +284,68 @@ async fn up(cfg: Config) -> Result<(), BoxError> {
     println!("stopping");
     platform.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn bench(args: &[&str]) -> Result<BenchArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["veritrace", "bench"].iter().chain(args))?;
+        match cli.command {
+            Command::Bench(b) => Ok(b),
+            _ => panic!("not the bench command"),
+        }
+    }
+
+    #[test]
+    fn bench_keeps_its_flags_and_takes_a_chain_target() {
+        let b = bench(&[]).expect("bare bench");
+        assert!(b.target.is_none());
+        assert_eq!((b.events, b.concurrency, b.batch), (20_000, 64, 1));
+        let b = bench(&["--events", "10", "--concurrency", "2", "--batch", "5"]).expect("flags");
+        assert!(b.target.is_none());
+        assert_eq!((b.events, b.concurrency, b.batch), (10, 2, 5));
+
+        let Some(BenchTarget::Chain(c)) = bench(&["chain"]).expect("chain").target else {
+            panic!("chain target");
+        };
+        assert_eq!(
+            (
+                c.validators,
+                c.block_interval_ms,
+                c.duration_secs,
+                c.rate,
+                c.base_port
+            ),
+            (4, 1000, 30, 200, 27600)
+        );
+        assert!(!c.json);
+        let Some(BenchTarget::Chain(c)) = bench(&[
+            "chain",
+            "--rate",
+            "50",
+            "--duration-secs",
+            "5",
+            "--hash-alg",
+            "sm3",
+            "--signature-alg",
+            "sm2",
+            "--json",
+        ])
+        .expect("chain flags")
+        .target
+        else {
+            panic!("chain target");
+        };
+        assert_eq!((c.rate, c.duration_secs), (50, 5));
+        assert_eq!(c.hash_alg, chain_core::HashAlg::Sm3);
+        assert!(c.json);
+
+        // The embedded bench's flags do not mix with a target, nor the other way round.
+        assert!(bench(&["--events", "10", "chain"]).is_err());
+        assert!(bench(&["chain", "--events", "10"]).is_err());
+        assert!(bench(&["chain", "--hash-alg", "md5"]).is_err());
+    }
 }

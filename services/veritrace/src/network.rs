@@ -36,7 +36,7 @@ pub struct InitOptions {
 }
 
 /// Parses a profile name (`sha3-256`, `sm2`...) as its enum, by its serialised name.
-fn parse_profile<T: serde::de::DeserializeOwned>(v: &str) -> Result<T, String> {
+pub(crate) fn parse_profile<T: serde::de::DeserializeOwned>(v: &str) -> Result<T, String> {
     serde_json::from_value(serde_json::Value::String(v.to_string()))
         .map_err(|_| format!("unknown profile name {v:?}"))
 }
