@@ -920,7 +920,14 @@ impl Host {
                 ..
             } => {
                 self.current = height;
-                self.streams.retain(|_, _| true);
+                // Streams of past heights never complete now: drop them (a stream id starts
+                // with the big-endian height it proposes for).
+                self.streams.retain(|(_, id), _| {
+                    let b = id.to_bytes();
+                    b.get(..8)
+                        .and_then(|h| <[u8; 8]>::try_from(h).ok())
+                        .is_some_and(|h| u64::from_be_bytes(h) >= height.0)
+                });
                 let mut values = Vec::new();
                 for p in self.early.remove(&height).unwrap_or_default() {
                     if let Some(v) =
@@ -959,9 +966,14 @@ impl Host {
                 }
             }
             AppMsg::ReceivedProposalPart {
-                from, part, reply, ..
+                from,
+                published_by,
+                part,
+                reply,
             } => {
-                let value = self.received_part(from, part)?;
+                // Parts of one proposal can reach us through different neighbours: group them
+                // by their publisher, not by the peer that relayed each one.
+                let value = self.received_part(published_by.unwrap_or(from), part)?;
                 let _ = reply.send(value);
             }
             AppMsg::Decided {
