@@ -66,6 +66,10 @@ pub struct ChainBenchOptions {
     /// Also print the figures as one JSON line (after the text report).
     #[arg(long)]
     pub json: bool,
+    /// Keep the network directory (genesis, keys, data, each validator's node.log) after the
+    /// run, for diagnosis. The validators log at VERITRACE_LOG if set, else at warn.
+    #[arg(long)]
+    pub keep_dir: bool,
 }
 
 /// The figures of one run.
@@ -93,7 +97,9 @@ pub struct ChainBenchReport {
     pub finalised_in_window: usize,
     /// Submitted transactions seen final by the end of the grace period.
     pub finalised: usize,
-    /// Submission to finality, nearest-rank percentiles over the finalised transactions.
+    /// Submission to finality, nearest-rank percentiles over every accepted transaction: one
+    /// never seen final counts as infinitely slow, so losses cannot flatter the figures.
+    /// None when nothing was accepted.
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
     pub latency_max_ms: Option<f64>,
@@ -143,7 +149,7 @@ impl ChainBenchReport {
             return Target::Missed(format!("{} transactions never became final", self.lost));
         }
         match self.latency_p99_ms {
-            None => Target::Missed("no transaction was finalised".into()),
+            None => Target::Missed("no transaction was accepted".into()),
             Some(p99) if p99 > TARGET_P99_MS => {
                 Target::Missed(format!("finality p99 {p99:.0} ms > {TARGET_P99_MS:.0} ms"))
             }
@@ -177,9 +183,9 @@ impl ChainBenchReport {
             "finalised_in_window": self.finalised_in_window,
             "finalised_tx_per_sec": self.finalised_per_sec(),
             "finalised": self.finalised,
-            "finality_p50_ms": self.latency_p50_ms,
-            "finality_p99_ms": self.latency_p99_ms,
-            "finality_max_ms": self.latency_max_ms,
+            "finality_p50_ms": finite(self.latency_p50_ms),
+            "finality_p99_ms": finite(self.latency_p99_ms),
+            "finality_max_ms": finite(self.latency_max_ms),
             "lost": self.lost,
             "grace_secs": self.grace_secs,
             "watched": self.watched,
@@ -194,7 +200,16 @@ fn per_sec(n: usize, secs: f64) -> f64 {
 }
 
 fn ms(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".into(), |v| format!("{v:.0} ms"))
+    match v {
+        None => "n/a".into(),
+        Some(v) if v.is_finite() => format!("{v:.0} ms"),
+        Some(_) => "not final".into(),
+    }
+}
+
+/// JSON has no infinity: a latency of a transaction never final is null (`lost` counts them).
+fn finite(v: Option<f64>) -> Option<f64> {
+    v.filter(|v| v.is_finite())
 }
 
 impl std::fmt::Display for ChainBenchReport {
@@ -381,13 +396,17 @@ pub fn run(opts: &ChainBenchOptions) -> Result<ChainBenchReport, BoxError> {
         refused += s.refused;
         first_refusal = first_refusal.or(s.first_refusal);
         for (hash, at) in &s.accepted {
-            if let Some(final_at) = seen.txs.get(hash) {
-                latencies.push(final_at.saturating_duration_since(*at).as_secs_f64() * 1000.0);
-                finalised_in_window += usize::from(*final_at <= window_end);
+            match seen.txs.get(hash) {
+                Some(final_at) => {
+                    latencies.push(final_at.saturating_duration_since(*at).as_secs_f64() * 1000.0);
+                    finalised_in_window += usize::from(*final_at <= window_end);
+                }
+                None => latencies.push(f64::INFINITY),
             }
         }
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
+    let finalised = latencies.iter().filter(|l| l.is_finite()).count();
     Ok(ChainBenchReport {
         validators: apis.len(),
         hash_alg: opts.hash_alg.name().to_string(),
@@ -404,11 +423,11 @@ pub fn run(opts: &ChainBenchOptions) -> Result<ChainBenchReport, BoxError> {
         first_refusal,
         blocks_in_window: seen.blocks.iter().filter(|at| **at <= window_end).count(),
         finalised_in_window,
-        finalised: latencies.len(),
+        finalised,
         latency_p50_ms: percentile(&latencies, 0.50),
         latency_p99_ms: percentile(&latencies, 0.99),
         latency_max_ms: latencies.last().copied(),
-        lost: submitted - latencies.len(),
+        lost: submitted - finalised,
         grace_secs: opts.grace_secs,
         watched: net.names[0].clone(),
     })
@@ -441,6 +460,7 @@ struct LocalNetwork {
     apis: Vec<String>,
     logs: Vec<PathBuf>,
     children: Vec<Child>,
+    keep_dir: bool,
 }
 
 impl Drop for LocalNetwork {
@@ -449,7 +469,11 @@ impl Drop for LocalNetwork {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.keep_dir {
+            eprintln!("kept the network directory {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -465,7 +489,9 @@ impl LocalNetwork {
             apis: Vec::new(),
             logs: Vec::new(),
             children: Vec::new(),
+            keep_dir: opts.keep_dir,
         };
+        let log_level = std::env::var("VERITRACE_LOG").unwrap_or_else(|_| "warn".into());
         let init = network::init(&InitOptions {
             dir,
             validators: opts.validators,
@@ -490,7 +516,7 @@ impl LocalNetwork {
             let child = Command::new(&exe)
                 .args(["node", "--config"])
                 .arg(config)
-                .env("VERITRACE_LOG", "warn")
+                .env("VERITRACE_LOG", &log_level)
                 .stdin(Stdio::null())
                 .stdout(log)
                 .stderr(log_err)
@@ -787,6 +813,11 @@ mod tests {
         assert_eq!(percentile(&ten, 0.99), Some(10.0));
         assert_eq!(percentile(&ten, 0.5), Some(5.0));
         assert_eq!(percentile(&[1.0, 2.0, 3.0], 0.5), Some(2.0));
+        // A lost transaction sorts last, as infinitely slow.
+        let mut lost = vec![f64::INFINITY, 3.0, 1.0, 2.0];
+        lost.sort_by(|a, b| a.total_cmp(b));
+        assert_eq!(percentile(&lost, 0.5), Some(2.0));
+        assert_eq!(percentile(&lost, 0.99), Some(f64::INFINITY));
     }
 
     #[test]
@@ -830,6 +861,15 @@ mod tests {
             ..report()
         };
         assert!(matches!(nothing.target(), Target::Missed(m) if m.contains("no transaction")));
+        let mostly_lost = ChainBenchReport {
+            finalised: 100,
+            lost: 3900,
+            latency_p50_ms: Some(f64::INFINITY),
+            latency_p99_ms: Some(f64::INFINITY),
+            latency_max_ms: Some(f64::INFINITY),
+            ..report()
+        };
+        assert!(matches!(mostly_lost.target(), Target::Missed(m) if m.contains("3900")));
         let other_interval = ChainBenchReport {
             block_interval_ms: 500,
             ..report()
@@ -891,6 +931,19 @@ mod tests {
         }
         .to_string();
         assert!(none.contains("p50 n/a, p99 n/a, max n/a"), "{none}");
+
+        let lost = ChainBenchReport {
+            lost: 50,
+            finalised: 3950,
+            latency_p99_ms: Some(f64::INFINITY),
+            latency_max_ms: Some(f64::INFINITY),
+            ..report()
+        }
+        .to_string();
+        assert!(
+            lost.contains("p50 1100 ms, p99 not final, max not final"),
+            "{lost}"
+        );
     }
 
     #[test]
@@ -914,6 +967,14 @@ mod tests {
                 .as_str()
                 .is_some_and(|d| d.contains("2500"))
         );
+        let lost = ChainBenchReport {
+            lost: 1,
+            latency_max_ms: Some(f64::INFINITY),
+            ..report()
+        }
+        .to_json();
+        assert_eq!(lost["finality_max_ms"], serde_json::Value::Null);
+        assert_eq!(lost["finality_p99_ms"], 1900.0);
     }
 
     #[test]
