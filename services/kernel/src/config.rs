@@ -15,6 +15,10 @@ pub struct Config {
     pub chain: ChainConfig,
     pub anchor: AnchorConfig,
     pub outbox: OutboxConfig,
+    /// PostgreSQL, for the distributed mode (`veritrace serve`). Unset: embedded SQLite files.
+    pub database: DatabaseConfig,
+    /// RabbitMQ, for the distributed mode. Unset: the in-process bus.
+    pub amqp: AmqpConfig,
     /// `tracing` filter, e.g. `info` or `veritrace_anchor=debug,info`.
     pub log: String,
 }
@@ -68,6 +72,64 @@ pub struct OutboxConfig {
     pub sweep_interval_ms: u64,
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://user:password@host:5432/veritrace`. Each service keeps its tables in its own
+    /// schema of this database.
+    pub url: Option<String>,
+    /// Connections of a service's write pool.
+    pub max_connections: u32,
+    /// Connections of a service's read-model pool.
+    pub read_connections: u32,
+    /// A request waiting longer than this for a connection is answered 503.
+    pub acquire_timeout_ms: u64,
+    /// Server-side limit on any one statement.
+    pub statement_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmqpConfig {
+    /// `amqp://user:password@host:5672/%2f?heartbeat=10`.
+    pub url: Option<String>,
+    /// Prefix of every exchange and queue name (`<namespace>.events`, ...).
+    pub namespace: String,
+    /// Unacknowledged deliveries a consumer holds at once.
+    pub prefetch: u16,
+    /// Deliveries of one message before it is dead-lettered (`x-delivery-limit`).
+    pub delivery_limit: u32,
+    /// A publish not confirmed by the broker within this long fails (and is retried).
+    pub confirm_timeout_ms: u64,
+    /// Cap of the reconnection backoff.
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            max_connections: 8,
+            read_connections: 4,
+            acquire_timeout_ms: 2000,
+            statement_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        AmqpConfig {
+            url: None,
+            namespace: "veritrace".into(),
+            prefetch: 32,
+            delivery_limit: 20,
+            confirm_timeout_ms: 30_000,
+            reconnect_max_ms: 5000,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -76,6 +138,8 @@ impl Default for Config {
             chain: ChainConfig::default(),
             anchor: AnchorConfig::default(),
             outbox: OutboxConfig::default(),
+            database: DatabaseConfig::default(),
+            amqp: AmqpConfig::default(),
             log: "info".into(),
         }
     }
