@@ -20,11 +20,11 @@ use veritrace_kernel::migrate::{self, Migration};
 use veritrace_kernel::outbox::EventBatch;
 use veritrace_kernel::telemetry::Metrics;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "leaves_and_batches",
-    sql: include_str!("../../../migrations/sqlite/anchor/0001_leaves_and_batches.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[veritrace_kernel::migration!(
+    1,
+    "leaves_and_batches",
+    "anchor/0001_leaves_and_batches.sql"
+)];
 
 /// The queue the anchoring service consumes: every event of every service.
 pub const QUEUE: &str = "anchor.events";
@@ -68,7 +68,7 @@ impl AnchorService {
         config: AnchorConfig,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, migrate::MigrateError> {
-        migrate::run(&db.writer, "anchor", MIGRATIONS).await?;
+        migrate::run(db, "anchor", MIGRATIONS).await?;
         Ok(Arc::new(AnchorService {
             store: AnchorStore::new(db),
             chain,

@@ -1,9 +1,9 @@
 //! The anchoring service's storage (sqlx): leaves, batches, rejected events.
 
 use chain_core::Digest;
-use sqlx::{Row, SqlitePool};
 use veritrace_kernel::db::Database;
 use veritrace_kernel::envelope::now_rfc3339;
+use veritrace_kernel::on_pool;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -11,7 +11,21 @@ pub enum StoreError {
     Unavailable(#[from] sqlx::Error),
     #[error("anchor store holds an unreadable row: {0}")]
     Corrupt(String),
+    #[error("batch {0} lost a leaf to another sealer; nothing was written")]
+    SealRace(String),
 }
+
+type BatchRow = (
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+type LeafRow = (String, String, String, Option<String>, Option<i64>);
+const BATCH_COLUMNS: &str = "batch_id, root, size, tx_hash, submitted_at, block_height, tx_index";
 
 pub struct NewLeaf {
     pub digest: Digest,
@@ -46,16 +60,12 @@ fn digest(s: &str) -> Result<Digest, StoreError> {
 
 #[derive(Clone)]
 pub struct AnchorStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    db: Database,
 }
 
 impl AnchorStore {
     pub fn new(db: &Database) -> Self {
-        AnchorStore {
-            writer: db.writer.clone(),
-            reader: db.reader.clone(),
-        }
+        AnchorStore { db: db.clone() }
     }
 
     /// Persists leaves, ignoring digests already present. Returns how many were new.
@@ -63,23 +73,47 @@ impl AnchorStore {
         if leaves.is_empty() {
             return Ok(0);
         }
-        // One statement for all rows (a JSON array parameter): each statement costs a hop to
-        // sqlx's SQLite thread.
-        let rows: Vec<serde_json::Value> = leaves
-            .iter()
-            .map(|l| serde_json::json!([l.digest.to_hex(), l.event_id, l.canonical]))
-            .collect();
-        let inserted = sqlx::query(
-            "INSERT INTO leaves (digest, event_id, envelope, received_at)
-             SELECT value ->> 0, value ->> 1, value ->> 2, ? FROM json_each(?) WHERE true
-             ORDER BY key
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(now_rfc3339())
-        .bind(serde_json::Value::Array(rows).to_string())
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
+        let received_at = now_rfc3339();
+        let inserted = match &self.db {
+            Database::Sqlite(db) => {
+                // One statement for all rows (a JSON array parameter): each statement costs a
+                // hop to sqlx's SQLite thread.
+                let rows: Vec<serde_json::Value> = leaves
+                    .iter()
+                    .map(|l| serde_json::json!([l.digest.to_hex(), l.event_id, l.canonical]))
+                    .collect();
+                sqlx::query(
+                    "INSERT INTO leaves (digest, event_id, envelope, received_at)
+                     SELECT value ->> 0, value ->> 1, value ->> 2, ? FROM json_each(?) WHERE true
+                     ORDER BY key
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&received_at)
+                .bind(serde_json::Value::Array(rows).to_string())
+                .execute(&db.writer)
+                .await?
+                .rows_affected()
+            }
+            Database::Postgres(db) => {
+                let digests: Vec<String> = leaves.iter().map(|l| l.digest.to_hex()).collect();
+                let ids: Vec<&str> = leaves.iter().map(|l| l.event_id.as_str()).collect();
+                let envelopes: Vec<&str> = leaves.iter().map(|l| l.canonical.as_str()).collect();
+                sqlx::query(
+                    "INSERT INTO leaves (digest, event_id, envelope, received_at)
+                     SELECT d, i, e, $4
+                     FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]) WITH ORDINALITY AS r(d, i, e, n)
+                     ORDER BY n
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&digests)
+                .bind(&ids)
+                .bind(&envelopes)
+                .bind(&received_at)
+                .execute(&db.pool)
+                .await?
+                .rows_affected()
+            }
+        };
         Ok(inserted)
     }
 
@@ -89,87 +123,113 @@ impl AnchorStore {
         reason: &str,
         body: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO rejected_events (routing_key, reason, body, received_at) VALUES (?, ?, ?, ?)")
-            .bind(routing_key)
-            .bind(reason)
-            .bind(body)
-            .bind(now_rfc3339())
-            .execute(&self.writer)
-            .await?;
+        // PostgreSQL text cannot hold NUL; a poison body may.
+        let body = body.replace('\0', "\u{fffd}");
+        on_pool!(&self.db, writer, |pool| {
+            sqlx::query("INSERT INTO rejected_events (routing_key, reason, body, received_at) VALUES ($1, $2, $3, $4)")
+                .bind(routing_key)
+                .bind(reason)
+                .bind(&body)
+                .bind(now_rfc3339())
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
     /// Leaves not yet in a batch, oldest first.
     pub async fn unsealed(&self, limit: i64) -> Result<Vec<(i64, Digest)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, digest FROM leaves WHERE batch_id IS NULL ORDER BY seq LIMIT ?",
-        )
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("seq")?,
-                    digest(&r.try_get::<String, _>("digest")?)?,
-                ))
-            })
+        let rows: Vec<(i64, String)> = on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(
+                "SELECT seq, digest FROM leaves WHERE batch_id IS NULL ORDER BY seq LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })?;
+        rows.into_iter()
+            .map(|(seq, d)| Ok((seq, digest(&d)?)))
             .collect()
     }
 
-    /// Records a sealed batch and assigns its leaves their indices, in one transaction.
+    /// Records a sealed batch and assigns its leaves their indices, in one transaction. Fails,
+    /// writing nothing, if any of the leaves was sealed into another batch meanwhile.
     pub async fn seal(&self, batch: &BatchRecord, seqs: &[i64]) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "INSERT INTO batches (batch_id, root, size, tx_hash, sealed_at) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&batch.batch_id)
-        .bind(batch.root.to_hex())
-        .bind(batch.size)
-        .bind(batch.tx_hash.to_hex())
-        .bind(now_rfc3339())
-        .execute(&mut *tx)
-        .await?;
-        for (index, seq) in seqs.iter().enumerate() {
+        // Leaf index = position in `seqs`, which travel as one JSON array.
+        let seqs_json = serde_json::to_string(seqs).unwrap_or_default();
+        let update = match self.db {
+            Database::Sqlite(_) => {
+                "UPDATE leaves SET batch_id = $1, leaf_index = j.key
+                 FROM json_each($2) AS j WHERE leaves.seq = j.value AND leaves.batch_id IS NULL"
+            }
+            Database::Postgres(_) => {
+                "UPDATE leaves SET batch_id = $1, leaf_index = j.n - 1
+                 FROM json_array_elements_text($2::JSON) WITH ORDINALITY AS j(seq, n)
+                 WHERE leaves.seq = j.seq::BIGINT AND leaves.batch_id IS NULL"
+            }
+        };
+        on_pool!(&self.db, writer, |pool, begin| async {
+            let mut tx = pool.begin_with(begin).await?;
             sqlx::query(
-                "UPDATE leaves SET batch_id = ?, leaf_index = ? WHERE seq = ? AND batch_id IS NULL",
+                "INSERT INTO batches (batch_id, root, size, tx_hash, sealed_at) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(&batch.batch_id)
-            .bind(index as i64)
-            .bind(seq)
+            .bind(batch.root.to_hex())
+            .bind(batch.size)
+            .bind(batch.tx_hash.to_hex())
+            .bind(now_rfc3339())
             .execute(&mut *tx)
             .await?;
+            let updated = sqlx::query(update)
+                .bind(&batch.batch_id)
+                .bind(&seqs_json)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated != seqs.len() as u64 {
+                return Ok(false);
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(true)
         }
-        tx.commit().await?;
-        Ok(())
+        .await)?
+        .then_some(())
+        .ok_or_else(|| StoreError::SealRace(batch.batch_id.clone()))
     }
 
     pub async fn unanchored(&self) -> Result<Vec<BatchRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT batch_id, root, size, tx_hash, submitted_at, block_height, tx_index FROM batches
-             WHERE block_height IS NULL ORDER BY sealed_at",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(batch_row).collect()
+        let rows: Vec<BatchRow> = on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {BATCH_COLUMNS} FROM batches WHERE block_height IS NULL ORDER BY sealed_at"
+            )))
+            .fetch_all(pool)
+            .await
+        })?;
+        rows.into_iter().map(batch_row).collect()
     }
 
     pub async fn batch(&self, batch_id: &str) -> Result<Option<BatchRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT batch_id, root, size, tx_hash, submitted_at, block_height, tx_index FROM batches WHERE batch_id = ?",
-        )
-        .bind(batch_id)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.as_ref().map(batch_row).transpose()
+        let row: Option<BatchRow> = on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {BATCH_COLUMNS} FROM batches WHERE batch_id = $1"
+            )))
+            .bind(batch_id)
+            .fetch_optional(pool)
+            .await
+        })?;
+        row.map(batch_row).transpose()
     }
 
     pub async fn mark_submitted(&self, batch_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE batches SET submitted_at = ? WHERE batch_id = ?")
-            .bind(now_rfc3339())
-            .bind(batch_id)
-            .execute(&self.writer)
-            .await?;
+        on_pool!(&self.db, writer, |pool| {
+            sqlx::query("UPDATE batches SET submitted_at = $1 WHERE batch_id = $2")
+                .bind(now_rfc3339())
+                .bind(batch_id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
@@ -179,86 +239,99 @@ impl AnchorStore {
         height: u64,
         index: u32,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE batches SET block_height = ?, tx_index = ?, anchored_at = ? WHERE batch_id = ? AND block_height IS NULL",
-        )
-        .bind(height as i64)
-        .bind(i64::from(index))
-        .bind(now_rfc3339())
-        .bind(batch_id)
-        .execute(&self.writer)
-        .await?;
+        on_pool!(&self.db, writer, |pool| {
+            sqlx::query(
+                "UPDATE batches SET block_height = $1, tx_index = $2, anchored_at = $3 WHERE batch_id = $4 AND block_height IS NULL",
+            )
+            .bind(height as i64)
+            .bind(i64::from(index))
+            .bind(now_rfc3339())
+            .bind(batch_id)
+            .execute(pool)
+            .await
+                .map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
     pub async fn leaf_by_event(&self, event_id: &str) -> Result<Option<LeafRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT digest, event_id, envelope, batch_id, leaf_index FROM leaves WHERE event_id = ?",
-        )
-        .bind(event_id)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.as_ref().map(leaf_row).transpose()
+        self.leaf_where("event_id", event_id).await
     }
 
     pub async fn leaf_by_digest(&self, d: &Digest) -> Result<Option<LeafRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT digest, event_id, envelope, batch_id, leaf_index FROM leaves WHERE digest = ?",
-        )
-        .bind(d.to_hex())
-        .fetch_optional(&self.reader)
-        .await?;
-        row.as_ref().map(leaf_row).transpose()
+        self.leaf_where("digest", &d.to_hex()).await
+    }
+
+    async fn leaf_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<LeafRecord>, StoreError> {
+        let row: Option<LeafRow> = on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT digest, event_id, envelope, batch_id, leaf_index FROM leaves WHERE {column} = $1"
+            )))
+            .bind(value)
+            .fetch_optional(pool)
+            .await
+        })?;
+        row.map(leaf_row).transpose()
     }
 
     /// A batch's event digests in leaf order.
     pub async fn batch_digests(&self, batch_id: &str) -> Result<Vec<Digest>, StoreError> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT digest FROM leaves WHERE batch_id = ? ORDER BY leaf_index")
+        let rows: Vec<(String,)> = on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as("SELECT digest FROM leaves WHERE batch_id = $1 ORDER BY leaf_index")
                 .bind(batch_id)
-                .fetch_all(&self.reader)
-                .await?;
+                .fetch_all(pool)
+                .await
+        })?;
         rows.iter().map(|(d,)| digest(d)).collect()
     }
 
     /// (leaves received, leaves in anchored batches).
     pub async fn progress(&self) -> Result<(i64, i64), StoreError> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leaves")
-            .fetch_one(&self.reader)
-            .await?;
-        let anchored: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(size), 0) FROM batches WHERE block_height IS NOT NULL",
-        )
-        .fetch_one(&self.reader)
-        .await?;
-        Ok((total, anchored))
+        Ok(on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM leaves),
+                        (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM batches WHERE block_height IS NOT NULL)",
+            )
+            .fetch_one(pool)
+            .await
+        })?)
     }
 
     pub async fn rejected_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM rejected_events")
-            .fetch_one(&self.reader)
-            .await?)
+        Ok(on_pool!(&self.db, reader, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM rejected_events")
+                .fetch_one(pool)
+                .await
+        })?)
     }
 }
 
-fn batch_row(r: &sqlx::sqlite::SqliteRow) -> Result<BatchRecord, StoreError> {
+fn batch_row(
+    (batch_id, root, size, tx_hash, submitted_at, block_height, tx_index): BatchRow,
+) -> Result<BatchRecord, StoreError> {
     Ok(BatchRecord {
-        batch_id: r.try_get("batch_id")?,
-        root: digest(&r.try_get::<String, _>("root")?)?,
-        size: r.try_get("size")?,
-        tx_hash: digest(&r.try_get::<String, _>("tx_hash")?)?,
-        submitted_at: r.try_get("submitted_at")?,
-        block_height: r.try_get("block_height")?,
-        tx_index: r.try_get("tx_index")?,
+        batch_id,
+        root: digest(&root)?,
+        size,
+        tx_hash: digest(&tx_hash)?,
+        submitted_at,
+        block_height,
+        tx_index,
     })
 }
 
-fn leaf_row(r: &sqlx::sqlite::SqliteRow) -> Result<LeafRecord, StoreError> {
+fn leaf_row(
+    (d, event_id, canonical, batch_id, leaf_index): LeafRow,
+) -> Result<LeafRecord, StoreError> {
     Ok(LeafRecord {
-        digest: digest(&r.try_get::<String, _>("digest")?)?,
-        event_id: r.try_get("event_id")?,
-        canonical: r.try_get("envelope")?,
-        batch_id: r.try_get("batch_id")?,
-        leaf_index: r.try_get("leaf_index")?,
+        digest: digest(&d)?,
+        event_id,
+        canonical,
+        batch_id,
+        leaf_index,
     })
 }

@@ -1,5 +1,6 @@
-//! The anchoring service on a real SQLite file, the in-process bus and a solo validator:
-//! idempotent leaves, poison handling, sealing by size, and receipts that verify.
+//! The anchoring service on a real SQLite file and a real PostgreSQL schema, the in-process bus
+//! and a solo validator: idempotent leaves, poison handling, sealing by size, and receipts that
+//! verify.
 
 use chain_core::HashAlg;
 use chain_core::genesis::{Genesis, SignatureAlg, Validator, ValidatorSet};
@@ -11,9 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use veritrace_anchor::AnchorService;
 use veritrace_kernel::EventEnvelope;
+use veritrace_kernel::backend_tests;
 use veritrace_kernel::bus::{Bus, InProcessBus, Message};
 use veritrace_kernel::config::AnchorConfig;
-use veritrace_kernel::db::Database;
 use veritrace_kernel::envelope::now_rfc3339;
 use veritrace_kernel::telemetry::Metrics;
 
@@ -50,107 +51,108 @@ fn message(events: &[(&veritrace_kernel::envelope::SealedEnvelope, Option<&str>)
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leaves_are_idempotent_poison_is_set_aside_and_receipts_verify() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = chain_core::keys::SigningKey::generate(SignatureAlg::Ed25519).unwrap();
-    let genesis = Genesis {
-        chain_id: "anchor-test".into(),
-        genesis_time: now_rfc3339(),
-        hash_alg: HashAlg::Sha3_256,
-        signature_alg: SignatureAlg::Ed25519,
-        validator_set: ValidatorSet {
-            validators: vec![Validator {
-                name: "v1".into(),
-                organisation: "o1".into(),
-                public_key: key.public_key_hex(),
-                power: 1,
-            }],
-        },
-    };
-    let store = BlockStore::open(&dir.path().join("blocks.redb")).unwrap();
-    let node = Arc::new(SoloNode::open(genesis.clone(), key, store).unwrap());
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    {
-        let (node, rx) = (node.clone(), stop_rx.clone());
-        tokio::spawn(async move { node.run(Duration::from_millis(20), rx).await });
-    }
-    let db = Database::open(&dir.path().join("anchor.db")).await.unwrap();
-    let config = AnchorConfig {
-        max_batch_size: 3,
-        // Long enough that only the size rule can seal during this test's first part.
-        seal_interval_secs: 3600,
-        resubmit_after_ms: 10_000,
-    };
-    let anchor = AnchorService::open(&db, node.clone(), config, Arc::new(Metrics::new().unwrap()))
-        .await
-        .unwrap();
-    let bus = InProcessBus::new();
-    anchor.start(&bus, stop_rx.clone()).await.unwrap();
-
-    let events: Vec<_> = (0..4).map(sealed).collect();
-    // The same two events twice: two leaves.
-    bus.publish(vec![message(&[(&events[0], None), (&events[1], None)])])
-        .await
-        .unwrap();
-    bus.publish(vec![message(&[(&events[0], None), (&events[1], None)])])
-        .await
-        .unwrap();
-    // A good event beside one whose stated digest is wrong: the good one is kept.
-    bus.publish(vec![message(&[
-        (&events[2], None),
-        (&events[3], Some(&"00".repeat(32))),
-    ])])
-    .await
-    .unwrap();
-    // Not an event batch at all: dead-lettered, and the bus carries on.
-    bus.publish(vec![Message {
-        routing_key: "evidence.X".into(),
-        body: b"not json".to_vec(),
-    }])
-    .await
-    .unwrap();
-    assert_eq!(bus.dead_letters().len(), 1);
-    assert_eq!(anchor.store.rejected_count().await.unwrap(), 2);
-
-    // Three leaves make a full batch: sealed by size and anchored without waiting for the schedule.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (total, anchored) = anchor.store.progress().await.unwrap();
-        assert_eq!(total, 3, "duplicates and rejected events are not leaves");
-        if anchored == 3 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "batch not anchored");
-        // Polled: the anchoring service records the block it saw in its own database.
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    for e in &events[..3] {
-        let by_id = anchor
-            .store
-            .leaf_by_event(&e.envelope.id.to_string())
-            .await
-            .unwrap()
-            .unwrap();
-        let by_digest = anchor
-            .store
-            .leaf_by_digest(&e.digest)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(by_id.event_id, by_digest.event_id);
-        let Receipt::Anchored(r) = anchor.receipt(&by_id).await.unwrap() else {
-            panic!("not anchored")
+backend_tests! {
+    async fn leaves_are_idempotent_poison_is_set_aside_and_receipts_verify(test_db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = chain_core::keys::SigningKey::generate(SignatureAlg::Ed25519).unwrap();
+        let genesis = Genesis {
+            chain_id: "anchor-test".into(),
+            genesis_time: now_rfc3339(),
+            hash_alg: HashAlg::Sha3_256,
+            signature_alg: SignatureAlg::Ed25519,
+            validator_set: ValidatorSet {
+                validators: vec![Validator {
+                    name: "v1".into(),
+                    organisation: "o1".into(),
+                    public_key: key.public_key_hex(),
+                    power: 1,
+                }],
+            },
         };
-        let verified = verify(&r, &genesis).unwrap();
-        assert_eq!(verified.event_digest, e.digest);
-    }
-    assert!(
-        anchor
-            .store
-            .leaf_by_digest(&events[3].digest)
+        let store = BlockStore::open(&dir.path().join("blocks.redb")).unwrap();
+        let node = Arc::new(SoloNode::open(genesis.clone(), key, store).unwrap());
+        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+        {
+            let (node, rx) = (node.clone(), stop_rx.clone());
+            tokio::spawn(async move { node.run(Duration::from_millis(20), rx).await });
+        }
+        let db = test_db.open("anchor").await;
+        let config = AnchorConfig {
+            max_batch_size: 3,
+            // Long enough that only the size rule can seal during this test's first part.
+            seal_interval_secs: 3600,
+            resubmit_after_ms: 10_000,
+        };
+        let anchor = AnchorService::open(&db, node.clone(), config, Arc::new(Metrics::new().unwrap()))
             .await
-            .unwrap()
-            .is_none()
-    );
+            .unwrap();
+        let bus = InProcessBus::new();
+        anchor.start(&bus, stop_rx.clone()).await.unwrap();
+
+        let events: Vec<_> = (0..4).map(sealed).collect();
+        // The same two events twice: two leaves.
+        bus.publish(vec![message(&[(&events[0], None), (&events[1], None)])])
+            .await
+            .unwrap();
+        bus.publish(vec![message(&[(&events[0], None), (&events[1], None)])])
+            .await
+            .unwrap();
+        // A good event beside one whose stated digest is wrong: the good one is kept.
+        bus.publish(vec![message(&[
+            (&events[2], None),
+            (&events[3], Some(&"00".repeat(32))),
+        ])])
+        .await
+        .unwrap();
+        // Not an event batch at all: dead-lettered, and the bus carries on.
+        bus.publish(vec![Message {
+            routing_key: "evidence.X".into(),
+            body: b"not json".to_vec(),
+        }])
+        .await
+        .unwrap();
+        assert_eq!(bus.dead_letters().len(), 1);
+        assert_eq!(anchor.store.rejected_count().await.unwrap(), 2);
+
+        // Three leaves make a full batch: sealed by size and anchored without waiting for the schedule.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (total, anchored) = anchor.store.progress().await.unwrap();
+            assert_eq!(total, 3, "duplicates and rejected events are not leaves");
+            if anchored == 3 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "batch not anchored");
+            // Polled: the anchoring service records the block it saw in its own database.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for e in &events[..3] {
+            let by_id = anchor
+                .store
+                .leaf_by_event(&e.envelope.id.to_string())
+                .await
+                .unwrap()
+                .unwrap();
+            let by_digest = anchor
+                .store
+                .leaf_by_digest(&e.digest)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(by_id.event_id, by_digest.event_id);
+            let Receipt::Anchored(r) = anchor.receipt(&by_id).await.unwrap() else {
+                panic!("not anchored")
+            };
+            let verified = verify(&r, &genesis).unwrap();
+            assert_eq!(verified.event_digest, e.digest);
+        }
+        assert!(
+            anchor
+                .store
+                .leaf_by_digest(&events[3].digest)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
 }

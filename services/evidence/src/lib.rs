@@ -20,11 +20,11 @@ use veritrace_kernel::event_store::{EventStore, StoredEvent, StreamAppend};
 use veritrace_kernel::migrate::{self, Migration};
 use veritrace_kernel::telemetry::Metrics;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "evidence_records",
-    sql: include_str!("../../../migrations/sqlite/evidence/0001_evidence_records.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[veritrace_kernel::migration!(
+    1,
+    "evidence_records",
+    "evidence/0001_evidence_records.sql"
+)];
 
 /// How long a command waits for the read model to show its effect before answering anyway.
 const READ_YOUR_WRITES: Duration = Duration::from_secs(2);
@@ -38,10 +38,10 @@ pub struct EvidenceService {
 }
 
 impl EvidenceService {
-    /// Opens (and migrates) the service's event store at `path` and its read model beside it
-    /// (`<path>` with `-read` before the extension), and starts the projector. The read model
-    /// lives in its own file so that projecting never contends with appends for SQLite's one
-    /// write lock; it can always be rebuilt from the event store.
+    /// Opens the embedded service: its event store in the SQLite file `path` and its read model
+    /// beside it (`<path>` with `-read` before the extension). The read model lives in its own
+    /// file so that projecting never contends with appends for SQLite's one write lock; it can
+    /// always be rebuilt from the event store.
     pub async fn open(
         path: &Path,
         hash_alg: HashAlg,
@@ -49,16 +49,27 @@ impl EvidenceService {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<Self>, Box<dyn std::error::Error + Send + Sync>> {
         let db = Database::open(path).await?;
-        migrate::run(&db.writer, "event_store", migrate::EVENT_STORE).await?;
-        let store = EventStore::start(&db).await?;
         let read_path = path.with_file_name(format!(
             "{}-read.db",
             path.file_stem().and_then(|s| s.to_str()).unwrap_or(SERVICE)
         ));
         let read_db = Database::open(&read_path).await?;
-        migrate::run(&read_db.writer, SERVICE, MIGRATIONS).await?;
-        drop(read_db);
-        let read_model = ReadModel::open(&read_path)?;
+        Self::start(&db, &read_db, hash_alg, metrics, shutdown).await
+    }
+
+    /// Migrates `db` (event store) and `read_db` (read model; the same database in PostgreSQL,
+    /// where both live in the service's schema), then starts the event store and the projector.
+    pub async fn start(
+        db: &Database,
+        read_db: &Database,
+        hash_alg: HashAlg,
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Arc<Self>, Box<dyn std::error::Error + Send + Sync>> {
+        migrate::run(db, "event_store", migrate::EVENT_STORE).await?;
+        migrate::run(read_db, SERVICE, MIGRATIONS).await?;
+        let store = EventStore::start(db).await?;
+        let read_model = ReadModel::open(read_db)?;
         let (reached, projected) = watch::channel(0);
         tokio::spawn(projections::run_projector(
             store.clone(),

@@ -10,7 +10,6 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use chain_core::HashAlg;
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -45,8 +44,7 @@ pub struct Organisation {
 
 #[derive(Clone)]
 pub struct Identity {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    db: Database,
     cache: Arc<RwLock<HashMap<String, Organisation>>>,
 }
 
@@ -67,8 +65,7 @@ fn db_err(e: sqlx::Error) -> ApiError {
 impl Identity {
     pub fn new(db: &Database) -> Self {
         Identity {
-            writer: db.writer.clone(),
-            reader: db.reader.clone(),
+            db: db.clone(),
             cache: Arc::default(),
         }
     }
@@ -76,11 +73,12 @@ impl Identity {
     /// Creates the admin organisation and its key on first start; returns the key then (and
     /// only then), so it can be shown once.
     pub async fn bootstrap_admin(&self) -> Result<Option<String>, ApiError> {
-        let admins: i64 =
+        let admins: i64 = crate::on_pool!(&self.db, reader, |pool| {
             sqlx::query_scalar("SELECT COUNT(*) FROM organisations WHERE role = 'admin'")
-                .fetch_one(&self.reader)
+                .fetch_one(pool)
                 .await
-                .map_err(db_err)?;
+        })
+        .map_err(db_err)?;
         if admins > 0 {
             return Ok(None);
         }
@@ -100,37 +98,39 @@ impl Identity {
         };
         let key = new_key()?;
         let now = now_rfc3339();
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)?;
-        let inserted = sqlx::query(
-            "INSERT INTO organisations (organisation_id, name, role, created_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(&org.organisation_id)
-        .bind(&org.name)
-        .bind(role.as_str())
-        .bind(&now)
-        .execute(&mut *tx)
-        .await
+        let inserted = crate::on_pool!(&self.db, writer, |pool, begin| async {
+            let mut tx = pool.begin_with(begin).await?;
+            let inserted = sqlx::query(
+                "INSERT INTO organisations (organisation_id, name, role, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(&org.organisation_id)
+            .bind(&org.name)
+            .bind(role.as_str())
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted > 0 {
+                sqlx::query(
+                    "INSERT INTO api_keys (key_hash, organisation_id, created_at) VALUES ($1, $2, $3)",
+                )
+                .bind(key_hash(&key))
+                .bind(&org.organisation_id)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            }
+            Ok::<_, sqlx::Error>(inserted)
+        }
+        .await)
         .map_err(db_err)?;
-        if inserted.rows_affected() == 0 {
+        if inserted == 0 {
             return Err(ApiError::InvalidState(format!(
                 "an organisation named {name:?} already exists"
             )));
         }
-        sqlx::query(
-            "INSERT INTO api_keys (key_hash, organisation_id, created_at) VALUES (?, ?, ?)",
-        )
-        .bind(key_hash(&key))
-        .bind(&org.organisation_id)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
         Ok((org, key))
     }
 
@@ -139,14 +139,16 @@ impl Identity {
         if let Some(org) = self.cache.read().ok().and_then(|c| c.get(&hash).cloned()) {
             return Ok(org);
         }
-        let row: Option<(String, String, String)> = sqlx::query_as(
-            "SELECT o.organisation_id, o.name, o.role FROM api_keys k
-             JOIN organisations o ON o.organisation_id = k.organisation_id
-             WHERE k.key_hash = ? AND k.revoked_at IS NULL",
-        )
-        .bind(&hash)
-        .fetch_optional(&self.reader)
-        .await
+        let row: Option<(String, String, String)> = crate::on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(
+                "SELECT o.organisation_id, o.name, o.role FROM api_keys k
+                 JOIN organisations o ON o.organisation_id = k.organisation_id
+                 WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+            )
+            .bind(&hash)
+            .fetch_optional(pool)
+            .await
+        })
         .map_err(db_err)?;
         let (organisation_id, name, role) =
             row.ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))?;

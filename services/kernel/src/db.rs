@@ -1,33 +1,59 @@
-//! SQLite databases of the embedded mode: one file per service, WAL, full fsync at commit, so
-//! an acknowledged write survives a crash.
+//! Service databases. Embedded mode: one SQLite file per service, WAL, full fsync at commit, so
+//! an acknowledged write survives a crash. Distributed mode: one PostgreSQL database, one
+//! schema per service, reached through a pool whose connections have `search_path` set to it.
 
+use crate::config::DatabaseConfig;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
-/// A service database: one writer connection (SQLite has one writer at a time; a single
-/// connection makes that queue explicit) and a pool of readers. Write transactions start with
-/// `BEGIN IMMEDIATE`: a deferred one that reads first could not upgrade to a write lock after
-/// another process (the read model's projector) committed, and would fail at once.
 #[derive(Clone)]
-pub struct Database {
+pub enum Database {
+    Sqlite(SqliteDatabase),
+    Postgres(PgDatabase),
+}
+
+/// One writer connection (SQLite has one writer at a time; a single connection makes that
+/// queue explicit) and a pool of readers. Write transactions start with `BEGIN IMMEDIATE`: a
+/// deferred one that reads first could not upgrade to a write lock after another process (the
+/// read model's projector) committed, and would fail at once.
+#[derive(Clone)]
+pub struct SqliteDatabase {
     pub writer: SqlitePool,
     pub reader: SqlitePool,
+    pub path: PathBuf,
+}
+
+/// A service's schema in the shared PostgreSQL database.
+#[derive(Clone)]
+pub struct PgDatabase {
+    pub pool: PgPool,
+    /// The service's schema; every unqualified table name resolves in it.
+    pub schema: String,
+    /// libpq form of the URL with the same `search_path`, for the diesel read side.
+    pub libpq_url: String,
+    /// Size of the diesel read-model pool (`database.read_connections`).
+    pub read_connections: u32,
+    /// How long a request waits for a pooled connection before it is answered 503.
+    pub acquire_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("database {path}: {source}")]
+#[error("database {target}: {source}")]
 pub struct DbError {
-    path: String,
+    target: String,
     source: sqlx::Error,
 }
 
 impl Database {
+    /// Opens (creating it if missing) the SQLite file at `path`.
     pub async fn open(path: &Path) -> Result<Database, DbError> {
         let err = |source| DbError {
-            path: path.display().to_string(),
+            target: path.display().to_string(),
             source,
         };
         if let Some(dir) = path.parent() {
@@ -53,6 +79,186 @@ impl Database {
             .connect_with(opts.read_only(false))
             .await
             .map_err(err)?;
-        Ok(Database { writer, reader })
+        Ok(Database::Sqlite(SqliteDatabase {
+            writer,
+            reader,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    /// A pool on `schema` of the PostgreSQL database `config.url`. Connects lazily: a service
+    /// starts while PostgreSQL is down, and its first queries fail with `Unavailable` until it
+    /// answers. `service` names the connections in `pg_stat_activity`.
+    pub fn postgres(
+        config: &DatabaseConfig,
+        schema: &str,
+        service: &str,
+    ) -> Result<Database, DbError> {
+        let url = config.url.as_deref().unwrap_or_default();
+        let err = |source| DbError {
+            target: redact(url),
+            source,
+        };
+        if !is_identifier(schema) {
+            return Err(err(sqlx::Error::Configuration(
+                format!("schema name {schema:?} must be lower-case letters, digits and _").into(),
+            )));
+        }
+        let statement_timeout = config.statement_timeout_ms.to_string();
+        let acquire_timeout = Duration::from_millis(config.acquire_timeout_ms.max(1));
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(err)?
+            .application_name(&format!("veritrace-{service}"))
+            .options([
+                ("search_path", schema),
+                ("statement_timeout", statement_timeout.as_str()),
+            ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections.max(1))
+            .min_connections(0)
+            .acquire_timeout(acquire_timeout)
+            // A connection a server restart killed is found out here, not by a request.
+            .test_before_acquire(true)
+            .connect_lazy_with(opts);
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let libpq_url = format!(
+            "{url}{sep}options=-csearch_path%3D{schema}%20-cstatement_timeout%3D{statement_timeout}"
+        );
+        Ok(Database::Postgres(PgDatabase {
+            pool,
+            schema: schema.to_string(),
+            libpq_url,
+            read_connections: config.read_connections.max(1),
+            acquire_timeout,
+        }))
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Database::Sqlite(_) => "sqlite",
+            Database::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Schema names go into SQL text (`CREATE SCHEMA`, `search_path`), so only plain identifiers.
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Whether an error means "the database cannot serve now, try again" (503) rather than a
+/// fault in the statement or the data (500).
+pub fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => {
+                let code = code.as_ref();
+                // PostgreSQL: connection exceptions, insufficient resources, operator
+                // intervention (shutdown, crash recovery), serialisation failure, deadlock.
+                // SQLite: SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P")
+                    || code == "40001"
+                    || code == "40P01"
+                    || (code.len() < 5
+                        && matches!(code.parse::<i32>(), Ok(c) if c & 0xff == 5 || c & 0xff == 6))
+            }
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// Runs `$body` with `$pool` bound to the database's pool, once per backend: the SQLite
+/// `reader` or `writer`, or the PostgreSQL pool. For statements written once for both
+/// dialects (sqlx accepts `$1`-style parameters on SQLite too).
+///
+/// ```ignore
+/// let n: i64 = on_pool!(&db, reader, |pool| {
+///     sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(pool).await
+/// })?;
+/// ```
+///
+/// The second form also binds `$begin` to the statement that opens a write transaction
+/// (`BEGIN IMMEDIATE` on SQLite, see [`SqliteDatabase`]), for `pool.begin_with($begin)`.
+#[macro_export]
+macro_rules! on_pool {
+    ($db:expr, $side:ident, |$pool:ident, $begin:ident| $body:expr) => {
+        match $db {
+            $crate::db::Database::Sqlite(db) => {
+                let $pool = &db.$side;
+                let $begin = "BEGIN IMMEDIATE";
+                $body
+            }
+            $crate::db::Database::Postgres(db) => {
+                let $pool = &db.pool;
+                let $begin = "BEGIN";
+                $body
+            }
+        }
+    };
+    ($db:expr, $side:ident, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Database::Sqlite(db) => {
+                let $pool = &db.$side;
+                $body
+            }
+            $crate::db::Database::Postgres(db) => {
+                let $pool = &db.pool;
+                $body
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://vt:secret@db:5432/veritrace"),
+            "postgres://vt:***@db:5432/veritrace"
+        );
+        assert_eq!(redact("postgres://db/veritrace"), "postgres://db/veritrace");
+    }
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(is_identifier("evidence"));
+        assert!(!is_identifier("Evidence"));
+        assert!(!is_identifier("a;drop"));
+        assert!(!is_identifier(""));
     }
 }

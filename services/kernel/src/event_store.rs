@@ -5,10 +5,10 @@
 //! transaction (group commit): one fsync serves many requests, and each request still gets its
 //! own answer (its events committed, or a version conflict that wrote nothing).
 
-use crate::db::Database;
+use crate::db::{Database, PgDatabase};
 use crate::envelope::{EventEnvelope, SealedEnvelope};
 use chain_core::Digest;
-use sqlx::{Row, SqlitePool};
+use sqlx::{PgPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 
@@ -53,6 +53,8 @@ impl From<EventStoreError> for crate::problem::ApiError {
 }
 
 fn unavailable(e: sqlx::Error) -> EventStoreError {
+    // Every database failure is reported as "try again": a client retrying an append that was
+    // refused for a non-transient reason gets the same refusal, and nothing half-written exists.
     EventStoreError::Unavailable(e.to_string())
 }
 
@@ -72,25 +74,27 @@ struct AppendJob {
 #[derive(Clone)]
 pub struct EventStore {
     jobs: mpsc::Sender<AppendJob>,
-    reader: SqlitePool,
-    writer: SqlitePool,
+    db: Database,
     committed: watch::Receiver<i64>,
 }
+
+/// Columns every read returns, in this order.
+type EventRow = (i64, String, String);
 
 impl EventStore {
     /// Starts the writer task on `db`. The event store's migrations must have run.
     pub async fn start(db: &Database) -> Result<EventStore, EventStoreError> {
-        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-            .fetch_one(&db.reader)
-            .await
-            .map_err(unavailable)?;
+        const HEAD: &str = "SELECT COALESCE(MAX(position), 0) FROM events";
+        let head: i64 = crate::on_pool!(db, reader, |pool| sqlx::query_scalar(HEAD)
+            .fetch_one(pool)
+            .await)
+        .map_err(unavailable)?;
         let (jobs, rx) = mpsc::channel(4096);
         let (committed_tx, committed) = watch::channel(head);
-        tokio::spawn(writer_task(db.writer.clone(), rx, committed_tx));
+        tokio::spawn(writer_task(db.clone(), rx, committed_tx));
         Ok(EventStore {
             jobs,
-            reader: db.reader.clone(),
-            writer: db.writer.clone(),
+            db: db.clone(),
             committed,
         })
     }
@@ -155,14 +159,16 @@ impl EventStore {
     }
 
     pub async fn read_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, EventStoreError> {
-        let rows = sqlx::query(
-            "SELECT position, envelope, digest FROM events WHERE stream = ? ORDER BY stream_version",
-        )
-        .bind(stream)
-        .fetch_all(&self.reader)
-        .await
+        let rows: Vec<EventRow> = crate::on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(
+                "SELECT position, envelope, digest FROM events WHERE stream = $1 ORDER BY stream_version",
+            )
+            .bind(stream)
+            .fetch_all(pool)
+            .await
+        })
         .map_err(unavailable)?;
-        rows.iter().map(row_to_event).collect()
+        rows.into_iter().map(row_to_event).collect()
     }
 
     /// Events after `position`, in commit order.
@@ -171,52 +177,70 @@ impl EventStore {
         position: i64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, EventStoreError> {
-        let rows = sqlx::query(
-            "SELECT position, envelope, digest FROM events WHERE position > ? ORDER BY position LIMIT ?",
-        )
-        .bind(position)
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await
+        let rows: Vec<EventRow> = crate::on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(
+                "SELECT position, envelope, digest FROM events WHERE position > $1 ORDER BY position LIMIT $2",
+            )
+            .bind(position)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })
         .map_err(unavailable)?;
-        rows.iter().map(row_to_event).collect()
+        rows.into_iter().map(row_to_event).collect()
     }
 
     /// Outbox entries not yet confirmed by the bus, oldest first.
     pub async fn unpublished(&self, limit: i64) -> Result<Vec<StoredEvent>, EventStoreError> {
-        let rows = sqlx::query(
-            "SELECT e.position, e.envelope, e.digest FROM outbox o JOIN events e ON e.position = o.position
-             ORDER BY o.position LIMIT ?",
-        )
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await
+        let rows: Vec<EventRow> = crate::on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(
+                "SELECT e.position, e.envelope, e.digest FROM outbox o JOIN events e ON e.position = o.position
+                 ORDER BY o.position LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })
         .map_err(unavailable)?;
-        rows.iter().map(row_to_event).collect()
+        rows.into_iter().map(row_to_event).collect()
     }
 
     /// Removes confirmed entries from the outbox.
     pub async fn mark_published(&self, positions: &[i64]) -> Result<(), EventStoreError> {
-        sqlx::query("DELETE FROM outbox WHERE position IN (SELECT value FROM json_each(?))")
-            .bind(serde_json::to_string(positions).unwrap_or_default())
-            .execute(&self.writer)
-            .await
-            .map_err(unavailable)?;
+        match &self.db {
+            Database::Sqlite(db) => {
+                sqlx::query("DELETE FROM outbox WHERE position IN (SELECT value FROM json_each(?))")
+                    .bind(serde_json::to_string(positions).unwrap_or_default())
+                    .execute(&db.writer)
+                    .await
+                    .map(|_| ())
+            }
+            Database::Postgres(db) => sqlx::query("DELETE FROM outbox WHERE position = ANY($1)")
+                .bind(positions)
+                .execute(&db.pool)
+                .await
+                .map(|_| ()),
+        }
+        .map_err(unavailable)?;
         Ok(())
     }
 
     pub async fn outbox_len(&self) -> Result<i64, EventStoreError> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-            .fetch_one(&self.reader)
-            .await
-            .map_err(unavailable)
+        crate::on_pool!(&self.db, reader, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+                .fetch_one(pool)
+                .await
+        })
+        .map_err(unavailable)
+    }
+
+    /// The database this store writes to.
+    pub fn database(&self) -> &Database {
+        &self.db
     }
 }
 
-fn row_to_event(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, EventStoreError> {
-    let position: i64 = row.try_get("position").map_err(unavailable)?;
-    let canonical: String = row.try_get("envelope").map_err(unavailable)?;
-    let digest: String = row.try_get("digest").map_err(unavailable)?;
+fn row_to_event((position, canonical, digest): EventRow) -> Result<StoredEvent, EventStoreError> {
     let corrupt = |reason: String| EventStoreError::Corrupt { position, reason };
     let envelope: EventEnvelope =
         serde_json::from_str(&canonical).map_err(|e| corrupt(e.to_string()))?;
@@ -232,7 +256,7 @@ fn row_to_event(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, EventStore
 }
 
 async fn writer_task(
-    pool: SqlitePool,
+    db: Database,
     mut rx: mpsc::Receiver<AppendJob>,
     committed: watch::Sender<i64>,
 ) {
@@ -245,7 +269,15 @@ async fn writer_task(
             }
         }
         let span = tracing::debug_span!("commit_group", appends = jobs.len());
-        match commit_group(&pool, &jobs).instrument(span).await {
+        let outcome = match &db {
+            Database::Sqlite(db) => {
+                commit_group_sqlite(&db.writer, &jobs)
+                    .instrument(span)
+                    .await
+            }
+            Database::Postgres(db) => commit_group_postgres(db, &jobs).instrument(span).await,
+        };
+        match outcome {
             Ok((results, head)) => {
                 committed.send_if_modified(|h| {
                     let moved = head > *h;
@@ -270,36 +302,23 @@ async fn writer_task(
 
 type GroupResult = (Vec<Result<Vec<Vec<StoredEvent>>, EventStoreError>>, i64);
 
-/// Commits a group of jobs in one transaction with a constant number of statements: SQLite
-/// statements cost a hop to sqlx's worker thread each, so rows travel as one JSON array
-/// parameter (`json_each`) rather than one statement per row.
-async fn commit_group(
-    pool: &SqlitePool,
-    jobs: &[AppendJob],
-) -> Result<GroupResult, EventStoreError> {
-    let mut tx = pool
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(unavailable)?;
-    // Current version of every stream the group touches.
-    let streams: Vec<&str> = jobs
-        .iter()
-        .flat_map(|j| j.appends.iter().map(|a| a.stream.as_str()))
-        .collect();
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT j.value, COALESCE((SELECT MAX(e.stream_version) FROM events e WHERE e.stream = j.value), 0)
-         FROM json_each(?) AS j",
-    )
-    .bind(serde_json::to_string(&streams).unwrap_or_default())
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(unavailable)?;
-    let mut versions: std::collections::HashMap<String, u64> =
-        rows.into_iter().map(|(s, v)| (s, v as u64)).collect();
+/// The streams a group touches, each once.
+fn group_streams(jobs: &[AppendJob]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    jobs.iter()
+        .flat_map(|j| j.appends.iter().map(|a| a.stream.clone()))
+        .filter(|s| seen.insert(s.clone()))
+        .collect()
+}
 
-    // Decide each job against the versions as the earlier jobs of the group leave them.
+/// Decides each job against the streams' current versions as the earlier jobs of the group
+/// leave them: the events to insert, in order, and each job's conflict if it has one.
+fn decide(
+    jobs: &[AppendJob],
+    mut versions: std::collections::HashMap<String, u64>,
+) -> (Vec<&SealedEnvelope>, Vec<Option<EventStoreError>>) {
     let mut accepted = Vec::with_capacity(jobs.len());
-    let mut verdicts: Vec<Option<EventStoreError>> = Vec::with_capacity(jobs.len());
+    let mut verdicts = Vec::with_capacity(jobs.len());
     for job in jobs {
         let conflict = job.appends.iter().find_map(|a| {
             let actual = versions.get(&a.stream).copied().unwrap_or(0);
@@ -317,6 +336,77 @@ async fn commit_group(
         }
         verdicts.push(conflict);
     }
+    (accepted, verdicts)
+}
+
+/// Each job's answer once the group committed, given the position of every inserted event.
+fn answers(
+    jobs: &[AppendJob],
+    verdicts: Vec<Option<EventStoreError>>,
+    positions: &std::collections::HashMap<String, i64>,
+    before: i64,
+) -> GroupResult {
+    let mut head = before;
+    let mut results = Vec::with_capacity(jobs.len());
+    for (job, verdict) in jobs.iter().zip(verdicts) {
+        if let Some(conflict) = verdict {
+            results.push(Err(conflict));
+            continue;
+        }
+        let stored_job: Result<Vec<Vec<StoredEvent>>, EventStoreError> = job
+            .appends
+            .iter()
+            .map(|a| {
+                a.events
+                    .iter()
+                    .map(|e| {
+                        let position =
+                            *positions.get(&e.envelope.id.to_string()).ok_or_else(|| {
+                                EventStoreError::Corrupt {
+                                    position: 0,
+                                    reason: format!(
+                                        "event {} committed without a position",
+                                        e.envelope.id
+                                    ),
+                                }
+                            })?;
+                        head = head.max(position);
+                        Ok(StoredEvent {
+                            position,
+                            envelope: e.envelope.clone(),
+                            canonical: e.canonical.clone(),
+                            digest: e.digest,
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        results.push(stored_job);
+    }
+    (results, head)
+}
+
+/// Commits a group of jobs in one transaction with a constant number of statements: SQLite
+/// statements cost a hop to sqlx's worker thread each, so rows travel as one JSON array
+/// parameter (`json_each`) rather than one statement per row.
+async fn commit_group_sqlite(
+    pool: &SqlitePool,
+    jobs: &[AppendJob],
+) -> Result<GroupResult, EventStoreError> {
+    let mut tx = pool
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(unavailable)?;
+    // Current version of every stream the group touches.
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT j.value, COALESCE((SELECT MAX(e.stream_version) FROM events e WHERE e.stream = j.value), 0)
+         FROM json_each(?) AS j",
+    )
+    .bind(serde_json::to_string(&group_streams(jobs)).unwrap_or_default())
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(unavailable)?;
+    let (accepted, verdicts) = decide(jobs, rows.into_iter().map(|(s, v)| (s, v as u64)).collect());
 
     let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
         .fetch_one(&mut *tx)
@@ -357,32 +447,80 @@ async fn commit_group(
             .map_err(unavailable)?;
     }
     tx.commit().await.map_err(unavailable)?;
+    Ok(answers(jobs, verdicts, &positions, before))
+}
 
-    let mut head = before;
-    let mut results = Vec::with_capacity(jobs.len());
-    for (job, verdict) in jobs.iter().zip(verdicts) {
-        if let Some(conflict) = verdict {
-            results.push(Err(conflict));
-            continue;
+/// PostgreSQL: one transaction of a few round trips. The advisory lock serialises appends to
+/// the schema across processes, so positions become visible in the order they were assigned:
+/// a reader following `position > checkpoint` can never skip an event committed late with a
+/// smaller position.
+async fn commit_group_postgres(
+    db: &PgDatabase,
+    jobs: &[AppendJob],
+) -> Result<GroupResult, EventStoreError> {
+    let pool: &PgPool = &db.pool;
+    let mut tx = pool.begin().await.map_err(unavailable)?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("{}/append", db.schema))
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT s.stream, COALESCE(MAX(e.stream_version), 0)::BIGINT
+         FROM UNNEST($1::TEXT[]) AS s(stream) LEFT JOIN events e ON e.stream = s.stream
+         GROUP BY s.stream",
+    )
+    .bind(group_streams(jobs))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(unavailable)?;
+    let (accepted, verdicts) = decide(jobs, rows.into_iter().map(|(s, v)| (s, v as u64)).collect());
+
+    let mut positions = std::collections::HashMap::with_capacity(accepted.len());
+    if !accepted.is_empty() {
+        let mut ids = Vec::with_capacity(accepted.len());
+        let mut streams = Vec::with_capacity(accepted.len());
+        let mut versions = Vec::with_capacity(accepted.len());
+        let mut types = Vec::with_capacity(accepted.len());
+        let mut envelopes = Vec::with_capacity(accepted.len());
+        let mut digests = Vec::with_capacity(accepted.len());
+        let mut recorded = Vec::with_capacity(accepted.len());
+        for e in &accepted {
+            ids.push(e.envelope.id.to_string());
+            streams.push(e.envelope.stream.as_str());
+            versions.push(e.envelope.stream_version as i64);
+            types.push(e.envelope.event_type.as_str());
+            envelopes.push(e.canonical.as_str());
+            digests.push(e.digest.to_hex());
+            recorded.push(e.envelope.recorded_at.as_str());
         }
-        let mut stored_job = Vec::with_capacity(job.appends.len());
-        for a in &job.appends {
-            let mut stored = Vec::with_capacity(a.events.len());
-            for e in &a.events {
-                let position = *positions.get(&e.envelope.id.to_string()).ok_or_else(|| {
-                    EventStoreError::Unavailable(format!("event {} was not stored", e.envelope.id))
-                })?;
-                head = head.max(position);
-                stored.push(StoredEvent {
-                    position,
-                    envelope: e.envelope.clone(),
-                    canonical: e.canonical.clone(),
-                    digest: e.digest,
-                });
-            }
-            stored_job.push(stored);
-        }
-        results.push(Ok(stored_job));
+        // Identity values are drawn in the order the SELECT yields its rows, so positions
+        // follow the given order.
+        let inserted: Vec<(i64, String)> = sqlx::query_as(
+            "WITH new AS (
+                INSERT INTO events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at)
+                SELECT id::UUID, stream, version, event_type, envelope, digest, recorded_at
+                FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[])
+                    WITH ORDINALITY AS r(id, stream, version, event_type, envelope, digest, recorded_at, n)
+                ORDER BY n
+                RETURNING position, event_id
+             ), queued AS (
+                INSERT INTO outbox (position) SELECT position FROM new
+             )
+             SELECT position, event_id::TEXT FROM new",
+        )
+        .bind(&ids)
+        .bind(&streams)
+        .bind(&versions)
+        .bind(&types)
+        .bind(&envelopes)
+        .bind(&digests)
+        .bind(&recorded)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        positions.extend(inserted.into_iter().map(|(p, id)| (id, p)));
     }
-    Ok((results, head))
+    tx.commit().await.map_err(unavailable)?;
+    Ok(answers(jobs, verdicts, &positions, 0))
 }

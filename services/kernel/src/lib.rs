@@ -12,6 +12,8 @@ pub mod migrate;
 pub mod outbox;
 pub mod problem;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use envelope::EventEnvelope;
 pub use problem::{ApiError, FieldError, Problem};

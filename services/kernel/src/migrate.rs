@@ -1,13 +1,37 @@
 //! Schema migrations: SQL files under `migrations/<backend>/<component>/`, compiled into the
 //! binary, applied in order once each, and refused if an applied one was edited since.
 
+use crate::db::Database;
 use chain_core::HashAlg;
-use sqlx::SqlitePool;
 
+/// One schema change, written for each backend; both files share the number and name
+/// (`migrations/sqlite/<component>/NNNN_name.sql`, `migrations/postgres/<component>/...`).
 pub struct Migration {
     pub version: i64,
     pub name: &'static str,
-    pub sql: &'static str,
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+/// Declares a [`Migration`] from its two files, `migrations/{sqlite,postgres}/<path>`.
+#[macro_export]
+macro_rules! migration {
+    ($version:expr, $name:expr, $path:literal) => {
+        $crate::migrate::Migration {
+            version: $version,
+            name: $name,
+            sqlite: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../migrations/sqlite/",
+                $path
+            )),
+            postgres: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../migrations/postgres/",
+                $path
+            )),
+        }
+    };
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +52,31 @@ pub enum MigrateError {
     Db(#[from] sqlx::Error),
 }
 
+impl MigrateError {
+    /// The database could not be reached (worth retrying), as opposed to a broken migration.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, MigrateError::Db(e) if crate::db::is_transient(e))
+    }
+}
+
+/// Applies the `migrations` of `component` not yet applied to `db`.
 pub async fn run(
-    pool: &SqlitePool,
+    db: &Database,
+    component: &str,
+    migrations: &[Migration],
+) -> Result<(), MigrateError> {
+    match db {
+        Database::Sqlite(db) => run_sqlite(&db.writer, component, migrations).await,
+        Database::Postgres(db) => run_postgres(&db.pool, &db.schema, component, migrations).await,
+    }
+}
+
+fn checksum(sql: &str) -> String {
+    HashAlg::Sha3_256.hash(sql.as_bytes()).to_hex()
+}
+
+async fn run_sqlite(
+    pool: &sqlx::SqlitePool,
     component: &str,
     migrations: &[Migration],
 ) -> Result<(), MigrateError> {
@@ -45,7 +92,7 @@ pub async fn run(
     .execute(pool)
     .await?;
     for m in migrations {
-        let checksum = HashAlg::Sha3_256.hash(m.sql.as_bytes()).to_hex();
+        let checksum = checksum(m.sqlite);
         let applied: Option<(String,)> = sqlx::query_as(
             "SELECT checksum FROM schema_migrations WHERE component = ? AND version = ?",
         )
@@ -53,16 +100,8 @@ pub async fn run(
         .bind(m.version)
         .fetch_optional(pool)
         .await?;
-        match applied {
-            Some((c,)) if c == checksum => continue,
-            Some(_) => {
-                return Err(MigrateError::Edited {
-                    component: component.into(),
-                    version: m.version,
-                    name: m.name.into(),
-                });
-            }
-            None => {}
+        if !needs_applying(applied.map(|(c,)| c), &checksum, component, m)? {
+            continue;
         }
         let failed = |source| MigrateError::Failed {
             component: component.into(),
@@ -70,7 +109,7 @@ pub async fn run(
             source,
         };
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::raw_sql(m.sql)
+        sqlx::raw_sql(m.sqlite)
             .execute(&mut *tx)
             .await
             .map_err(failed)?;
@@ -82,25 +121,107 @@ pub async fn run(
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        tracing::info!(
-            component,
-            version = m.version,
-            name = m.name,
-            "migration applied"
-        );
+        applied_log(component, m);
     }
     Ok(())
 }
 
-/// The event store's own tables, shared by every event-sourced service.
-pub const EVENT_STORE: &[Migration] = &[Migration {
-    version: 1,
-    name: "event_store",
-    sql: include_str!("../../../migrations/sqlite/kernel/0001_event_store.sql"),
-}];
+/// PostgreSQL: everything in one transaction under an advisory lock on the schema, so replicas
+/// starting together apply each migration once and never see a half-migrated schema.
+async fn run_postgres(
+    pool: &sqlx::PgPool,
+    schema: &str,
+    component: &str,
+    migrations: &[Migration],
+) -> Result<(), MigrateError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("{schema}/migrate"))
+        .execute(&mut *tx)
+        .await?;
+    // The schema name is a checked identifier (`Database::postgres`).
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+            component TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            name TEXT NOT NULL,
+            checksum TEXT NOT NULL,
+            applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            PRIMARY KEY (component, version))"
+    )))
+    .execute(&mut *tx)
+    .await?;
+    for m in migrations {
+        let checksum = checksum(m.postgres);
+        let applied: Option<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT checksum FROM {schema}.schema_migrations WHERE component = $1 AND version = $2"
+        )))
+        .bind(component)
+        .bind(m.version)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if !needs_applying(applied.map(|(c,)| c), &checksum, component, m)? {
+            continue;
+        }
+        sqlx::raw_sql(m.postgres)
+            .execute(&mut *tx)
+            .await
+            .map_err(|source| MigrateError::Failed {
+                component: component.into(),
+                version: m.version,
+                source,
+            })?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {schema}.schema_migrations (component, version, name, checksum) VALUES ($1, $2, $3, $4)"
+        )))
+        .bind(component)
+        .bind(m.version)
+        .bind(m.name)
+        .bind(&checksum)
+        .execute(&mut *tx)
+        .await?;
+        applied_log(component, m);
+    }
+    tx.commit().await?;
+    Ok(())
+}
 
-pub const IDENTITY: &[Migration] = &[Migration {
-    version: 1,
-    name: "organisations",
-    sql: include_str!("../../../migrations/sqlite/identity/0001_organisations.sql"),
-}];
+fn needs_applying(
+    applied: Option<String>,
+    checksum: &str,
+    component: &str,
+    m: &Migration,
+) -> Result<bool, MigrateError> {
+    match applied {
+        Some(c) if c == checksum => Ok(false),
+        Some(_) => Err(MigrateError::Edited {
+            component: component.into(),
+            version: m.version,
+            name: m.name.into(),
+        }),
+        None => Ok(true),
+    }
+}
+
+fn applied_log(component: &str, m: &Migration) {
+    tracing::info!(
+        component,
+        version = m.version,
+        name = m.name,
+        "migration applied"
+    );
+}
+
+/// The event store's own tables, shared by every event-sourced service.
+pub const EVENT_STORE: &[Migration] = &[crate::migration!(
+    1,
+    "event_store",
+    "kernel/0001_event_store.sql"
+)];
+
+pub const IDENTITY: &[Migration] = &[crate::migration!(
+    1,
+    "organisations",
+    "identity/0001_organisations.sql"
+)];

@@ -110,7 +110,7 @@ impl Platform {
         };
 
         let identity_db = Database::open(&data.join("identity.db")).await?;
-        migrate::run(&identity_db.writer, "identity", migrate::IDENTITY).await?;
+        migrate::run(&identity_db, "identity", migrate::IDENTITY).await?;
         let identity = Identity::new(&identity_db);
         let new_admin_key = identity.bootstrap_admin().await?;
 

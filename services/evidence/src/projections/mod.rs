@@ -3,15 +3,16 @@
 //! transaction, so a crash replays nothing twice and skips nothing.
 
 use crate::domain::{EvidenceEvent, EvidenceRegistered, EvidenceStatus};
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sqlite::SqliteConnection;
 use serde::Serialize;
-use std::path::Path;
 use std::time::Duration;
 use tokio::sync::watch;
 use utoipa::ToSchema;
 use veritrace_kernel::EventEnvelope;
+use veritrace_kernel::db::Database;
 use veritrace_kernel::event_store::{EventStore, StoredEvent};
 
 pub const PROJECTION: &str = "evidence_records";
@@ -170,10 +171,17 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
     }
 }
 
-/// The read model's connection pool.
+/// The read model's connection pool: the SQLite file beside the event store, or the service's
+/// schema in PostgreSQL.
 #[derive(Clone)]
 pub struct ReadModel {
-    pool: Pool<ConnectionManager<SqliteConnection>>,
+    pool: ReadPool,
+}
+
+#[derive(Clone)]
+enum ReadPool {
+    Sqlite(Pool<ConnectionManager<SqliteConnection>>),
+    Postgres(Pool<ConnectionManager<PgConnection>>),
 }
 
 /// Filters of the evidence list.
@@ -186,35 +194,114 @@ pub struct EvidenceFilter {
     pub limit: i64,
 }
 
+/// Runs `$body` with `$c` bound to a pooled connection, on a blocking thread. The body is
+/// expanded once per backend, so typed diesel queries are written once for both.
+macro_rules! with_conn {
+    ($model:expr, |$c:ident| $body:expr) => {
+        match &$model.pool {
+            ReadPool::Sqlite(pool) => {
+                let pool = pool.clone();
+                blocking(move || {
+                    let mut conn = pool.get().map_err(pool_error)?;
+                    let $c: &mut SqliteConnection = &mut conn;
+                    $body
+                })
+                .await
+            }
+            ReadPool::Postgres(pool) => {
+                let pool = pool.clone();
+                blocking(move || {
+                    let mut conn = pool.get().map_err(pool_error)?;
+                    let $c: &mut PgConnection = &mut conn;
+                    $body
+                })
+                .await
+            }
+        }
+    };
+}
+
+fn pool_error(e: diesel::r2d2::PoolError) -> ProjectionError {
+    ProjectionError::Pool(e.to_string())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ProjectionError> + Send + 'static,
+) -> Result<T, ProjectionError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ProjectionError::Pool(e.to_string()))?
+}
+
+/// Applies events in position order and moves the checkpoint (inside the caller's transaction).
+macro_rules! apply_events {
+    ($c:ident, $events:expr) => {{
+        let mut last = 0;
+        for e in $events {
+            let env = &e.envelope;
+            let event = EvidenceEvent::from_parts(&env.event_type, &env.payload)
+                .map_err(|m| ProjectionError::Event(e.position, m))?;
+            match event {
+                EvidenceEvent::EvidenceRegistered(r) => {
+                    diesel::insert_into(evidence_records::table)
+                        .values(registered_row(env, r))
+                        .on_conflict_do_nothing()
+                        .execute($c)?;
+                }
+                EvidenceEvent::EvidenceWithdrawn(w) => {
+                    diesel::update(evidence_records::table.find(w.evidence_id))
+                        .set((
+                            evidence_records::status.eq(status_name(EvidenceStatus::Withdrawn)),
+                            evidence_records::withdrawn_at.eq(Some(env.recorded_at.clone())),
+                            evidence_records::withdrawal_reason.eq(Some(w.reason)),
+                            evidence_records::version.eq(env.stream_version as i64),
+                        ))
+                        .execute($c)?;
+                }
+            }
+            last = e.position;
+        }
+        diesel::insert_into(projection_checkpoints::table)
+            .values((
+                projection_checkpoints::projection.eq(PROJECTION),
+                projection_checkpoints::position.eq(last),
+            ))
+            .on_conflict(projection_checkpoints::projection)
+            .do_update()
+            .set(projection_checkpoints::position.eq(last))
+            .execute($c)?;
+        Ok::<i64, ProjectionError>(last)
+    }};
+}
+
 impl ReadModel {
-    pub fn open(path: &Path) -> Result<Self, ProjectionError> {
-        let manager = ConnectionManager::<SqliteConnection>::new(path.display().to_string());
-        let pool = Pool::builder()
-            .max_size(4)
-            .connection_timeout(Duration::from_secs(10))
-            .connection_customizer(Box::new(SqlitePragmas))
-            .build(manager)
-            .map_err(|e| ProjectionError::Pool(e.to_string()))?;
+    /// A pool on `db`: its SQLite file, or its PostgreSQL schema. The tables must exist
+    /// (`migrate::run` with [`crate::MIGRATIONS`]).
+    pub fn open(db: &Database) -> Result<Self, ProjectionError> {
+        let pool = match db {
+            Database::Sqlite(db) => ReadPool::Sqlite(
+                Pool::builder()
+                    .max_size(4)
+                    .connection_timeout(Duration::from_secs(10))
+                    .connection_customizer(Box::new(SqlitePragmas))
+                    .build(ConnectionManager::new(db.path.display().to_string()))
+                    .map_err(pool_error)?,
+            ),
+            // Lazily: a service starts while PostgreSQL is down.
+            Database::Postgres(db) => ReadPool::Postgres(
+                Pool::builder()
+                    .max_size(db.read_connections)
+                    .min_idle(Some(0))
+                    .connection_timeout(db.acquire_timeout)
+                    .test_on_check_out(true)
+                    .build_unchecked(ConnectionManager::new(db.libpq_url.clone())),
+            ),
+        };
         Ok(ReadModel { pool })
     }
 
-    async fn with_conn<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut SqliteConnection) -> Result<T, ProjectionError> + Send + 'static,
-    ) -> Result<T, ProjectionError> {
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = pool
-                .get()
-                .map_err(|e| ProjectionError::Pool(e.to_string()))?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| ProjectionError::Pool(e.to_string()))?
-    }
-
     pub async fn get(&self, id: String) -> Result<Option<EvidenceView>, ProjectionError> {
-        self.with_conn(move |c| {
+        with_conn!(self, |c| {
             Ok(evidence_records::table
                 .find(id)
                 .select(EvidenceRow::as_select())
@@ -222,11 +309,10 @@ impl ReadModel {
                 .optional()?
                 .map(EvidenceView::from))
         })
-        .await
     }
 
     pub async fn list(&self, filter: EvidenceFilter) -> Result<Vec<EvidenceView>, ProjectionError> {
-        self.with_conn(move |c| {
+        with_conn!(self, |c| {
             let mut q = evidence_records::table.into_boxed();
             if let Some(o) = filter.organisation {
                 q = q.filter(evidence_records::organisation.eq(o));
@@ -247,11 +333,10 @@ impl ReadModel {
                 .load(c)?;
             Ok(rows.into_iter().map(EvidenceView::from).collect())
         })
-        .await
     }
 
     pub async fn checkpoint(&self) -> Result<i64, ProjectionError> {
-        self.with_conn(|c| {
+        with_conn!(self, |c| {
             Ok(projection_checkpoints::table
                 .find(PROJECTION)
                 .select(projection_checkpoints::position)
@@ -259,53 +344,29 @@ impl ReadModel {
                 .optional()?
                 .unwrap_or(0))
         })
-        .await
     }
 
     /// Applies events (in position order) and moves the checkpoint, atomically.
     pub async fn apply(&self, events: Vec<StoredEvent>) -> Result<i64, ProjectionError> {
-        self.with_conn(move |c| {
-            c.immediate_transaction(|c| {
-                let mut last = 0;
-                for e in &events {
-                    apply_one(c, e)?;
-                    last = e.position;
-                }
-                diesel::replace_into(projection_checkpoints::table)
-                    .values((
-                        projection_checkpoints::projection.eq(PROJECTION),
-                        projection_checkpoints::position.eq(last),
-                    ))
-                    .execute(c)?;
-                Ok(last)
-            })
-        })
-        .await
-    }
-}
-
-fn apply_one(c: &mut SqliteConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
-    let env = &e.envelope;
-    let event = EvidenceEvent::from_parts(&env.event_type, &env.payload)
-        .map_err(|m| ProjectionError::Event(e.position, m))?;
-    match event {
-        EvidenceEvent::EvidenceRegistered(r) => {
-            diesel::insert_or_ignore_into(evidence_records::table)
-                .values(registered_row(env, r))
-                .execute(c)?;
-        }
-        EvidenceEvent::EvidenceWithdrawn(w) => {
-            diesel::update(evidence_records::table.find(w.evidence_id))
-                .set((
-                    evidence_records::status.eq(status_name(EvidenceStatus::Withdrawn)),
-                    evidence_records::withdrawn_at.eq(Some(env.recorded_at.clone())),
-                    evidence_records::withdrawal_reason.eq(Some(w.reason)),
-                    evidence_records::version.eq(env.stream_version as i64),
-                ))
-                .execute(c)?;
+        match &self.pool {
+            ReadPool::Sqlite(pool) => {
+                let pool = pool.clone();
+                blocking(move || {
+                    let mut conn = pool.get().map_err(pool_error)?;
+                    conn.immediate_transaction(|c| apply_events!(c, &events))
+                })
+                .await
+            }
+            ReadPool::Postgres(pool) => {
+                let pool = pool.clone();
+                blocking(move || {
+                    let mut conn = pool.get().map_err(pool_error)?;
+                    conn.transaction(|c| apply_events!(c, &events))
+                })
+                .await
+            }
         }
     }
-    Ok(())
 }
 
 pub fn status_name(s: EvidenceStatus) -> &'static str {

@@ -1,0 +1,222 @@
+//! Test support (feature `testing`): a database per test on either backend, and
+//! [`backend_tests!`](crate::backend_tests), which runs one test body on SQLite and PostgreSQL.
+//!
+//! PostgreSQL comes from `VERITRACE_TEST_DATABASE_URL` (default: the server `scripts/services`
+//! starts). A test that cannot reach it fails and names `scripts/test`; only
+//! `VERITRACE_TEST_BACKENDS=sqlite` skips the PostgreSQL half, and says so.
+
+use crate::config::DatabaseConfig;
+use crate::db::Database;
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+use std::path::PathBuf;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://veritrace:veritrace@127.0.0.1:5432/postgres";
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// The server URL the tests use (a maintenance database of a role that may create databases).
+pub fn database_server_url() -> String {
+    std::env::var("VERITRACE_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into())
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("VERITRACE_TEST_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.into())
+}
+
+/// Whether tests that need PostgreSQL or RabbitMQ should be skipped (and say so).
+pub fn servers_skipped(what: &str) -> bool {
+    let skip = std::env::var("VERITRACE_TEST_BACKENDS").is_ok_and(|b| b.trim() == "sqlite");
+    if skip {
+        eprintln!("skipped: {what} needs PostgreSQL and RabbitMQ (VERITRACE_TEST_BACKENDS=sqlite)");
+    }
+    skip
+}
+
+/// A fresh, empty place for a test's databases, removed at the end of the test.
+pub enum TestDb {
+    /// A temporary directory; each service's database is a file in it.
+    Sqlite { dir: tempfile::TempDir },
+    /// A database of its own on the test server; services keep their schemas in it.
+    Postgres {
+        server_url: String,
+        name: String,
+        url: String,
+    },
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        TestDb::Sqlite {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    /// `None` when PostgreSQL tests are switched off (`VERITRACE_TEST_BACKENDS=sqlite`).
+    pub async fn postgres() -> Option<TestDb> {
+        if servers_skipped("this PostgreSQL test") {
+            return None;
+        }
+        let server_url = database_server_url();
+        let mut conn = PgConnection::connect(&server_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot reach the test PostgreSQL at {}: {e}. Run the suite with scripts/test, \
+                 which starts it (or set VERITRACE_TEST_BACKENDS=sqlite to skip these tests)",
+                    crate::db::redact(&server_url)
+                )
+            });
+        let name = format!("vt_{}", uuid::Uuid::now_v7().simple());
+        // template0 takes no connections, so parallel creates never wait on each other.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE template0"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("CREATE DATABASE for the test");
+        let _ = conn.close().await;
+        let url = replace_database(&server_url, &name);
+        Some(TestDb::Postgres {
+            server_url,
+            name,
+            url,
+        })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            TestDb::Sqlite { .. } => "sqlite",
+            TestDb::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// `database.*` configuration pointing at this test's database (`url` unset on SQLite).
+    pub fn config(&self) -> DatabaseConfig {
+        DatabaseConfig {
+            url: match self {
+                TestDb::Sqlite { .. } => None,
+                TestDb::Postgres { url, .. } => Some(url.clone()),
+            },
+            ..DatabaseConfig::default()
+        }
+    }
+
+    /// The SQLite directory (the embedded data directory), if this is SQLite.
+    pub fn dir(&self) -> Option<PathBuf> {
+        match self {
+            TestDb::Sqlite { dir } => Some(dir.path().to_path_buf()),
+            TestDb::Postgres { .. } => None,
+        }
+    }
+
+    /// The database of one service (`schema`): the file `<schema>.db`, or the schema.
+    pub async fn open(&self, schema: &str) -> Database {
+        match self {
+            TestDb::Sqlite { dir } => Database::open(&dir.path().join(format!("{schema}.db")))
+                .await
+                .expect("open a SQLite test database"),
+            TestDb::Postgres { .. } => {
+                Database::postgres(&self.config(), schema, "test").expect("a PostgreSQL pool")
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let TestDb::Postgres {
+            server_url, name, ..
+        } = self
+        else {
+            return;
+        };
+        let (server_url, name) = (server_url.clone(), name.clone());
+        // Drop runs inside the test's runtime, which cannot be blocked on; a thread with its
+        // own runtime removes the database (FORCE ends the pools' connections).
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let mut conn = PgConnection::connect(&server_url).await.ok()?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("test database was not dropped; scripts/services removes it on next start");
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+pub fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Writes each test case once and runs it on both backends: `async fn case(db: TestDb) {..}`
+/// becomes the tests `case::sqlite` and `case::postgres` (`cargo test postgres` selects one
+/// backend).
+#[macro_export]
+macro_rules! backend_tests {
+    ($( $(#[$meta:meta])* async fn $name:ident($db:ident : TestDb) $body:block )*) => {
+        $(
+            $(#[$meta])*
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn case($db: $crate::testing::TestDb) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    case($crate::testing::TestDb::sqlite().await).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(db) = $crate::testing::TestDb::postgres().await {
+                        case(db).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_names_are_replaced() {
+        assert_eq!(
+            super::replace_database("postgres://u:p@h:5432/postgres", "vt_1"),
+            "postgres://u:p@h:5432/vt_1"
+        );
+        assert_eq!(
+            super::replace_database("postgres://h/postgres?sslmode=disable", "vt_1"),
+            "postgres://h/vt_1?sslmode=disable"
+        );
+        assert_eq!(
+            super::replace_database("postgres://h", "x"),
+            "postgres://h/x"
+        );
+    }
+}
