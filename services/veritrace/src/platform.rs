@@ -79,6 +79,40 @@ fn load_chain(config: &Config) -> Result<(Genesis, PathBuf, keys::SigningKey), B
     Ok((genesis, path, key))
 }
 
+/// The chain the anchoring service writes to: the configured consortium (`chain.nodes` and
+/// `chain.genesis`), or else a solo validator in this process, under `data_dir/chain`.
+pub fn start_chain(
+    config: &Config,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(Genesis, PathBuf, Arc<dyn ChainClient>), BoxError> {
+    if config.chain.nodes.is_empty() {
+        let (genesis, genesis_path, key) = load_chain(config)?;
+        let store = BlockStore::open(&config.data_dir.join("chain").join("blocks.redb"))?;
+        let solo = Arc::new(SoloNode::open(genesis.clone(), key, store)?);
+        let node = solo.clone();
+        let interval = Duration::from_millis(config.chain.block_interval_ms.max(1));
+        tokio::spawn(async move { node.run(interval, shutdown).await });
+        Ok((genesis, genesis_path, solo as Arc<dyn ChainClient>))
+    } else {
+        // A consortium: its genesis is configured (it is what receipts are checked against),
+        // and anchor transactions go to its validators.
+        let path = config
+            .chain
+            .genesis
+            .clone()
+            .ok_or("chain.nodes is set: chain.genesis must name the consortium's genesis file")?;
+        let genesis = read_genesis(&path)?;
+        let remote = chain_node::RemoteChain::new(genesis.clone(), config.chain.nodes.clone())?;
+        Ok((genesis, path, Arc::new(remote) as Arc<dyn ChainClient>))
+    }
+}
+
+pub fn read_genesis(path: &Path) -> Result<Genesis, BoxError> {
+    Ok(Genesis::parse(&std::fs::read(path).map_err(|e| {
+        format!("cannot read the genesis {}: {e}", path.display())
+    })?)?)
+}
+
 impl Platform {
     pub async fn start(config: Config) -> Result<Platform, BoxError> {
         let data = config.data_dir.clone();
@@ -86,28 +120,7 @@ impl Platform {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let metrics = Arc::new(Metrics::new()?);
 
-        let (genesis, genesis_path, chain) = if config.chain.nodes.is_empty() {
-            let (genesis, genesis_path, key) = load_chain(&config)?;
-            let store = BlockStore::open(&data.join("chain").join("blocks.redb"))?;
-            let solo = Arc::new(SoloNode::open(genesis.clone(), key, store)?);
-            let node = solo.clone();
-            let interval = Duration::from_millis(config.chain.block_interval_ms.max(1));
-            let rx = shutdown_rx.clone();
-            tokio::spawn(async move { node.run(interval, rx).await });
-            (genesis, genesis_path, solo as Arc<dyn ChainClient>)
-        } else {
-            // A consortium: its genesis is configured (it is what receipts are checked
-            // against), and anchor transactions go to its validators.
-            let path = config.chain.genesis.clone().ok_or(
-                "chain.nodes is set: chain.genesis must name the consortium's genesis file",
-            )?;
-            let genesis = Genesis::parse(
-                &std::fs::read(&path)
-                    .map_err(|e| format!("cannot read the genesis {}: {e}", path.display()))?,
-            )?;
-            let remote = chain_node::RemoteChain::new(genesis.clone(), config.chain.nodes.clone())?;
-            (genesis, path, Arc::new(remote) as Arc<dyn ChainClient>)
-        };
+        let (genesis, genesis_path, chain) = start_chain(&config, shutdown_rx.clone())?;
 
         let identity_db = Database::open(&data.join("identity.db")).await?;
         migrate::run(&identity_db, "identity", migrate::IDENTITY).await?;
@@ -141,18 +154,17 @@ impl Platform {
         };
         tokio::spawn(relay.run(shutdown_rx.clone()));
 
-        let state = AppState {
-            genesis: genesis.clone(),
-            chain: chain.clone(),
-            templates: Arc::new(templates()?),
-        };
+        let state = ChainState::new(genesis.clone(), chain.clone())?;
         let (server, addr) = http_server(
             &config,
-            identity.clone(),
-            anchor.clone(),
-            evidence.clone(),
-            metrics.clone(),
-            state,
+            Routes {
+                identity: identity.clone(),
+                organisations: true,
+                evidence: Some(evidence.clone()),
+                anchor: Some((anchor.clone(), state)),
+                metrics: metrics.clone(),
+                databases: Vec::new(),
+            },
         )?;
         let handle = server.handle();
         tokio::spawn(server);
@@ -181,11 +193,36 @@ impl Platform {
     }
 }
 
+/// What the chain pages (`/`, `/chain/genesis`, the explorer) read.
 #[derive(Clone)]
-struct AppState {
+pub struct ChainState {
     genesis: Genesis,
     chain: Arc<dyn ChainClient>,
     templates: Arc<tera::Tera>,
+}
+
+impl ChainState {
+    pub fn new(genesis: Genesis, chain: Arc<dyn ChainClient>) -> Result<Self, BoxError> {
+        Ok(ChainState {
+            genesis,
+            chain,
+            templates: Arc::new(templates()?),
+        })
+    }
+}
+
+/// The routes one process serves: all of them embedded, one service's in distributed mode.
+/// API-key checks always need `identity`.
+pub struct Routes {
+    pub identity: Identity,
+    /// `/organisations` (the identity service's own routes).
+    pub organisations: bool,
+    pub evidence: Option<Arc<EvidenceService>>,
+    /// Receipts, the explorer, the chain pages.
+    pub anchor: Option<(Arc<AnchorService>, ChainState)>,
+    pub metrics: Arc<Metrics>,
+    /// Databases `/readyz` checks (distributed mode; embedded files are always there).
+    pub databases: Vec<Database>,
 }
 
 fn templates() -> Result<tera::Tera, tera::Error> {
@@ -197,7 +234,7 @@ fn templates() -> Result<tera::Tera, tera::Error> {
     Ok(t)
 }
 
-async fn index(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn index(state: web::Data<ChainState>) -> Result<HttpResponse, ApiError> {
     let mut ctx = tera::Context::new();
     ctx.insert("chain_id", &state.genesis.chain_id);
     ctx.insert("hash_alg", state.genesis.hash_alg.name());
@@ -212,7 +249,7 @@ async fn index(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         .body(html))
 }
 
-async fn genesis_document(state: web::Data<AppState>) -> HttpResponse {
+async fn genesis_document(state: web::Data<ChainState>) -> HttpResponse {
     HttpResponse::Ok().json(&state.genesis)
 }
 
@@ -220,33 +257,42 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-fn http_server(
+/// 200 once every database of the process answers, 503 problem+json until then.
+async fn ready(databases: web::Data<Vec<Database>>) -> Result<HttpResponse, ApiError> {
+    for db in databases.iter() {
+        veritrace_kernel::on_pool!(db, reader, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
+        })
+        .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+}
+
+pub fn http_server(
     config: &Config,
-    identity: Identity,
-    anchor: Arc<AnchorService>,
-    evidence: Arc<EvidenceService>,
-    metrics: Arc<Metrics>,
-    state: AppState,
+    routes: Routes,
 ) -> Result<(actix_web::dev::Server, SocketAddr), BoxError> {
     let limit = BodyLimit(config.http.max_body_bytes);
-    let identity = web::Data::new(identity);
-    let anchor = web::Data::from(anchor);
-    let evidence = web::Data::from(evidence);
-    let metrics_data = web::Data::from(metrics.clone());
-    let explorer = web::Data::new(crate::explorer::Explorer {
-        chain: state.chain.clone(),
+    let identity = web::Data::new(routes.identity);
+    let organisations = routes.organisations;
+    let evidence = routes.evidence.map(web::Data::from);
+    let anchor = routes.anchor.map(|(anchor, state)| {
+        let explorer = web::Data::new(crate::explorer::Explorer {
+            chain: state.chain.clone(),
+        });
+        (web::Data::from(anchor), web::Data::new(state), explorer)
     });
-    let state = web::Data::new(state);
+    let metrics = routes.metrics;
+    let metrics_data = web::Data::from(metrics.clone());
+    let databases = web::Data::new(routes.databases);
     let mut server = HttpServer::new(move || {
         let metrics = metrics.clone();
+        let (evidence, anchor) = (evidence.clone(), anchor.clone());
         App::new()
             .app_data(limit)
             .app_data(identity.clone())
-            .app_data(anchor.clone())
-            .app_data(evidence.clone())
             .app_data(metrics_data.clone())
-            .app_data(state.clone())
-            .app_data(explorer.clone())
+            .app_data(databases.clone())
             .app_data(
                 web::QueryConfig::default()
                     .error_handler(|err, _| ApiError::field("query", err.to_string()).into()),
@@ -269,14 +315,27 @@ fn http_server(
                 }
             })
             .wrap(tracing_actix_web::TracingLogger::default())
-            .configure(veritrace_kernel::auth::configure)
-            .configure(veritrace_evidence::http::configure)
-            .configure(veritrace_anchor::http::configure)
+            .configure(|cfg| {
+                if organisations {
+                    veritrace_kernel::auth::configure(cfg);
+                }
+                if let Some(evidence) = evidence {
+                    cfg.app_data(evidence);
+                    veritrace_evidence::http::configure(cfg);
+                }
+                if let Some((anchor, state, explorer)) = anchor {
+                    cfg.app_data(anchor)
+                        .app_data(state)
+                        .app_data(explorer)
+                        .route("/", web::get().to(index))
+                        .route("/chain/genesis", web::get().to(genesis_document));
+                    veritrace_anchor::http::configure(cfg);
+                    crate::explorer::configure(cfg);
+                }
+            })
             .configure(crate::openapi::configure)
-            .configure(crate::explorer::configure)
-            .route("/", web::get().to(index))
-            .route("/chain/genesis", web::get().to(genesis_document))
             .route("/healthz", web::get().to(health))
+            .route("/readyz", web::get().to(ready))
             .route("/metrics", web::get().to(metrics_endpoint))
             .default_service(web::to(veritrace_kernel::http::not_found))
     })
