@@ -25,6 +25,9 @@ pub enum BusError {
     NotConfirmed(String),
     #[error("bus unavailable: {0}")]
     Unavailable(String),
+    /// Retrying cannot help: a bad URL, or the broker refused a declaration.
+    #[error("bus misconfigured: {0}")]
+    Config(String),
 }
 
 /// What a consumer decides about a delivery.
@@ -45,6 +48,23 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// A delivery for a bus implementation, with the receiver its settlement arrives on (an
+    /// error there means the consumer dropped it unsettled).
+    pub(crate) fn new(
+        routing_key: String,
+        body: Vec<u8>,
+    ) -> (Delivery, oneshot::Receiver<Settlement>) {
+        let (settle, outcome) = oneshot::channel();
+        (
+            Delivery {
+                routing_key,
+                body,
+                settle,
+            },
+            outcome,
+        )
+    }
+
     pub fn settle(self, outcome: Settlement) {
         let _ = self.settle.send(outcome);
     }
@@ -56,6 +76,10 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    pub(crate) fn new(rx: mpsc::Receiver<Delivery>) -> Self {
+        Subscription { rx }
+    }
+
     pub async fn next(&mut self) -> Option<Delivery> {
         self.rx.recv().await
     }
