@@ -28,6 +28,8 @@ pub const MIGRATIONS: &[Migration] = &[veritrace_kernel::migration!(
 
 /// The queue the anchoring service consumes: every event of every service.
 pub const QUEUE: &str = "anchor.events";
+/// The anchor takes every event of every service.
+pub const BINDINGS: &[&str] = &["#"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnchorError {
@@ -87,7 +89,7 @@ impl AnchorService {
         bus: &dyn Bus,
         shutdown: watch::Receiver<bool>,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let mut subscription = bus.subscribe(QUEUE, &["#"]).await?;
+        let mut subscription = bus.subscribe(QUEUE, BINDINGS).await?;
         let me = self.clone();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
@@ -192,15 +194,27 @@ impl AnchorService {
                 }
             }
         }
-        match self.store.insert_leaves(&leaves).await {
-            Ok(new) => {
-                self.metrics.leaves_received.inc_by(new);
-                delivery.settle(Settlement::Ack);
-                self.leaves_waiting.notify_one();
-            }
-            Err(err) => {
-                tracing::warn!(%err, "cannot persist leaves; message will be redelivered");
-                delivery.settle(Settlement::Retry);
+        // A database outage is waited out here, holding the delivery: returning it would spend
+        // its delivery limit and could dead-letter good events.
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.store.insert_leaves(&leaves).await {
+                Ok(new) => {
+                    self.metrics.leaves_received.inc_by(new);
+                    delivery.settle(Settlement::Ack);
+                    self.leaves_waiting.notify_one();
+                    return;
+                }
+                Err(err) if err.is_transient() => {
+                    tracing::warn!(%err, "cannot persist leaves; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(err) => {
+                    tracing::error!(%err, "cannot persist leaves; message will be redelivered");
+                    delivery.settle(Settlement::Retry);
+                    return;
+                }
             }
         }
     }

@@ -15,6 +15,13 @@ pub enum StoreError {
     SealRace(String),
 }
 
+impl StoreError {
+    /// The database cannot serve now (down, restarting, out of connections): worth waiting.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(e) if veritrace_kernel::db::is_transient(e))
+    }
+}
+
 type BatchRow = (
     String,
     String,

@@ -9,4 +9,5 @@ pub mod network;
 pub mod node;
 pub mod openapi;
 pub mod platform;
+pub mod serve;
 pub mod verify;

@@ -28,6 +28,17 @@ enum Command {
         #[arg(long)]
         bind: Option<String>,
     },
+    /// Run one service (distributed mode: PostgreSQL, RabbitMQ); `database.url`, `amqp.url`
+    /// and the chain come from the configuration.
+    Serve {
+        service: veritrace::serve::Service,
+        /// Configuration file (TOML); VERITRACE_* environment variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Address to listen on (overrides `http.bind`).
+        #[arg(long)]
+        bind: Option<String>,
+    },
     /// Verify a receipt offline against the chain's genesis document.
     Verify {
         /// The receipt (JSON), as served by GET /receipts/{event_id}.
@@ -141,7 +152,35 @@ fn main() -> ExitCode {
             if let Some(b) = bind {
                 cfg.http.bind = b;
             }
+            if cfg.database.url.is_some() || cfg.amqp.url.is_some() {
+                eprintln!(
+                    "error: `up` runs the embedded mode; database.url and amqp.url are for \
+                     `veritrace serve <service>`"
+                );
+                return ExitCode::from(2);
+            }
             runtime(|| up(cfg))
+        }
+        Command::Serve {
+            service,
+            config,
+            bind,
+        } => {
+            let mut cfg = match Config::load(config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(b) = bind {
+                cfg.http.bind = b;
+            }
+            if let Err(e) = veritrace::serve::check(service, &cfg) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            runtime(|| veritrace::serve::run(service, cfg))
         }
         Command::Node { config } => runtime(|| node(config)),
         Command::Chain { command } => {

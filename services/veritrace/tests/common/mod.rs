@@ -2,6 +2,8 @@
 //! evidence, waiting for receipts and running `veritrace verify`.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod deployment;
+
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,227 @@
+//! `veritrace serve <service>`: one service per process (distributed mode), on PostgreSQL (its
+//! own schema) and RabbitMQ.
+
+use crate::platform::{ChainState, Routes, http_server, read_genesis, start_chain};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use veritrace_anchor::AnchorService;
+use veritrace_evidence::EvidenceService;
+use veritrace_kernel::amqp::AmqpBus;
+use veritrace_kernel::auth::Identity;
+use veritrace_kernel::bus::Bus;
+use veritrace_kernel::config::Config;
+use veritrace_kernel::db::Database;
+use veritrace_kernel::migrate::{self, MigrateError, Migration};
+use veritrace_kernel::outbox::OutboxRelay;
+use veritrace_kernel::telemetry::Metrics;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The services `veritrace serve` runs; each keeps its tables in the schema of its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Service {
+    /// Organisations and API keys (`/organisations`); other services read its keys.
+    Identity,
+    /// Judicial evidence (`/evidence…`), its projector and its outbox relay.
+    Evidence,
+    /// Anchoring: consumes every event, seals batches, anchors them, serves receipts and the
+    /// chain explorer.
+    Anchor,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Identity => "identity",
+            Service::Evidence => "evidence",
+            Service::Anchor => "anchor",
+        }
+    }
+}
+
+/// What `service` needs from the configuration, checked before anything starts.
+pub fn check(service: Service, config: &Config) -> Result<(), String> {
+    let mut missing = Vec::new();
+    if config.database.url.is_none() {
+        missing.push("database.url (VERITRACE_DATABASE__URL)");
+    }
+    if matches!(service, Service::Evidence | Service::Anchor) && config.amqp.url.is_none() {
+        missing.push("amqp.url (VERITRACE_AMQP__URL)");
+    }
+    if service == Service::Evidence && config.chain.genesis.is_none() {
+        // Its hash profile decides every event digest.
+        missing.push("chain.genesis (VERITRACE_CHAIN__GENESIS)");
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "`serve {}` needs {}",
+            service.name(),
+            missing.join(", ")
+        ));
+    }
+    if service == Service::Anchor && !config.chain.nodes.is_empty() && config.chain.genesis.is_none()
+    {
+        return Err("chain.nodes is set: chain.genesis must name the consortium's genesis file".into());
+    }
+    Ok(())
+}
+
+/// A running service.
+pub struct Served {
+    pub addr: SocketAddr,
+    /// The admin API key, printed once by the identity service on its first start.
+    pub new_admin_key: Option<String>,
+    server: actix_web::dev::ServerHandle,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Served {
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Migrates `db`, waiting for PostgreSQL while it does not answer (services may start before
+/// the database in a deployment).
+async fn migrate_when_up(
+    db: &Database,
+    component: &str,
+    migrations: &[Migration],
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(), BoxError> {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match migrate::run(db, component, migrations).await {
+            Ok(()) => return Ok(()),
+            Err(e) if is_waitable(&e) => {
+                tracing::warn!(error = %e, "database not reachable yet; retrying");
+                if *shutdown.borrow() {
+                    return Err(e.into());
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn is_waitable(e: &MigrateError) -> bool {
+    e.is_transient()
+}
+
+/// Starts `service` as configured. `check` must have passed.
+pub async fn start(service: Service, config: Config) -> Result<Served, BoxError> {
+    check(service, &config)?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let metrics = Arc::new(Metrics::new()?);
+    let name = service.name();
+    let identity_db = Database::postgres(&config.database, "identity", name)?;
+    let identity = Identity::new(&identity_db);
+    let mut new_admin_key = None;
+    let mut databases = vec![identity_db.clone()];
+    let mut routes = Routes {
+        identity: identity.clone(),
+        organisations: false,
+        evidence: None,
+        anchor: None,
+        metrics: metrics.clone(),
+        databases: Vec::new(),
+    };
+    match service {
+        Service::Identity => {
+            migrate_when_up(&identity_db, "identity", migrate::IDENTITY, &shutdown_rx).await?;
+            new_admin_key = identity.bootstrap_admin().await?;
+            routes.organisations = true;
+        }
+        Service::Evidence => {
+            let genesis = read_genesis(config.chain.genesis.as_deref().ok_or("chain.genesis")?)?;
+            let db = Database::postgres(&config.database, name, name)?;
+            migrate_when_up(&db, "event_store", migrate::EVENT_STORE, &shutdown_rx).await?;
+            let evidence = EvidenceService::start(
+                &db,
+                &db,
+                genesis.hash_alg,
+                metrics.clone(),
+                shutdown_rx.clone(),
+            )
+            .await?;
+            let bus = AmqpBus::new(&config.amqp)?;
+            // The anchor's queue exists before its first start, so nothing published while it
+            // is down is unroutable.
+            if let Err(e) = bus
+                .declare_queue(veritrace_anchor::QUEUE, veritrace_anchor::BINDINGS)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot declare the anchor queue yet; the relay retries");
+            }
+            let relay = OutboxRelay {
+                store: evidence.store.clone(),
+                bus: Arc::new(bus) as Arc<dyn Bus>,
+                batch_size: config.outbox.batch_size.max(1),
+                sweep_interval: Duration::from_millis(config.outbox.sweep_interval_ms.max(10)),
+            };
+            tokio::spawn(relay.run(shutdown_rx.clone()));
+            routes.evidence = Some(evidence);
+            databases.push(db);
+        }
+        Service::Anchor => {
+            let (genesis, _, chain) = start_chain(&config, shutdown_rx.clone())?;
+            let db = Database::postgres(&config.database, name, name)?;
+            migrate_when_up(&db, name, veritrace_anchor::MIGRATIONS, &shutdown_rx).await?;
+            let anchor =
+                AnchorService::open(&db, chain.clone(), config.anchor.clone(), metrics.clone())
+                    .await?;
+            let bus = AmqpBus::new(&config.amqp)?;
+            anchor.start(&bus, shutdown_rx.clone()).await?;
+            routes.anchor = Some((anchor, ChainState::new(genesis, chain)?));
+            databases.push(db);
+        }
+    }
+    routes.databases = databases;
+    let (server, addr) = http_server(&config, routes)?;
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok(Served {
+        addr,
+        new_admin_key,
+        server: handle,
+        shutdown,
+    })
+}
+
+/// `veritrace serve`: start, print the banner tests and operators wait for, run until SIGINT
+/// or SIGTERM.
+pub async fn run(service: Service, config: Config) -> Result<(), BoxError> {
+    veritrace_kernel::telemetry::init_tracing(&config.log);
+    let db = config
+        .database
+        .url
+        .as_deref()
+        .map(veritrace_kernel::db::redact)
+        .unwrap_or_default();
+    let served = start(service, config).await?;
+    let url = format!("http://{}", served.addr);
+    println!("Veritrace {} is up (distributed mode)", service.name());
+    println!("  API            {url}");
+    println!("  metrics        {url}/metrics");
+    if let Some(key) = &served.new_admin_key {
+        println!("  admin API key  {key}");
+        println!("                 (shown once: store it now; it is not kept in clear anywhere)");
+    }
+    // Last line of the banner: what tests and supervisors wait for.
+    println!("  database       {db}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    println!("stopping");
+    served.stop().await;
+    Ok(())
+}

@@ -1,0 +1,588 @@
+//! A distributed deployment for tests: `veritrace serve identity|anchor|evidence` as child
+//! processes on a database and an AMQP namespace of their own, against the real PostgreSQL
+//! and RabbitMQ that `scripts/services` starts.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use veritrace_kernel::testing::TestDb;
+
+pub const SERVICES: [&str; 3] = ["identity", "anchor", "evidence"];
+
+/// Polls `probe` every 50 ms until it returns `Some`, or panics after `within` with the last
+/// value `describe` gives.
+pub fn wait_until<T>(
+    within: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+    describe: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {within:?} waiting for {what}; last seen: {}", describe());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub struct Deployment {
+    pub rt: tokio::runtime::Runtime,
+    pub db: Option<TestDb>,
+    pub pool: sqlx::PgPool,
+    pub namespace: String,
+    pub dir: tempfile::TempDir,
+    pub ports: HashMap<&'static str, u16>,
+    pub children: HashMap<&'static str, Child>,
+    pub key: Option<String>,
+    /// Overrides per service (`VERITRACE_*` variables), applied at each (re)start.
+    pub env: HashMap<&'static str, Vec<(String, String)>>,
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        for (_, mut c) in self.children.drain() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.pool_close();
+        // The database goes with `db`; the namespace's queues with a best-effort delete.
+        let ns = self.namespace.clone();
+        for q in [format!("{ns}.anchor.events"), format!("{ns}.anchor.events.dlq")] {
+            let _ = Command::new("rabbitmqctl")
+                .args(["-q", "delete_queue", &q])
+                .output();
+        }
+    }
+}
+
+impl Deployment {
+    /// A fresh database and namespace; nothing started yet. `None` when the server tests are
+    /// switched off (`VERITRACE_TEST_BACKENDS=sqlite`).
+    pub fn new() -> Option<Deployment> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let db = rt.block_on(TestDb::postgres())?;
+        let url = db.config().url.expect("a PostgreSQL test database");
+        let pool = {
+            let _in_runtime = rt.enter();
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(2)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_lazy(&url)
+                .expect("test pool")
+        };
+        let mut ports = HashMap::new();
+        for s in SERVICES {
+            ports.insert(s, free_port());
+        }
+        Some(Deployment {
+            rt,
+            db: Some(db),
+            pool,
+            namespace: format!("vt-{}", uuid::Uuid::now_v7().simple()),
+            dir: tempfile::tempdir().expect("tempdir"),
+            ports,
+            children: HashMap::new(),
+            key: None,
+            env: HashMap::new(),
+        })
+    }
+
+    fn pool_close(&self) {
+        let pool = self.pool.clone();
+        self.rt.block_on(async move { pool.close().await });
+    }
+
+    pub fn database_url(&self) -> String {
+        self.db
+            .as_ref()
+            .and_then(|d| d.config().url)
+            .expect("database url")
+    }
+
+    pub fn url(&self, service: &str) -> String {
+        format!("http://127.0.0.1:{}", self.ports[service])
+    }
+
+    pub fn genesis(&self) -> PathBuf {
+        self.dir.path().join("anchor").join("chain").join("genesis.json")
+    }
+
+    pub fn log_path(&self, service: &str) -> PathBuf {
+        self.dir.path().join(format!("{service}.log"))
+    }
+
+    /// The last lines each service logged, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for s in SERVICES {
+            let text = std::fs::read_to_string(self.log_path(s)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+            out.push_str(&format!("\n--- {s} ---\n{tail}"));
+        }
+        out
+    }
+
+    pub fn service_env(&self, service: &'static str) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("VERITRACE_DATABASE__URL".to_string(), self.database_url()),
+            (
+                "VERITRACE_AMQP__URL".into(),
+                veritrace_kernel::testing::amqp_url(),
+            ),
+            ("VERITRACE_AMQP__NAMESPACE".into(), self.namespace.clone()),
+            ("VERITRACE_LOG".into(), "warn".into()),
+            (
+                "VERITRACE_HTTP__BIND".into(),
+                format!("127.0.0.1:{}", self.ports[service]),
+            ),
+            ("VERITRACE_HTTP__WORKERS".into(), "2".into()),
+        ];
+        match service {
+            "anchor" => {
+                env.push((
+                    "VERITRACE_DATA_DIR".into(),
+                    self.dir.path().join("anchor").display().to_string(),
+                ));
+                env.push(("VERITRACE_CHAIN__BLOCK_INTERVAL_MS".into(), "200".into()));
+            }
+            "evidence" => {
+                env.push((
+                    "VERITRACE_CHAIN__GENESIS".into(),
+                    self.genesis().display().to_string(),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(extra) = self.env.get(service) {
+            for (k, v) in extra {
+                env.retain(|(key, _)| key != k);
+                env.push((k.clone(), v.clone()));
+            }
+        }
+        env
+    }
+
+    /// Starts `service` and waits for its banner.
+    pub fn start(&mut self, service: &'static str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(service))
+            .expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_veritrace"));
+        cmd.args(["serve", service])
+            .current_dir(self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        for (k, v) in self.service_env(service) {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start veritrace serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut up = false;
+        while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if let Some(k) = line.trim().strip_prefix("admin API key") {
+                self.key = Some(k.trim().to_string());
+            }
+            if line.contains("is up (distributed mode)") {
+                up = true;
+            }
+            // The banner's last line.
+            if up && line.trim_start().starts_with("database") {
+                break;
+            }
+        }
+        assert!(up, "{service} did not start: {}", self.logs());
+        self.children.insert(service, child);
+    }
+
+    /// identity, anchor, evidence.
+    pub fn start_all(&mut self) {
+        for s in SERVICES {
+            self.start(s);
+        }
+        assert!(self.key.is_some(), "identity printed the admin key");
+    }
+
+    pub fn kill(&mut self, service: &str) {
+        if let Some(mut c) = self.children.remove(service) {
+            let _ = c.kill(); // SIGKILL
+            let _ = c.wait();
+        }
+    }
+
+    pub fn sql_i64(&self, sql: &str) -> i64 {
+        let pool = self.pool.clone();
+        let sql = sql.to_string();
+        self.rt
+            .block_on(async move {
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&pool)
+                    .await
+            })
+            .expect("test query")
+    }
+
+    pub fn try_sql_i64(&self, sql: &str) -> Option<i64> {
+        let pool = self.pool.clone();
+        let sql = sql.to_string();
+        self.rt
+            .block_on(async move {
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&pool)
+                    .await
+            })
+            .ok()
+    }
+
+    pub fn execute(&self, sql: &str) -> u64 {
+        let pool = self.pool.clone();
+        let sql = sql.to_string();
+        self.rt
+            .block_on(async move {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .map(|r| r.rows_affected())
+            })
+            .expect("test statement")
+    }
+
+    /// (events stored, leaves, leaves in anchored batches, outbox rows).
+    pub fn progress(&self) -> (i64, i64, i64, i64) {
+        (
+            self.try_sql_i64("SELECT COUNT(*) FROM evidence.events").unwrap_or(-1),
+            self.try_sql_i64("SELECT COUNT(*) FROM anchor.leaves").unwrap_or(-1),
+            self.try_sql_i64(
+                "SELECT COALESCE(SUM(size), 0)::BIGINT FROM anchor.batches WHERE block_height IS NOT NULL",
+            )
+            .unwrap_or(-1),
+            self.try_sql_i64("SELECT COUNT(*) FROM evidence.outbox").unwrap_or(-1),
+        )
+    }
+
+    /// Registers `n` documents through `POST /evidence/batch` (`per_request` at a time);
+    /// returns the event ids of the 201 answers. Panics on any other answer.
+    pub fn register(&self, n: usize, per_request: usize, tag: &str) -> Vec<String> {
+        let agent = agent();
+        let key = self.key.clone().expect("admin key");
+        let mut ids = Vec::with_capacity(n);
+        let mut i = 0;
+        while i < n {
+            let k = per_request.min(n - i);
+            let items: Vec<Value> = (i..i + k)
+                .map(|j| {
+                    json!({
+                        "content_hash": {"algorithm": "sha-256", "digest": digest_of(tag, j)},
+                        "title": format!("document {tag}-{j}"),
+                    })
+                })
+                .collect();
+            let (status, body) = post(
+                &agent,
+                &format!("{}/evidence/batch", self.url("evidence")),
+                &key,
+                &json!({ "items": items }),
+            );
+            assert_eq!(status, 201, "{body}{}", self.logs());
+            ids.extend(
+                body["items"]
+                    .as_array()
+                    .expect("items")
+                    .iter()
+                    .map(|it| it["event_id"].as_str().expect("event_id").to_string()),
+            );
+            i += k;
+        }
+        ids
+    }
+
+    /// Waits until every stored event is a leaf of an anchored batch and the outbox is empty.
+    pub fn wait_all_anchored(&self, expected: i64, within: Duration) {
+        wait_until(
+            within,
+            "every event anchored",
+            || {
+                let (events, leaves, anchored, outbox) = self.progress();
+                (events >= expected && leaves == events && anchored == events && outbox == 0)
+                    .then_some(())
+            },
+            || format!("(events, leaves, anchored, outbox) = {:?}", self.progress()),
+        );
+    }
+
+    /// The exactly-once oracle: every acknowledged id is stored once, and each stored event is
+    /// one leaf, in one anchored batch.
+    pub fn assert_exactly_once(&self, acknowledged: &[String]) {
+        let events = self.sql_i64("SELECT COUNT(*) FROM evidence.events");
+        let distinct = self.sql_i64("SELECT COUNT(DISTINCT event_id) FROM evidence.events");
+        let leaves = self.sql_i64("SELECT COUNT(*) FROM anchor.leaves");
+        let leaf_ids = self.sql_i64("SELECT COUNT(DISTINCT event_id) FROM anchor.leaves");
+        let unsealed = self.sql_i64("SELECT COUNT(*) FROM anchor.leaves WHERE batch_id IS NULL");
+        let unanchored =
+            self.sql_i64("SELECT COUNT(*) FROM anchor.batches WHERE block_height IS NULL");
+        let foreign = self.sql_i64(
+            "SELECT COUNT(*) FROM anchor.leaves l LEFT JOIN evidence.events e
+             ON e.event_id::TEXT = l.event_id WHERE e.event_id IS NULL",
+        );
+        assert_eq!(events, distinct);
+        assert_eq!(leaves, events, "one leaf per event");
+        assert_eq!(leaf_ids, leaves);
+        assert_eq!(foreign, 0, "no leaf without its event");
+        assert_eq!(unsealed, 0);
+        assert_eq!(unanchored, 0, "every batch anchored");
+        // Every acknowledged registration is stored (checked in chunks of 1,000 ids).
+        for chunk in acknowledged.chunks(1000) {
+            let list = chunk
+                .iter()
+                .map(|id| format!("'{id}'"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let found = self.sql_i64(&format!(
+                "SELECT COUNT(*) FROM evidence.events WHERE event_id::TEXT IN ({list})"
+            ));
+            assert_eq!(found, chunk.len() as i64, "an acknowledged event is missing");
+        }
+    }
+
+    /// Fetches the anchored receipt of `event_id` from the anchor service and verifies it
+    /// offline with `veritrace verify` against the genesis.
+    pub fn receipt_verifies(&self, event_id: &str) {
+        let agent = agent();
+        let url = format!("{}/receipts/{event_id}", self.url("anchor"));
+        let auth = format!("Bearer {}", self.key.as_deref().expect("admin key"));
+        let receipt = wait_until(
+            Duration::from_secs(30),
+            "an anchored receipt",
+            || {
+                let mut resp = agent.get(&url).header("Authorization", &auth).call().ok()?;
+                let body: Value = resp.body_mut().read_json().ok()?;
+                (body["status"] == "anchored").then_some(body)
+            },
+            || url.clone(),
+        );
+        let path = self.dir.path().join(format!("{event_id}.receipt.json"));
+        std::fs::write(&path, receipt.to_string()).expect("write receipt");
+        let out = Command::new(env!("CARGO_BIN_EXE_veritrace"))
+            .arg("verify")
+            .arg(&path)
+            .arg("--genesis")
+            .arg(self.genesis())
+            .output()
+            .expect("run verify");
+        assert!(
+            out.status.success(),
+            "receipt of {event_id} does not verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+pub fn digest_of(tag: &str, j: usize) -> String {
+    chain_core::ContentHashAlg::Sha256
+        .hash_reader(format!("{tag}-{j}").as_bytes())
+        .expect("hash")
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// POSTs JSON; (status, body). A transport error is status 0.
+pub fn post(agent: &ureq::Agent, url: &str, key: &str, body: &Value) -> (u16, Value) {
+    match agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("Authorization", &format!("Bearer {key}"))
+        .send(body.to_string().as_bytes())
+    {
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            let ctype = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            let mut v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            if let Value::Object(m) = &mut v {
+                m.insert("_content_type".into(), Value::String(ctype));
+            }
+            (status, v)
+        }
+        Err(e) => (0, Value::String(e.to_string())),
+    }
+}
+
+/// Servers the tests stop and start; restarted by the guard if a test panics midway.
+pub fn rabbitmq_stop() {
+    let out = Command::new("rabbitmqctl")
+        .args(["-q", "shutdown"])
+        .output()
+        .expect("rabbitmqctl");
+    assert!(out.status.success(), "rabbitmqctl shutdown failed");
+}
+
+pub fn rabbitmq_start() {
+    let _ = Command::new("rabbitmq-server")
+        .arg("-detached")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    wait_until(
+        Duration::from_secs(120),
+        "RabbitMQ to answer",
+        || {
+            Command::new("rabbitmq-diagnostics")
+                .args(["-q", "ping"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+        },
+        || "rabbitmq-diagnostics ping fails".into(),
+    );
+    let _ = Command::new("rabbitmqctl")
+        .args(["-q", "await_startup"])
+        .output();
+}
+
+/// Stops and starts RabbitMQ; restarts it when dropped if a test stopped it and did not get
+/// to restart it.
+#[derive(Default)]
+pub struct RabbitGuard(bool);
+
+impl RabbitGuard {
+    pub fn stop(&mut self) {
+        self.0 = true;
+        rabbitmq_stop();
+    }
+    pub fn start(&mut self) {
+        rabbitmq_start();
+        self.0 = false;
+    }
+}
+
+impl Drop for RabbitGuard {
+    fn drop(&mut self) {
+        if self.0 {
+            rabbitmq_start();
+        }
+    }
+}
+
+pub fn pg_cluster() -> Vec<String> {
+    std::env::var("VERITRACE_TEST_PG_CLUSTER")
+        .unwrap_or_else(|_| "15 main".into())
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+pub fn postgres_stop() {
+    let c = pg_cluster();
+    let out = Command::new("pg_ctlcluster")
+        .args([&c[0], &c[1], "stop", "-m", "immediate"])
+        .output()
+        .expect("pg_ctlcluster");
+    assert!(
+        out.status.success(),
+        "pg_ctlcluster stop: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn postgres_start() {
+    let c = pg_cluster();
+    let _ = Command::new("pg_ctlcluster")
+        .args([&c[0], &c[1], "start"])
+        .output();
+    wait_until(
+        Duration::from_secs(60),
+        "PostgreSQL to answer",
+        || {
+            Command::new("pg_isready")
+                .args(["-q", "-h", "127.0.0.1"])
+                .status()
+                .ok()
+                .filter(|s| s.success())
+        },
+        || "pg_isready fails".into(),
+    );
+}
+
+#[derive(Default)]
+pub struct PostgresGuard(bool);
+
+impl PostgresGuard {
+    pub fn stop(&mut self) {
+        self.0 = true;
+        postgres_stop();
+    }
+    pub fn start(&mut self) {
+        postgres_start();
+        self.0 = false;
+    }
+}
+
+impl Drop for PostgresGuard {
+    fn drop(&mut self) {
+        if self.0 {
+            postgres_start();
+        }
+    }
+}
+
+/// Messages waiting in a queue, per `rabbitmqctl list_queues`.
+pub fn queue_depth(queue: &str) -> Option<i64> {
+    let out = Command::new("rabbitmqctl")
+        .args(["-q", "list_queues", "name", "messages"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let mut parts = l.split_whitespace();
+        (parts.next()? == queue).then(|| parts.next()?.parse().ok())?
+    })
+}
+
+/// Fault tests restart shared servers: one at a time.
+pub fn one_deployment_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}

@@ -1,0 +1,151 @@
+//! The distributed mode under faults: `veritrace serve` processes on real PostgreSQL and real
+//! RabbitMQ (ADR 0002 §2.10). Nothing acknowledged is lost, nothing is anchored twice.
+//!
+//! Tests run one at a time: they stop and restart the shared servers.
+
+mod common;
+
+use common::deployment::*;
+use std::time::Duration;
+use veritrace_kernel::bus::{Bus, Message};
+
+macro_rules! deployment {
+    () => {
+        match Deployment::new() {
+            Some(d) => d,
+            None => return,
+        }
+    };
+}
+
+#[test]
+fn services_in_separate_processes_anchor_and_serve_verifiable_receipts() {
+    let _one = one_deployment_at_a_time();
+    let mut d = deployment!();
+    d.start_all();
+    let ids = d.register(250, 50, "smoke");
+    d.wait_all_anchored(250, Duration::from_secs(60));
+    d.assert_exactly_once(&ids);
+    d.receipt_verifies(&ids[0]);
+    d.receipt_verifies(&ids[249]);
+    // Each service answers ready; the identity service owns /organisations, the others not.
+    for s in SERVICES {
+        let status = agent()
+            .get(&format!("{}/readyz", d.url(s)))
+            .call()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
+        assert_eq!(status, 200, "{s} /readyz");
+    }
+    let status = agent()
+        .get(&format!("{}/organisations", d.url("anchor")))
+        .call()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0);
+    assert_eq!(status, 404);
+}
+
+/// Acceptance 2 (second half): the domain service commits, dies before it could publish, and
+/// its outbox delivers after the restart.
+#[test]
+fn domain_sigkill_between_commit_and_publish() {
+    let _one = one_deployment_at_a_time();
+    let mut d = deployment!();
+    d.start("identity");
+    d.start("anchor");
+    // The broker is unreachable for this evidence process: every commit stays in the outbox.
+    d.env.insert(
+        "evidence",
+        vec![(
+            "VERITRACE_AMQP__URL".into(),
+            "amqp://guest:guest@127.0.0.1:1/%2f".into(),
+        )],
+    );
+    d.start("evidence");
+    let ids = d.register(1000, 100, "outbox");
+    assert_eq!(d.sql_i64("SELECT COUNT(*) FROM evidence.outbox"), 1000);
+    assert_eq!(d.sql_i64("SELECT COUNT(*) FROM anchor.leaves"), 0);
+    d.kill("evidence");
+    d.env.remove("evidence");
+    d.start("evidence");
+    d.wait_all_anchored(1000, Duration::from_secs(120));
+    d.assert_exactly_once(&ids);
+    d.receipt_verifies(&ids[500]);
+}
+
+/// Acceptance 4: a malformed message lands in the dead-letter queue, and the good events
+/// around it are all anchored.
+#[test]
+fn poison_message_is_dead_lettered() {
+    let _one = one_deployment_at_a_time();
+    let mut d = deployment!();
+    d.start_all();
+    let first = d.register(1000, 100, "before");
+    let bus = veritrace_kernel::amqp::AmqpBus::new(&veritrace_kernel::config::AmqpConfig {
+        url: Some(veritrace_kernel::testing::amqp_url()),
+        namespace: d.namespace.clone(),
+        ..Default::default()
+    })
+    .expect("bus");
+    d.rt.block_on(bus.publish(vec![Message {
+        routing_key: "evidence.EvidenceRegistered".into(),
+        body: b"{\"events\": not json".to_vec(),
+    }]))
+    .expect("the broker confirms the poison message");
+    let second = d.register(1000, 100, "after");
+    d.wait_all_anchored(2000, Duration::from_secs(120));
+    let dlq = bus.dead_letter_queue_name(veritrace_anchor::QUEUE);
+    wait_until(
+        Duration::from_secs(30),
+        "the poison message in the dead-letter queue",
+        || (queue_depth(&dlq) == Some(1)).then_some(()),
+        || format!("{dlq} holds {:?}", queue_depth(&dlq)),
+    );
+    assert_eq!(
+        d.sql_i64("SELECT COUNT(*) FROM anchor.rejected_events"),
+        1,
+        "the anchor records what it dead-lettered"
+    );
+    d.assert_exactly_once(&[first, second].concat());
+}
+
+/// Acceptance 1: 10,000 events while RabbitMQ is shut down and restarted mid-stream.
+#[test]
+fn rabbitmq_restart_mid_stream() {
+    let _one = one_deployment_at_a_time();
+    let mut d = deployment!();
+    d.start_all();
+    let total = 10_000;
+    let mut rabbit = RabbitGuard::default();
+    let ids = std::thread::scope(|s| {
+        let load = s.spawn(|| {
+            let mut ids = Vec::new();
+            for round in 0..4 {
+                ids.extend(d.register(total / 4, 100, &format!("rmq-{round}")));
+            }
+            ids
+        });
+        // Stop the broker once anchoring is under way, restart it once the outbox grew.
+        wait_until(
+            Duration::from_secs(120),
+            "3,000 leaves",
+            || (d.progress().1 >= 3000).then_some(()),
+            || format!("{:?}", d.progress()),
+        );
+        rabbit.stop();
+        let outbox = d.progress().3.max(0);
+        wait_until(
+            Duration::from_secs(120),
+            "the outbox to grow by 2,000 while the broker is down",
+            || (d.progress().3 >= outbox + 2000 || load.is_finished()).then_some(()),
+            || format!("{:?}", d.progress()),
+        );
+        rabbit.start();
+        load.join().expect("load")
+    });
+    assert_eq!(ids.len(), total);
+    d.wait_all_anchored(total as i64, Duration::from_secs(300));
+    d.assert_exactly_once(&ids);
+    d.receipt_verifies(&ids[0]);
+    d.receipt_verifies(&ids[total - 1]);
+}
