@@ -96,11 +96,10 @@ pub fn start_chain(
     } else {
         // A consortium: its genesis is configured (it is what receipts are checked against),
         // and anchor transactions go to its validators.
-        let path = config
-            .chain
-            .genesis
-            .clone()
-            .ok_or("chain.nodes is set: chain.genesis must name the consortium's genesis file")?;
+        let path =
+            config.chain.genesis.clone().ok_or(
+                "chain.nodes is set: chain.genesis must name the consortium's genesis file",
+            )?;
         let genesis = read_genesis(&path)?;
         let remote = chain_node::RemoteChain::new(genesis.clone(), config.chain.nodes.clone())?;
         Ok((genesis, path, Arc::new(remote) as Arc<dyn ChainClient>))

@@ -61,9 +61,13 @@ pub fn check(service: Service, config: &Config) -> Result<(), String> {
             missing.join(", ")
         ));
     }
-    if service == Service::Anchor && !config.chain.nodes.is_empty() && config.chain.genesis.is_none()
+    if service == Service::Anchor
+        && !config.chain.nodes.is_empty()
+        && config.chain.genesis.is_none()
     {
-        return Err("chain.nodes is set: chain.genesis must name the consortium's genesis file".into());
+        return Err(
+            "chain.nodes is set: chain.genesis must name the consortium's genesis file".into(),
+        );
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ macro_rules! deployment {
 #[test]
 fn services_in_separate_processes_anchor_and_serve_verifiable_receipts() {
     let _one = one_deployment_at_a_time();
-    let mut d = deployment!();
+    let d = deployment!();
     d.start_all();
     let ids = d.register(250, 50, "smoke");
     d.wait_all_anchored(250, Duration::from_secs(60));
@@ -78,7 +78,7 @@ fn domain_sigkill_between_commit_and_publish() {
 #[test]
 fn poison_message_is_dead_lettered() {
     let _one = one_deployment_at_a_time();
-    let mut d = deployment!();
+    let d = deployment!();
     d.start_all();
     let first = d.register(1000, 100, "before");
     let bus = veritrace_kernel::amqp::AmqpBus::new(&veritrace_kernel::config::AmqpConfig {
@@ -113,7 +113,7 @@ fn poison_message_is_dead_lettered() {
 #[test]
 fn rabbitmq_restart_mid_stream() {
     let _one = one_deployment_at_a_time();
-    let mut d = deployment!();
+    let d = deployment!();
     d.start_all();
     let total = 10_000;
     let mut rabbit = RabbitGuard::default();
@@ -140,7 +140,12 @@ fn rabbitmq_restart_mid_stream() {
             || (d.progress().3 >= outbox + 2000 || load.is_finished()).then_some(()),
             || format!("{:?}", d.progress()),
         );
+        let captured_while_down = d.progress().3 - outbox;
         rabbit.start();
+        assert!(
+            captured_while_down > 0,
+            "events were captured while the broker was down"
+        );
         load.join().expect("load")
     });
     assert_eq!(ids.len(), total);
@@ -148,4 +153,154 @@ fn rabbitmq_restart_mid_stream() {
     d.assert_exactly_once(&ids);
     d.receipt_verifies(&ids[0]);
     d.receipt_verifies(&ids[total - 1]);
+}
+
+/// Acceptance 2 (first half): the anchor service SIGKILLed while leaves wait to be sealed or
+/// anchored, and restarted: every event still ends in exactly one anchored batch.
+#[test]
+fn anchor_sigkill_mid_batch() {
+    let _one = one_deployment_at_a_time();
+    let d = deployment!();
+    d.start_all();
+    let total = 10_000;
+    let ids = std::thread::scope(|s| {
+        let load = s.spawn(|| {
+            let mut ids = Vec::new();
+            for round in 0..4 {
+                ids.extend(d.register(total / 4, 100, &format!("kill-{round}")));
+            }
+            ids
+        });
+        // Killed with work in flight: leaves stored but not yet anchored.
+        let (_, leaves, anchored, _) = wait_until(
+            Duration::from_secs(120),
+            "3,000 leaves with some not yet anchored",
+            || {
+                let p = d.progress();
+                (p.1 >= 3000 && p.2 < p.1).then_some(p)
+            },
+            || format!("{:?}", d.progress()),
+        );
+        assert!(anchored < leaves);
+        d.kill("anchor");
+        // Deliveries pile up in the queue while the anchor is down.
+        let queue = format!("{}.{}", d.namespace, veritrace_anchor::QUEUE);
+        wait_until(
+            Duration::from_secs(120),
+            "messages waiting in the anchor queue",
+            || (queue_depth(&queue).unwrap_or(0) > 0 || load.is_finished()).then_some(()),
+            || format!("{queue}: {:?}", queue_depth(&queue)),
+        );
+        d.start("anchor");
+        load.join().expect("load")
+    });
+    d.wait_all_anchored(total as i64, Duration::from_secs(300));
+    d.assert_exactly_once(&ids);
+    d.receipt_verifies(&ids[1]);
+    d.receipt_verifies(&ids[total - 2]);
+}
+
+/// Acceptance 3: PostgreSQL stopped (immediate mode, as a crash) and restarted under load.
+/// Writes fail cleanly with 503 problem+json while it is down; nothing acknowledged is lost.
+#[test]
+fn postgres_restart_under_load() {
+    let _one = one_deployment_at_a_time();
+    let d = deployment!();
+    d.start_all();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let unavailable = std::sync::atomic::AtomicUsize::new(0);
+    let mut pg = PostgresGuard::default();
+    let key = d.key();
+    let url = format!("{}/evidence/batch", d.url("evidence"));
+    let acknowledged: Vec<String> = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..4)
+            .map(|c| {
+                let (stop, unavailable, key, url) = (&stop, &unavailable, &key, &url);
+                s.spawn(move || {
+                    let agent = agent();
+                    let mut ids = Vec::new();
+                    let mut n = 0;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let items: Vec<serde_json::Value> = (0..20)
+                            .map(|j| {
+                                serde_json::json!({
+                                    "content_hash": {"algorithm": "sha-256", "digest": digest_of(&format!("pg-{c}-{n}"), j)},
+                                    "title": "under load",
+                                })
+                            })
+                            .collect();
+                        n += 1;
+                        let started = std::time::Instant::now();
+                        let (status, body) =
+                            post(&agent, url, key, &serde_json::json!({ "items": items }));
+                        let took = started.elapsed();
+                        assert!(took < Duration::from_secs(5), "an answer took {took:?}");
+                        match status {
+                            201 => ids.extend(body["items"].as_array().expect("items").iter().map(
+                                |it| it["event_id"].as_str().expect("event_id").to_string(),
+                            )),
+                            503 => {
+                                assert_eq!(
+                                    body["_content_type"], "application/problem+json",
+                                    "{body}"
+                                );
+                                assert!(body["type"].as_str().is_some_and(|t| t.contains("unavailable")), "{body}");
+                                unavailable.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            }
+                            other => panic!("answer {other} while PostgreSQL restarts: {body}"),
+                        }
+                    }
+                    ids
+                })
+            })
+            .collect();
+        wait_until(
+            Duration::from_secs(60),
+            "1,000 events stored",
+            || (d.progress().0 >= 1000).then_some(()),
+            || format!("{:?}", d.progress()),
+        );
+        pg.stop();
+        // Down long enough for every client to see it, then 2 s more.
+        wait_until(
+            Duration::from_secs(60),
+            "503 answers while PostgreSQL is down",
+            || (unavailable.load(std::sync::atomic::Ordering::SeqCst) >= 4).then_some(()),
+            || {
+                format!(
+                    "{} answers 503",
+                    unavailable.load(std::sync::atomic::Ordering::SeqCst)
+                )
+            },
+        );
+        let seen = unavailable.load(std::sync::atomic::Ordering::SeqCst);
+        wait_until(
+            Duration::from_secs(30),
+            "2 more seconds of 503s",
+            || (unavailable.load(std::sync::atomic::Ordering::SeqCst) > seen).then_some(()),
+            || "no further 503".into(),
+        );
+        std::thread::sleep(Duration::from_secs(2)); // the outage lasts 2 s more, on purpose
+        pg.start();
+        // Writes succeed again.
+        let before = d.progress().0;
+        wait_until(
+            Duration::from_secs(60),
+            "writes to succeed after the restart",
+            || (d.progress().0 > before + 200).then_some(()),
+            || format!("{:?}", d.progress()),
+        );
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().expect("client"))
+            .collect()
+    });
+    assert!(unavailable.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    let stored = d.sql_i64("SELECT COUNT(*) FROM evidence.events");
+    d.wait_all_anchored(stored, Duration::from_secs(300));
+    // 503 answers may still have committed (the commit outcome was unknown to the client);
+    // those events are anchored too. Every 201 is there.
+    d.assert_exactly_once(&acknowledged);
+    d.receipt_verifies(&acknowledged[acknowledged.len() - 1]);
 }

@@ -28,7 +28,10 @@ pub fn wait_until<T>(
             return v;
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {within:?} waiting for {what}; last seen: {}", describe());
+            panic!(
+                "timed out after {within:?} waiting for {what}; last seen: {}",
+                describe()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -48,22 +51,27 @@ pub struct Deployment {
     pub namespace: String,
     pub dir: tempfile::TempDir,
     pub ports: HashMap<&'static str, u16>,
-    pub children: HashMap<&'static str, Child>,
-    pub key: Option<String>,
+    children: std::sync::Mutex<HashMap<&'static str, Child>>,
+    key: std::sync::Mutex<Option<String>>,
     /// Overrides per service (`VERITRACE_*` variables), applied at each (re)start.
     pub env: HashMap<&'static str, Vec<(String, String)>>,
 }
 
 impl Drop for Deployment {
     fn drop(&mut self) {
-        for (_, mut c) in self.children.drain() {
+        let children =
+            std::mem::take(&mut *self.children.lock().unwrap_or_else(|p| p.into_inner()));
+        for (_, mut c) in children {
             let _ = c.kill();
             let _ = c.wait();
         }
         self.pool_close();
         // The database goes with `db`; the namespace's queues with a best-effort delete.
         let ns = self.namespace.clone();
-        for q in [format!("{ns}.anchor.events"), format!("{ns}.anchor.events.dlq")] {
+        for q in [
+            format!("{ns}.anchor.events"),
+            format!("{ns}.anchor.events.dlq"),
+        ] {
             let _ = Command::new("rabbitmqctl")
                 .args(["-q", "delete_queue", &q])
                 .output();
@@ -101,8 +109,8 @@ impl Deployment {
             namespace: format!("vt-{}", uuid::Uuid::now_v7().simple()),
             dir: tempfile::tempdir().expect("tempdir"),
             ports,
-            children: HashMap::new(),
-            key: None,
+            children: Default::default(),
+            key: Default::default(),
             env: HashMap::new(),
         })
     }
@@ -124,7 +132,11 @@ impl Deployment {
     }
 
     pub fn genesis(&self) -> PathBuf {
-        self.dir.path().join("anchor").join("chain").join("genesis.json")
+        self.dir
+            .path()
+            .join("anchor")
+            .join("chain")
+            .join("genesis.json")
     }
 
     pub fn log_path(&self, service: &str) -> PathBuf {
@@ -184,7 +196,16 @@ impl Deployment {
     }
 
     /// Starts `service` and waits for its banner.
-    pub fn start(&mut self, service: &'static str) {
+    /// The admin API key the identity service printed on its first start.
+    pub fn key(&self) -> String {
+        self.key
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .expect("the identity service printed the admin key")
+    }
+
+    pub fn start(&self, service: &'static str) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -210,7 +231,7 @@ impl Deployment {
         let mut up = false;
         while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             if let Some(k) = line.trim().strip_prefix("admin API key") {
-                self.key = Some(k.trim().to_string());
+                *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(k.trim().to_string());
             }
             if line.contains("is up (distributed mode)") {
                 up = true;
@@ -221,19 +242,27 @@ impl Deployment {
             }
         }
         assert!(up, "{service} did not start: {}", self.logs());
-        self.children.insert(service, child);
+        self.children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(service, child);
     }
 
     /// identity, anchor, evidence.
-    pub fn start_all(&mut self) {
+    pub fn start_all(&self) {
         for s in SERVICES {
             self.start(s);
         }
-        assert!(self.key.is_some(), "identity printed the admin key");
+        self.key();
     }
 
-    pub fn kill(&mut self, service: &str) {
-        if let Some(mut c) = self.children.remove(service) {
+    pub fn kill(&self, service: &str) {
+        let child = self
+            .children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(service);
+        if let Some(mut c) = child {
             let _ = c.kill(); // SIGKILL
             let _ = c.wait();
         }
@@ -293,7 +322,7 @@ impl Deployment {
     /// returns the event ids of the 201 answers. Panics on any other answer.
     pub fn register(&self, n: usize, per_request: usize, tag: &str) -> Vec<String> {
         let agent = agent();
-        let key = self.key.clone().expect("admin key");
+        let key = self.key();
         let mut ids = Vec::with_capacity(n);
         let mut i = 0;
         while i < n {
@@ -369,7 +398,11 @@ impl Deployment {
             let found = self.sql_i64(&format!(
                 "SELECT COUNT(*) FROM evidence.events WHERE event_id::TEXT IN ({list})"
             ));
-            assert_eq!(found, chunk.len() as i64, "an acknowledged event is missing");
+            assert_eq!(
+                found,
+                chunk.len() as i64,
+                "an acknowledged event is missing"
+            );
         }
     }
 
@@ -378,7 +411,7 @@ impl Deployment {
     pub fn receipt_verifies(&self, event_id: &str) {
         let agent = agent();
         let url = format!("{}/receipts/{event_id}", self.url("anchor"));
-        let auth = format!("Bearer {}", self.key.as_deref().expect("admin key"));
+        let auth = format!("Bearer {}", self.key());
         let receipt = wait_until(
             Duration::from_secs(30),
             "an anchored receipt",
