@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_chain;
+pub mod cli;
 pub mod explorer;
 pub mod governance;
 pub mod network;

@@ -1,0 +1,106 @@
+//! The command line, in the library so that tests (the compose file's check among them) parse
+//! arguments exactly as the binary does.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Veritrace: records business facts as events, anchors them on a consortium chain, and
+/// issues receipts anyone can verify offline.
+#[derive(Parser)]
+#[command(version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the whole platform in one process (embedded mode: SQLite, in-process bus, a
+    /// single-validator chain), with its data under ./data.
+    Up {
+        /// Configuration file (TOML); VERITRACE_* environment variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address to listen on (overrides `http.bind`), e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Run one service (distributed mode: PostgreSQL, RabbitMQ); `database.url`, `amqp.url`
+    /// and the chain come from the configuration.
+    Serve {
+        service: crate::serve::Service,
+        /// Configuration file (TOML); VERITRACE_* environment variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Address to listen on (overrides `http.bind`).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Verify a receipt offline against the chain's genesis document.
+    Verify {
+        /// The receipt (JSON), as served by GET /receipts/{event_id}.
+        receipt: PathBuf,
+        /// The genesis document of the chain the receipt claims.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Also check that the event attests this file.
+        #[arg(long, conflicts_with = "digest")]
+        file: Option<PathBuf>,
+        /// Also check that the event attests a document with this digest (hex).
+        #[arg(long)]
+        digest: Option<String>,
+    },
+    /// Run one consortium validator (its key, block store and node API), as configured by
+    /// the node.toml that `veritrace chain init` wrote.
+    Node {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Consortium chain administration.
+    Chain {
+        #[command(subcommand)]
+        command: ChainCommand,
+    },
+    /// Measure events/s from capture to anchored receipt on this machine (embedded mode);
+    /// `bench chain` measures a local consortium's finality instead.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+// The embedded bench's flags stay on `bench` itself, so they cannot be mixed with a target.
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub target: Option<BenchTarget>,
+    #[arg(long, default_value_t = 20_000)]
+    pub events: usize,
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Registrations per request (1 to 1000; more than 1 uses POST /evidence/batch).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+}
+
+#[derive(Subcommand)]
+pub enum BenchTarget {
+    /// Start a throw-away consortium of `veritrace node` processes on loopback, submit anchor
+    /// transactions at a steady rate and measure final blocks/s and submit-to-finality latency.
+    Chain(crate::bench_chain::ChainBenchOptions),
+}
+
+#[derive(Subcommand)]
+pub enum ChainCommand {
+    /// Write a genesis and one node directory (key + node.toml) per validator.
+    Init(crate::network::InitOptions),
+    /// Create a new validator's node directory (its own keys) in a network directory.
+    Join(crate::governance::JoinOptions),
+    /// Draft a validator-set change (add, remove, re-weight) from the chain's current set.
+    Propose(crate::governance::ProposeOptions),
+    /// Sign a drafted change with this validator's key.
+    Approve(crate::governance::ApproveOptions),
+    /// Submit a change whose approvals carry more than 2/3 of the current set's power.
+    Submit(crate::governance::SubmitOptions),
+}
