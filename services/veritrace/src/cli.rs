@@ -39,6 +39,10 @@ pub enum Command {
         #[arg(long)]
         bind: Option<String>,
     },
+    /// Recompute every event digest and batch root from the stores and compare them with the
+    /// chain; list every altered, missing or extra row. Exit 0 clean, 1 findings, 2 when the
+    /// audit could not be done.
+    Audit(crate::audit::AuditOptions),
     /// Verify a receipt offline against the chain's genesis document.
     Verify {
         /// The receipt (JSON), as served by GET /receipts/{event_id}.

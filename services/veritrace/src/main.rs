@@ -82,6 +82,40 @@ fn main() -> ExitCode {
             }
             runtime(|| veritrace::serve::run(service, cfg))
         }
+        Command::Audit(opts) => {
+            let json = opts.json;
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match rt.block_on(veritrace::audit::command(opts)) {
+                Ok(report) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&report).unwrap_or_default()
+                        );
+                    } else {
+                        print!("{report}");
+                    }
+                    if report.clean {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: the audit could not be done: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Node { config } => runtime(|| node(config)),
         Command::Chain { command } => {
             use veritrace::governance;

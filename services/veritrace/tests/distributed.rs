@@ -304,3 +304,118 @@ fn postgres_restart_under_load() {
     d.assert_exactly_once(&acknowledged);
     d.receipt_verifies(&acknowledged[acknowledged.len() - 1]);
 }
+
+fn audit(d: &Deployment, grace: &str) -> (i32, serde_json::Value, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_veritrace"))
+        .args([
+            "audit",
+            "--json",
+            "--grace",
+            grace,
+            "--chain-node",
+            &d.url("anchor"),
+        ])
+        .arg("--genesis")
+        .arg(d.genesis())
+        .env("VERITRACE_DATABASE__URL", d.database_url())
+        .env("VERITRACE_LOG", "warn")
+        .output()
+        .expect("run veritrace audit");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), report, stderr)
+}
+
+fn kinds(report: &serde_json::Value) -> Vec<(String, String)> {
+    let mut k: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .map(|x| {
+                    (
+                        x["kind"].as_str().unwrap_or("").to_string(),
+                        x["object"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    k.sort();
+    k
+}
+
+/// Acceptance 5: the audit reports a clean store as clean, then flags a changed payload, a
+/// deleted event and a forged extra row, one finding each.
+#[test]
+fn audit_flags_tampering() {
+    let _one = one_deployment_at_a_time();
+    let d = deployment!();
+    d.start_all();
+    let ids = d.register(1000, 100, "audit");
+    d.wait_all_anchored(1000, Duration::from_secs(120));
+    let (code, report, stderr) = audit(&d, "0s");
+    assert_eq!(code, 0, "a clean store audits clean: {report} {stderr}");
+    assert_eq!(report["clean"], true);
+    assert_eq!(report["checked"]["events"], 1000);
+    assert_eq!(report["checked"]["leaves"], 1000);
+
+    // A payload changed in place.
+    let changed = d.execute(
+        "UPDATE evidence.events SET envelope = replace(envelope, 'document audit-5\"', 'document audit-X\"')
+         WHERE envelope LIKE '%document audit-5\"%'",
+    );
+    assert_eq!(changed, 1);
+    // An event deleted (its leaf sits in an anchored batch).
+    let deleted =
+        d.execute("DELETE FROM evidence.events WHERE envelope LIKE '%document audit-6\"%'");
+    assert_eq!(deleted, 1);
+    // A forged event with a correct digest, that was never anchored.
+    let genesis: chain_core::genesis::Genesis =
+        serde_json::from_slice(&std::fs::read(d.genesis()).expect("genesis"))
+            .expect("genesis json");
+    let forged = veritrace_kernel::EventEnvelope {
+        id: uuid::Uuid::now_v7(),
+        service: "evidence".into(),
+        stream: "evidence-forged".into(),
+        stream_version: 1,
+        event_type: "EvidenceRegistered".into(),
+        type_version: 1,
+        occurred_at: "2026-01-01T00:00:00Z".into(),
+        recorded_at: "2026-01-01T00:00:00Z".into(),
+        organisation: "forger".into(),
+        payload: serde_json::json!({"title": "backdated"}),
+    }
+    .seal(genesis.hash_alg)
+    .expect("seal");
+    d.execute(&format!(
+        "INSERT INTO evidence.events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at)
+         VALUES ('{}', 'evidence-forged', 1, 'EvidenceRegistered', '{}', '{}', '2026-01-01T00:00:00Z')",
+        forged.envelope.id,
+        forged.canonical.replace('\'', "''"),
+        forged.digest.to_hex()
+    ));
+
+    let (code, report, stderr) = audit(&d, "0s");
+    assert_eq!(code, 1, "{report} {stderr}");
+    assert_eq!(report["clean"], false);
+    assert_eq!(
+        kinds(&report),
+        vec![
+            ("altered".to_string(), "events".to_string()),
+            ("extra".to_string(), "events".to_string()),
+            ("missing".to_string(), "events".to_string()),
+        ],
+        "{report}"
+    );
+    let event_of = |kind: &str| {
+        report["findings"]
+            .as_array()
+            .and_then(|f| f.iter().find(|x| x["kind"] == kind))
+            .map(|x| x["event_id"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(event_of("extra"), forged.envelope.id.to_string());
+    assert!(ids.contains(&event_of("altered")));
+    assert!(ids.contains(&event_of("missing")));
+}
