@@ -257,6 +257,17 @@ impl NodeConfig {
     }
 }
 
+/// `VERITRACE_*` variables that are not configuration keys: the config file's path, the node
+/// file's overrides, and the test suite's and bench's own settings. Any other unknown variable
+/// is an error, so a mistyped key never goes unnoticed.
+fn is_reserved(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key == "config"
+        || key.starts_with("node.")
+        || key.starts_with("test_")
+        || key.starts_with("bench_")
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(String);
@@ -277,7 +288,11 @@ impl Config {
             }
             None => fig = fig.merge(Toml::file("veritrace.toml")),
         }
-        fig = fig.merge(Env::prefixed("VERITRACE_").split("__").ignore(&["config"]));
+        fig = fig.merge(
+            Env::prefixed("VERITRACE_")
+                .split("__")
+                .filter(|key| !is_reserved(key.as_str())),
+        );
         fig.extract().map_err(|e| ConfigError(e.to_string()))
     }
 }
@@ -308,6 +323,24 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("VERITRACE_HTTP__BINDD", "x");
             assert!(Config::load(None).is_err());
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("VERITRACE_HTPP__BIND", "x");
+            assert!(Config::load(None).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn reserved_variables_are_not_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("VERITRACE_TEST_DATABASE_URL", "postgres://x");
+            jail.set_env("VERITRACE_BENCH_AMQP_URL", "amqp://x");
+            jail.set_env("VERITRACE_NODE__NAME", "v1");
+            jail.set_env("VERITRACE_DATABASE__URL", "postgres://db/veritrace");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.database.url.as_deref(), Some("postgres://db/veritrace"));
             Ok(())
         });
     }

@@ -169,6 +169,23 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// `url` with its database name replaced by `name` (query parameters kept).
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
 /// Whether an error means "the database cannot serve now, try again" (503) rather than a
 /// fault in the statement or the data (500).
 pub fn is_transient(e: &sqlx::Error) -> bool {
@@ -252,6 +269,19 @@ mod tests {
             "postgres://vt:***@db:5432/veritrace"
         );
         assert_eq!(redact("postgres://db/veritrace"), "postgres://db/veritrace");
+    }
+
+    #[test]
+    fn database_names_are_replaced() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/postgres", "vt_1"),
+            "postgres://u:p@h:5432/vt_1"
+        );
+        assert_eq!(
+            with_database("postgres://h/postgres?sslmode=disable", "vt_1"),
+            "postgres://h/vt_1?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
     }
 
     #[test]

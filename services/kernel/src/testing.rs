@@ -75,7 +75,7 @@ impl TestDb {
         .await
         .expect("CREATE DATABASE for the test");
         let _ = conn.close().await;
-        let url = replace_database(&server_url, &name);
+        let url = crate::db::with_database(&server_url, &name);
         Some(TestDb::Postgres {
             server_url,
             name,
@@ -155,23 +155,6 @@ impl Drop for TestDb {
     }
 }
 
-/// `url` with its database name replaced by `name`.
-pub fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let authority_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[authority_end..].find('/') {
-        Some(slash) => &base[..authority_end + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
 /// Writes each test case once and runs it on both backends: `async fn case(db: TestDb) {..}`
 /// becomes the tests `case::sqlite` and `case::postgres` (`cargo test postgres` selects one
 /// backend).
@@ -200,23 +183,4 @@ macro_rules! backend_tests {
             }
         )*
     };
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_names_are_replaced() {
-        assert_eq!(
-            super::replace_database("postgres://u:p@h:5432/postgres", "vt_1"),
-            "postgres://u:p@h:5432/vt_1"
-        );
-        assert_eq!(
-            super::replace_database("postgres://h/postgres?sslmode=disable", "vt_1"),
-            "postgres://h/vt_1?sslmode=disable"
-        );
-        assert_eq!(
-            super::replace_database("postgres://h", "x"),
-            "postgres://h/x"
-        );
-    }
 }

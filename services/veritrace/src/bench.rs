@@ -128,7 +128,7 @@ async fn run_in(dir: &std::path::Path, opts: &BenchOptions) -> Result<BenchRepor
 
 /// `concurrency` client threads register `events` evidence hashes, `batch` per request;
 /// returns each request's latency in milliseconds.
-fn load(
+pub(crate) fn load(
     base: &str,
     key: &str,
     events: usize,

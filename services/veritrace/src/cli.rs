@@ -69,7 +69,8 @@ pub enum Command {
         command: ChainCommand,
     },
     /// Measure events/s from capture to anchored receipt on this machine (embedded mode);
-    /// `bench chain` measures a local consortium's finality instead.
+    /// `bench chain` measures a local consortium's finality, `bench distributed` the
+    /// distributed mode against raw PostgreSQL rates.
     Bench(BenchArgs),
 }
 
@@ -93,6 +94,10 @@ pub enum BenchTarget {
     /// Start a throw-away consortium of `veritrace node` processes on loopback, submit anchor
     /// transactions at a steady rate and measure final blocks/s and submit-to-finality latency.
     Chain(crate::bench_chain::ChainBenchOptions),
+    /// Start identity, anchor and evidence as separate `veritrace serve` processes on
+    /// PostgreSQL and RabbitMQ, measure events/s from capture to anchored receipt, and in the
+    /// same run the raw INSERT and COPY rates of that PostgreSQL.
+    Distributed(crate::bench_distributed::DistributedBenchOptions),
 }
 
 #[derive(Subcommand)]

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bench;
 pub mod bench_chain;
+pub mod bench_distributed;
 pub mod cli;
 pub mod explorer;
 pub mod governance;

@@ -155,6 +155,19 @@ fn main() -> ExitCode {
             }
         },
         Command::Bench(BenchArgs {
+            target: Some(BenchTarget::Distributed(opts)),
+            ..
+        }) => runtime(|| async move {
+            veritrace_kernel::telemetry::init_tracing("warn");
+            let json = opts.json;
+            let report = veritrace::bench_distributed::run(opts).await?;
+            print!("{report}");
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            }
+            Ok(())
+        }),
+        Command::Bench(BenchArgs {
             target: None,
             events,
             concurrency,
