@@ -419,3 +419,54 @@ fn audit_flags_tampering() {
     assert!(ids.contains(&event_of("altered")));
     assert!(ids.contains(&event_of("missing")));
 }
+
+/// Acceptance 6, as a smoke test: the bench runs end to end and reports every rate. (The
+/// ratio itself is measured on a quiet machine and recorded in the README; 2-core CI timings
+/// vary too much to gate on.)
+#[test]
+fn bench_distributed_reports_every_rate() {
+    let _one = one_deployment_at_a_time();
+    if veritrace_kernel::testing::servers_skipped("bench distributed") {
+        return;
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_veritrace"))
+        .args(["bench", "distributed", "--events", "2000", "--batch", "200"])
+        .args([
+            "--raw-rows",
+            "2000",
+            "--raw-clients",
+            "4",
+            "--copy-rows",
+            "5000",
+            "--json",
+        ])
+        .args([
+            "--database-url",
+            &veritrace_kernel::testing::database_server_url(),
+        ])
+        .args(["--amqp-url", &veritrace_kernel::testing::amqp_url()])
+        .output()
+        .expect("run veritrace bench distributed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .expect("the last line is the JSON report");
+    for rate in [
+        "capture_events_per_sec",
+        "end_to_end_events_per_sec",
+        "raw_insert_rows_per_sec",
+        "raw_copy_rows_per_sec",
+        "ratio_to_raw_insert",
+    ] {
+        assert!(
+            report[rate].as_f64().is_some_and(|r| r > 0.0),
+            "{rate}: {report}"
+        );
+    }
+    assert_eq!(report["events"], 2000);
+    assert!(stdout.contains("end to end / raw INSERT"), "{stdout}");
+}
