@@ -238,6 +238,39 @@ impl EventStore {
     pub fn database(&self) -> &Database {
         &self.db
     }
+
+    /// The exclusive right to relay this store's outbox, if no other process holds it. Two
+    /// relays would interleave their rounds and break per-stream order. PostgreSQL: a session
+    /// advisory lock on a connection of its own, released when that connection ends (so a
+    /// crashed relay's lease ends with it). SQLite: one process owns the file; always granted.
+    pub async fn try_relay_lease(&self) -> Result<Option<RelayLease>, EventStoreError> {
+        let Database::Postgres(db) = &self.db else {
+            return Ok(Some(RelayLease { conn: None }));
+        };
+        let mut conn = db.pool.acquire().await.map_err(unavailable)?.detach();
+        let granted: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(format!("{}/relay", db.schema))
+                .fetch_one(&mut conn)
+                .await
+                .map_err(unavailable)?;
+        Ok(granted.then_some(RelayLease { conn: Some(conn) }))
+    }
+}
+
+/// See [`EventStore::try_relay_lease`].
+pub struct RelayLease {
+    conn: Option<sqlx::PgConnection>,
+}
+
+impl RelayLease {
+    /// Whether the lease still holds (its connection is alive).
+    pub async fn is_held(&mut self) -> bool {
+        match &mut self.conn {
+            None => true,
+            Some(conn) => sqlx::query("SELECT 1").execute(conn).await.is_ok(),
+        }
+    }
 }
 
 fn row_to_event((position, canonical, digest): EventRow) -> Result<StoredEvent, EventStoreError> {

@@ -92,11 +92,35 @@ impl OutboxRelay {
         Ok(pending.len())
     }
 
-    /// Relays until `shutdown`, woken by every commit and by the sweep interval.
+    /// Relays until `shutdown`, woken by every commit and by the sweep interval, while this
+    /// process holds the store's relay lease (another replica may hold it; it is retried at
+    /// every sweep).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut committed = self.store.committed();
         let mut backoff = Duration::from_millis(100);
+        let mut lease: Option<crate::event_store::RelayLease> = None;
         loop {
+            let held = match &mut lease {
+                Some(l) => l.is_held().await,
+                None => match self.store.try_relay_lease().await {
+                    Ok(l) => {
+                        lease = l;
+                        lease.is_some()
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, "cannot take the relay lease; retrying");
+                        false
+                    }
+                },
+            };
+            if !held {
+                lease = None;
+                tokio::select! {
+                    _ = tokio::time::sleep(self.sweep_interval) => {}
+                    _ = shutdown.changed() => return,
+                }
+                continue;
+            }
             match self.relay_once().await {
                 Ok(n) if n > 0 => {
                     backoff = Duration::from_millis(100);

@@ -152,3 +152,35 @@ backend_tests! {
         assert_eq!(store.outbox_len().await.unwrap(), 1);
     }
 }
+
+/// Only one relay per store: a second one waits until the first lease ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_relay_lease_per_postgres_store() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let store = open(&db).await;
+    let mut first = store
+        .try_relay_lease()
+        .await
+        .unwrap()
+        .expect("the first relay gets the lease");
+    assert!(first.is_held().await);
+    assert!(
+        store.try_relay_lease().await.unwrap().is_none(),
+        "a second relay must wait"
+    );
+    drop(first);
+    // The lock goes with its connection's session; the server may take a moment to see it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if store.try_relay_lease().await.unwrap().is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease was not released"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
