@@ -490,3 +490,60 @@ fn the_explorer_shows_the_final_block_that_anchors_a_receipt() {
         r["block_header"]["validator_set_hash"]
     );
 }
+
+/// `veritrace audit` on the embedded SQLite files while the platform runs: clean, then one
+/// payload changed in place is reported as altered.
+#[test]
+fn audit_reads_the_embedded_stores() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = up(dir.path(), &[]);
+    let key = p.key.clone().expect("admin key");
+    let mut last = String::new();
+    for n in 0..5 {
+        let reg = register(&p, format!("audited file {n}").as_bytes());
+        last = reg["event_id"].as_str().expect("event_id").to_string();
+    }
+    anchored_receipt(&p, &key, &last, Duration::from_secs(10)).expect("anchored");
+    let audit = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_veritrace"))
+            .args(["audit", "--json", "--grace", "0s", "--data-dir"])
+            .arg(dir.path())
+            .args(["--chain-node", &p.url, "--genesis"])
+            .arg(genesis_of(dir.path()))
+            .output()
+            .expect("run audit");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (
+            out.status.code().unwrap_or(-1),
+            report,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, report, stderr) = audit();
+    assert_eq!(code, 0, "{report} {stderr}");
+    assert_eq!(report["checked"]["events"], 5);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let changed = rt.block_on(async {
+        let url = format!("sqlite://{}", dir.path().join("evidence.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("open evidence.db");
+        sqlx::query(
+            "UPDATE events SET envelope = replace(envelope, 'Signed delivery contract', 'Signed delivery contracT')
+             WHERE position = 2",
+        )
+        .execute(&pool)
+        .await
+        .expect("tamper")
+        .rows_affected()
+    });
+    assert_eq!(changed, 1);
+    let (code, report, stderr) = audit();
+    assert_eq!(code, 1, "{report} {stderr}");
+    let findings = report["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{report}");
+    assert_eq!(findings[0]["kind"], "altered");
+    assert_eq!(findings[0]["position"], 2);
+}
