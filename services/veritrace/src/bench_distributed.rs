@@ -57,6 +57,11 @@ pub struct DistributedBenchReport {
     pub ratio_to_raw_insert: f64,
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
+    /// CPU seconds each part used from the first request to the last anchored receipt, and
+    /// the seconds of CPU the machine had meanwhile (cores × wall time): what the run was
+    /// spent on, hence what limits it.
+    pub cpu_seconds: std::collections::BTreeMap<String, f64>,
+    pub cpu_available_seconds: f64,
 }
 
 impl std::fmt::Display for DistributedBenchReport {
@@ -91,6 +96,17 @@ impl std::fmt::Display for DistributedBenchReport {
             f,
             "  end to end / raw INSERT = {:.2} (target 0.5)",
             self.ratio_to_raw_insert
+        )?;
+        let used: Vec<String> = self
+            .cpu_seconds
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.1}"))
+            .collect();
+        writeln!(
+            f,
+            "  CPU seconds  {} (of {:.1} available)",
+            used.join(", "),
+            self.cpu_available_seconds
         )
     }
 }
@@ -176,6 +192,7 @@ async fn run_in(
     let namespace = format!("vt-bench-{}", uuid::Uuid::now_v7().simple());
     let ports = [free_port()?, free_port()?, free_port()?];
     let mut services = Services(Vec::new());
+    let mut names = Vec::new();
     let mut key = None;
     for (service, port) in ["identity", "anchor", "evidence"].into_iter().zip(ports) {
         let env = vec![
@@ -194,6 +211,7 @@ async fn run_in(
             ("VERITRACE_LOG", "warn".into()),
         ];
         let (child, admin_key) = spawn_service(service, &env, &dir.join(format!("{service}.log")))?;
+        names.push((service.to_string(), child.id()));
         services.0.push(child);
         key = key.or(admin_key);
     }
@@ -205,6 +223,17 @@ async fn run_in(
         opts.batch.clamp(1, 1000),
     );
 
+    let parts = |names: &[(String, u32)]| {
+        let mut cpu = std::collections::BTreeMap::new();
+        for (name, pid) in names {
+            cpu.insert(name.clone(), cpu_seconds(*pid));
+        }
+        cpu.insert("postgres".into(), cpu_of_command("postgres"));
+        cpu.insert("rabbitmq".into(), cpu_of_command("beam.smp"));
+        cpu.insert("load generator".into(), cpu_seconds(std::process::id()));
+        cpu
+    };
+    let cpu_before = parts(&names);
     let started = Instant::now();
     let latencies = tokio::task::spawn_blocking(move || {
         crate::bench::load(&evidence, &key, events, concurrency, batch)
@@ -236,8 +265,15 @@ async fn run_in(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let end_to_end_secs = started.elapsed().as_secs_f64();
+    let mut cpu = parts(&names);
+    for (k, v) in cpu.iter_mut() {
+        *v -= cpu_before.get(k).copied().unwrap_or(0.0);
+    }
     pool.close().await;
     drop(services);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
 
     let mut sorted = latencies;
     sorted.sort_by(|a, b| a.total_cmp(b));
@@ -247,9 +283,7 @@ async fn run_in(
         events,
         concurrency,
         batch,
-        cores: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        cores,
         postgres,
         capture_events_per_sec: events as f64 / capture_secs,
         end_to_end_events_per_sec: end_to_end,
@@ -258,7 +292,43 @@ async fn run_in(
         ratio_to_raw_insert: end_to_end / raw_insert,
         latency_p50_ms: pct(0.50),
         latency_p99_ms: pct(0.99),
+        cpu_seconds: cpu,
+        cpu_available_seconds: cores as f64 * end_to_end_secs,
     })
+}
+
+/// User + system CPU seconds of a process so far (Linux `/proc`; 0 elsewhere). Clock ticks are
+/// taken as 100 per second, Linux's `USER_HZ` on every common architecture.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// CPU seconds of every process whose command name is `comm` (a server's processes).
+fn cpu_of_command(comm: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+        })
+        .map(cpu_seconds)
+        .sum()
 }
 
 /// A row like an event's: 600-byte envelope, its digest, a stream of its own.

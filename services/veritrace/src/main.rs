@@ -158,7 +158,8 @@ fn main() -> ExitCode {
             target: Some(BenchTarget::Distributed(opts)),
             ..
         }) => runtime(|| async move {
-            veritrace_kernel::telemetry::init_tracing("warn");
+            // sqlx reports the bench's own DROP DATABASE as a slow statement.
+            veritrace_kernel::telemetry::init_tracing("warn,sqlx=error");
             let json = opts.json;
             let report = veritrace::bench_distributed::run(opts).await?;
             print!("{report}");
