@@ -39,18 +39,12 @@ fn main() -> ExitCode {
             data_dir,
             bind,
         } => {
-            let mut cfg = match Config::load(config.as_deref()) {
+            let mut cfg = match load_config(config, bind) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             if let Some(d) = data_dir {
                 cfg.data_dir = d;
-            }
-            if let Some(b) = bind {
-                cfg.http.bind = b;
             }
             if cfg.database.url.is_some() || cfg.amqp.url.is_some() {
                 eprintln!(
@@ -66,16 +60,10 @@ fn main() -> ExitCode {
             config,
             bind,
         } => {
-            let mut cfg = match Config::load(config.as_deref()) {
+            let cfg = match load_config(config, bind) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
-            if let Some(b) = bind {
-                cfg.http.bind = b;
-            }
             if let Err(e) = veritrace::serve::check(service, &cfg) {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
@@ -189,6 +177,18 @@ fn main() -> ExitCode {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The configuration (`--config` or the defaults' search), with `--bind` applied.
+fn load_config(file: Option<PathBuf>, bind: Option<String>) -> Result<Config, ExitCode> {
+    let mut cfg = Config::load(file.as_deref()).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    if let Some(b) = bind {
+        cfg.http.bind = b;
+    }
+    Ok(cfg)
+}
+
 fn runtime<F, Fut>(f: F) -> ExitCode
 where
     F: FnOnce() -> Fut,
@@ -228,13 +228,9 @@ async fn node(config: PathBuf) -> Result<(), BoxError> {
     println!("  node API       http://{}", running.api);
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    // SIGINT from a terminal, SIGTERM from a supervisor: both stop the API cleanly. The block
-    // store commits each block atomically, so a kill at any point loses nothing decided.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
-    }
+    // The block store commits each block atomically, so a kill at any point loses nothing
+    // decided.
+    veritrace::serve::stop_signal().await?;
     println!("stopping");
     running.stop().await;
     Ok(())
@@ -267,7 +263,7 @@ async fn up(cfg: Config) -> Result<(), BoxError> {
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    tokio::signal::ctrl_c().await?;
+    veritrace::serve::stop_signal().await?;
     println!("stopping");
     platform.stop().await;
     Ok(())

@@ -220,12 +220,17 @@ pub async fn run(service: Service, config: Config) -> Result<(), BoxError> {
     println!("  database       {db}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
-    }
+    stop_signal().await?;
     println!("stopping");
     served.stop().await;
     Ok(())
+}
+
+/// Resolves on SIGINT (a terminal) or SIGTERM (a supervisor): both stop a process cleanly.
+pub async fn stop_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
 }
