@@ -501,6 +501,8 @@ impl LocalNetwork {
             signature_alg: opts.signature_alg,
             base_port: opts.base_port,
             block_interval_ms: opts.block_interval_ms,
+            hosts: Vec::new(),
+            if_missing: false,
         })?;
         net.chain_id = init.genesis.chain_id.clone();
         let exe = std::env::current_exe()

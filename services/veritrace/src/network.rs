@@ -10,7 +10,7 @@ use veritrace_kernel::config::{NodeConfig, PeerConfig};
 /// What `veritrace chain init` takes.
 #[derive(clap::Args)]
 pub struct InitOptions {
-    /// Directory of the new network (must not hold a genesis yet).
+    /// Directory of the new network (must not hold a genesis yet, unless `--if-missing`).
     #[arg(long)]
     pub dir: PathBuf,
     #[arg(long, default_value_t = 4)]
@@ -28,11 +28,21 @@ pub struct InitOptions {
     #[arg(long, default_value = "ed25519", value_parser = parse_profile::<SignatureAlg>)]
     pub signature_alg: SignatureAlg,
     /// Validator i listens for peers on `base_port + i` and serves its API on
-    /// `base_port + 100 + i`, on 127.0.0.1.
+    /// `base_port + 100 + i`, on 127.0.0.1 (on all interfaces with `--hosts`).
     #[arg(long, default_value_t = 26600)]
     pub base_port: u16,
     #[arg(long, default_value_t = 1000)]
     pub block_interval_ms: u64,
+    /// Comma-separated host names (or IP addresses), one per validator, for validators on
+    /// separate hosts or containers: validator i then listens on all interfaces (0.0.0.0) at
+    /// its ports, and the others reach its consensus port and API at `<host i>:<port>`.
+    /// Unset: everything on 127.0.0.1.
+    #[arg(long, value_delimiter = ',')]
+    pub hosts: Vec<String>,
+    /// When the directory already holds a genesis, keep that network: write nothing and exit
+    /// successfully (a deployment's one-shot init step runs on every start).
+    #[arg(long)]
+    pub if_missing: bool,
 }
 
 /// Parses a profile name (`sha3-256`, `sm2`...) as its enum, by its serialised name.
@@ -45,6 +55,8 @@ pub struct InitResult {
     pub genesis_path: PathBuf,
     pub genesis: Genesis,
     pub node_configs: Vec<PathBuf>,
+    /// The network existed and `--if-missing` kept it: nothing was written.
+    pub kept: bool,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -71,7 +83,21 @@ pub fn init(opts: &InitOptions) -> Result<InitResult, BoxError> {
         // Checked before any key is written, so a refused run leaves nothing behind.
         return Err(chain_core::genesis::GenesisError::ChainId(id.clone()).into());
     }
+    if !opts.hosts.is_empty() && opts.hosts.len() != opts.validators {
+        return Err(format!(
+            "--hosts names {} hosts for {} validators: give one per validator",
+            opts.hosts.len(),
+            opts.validators
+        )
+        .into());
+    }
+    if let Some(bad) = opts.hosts.iter().find(|h| !valid_host(h)) {
+        return Err(format!("--hosts: {bad:?} is not a host name or an IP address").into());
+    }
     let genesis_path = opts.dir.join("genesis.json");
+    if opts.if_missing && genesis_path.exists() {
+        return kept(opts, genesis_path);
+    }
     if genesis_path.exists() {
         return Err(format!(
             "{} already exists: a network is initialised once (choose another --dir)",
@@ -117,15 +143,30 @@ pub fn init(opts: &InitOptions) -> Result<InitResult, BoxError> {
     )?;
     genesis.write_new(&genesis_path)?;
 
-    let port =
-        |i: usize, offset: u16| format!("127.0.0.1:{}", opts.base_port + offset + i as u16 + 1);
+    let port = |i: usize, offset: u16| opts.base_port + offset + i as u16 + 1;
+    // Where the others reach validator i, and where it listens itself. NodeConfig has no
+    // separate "advertised" address: a node's own `listen` and `api` are only bound, while the
+    // address others dial is the one in their `peers` (and in peers.json).
+    let advertised = |i: usize, offset: u16| match opts.hosts.get(i) {
+        Some(host) => host_port(host, port(i, offset)),
+        None => format!("127.0.0.1:{}", port(i, offset)),
+    };
+    let bound = |i: usize, offset: u16| match opts.hosts.get(i) {
+        // Inside a container the host name is not an address of the node's own interfaces
+        // (and libp2p cannot listen on a /dns/ address): listen on all of them.
+        Some(host) if host.parse::<std::net::Ipv6Addr>().is_ok() => {
+            format!("[::]:{}", port(i, offset))
+        }
+        Some(_) => format!("0.0.0.0:{}", port(i, offset)),
+        None => format!("127.0.0.1:{}", port(i, offset)),
+    };
     let book = AddressBook {
         peers: (0..names.len())
             .map(|j| PeerConfig {
                 name: names[j].clone(),
-                address: port(j, 0),
+                address: advertised(j, 0),
                 peer_id: peer_ids[j].clone(),
-                api: port(j, 100),
+                api: advertised(j, 100),
             })
             .collect(),
     };
@@ -139,8 +180,8 @@ pub fn init(opts: &InitOptions) -> Result<InitResult, BoxError> {
             genesis: PathBuf::from("../genesis.json"),
             key: PathBuf::from("validator.key"),
             p2p_key: PathBuf::from("p2p.key"),
-            listen: port(i, 0),
-            api: port(i, 100),
+            listen: bound(i, 0),
+            api: bound(i, 100),
             block_interval_ms: opts.block_interval_ms,
             peers: book
                 .peers
@@ -158,7 +199,58 @@ pub fn init(opts: &InitOptions) -> Result<InitResult, BoxError> {
         genesis_path,
         genesis,
         node_configs,
+        kept: false,
     })
+}
+
+/// `--if-missing` found a genesis: report the existing network, write nothing. A file that is
+/// not a genesis is still an error, so a broken volume is not mistaken for a network.
+fn kept(opts: &InitOptions, genesis_path: PathBuf) -> Result<InitResult, BoxError> {
+    let text = std::fs::read(&genesis_path)
+        .map_err(|e| format!("cannot read {}: {e}", genesis_path.display()))?;
+    let genesis = Genesis::parse(&text)
+        .map_err(|e| format!("{} is not a genesis: {e}", genesis_path.display()))?;
+    let node_configs = genesis
+        .validator_set
+        .validators
+        .iter()
+        .map(|v| opts.dir.join(&v.name).join("node.toml"))
+        .filter(|p| p.exists())
+        .collect();
+    Ok(InitResult {
+        genesis_path,
+        genesis,
+        node_configs,
+        kept: true,
+    })
+}
+
+/// A DNS name (letters, digits, `-`, `_`, dot-separated labels) or an IP address: what can
+/// stand before `:port` in a peer address and become a libp2p `/dns/`, `/ip4/` or `/ip6/`.
+fn valid_host(host: &str) -> bool {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+/// `host:port`, with an IPv6 address in brackets.
+fn host_port(host: &str, port: u16) -> String {
+    if host.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 pub fn node_toml(node: &NodeConfig) -> Result<String, BoxError> {
@@ -198,6 +290,15 @@ impl AddressBook {
 
 /// The command's summary.
 pub fn summary(r: &InitResult, dir: &Path) -> String {
+    if r.kept {
+        return format!(
+            "kept the existing chain {} in {} ({} validators; --if-missing): nothing written\n  genesis  {}\n",
+            r.genesis.chain_id,
+            dir.display(),
+            r.genesis.validator_set.validators.len(),
+            r.genesis_path.display()
+        );
+    }
     let mut out = format!(
         "initialised chain {} ({}, {}) in {}\n  genesis  {}\n",
         r.genesis.chain_id,
