@@ -140,7 +140,10 @@ impl AnchorService {
     }
 
     /// Persists a delivery's events as leaves, then acknowledges it.
-    #[tracing::instrument(skip_all, fields(routing_key = %delivery.routing_key))]
+    #[tracing::instrument(skip_all, fields(
+        routing_key = %delivery.routing_key,
+        message_id = delivery.message_id.as_deref().unwrap_or("-"),
+    ))]
     async fn consume(&self, delivery: Delivery) {
         let batch: EventBatch = match serde_json::from_slice(&delivery.body) {
             Ok(b) => b,

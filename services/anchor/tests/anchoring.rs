@@ -45,10 +45,10 @@ fn message(events: &[(&veritrace_kernel::envelope::SealedEnvelope, Option<&str>)
             })
         })
         .collect();
-    Message {
-        routing_key: "evidence.EvidenceRegistered".into(),
-        body: json!({ "events": events }).to_string().into_bytes(),
-    }
+    Message::new(
+        "evidence.EvidenceRegistered",
+        json!({ "events": events }).to_string().into_bytes(),
+    )
 }
 
 backend_tests! {
@@ -105,10 +105,7 @@ backend_tests! {
         .await
         .unwrap();
         // Not an event batch at all: dead-lettered, and the bus carries on.
-        bus.publish(vec![Message {
-            routing_key: "evidence.X".into(),
-            body: b"not json".to_vec(),
-        }])
+        bus.publish(vec![Message::new("evidence.X", b"not json".to_vec())])
         .await
         .unwrap();
         assert_eq!(bus.dead_letters().len(), 1);

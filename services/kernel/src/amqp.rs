@@ -20,6 +20,7 @@
 
 use crate::bus::{Bus, BusError, Delivery, Message, Settlement, Subscription};
 use crate::config::AmqpConfig;
+use crate::telemetry::Metrics;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
@@ -33,6 +34,7 @@ use lapin::{
     Acker, BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
     ExchangeKind,
 };
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +92,69 @@ impl Link {
     }
 }
 
+/// Whether each of the bus's connections is up, for `/readyz` and `/metrics`
+/// (`veritrace_bus_connected`, `veritrace_bus_reconnects_total`, labelled by connection:
+/// `publisher` or `consumer <queue>`).
+#[derive(Default)]
+struct Links {
+    /// Connection name → (connected now, ever connected).
+    state: std::sync::Mutex<BTreeMap<String, (bool, bool)>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+const PUBLISHER: &str = "publisher";
+const CONSUMER: &str = "consumer ";
+
+fn consumer_link(queue: &str) -> String {
+    format!("{CONSUMER}{queue}")
+}
+
+impl Links {
+    fn up(&self, connection: &str) {
+        let reconnect = self.set(connection, Some(true));
+        if let Some(m) = &self.metrics {
+            m.bus_connected.with_label_values(&[connection]).set(1);
+            if reconnect {
+                m.bus_reconnects.with_label_values(&[connection]).inc();
+            }
+        }
+    }
+
+    fn down(&self, connection: &str) {
+        self.set(connection, Some(false));
+        if let Some(m) = &self.metrics {
+            m.bus_connected.with_label_values(&[connection]).set(0);
+        }
+    }
+
+    /// A subscription ended: its connection no longer counts.
+    fn gone(&self, connection: &str) {
+        self.set(connection, None);
+        if let Some(m) = &self.metrics {
+            m.bus_connected.with_label_values(&[connection]).set(0);
+        }
+    }
+
+    /// Records the state; returns whether `Some(true)` is a reconnection.
+    fn set(&self, connection: &str, connected: Option<bool>) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        match connected {
+            None => {
+                state.remove(connection);
+                false
+            }
+            Some(connected) => {
+                let entry = state.entry(connection.to_string()).or_default();
+                let reconnect = connected && entry.1;
+                *entry = (connected, entry.1 || connected);
+                reconnect
+            }
+        }
+    }
+}
+
 /// [`Bus`] over RabbitMQ. Cheap to clone: clones share the publishing connection.
 #[derive(Clone)]
 pub struct AmqpBus {
@@ -97,6 +162,7 @@ pub struct AmqpBus {
     /// Publishes are serialised on one channel; `None` until the first publish and after any
     /// failure, so the next one reconnects.
     publisher: Arc<Mutex<Option<Link>>>,
+    links: Arc<Links>,
 }
 
 impl std::fmt::Debug for AmqpBus {
@@ -332,7 +398,31 @@ impl AmqpBus {
         Ok(AmqpBus {
             settings: Arc::new(settings),
             publisher: Arc::new(Mutex::new(None)),
+            links: Arc::new(Links::default()),
         })
+    }
+
+    /// Reports the state of this bus's connections in `metrics`. Call before using the bus.
+    pub fn observed_by(mut self, metrics: Arc<Metrics>) -> AmqpBus {
+        self.links = Arc::new(Links {
+            state: std::sync::Mutex::default(),
+            metrics: Some(metrics),
+        });
+        self
+    }
+
+    /// The queues this bus consumes from whose connection is down right now (reconnecting).
+    /// Empty when every subscription is connected, or when there is none.
+    pub fn disconnected_consumers(&self) -> Vec<String> {
+        let Ok(state) = self.links.state.lock() else {
+            return vec!["(unknown: the connection registry is poisoned)".into()];
+        };
+        state
+            .iter()
+            .filter(|(_, (connected, _))| !connected)
+            .filter_map(|(name, _)| name.strip_prefix(CONSUMER))
+            .map(str::to_string)
+            .collect()
     }
 
     /// The broker's name of a consumer queue: `<namespace>.<queue>`.
@@ -367,6 +457,7 @@ impl AmqpBus {
         if result.is_err() {
             // A refused declaration closes the channel; either way start afresh.
             *link = None;
+            self.links.down(PUBLISHER);
         }
         result.map_err(LinkError::into_bus_error)
     }
@@ -390,10 +481,14 @@ impl AmqpBus {
             return Ok(l.channel.clone());
         }
         *link = None;
-        let opened = self
-            .open_publisher()
-            .await
-            .map_err(LinkError::into_bus_error)?;
+        let opened = match self.open_publisher().await {
+            Ok(opened) => opened,
+            Err(e) => {
+                self.links.down(PUBLISHER);
+                return Err(e.into_bus_error());
+            }
+        };
+        self.links.up(PUBLISHER);
         let channel = opened.channel.clone();
         *link = Some(opened);
         Ok(channel)
@@ -421,7 +516,7 @@ impl AmqpBus {
         let limit = self.settings.confirm_timeout;
         let deadline = Instant::now() + limit;
         let exchange = self.settings.events_exchange();
-        let properties = BasicProperties::default()
+        let base = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into());
         let options = BasicPublishOptions {
@@ -440,6 +535,19 @@ impl AmqpBus {
                     message.routing_key
                 )));
             }
+            if message
+                .message_id
+                .as_ref()
+                .is_some_and(|id| id.len() > MAX_NAME_BYTES)
+            {
+                return Err(BusError::NotConfirmed(format!(
+                    "message id longer than {MAX_NAME_BYTES} bytes"
+                )));
+            }
+            let properties = match &message.message_id {
+                Some(id) => base.clone().with_message_id(ShortString::from(id.as_str())),
+                None => base.clone(),
+            };
             let confirm = timeout_at(
                 deadline,
                 channel.basic_publish(
@@ -447,7 +555,7 @@ impl AmqpBus {
                     ShortString::from(message.routing_key.as_str()),
                     options,
                     &message.body,
-                    properties.clone(),
+                    properties,
                 ),
             )
             .await
@@ -498,6 +606,7 @@ impl Bus for AmqpBus {
             tracing::warn!(%reason, "AMQP publish failed; reconnecting on the next publish");
             // Dropping the connection closes it (if it is still open at all).
             *link = None;
+            self.links.down(PUBLISHER);
         }
         result
     }
@@ -523,6 +632,7 @@ impl Bus for AmqpBus {
         let (first_tx, first_rx) = oneshot::channel();
         let supervisor = Supervisor {
             settings: self.settings.clone(),
+            links: self.links.clone(),
             queue: queue.to_string(),
             bindings: bindings.iter().map(|b| b.to_string()).collect(),
             tx,
@@ -539,6 +649,7 @@ impl Bus for AmqpBus {
 /// Owns one subscription's consumer connection.
 struct Supervisor {
     settings: Arc<Settings>,
+    links: Arc<Links>,
     queue: String,
     bindings: Vec<String>,
     tx: mpsc::Sender<Delivery>,
@@ -553,6 +664,12 @@ enum Ended {
 
 impl Supervisor {
     async fn run(self, first: oneshot::Sender<Result<(), BusError>>) {
+        let link = consumer_link(&self.queue);
+        self.supervise(first, &link).await;
+        self.links.gone(&link);
+    }
+
+    async fn supervise(&self, first: oneshot::Sender<Result<(), BusError>>, link: &str) {
         let queue = self.settings.queue_name(&self.queue);
         let mut first = Some(first);
         let mut backoff = FIRST_BACKOFF;
@@ -563,6 +680,7 @@ impl Supervisor {
             }
             match self.open().await {
                 Ok((connection, consumer)) => {
+                    self.links.up(link);
                     if let Some(first) = first.take() {
                         let _ = first.send(Ok(()));
                     }
@@ -579,6 +697,7 @@ impl Supervisor {
                             return;
                         }
                         Ended::Lost(reason) => {
+                            self.links.down(link);
                             tracing::warn!(
                                 %queue,
                                 %reason,
@@ -589,6 +708,7 @@ impl Supervisor {
                     }
                 }
                 Err(e) => {
+                    self.links.down(link);
                     let refused = e.refused();
                     let error = e.to_string();
                     if let Some(first) = first.take() {
@@ -661,7 +781,13 @@ impl Supervisor {
                 Some(Err(e)) => return Ended::Lost(e.to_string()),
                 None => return Ended::Lost("the broker cancelled the consumer".into()),
             };
-            let (ours, outcome) = Delivery::new(delivery.routing_key.to_string(), delivery.data);
+            let message_id = delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|id| id.to_string());
+            let (ours, outcome) =
+                Delivery::new(delivery.routing_key.to_string(), delivery.data, message_id);
             tokio::spawn(settle(delivery.acker, outcome));
             if self.tx.send(ours).await.is_err() {
                 return Ended::Unsubscribed;

@@ -15,6 +15,20 @@ pub struct Message {
     /// `<service>.<EventType>`, e.g. `evidence.EvidenceRegistered`.
     pub routing_key: String,
     pub body: Vec<u8>,
+    /// Names what the message carries, for logs and for an operator looking at a queue: the
+    /// outbox sets `<service>:<first>-<last position>`. Republished copies carry the same id.
+    pub message_id: Option<String>,
+}
+
+impl Message {
+    /// A message without an id.
+    pub fn new(routing_key: impl Into<String>, body: impl Into<Vec<u8>>) -> Message {
+        Message {
+            routing_key: routing_key.into(),
+            body: body.into(),
+            message_id: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, Clone)]
@@ -44,6 +58,8 @@ pub enum Settlement {
 pub struct Delivery {
     pub routing_key: String,
     pub body: Vec<u8>,
+    /// The publisher's [`Message::message_id`], when it set one.
+    pub message_id: Option<String>,
     settle: oneshot::Sender<Settlement>,
 }
 
@@ -53,12 +69,14 @@ impl Delivery {
     pub(crate) fn new(
         routing_key: String,
         body: Vec<u8>,
+        message_id: Option<String>,
     ) -> (Delivery, oneshot::Receiver<Settlement>) {
         let (settle, outcome) = oneshot::channel();
         (
             Delivery {
                 routing_key,
                 body,
+                message_id,
                 settle,
             },
             outcome,
@@ -141,14 +159,14 @@ impl InProcessBus {
     async fn deliver(&self, tx: mpsc::Sender<Delivery>, message: &Message) -> Result<(), BusError> {
         let mut backoff = Duration::from_millis(50);
         loop {
-            let (settle, outcome) = oneshot::channel();
-            tx.send(Delivery {
-                routing_key: message.routing_key.clone(),
-                body: message.body.clone(),
-                settle,
-            })
-            .await
-            .map_err(|_| BusError::NotConfirmed("the consumer has stopped".into()))?;
+            let (delivery, outcome) = Delivery::new(
+                message.routing_key.clone(),
+                message.body.clone(),
+                message.message_id.clone(),
+            );
+            tx.send(delivery)
+                .await
+                .map_err(|_| BusError::NotConfirmed("the consumer has stopped".into()))?;
             match outcome.await {
                 Ok(Settlement::Ack) => return Ok(()),
                 Ok(Settlement::DeadLetter) => {
@@ -239,11 +257,7 @@ mod tests {
     async fn publish_waits_for_the_consumer_and_dead_letters_poison() {
         let bus = InProcessBus::new();
         assert!(matches!(
-            bus.publish(vec![Message {
-                routing_key: "a.b".into(),
-                body: vec![]
-            }])
-            .await,
+            bus.publish(vec![Message::new("a.b", vec![])]).await,
             Err(BusError::Unroutable(_))
         ));
         let mut sub = bus.subscribe("q", &["a.*"]).await.unwrap();
@@ -264,14 +278,8 @@ mod tests {
             seen
         });
         bus.publish(vec![
-            Message {
-                routing_key: "a.b".into(),
-                body: b"poison".to_vec(),
-            },
-            Message {
-                routing_key: "a.c".into(),
-                body: b"good".to_vec(),
-            },
+            Message::new("a.b", b"poison".to_vec()),
+            Message::new("a.c", b"good".to_vec()),
         ])
         .await
         .unwrap();

@@ -73,9 +73,16 @@ impl OutboxRelay {
         let mut start = 0;
         for i in 1..=pending.len() {
             if i == pending.len() || routing_key(&pending[i]) != routing_key(&pending[start]) {
+                let run = &pending[start..i];
                 messages.push(Message {
-                    routing_key: routing_key(&pending[start]),
-                    body: batch_body(&pending[start..i]),
+                    routing_key: routing_key(&run[0]),
+                    body: batch_body(run),
+                    message_id: Some(format!(
+                        "{}:{}-{}",
+                        run[0].envelope.service,
+                        run[0].position,
+                        run[run.len() - 1].position
+                    )),
                 });
                 start = i;
             }

@@ -1,7 +1,9 @@
 //! Tracing and Prometheus metrics.
 
 use actix_web::{HttpResponse, web};
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// Installs the global `tracing` subscriber (once; later calls are no-ops).
 pub fn init_tracing(filter: &str) {
@@ -23,6 +25,10 @@ pub struct Metrics {
     pub batches_sealed: IntCounter,
     pub batches_anchored: IntCounter,
     pub chain_height: IntGauge,
+    /// 1 while the AMQP connection is open, by connection (`publisher`, `consumer <queue>`).
+    pub bus_connected: IntGaugeVec,
+    /// Connections opened again after being lost, by connection.
+    pub bus_reconnects: IntCounterVec,
 }
 
 impl Metrics {
@@ -61,6 +67,22 @@ impl Metrics {
         )?;
         let chain_height =
             IntGauge::new("veritrace_chain_height", "Height of the last final block")?;
+        let bus_connected = IntGaugeVec::new(
+            Opts::new(
+                "veritrace_bus_connected",
+                "1 while the AMQP connection is open",
+            ),
+            &["connection"],
+        )?;
+        let bus_reconnects = IntCounterVec::new(
+            Opts::new(
+                "veritrace_bus_reconnects_total",
+                "AMQP connections opened again after being lost",
+            ),
+            &["connection"],
+        )?;
+        registry.register(Box::new(bus_connected.clone()))?;
+        registry.register(Box::new(bus_reconnects.clone()))?;
         registry.register(Box::new(http_responses.clone()))?;
         registry.register(Box::new(events_appended.clone()))?;
         registry.register(Box::new(events_published.clone()))?;
@@ -77,6 +99,8 @@ impl Metrics {
             batches_sealed,
             batches_anchored,
             chain_height,
+            bus_connected,
+            bus_reconnects,
         })
     }
 }

@@ -19,6 +19,7 @@ use tokio::sync::RwLock;
 use veritrace_kernel::amqp::AmqpBus;
 use veritrace_kernel::bus::{Bus, BusError, Delivery, Message, Settlement, Subscription};
 use veritrace_kernel::config::AmqpConfig;
+use veritrace_kernel::telemetry::Metrics;
 
 /// Shared by tests that need the broker up; taken exclusively by the one that restarts it.
 static BROKER: RwLock<()> = RwLock::const_new(());
@@ -134,6 +135,7 @@ fn config(url: &str, namespace: &str) -> AmqpConfig {
 /// (also after a failed assertion).
 struct TestBus {
     bus: AmqpBus,
+    metrics: Arc<Metrics>,
     namespace: String,
     url: String,
     queues: Vec<String>,
@@ -142,8 +144,12 @@ struct TestBus {
 impl TestBus {
     fn new(broker: &Broker, queues: &[&str]) -> TestBus {
         let namespace = format!("vt-test-{}", uuid::Uuid::now_v7().simple());
-        let bus = AmqpBus::new(&config(&broker.url, &namespace)).expect("valid configuration");
+        let metrics = Arc::new(Metrics::new().expect("metrics"));
+        let bus = AmqpBus::new(&config(&broker.url, &namespace))
+            .expect("valid configuration")
+            .observed_by(metrics.clone());
         TestBus {
+            metrics,
             namespace,
             url: broker.url.clone(),
             queues: queues
@@ -152,6 +158,16 @@ impl TestBus {
                 .collect(),
             bus,
         }
+    }
+}
+
+impl TestBus {
+    /// `veritrace_bus_connected` of one connection.
+    fn connected(&self, connection: &str) -> i64 {
+        self.metrics
+            .bus_connected
+            .with_label_values(&[connection])
+            .get()
     }
 }
 
@@ -198,10 +214,7 @@ impl Drop for TestBus {
 }
 
 fn message(routing_key: &str, body: &str) -> Message {
-    Message {
-        routing_key: routing_key.to_string(),
-        body: body.as_bytes().to_vec(),
-    }
+    Message::new(routing_key, body.as_bytes())
 }
 
 async fn next(subscription: &mut Subscription) -> Delivery {
@@ -252,10 +265,9 @@ async fn publish_returns_after_the_confirm_and_the_consumer_gets_the_message() {
     let t = TestBus::new(&broker, &["q"]);
     t.bus.declare_queue("q", &["t.*"]).await.expect("declare");
 
-    t.bus
-        .publish(vec![message("t.first", r#"{"n":1}"#)])
-        .await
-        .expect("confirmed");
+    let mut first = message("t.first", r#"{"n":1}"#);
+    first.message_id = Some("test:1-1".into());
+    t.bus.publish(vec![first]).await.expect("confirmed");
     // Confirmed means enqueued: no waiting needed before the queue shows it.
     assert_eq!(broker.ready(&t.bus.queue_name("q")).await, 1);
 
@@ -263,6 +275,7 @@ async fn publish_returns_after_the_confirm_and_the_consumer_gets_the_message() {
     let d = next(&mut subscription).await;
     assert_eq!(d.routing_key, "t.first");
     assert_eq!(d.body, br#"{"n":1}"#);
+    assert_eq!(d.message_id.as_deref(), Some("test:1-1"));
     // Dropped unsettled: it comes back.
     drop(d);
     let d = next(&mut subscription).await;
@@ -504,7 +517,17 @@ async fn the_subscription_survives_a_broker_restart() {
     d.settle(Settlement::Ack);
     drop(broker);
 
+    assert!(t.bus.disconnected_consumers().is_empty());
+    assert_eq!(t.connected("consumer q"), 1);
+    assert_eq!(t.connected("publisher"), 1);
+
     let stopped = StoppedBroker::stop().await;
+    // The consumer's loss is noticed and reported (`/readyz` of the anchor reads this).
+    wait_for("the consumer reported down", DEADLINE, || async {
+        (t.bus.disconnected_consumers() == ["q"]).then_some(())
+    })
+    .await;
+    assert_eq!(t.connected("consumer q"), 0);
     // Down: publishing fails promptly (no hang), and says the bus is unavailable.
     let started = Instant::now();
     let result = t.bus.publish(vec![message("t.down", "down")]).await;
@@ -551,6 +574,16 @@ async fn the_subscription_survives_a_broker_restart() {
     .expect("the message published after the restart arrives");
     assert_eq!(d.routing_key, "t.after");
     d.settle(Settlement::Ack);
+    assert!(t.bus.disconnected_consumers().is_empty());
+    for connection in ["consumer q", "publisher"] {
+        assert_eq!(t.connected(connection), 1, "{connection}");
+        let reconnects = t
+            .metrics
+            .bus_reconnects
+            .with_label_values(&[connection])
+            .get();
+        assert!(reconnects >= 1, "{connection}: {reconnects} reconnects");
+    }
 }
 
 #[tokio::test]

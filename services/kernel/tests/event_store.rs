@@ -111,9 +111,20 @@ backend_tests! {
         let mut sub = bus.subscribe("q", &["test.*"]).await.unwrap();
         let consumer = tokio::spawn(async move {
             let mut seen = Vec::new();
+            let mut last_position = 0;
             while seen.len() < 50 {
                 let d = sub.next().await.unwrap();
                 let batch: EventBatch = serde_json::from_slice(&d.body).unwrap();
+                // `<service>:<first>-<last position>`, consecutive and covering the message.
+                let id = d.message_id.clone().expect("the relay names its messages");
+                let (first, last) = id
+                    .strip_prefix("test:")
+                    .and_then(|range| range.split_once('-'))
+                    .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)))
+                    .unwrap_or_else(|| panic!("message id {id}"));
+                assert!(first > last_position, "{id} after {last_position}");
+                assert_eq!(last - first + 1, batch.events.len() as i64, "{id}");
+                last_position = last;
                 seen.extend(
                     batch
                         .events

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use veritrace_anchor::AnchorService;
 use veritrace_evidence::EvidenceService;
 use veritrace_kernel::ApiError;
+use veritrace_kernel::amqp::AmqpBus;
 use veritrace_kernel::auth::Identity;
 use veritrace_kernel::bus::{Bus, InProcessBus};
 use veritrace_kernel::config::Config;
@@ -162,7 +163,7 @@ impl Platform {
                 evidence: Some(evidence.clone()),
                 anchor: Some((anchor.clone(), state)),
                 metrics: metrics.clone(),
-                databases: Vec::new(),
+                readiness: Readiness::default(),
             },
         )?;
         let handle = server.handle();
@@ -220,8 +221,17 @@ pub struct Routes {
     /// Receipts, the explorer, the chain pages.
     pub anchor: Option<(Arc<AnchorService>, ChainState)>,
     pub metrics: Arc<Metrics>,
-    /// Databases `/readyz` checks (distributed mode; embedded files are always there).
+    /// What `/readyz` checks (distributed mode; embedded files are always there).
+    pub readiness: Readiness,
+}
+
+/// What a process needs to do its work: `/readyz` is 503 while any of it is unreachable.
+#[derive(Default)]
+pub struct Readiness {
     pub databases: Vec<Database>,
+    /// The bus the process consumes from (the anchor's). A domain service's bus is not listed:
+    /// it takes writes into its outbox while the broker is down.
+    pub consumer_bus: Option<AmqpBus>,
 }
 
 fn templates() -> Result<tera::Tera, tera::Error> {
@@ -256,9 +266,19 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// 200 once every database of the process answers, 503 problem+json until then.
-async fn ready(databases: web::Data<Vec<Database>>) -> Result<HttpResponse, ApiError> {
-    for db in databases.iter() {
+/// 200 once every database of the process answers and its consumers are connected, 503
+/// problem+json saying which is not until then.
+async fn ready(readiness: web::Data<Readiness>) -> Result<HttpResponse, ApiError> {
+    if let Some(bus) = &readiness.consumer_bus {
+        let down = bus.disconnected_consumers();
+        if !down.is_empty() {
+            return Err(ApiError::Unavailable(format!(
+                "bus: not connected to consume from {}",
+                down.join(", ")
+            )));
+        }
+    }
+    for db in readiness.databases.iter() {
         veritrace_kernel::on_pool!(db, reader, |pool| {
             sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
         })
@@ -283,7 +303,7 @@ pub fn http_server(
     });
     let metrics = routes.metrics;
     let metrics_data = web::Data::from(metrics.clone());
-    let databases = web::Data::new(routes.databases);
+    let readiness = web::Data::new(routes.readiness);
     let mut server = HttpServer::new(move || {
         let metrics = metrics.clone();
         let (evidence, anchor) = (evidence.clone(), anchor.clone());
@@ -291,7 +311,7 @@ pub fn http_server(
             .app_data(limit)
             .app_data(identity.clone())
             .app_data(metrics_data.clone())
-            .app_data(databases.clone())
+            .app_data(readiness.clone())
             .app_data(
                 web::QueryConfig::default()
                     .error_handler(|err, _| ApiError::field("query", err.to_string()).into()),

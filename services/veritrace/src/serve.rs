@@ -1,7 +1,7 @@
 //! `veritrace serve <service>`: one service per process (distributed mode), on PostgreSQL (its
 //! own schema) and RabbitMQ.
 
-use crate::platform::{ChainState, Routes, http_server, read_genesis, start_chain};
+use crate::platform::{ChainState, Readiness, Routes, http_server, read_genesis, start_chain};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,14 +126,17 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
     let identity_db = Database::postgres(&config.database, "identity", name)?;
     let identity = Identity::new(&identity_db);
     let mut new_admin_key = None;
-    let mut databases = vec![identity_db.clone()];
+    let mut readiness = Readiness {
+        databases: vec![identity_db.clone()],
+        consumer_bus: None,
+    };
     let mut routes = Routes {
         identity: identity.clone(),
         organisations: false,
         evidence: None,
         anchor: None,
         metrics: metrics.clone(),
-        databases: Vec::new(),
+        readiness: Readiness::default(),
     };
     match service {
         Service::Identity => {
@@ -153,7 +156,7 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
                 shutdown_rx.clone(),
             )
             .await?;
-            let bus = AmqpBus::new(&config.amqp)?;
+            let bus = AmqpBus::new(&config.amqp)?.observed_by(metrics.clone());
             // The anchor's queue exists before its first start, so nothing published while it
             // is down is unroutable.
             if let Err(e) = bus
@@ -170,7 +173,7 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
             };
             tokio::spawn(relay.run(shutdown_rx.clone()));
             routes.evidence = Some(evidence);
-            databases.push(db);
+            readiness.databases.push(db);
         }
         Service::Anchor => {
             let (genesis, _, chain) = start_chain(&config, shutdown_rx.clone())?;
@@ -179,13 +182,14 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
             let anchor =
                 AnchorService::open(&db, chain.clone(), config.anchor.clone(), metrics.clone())
                     .await?;
-            let bus = AmqpBus::new(&config.amqp)?;
+            let bus = AmqpBus::new(&config.amqp)?.observed_by(metrics.clone());
             anchor.start(&bus, shutdown_rx.clone()).await?;
             routes.anchor = Some((anchor, ChainState::new(genesis, chain)?));
-            databases.push(db);
+            readiness.databases.push(db);
+            readiness.consumer_bus = Some(bus);
         }
     }
-    routes.databases = databases;
+    routes.readiness = readiness;
     let (server, addr) = http_server(&config, routes)?;
     let handle = server.handle();
     tokio::spawn(server);

@@ -30,19 +30,18 @@ fn services_in_separate_processes_anchor_and_serve_verifiable_receipts() {
     d.receipt_verifies(&ids[249]);
     // Each service answers ready; the identity service owns /organisations, the others not.
     for s in SERVICES {
-        let status = agent()
-            .get(&format!("{}/readyz", d.url(s)))
-            .call()
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0);
-        assert_eq!(status, 200, "{s} /readyz");
+        let (status, body) = d.readyz(s);
+        assert_eq!(status, 200, "{s} /readyz: {body}");
     }
-    let status = agent()
-        .get(&format!("{}/organisations", d.url("anchor")))
-        .call()
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0);
+    let (status, _) = get(&agent(), &format!("{}/organisations", d.url("anchor")));
     assert_eq!(status, 404);
+    // The anchor reports its bus connections.
+    let (_, metrics) = get(&agent(), &format!("{}/metrics", d.url("anchor")));
+    let metrics = metrics.as_str().unwrap_or_default();
+    assert!(
+        metrics.contains("veritrace_bus_connected{connection=\"consumer anchor.events\"} 1"),
+        "{metrics}"
+    );
 }
 
 /// Acceptance 2 (second half): the domain service commits, dies before it could publish, and
@@ -87,10 +86,10 @@ fn poison_message_is_dead_lettered() {
         ..Default::default()
     })
     .expect("bus");
-    d.rt.block_on(bus.publish(vec![Message {
-        routing_key: "evidence.EvidenceRegistered".into(),
-        body: b"{\"events\": not json".to_vec(),
-    }]))
+    d.rt.block_on(bus.publish(vec![Message::new(
+        "evidence.EvidenceRegistered",
+        b"{\"events\": not json".to_vec(),
+    )]))
     .expect("the broker confirms the poison message");
     let second = d.register(1000, 100, "after");
     d.wait_all_anchored(2000, Duration::from_secs(120));
@@ -133,6 +132,18 @@ fn rabbitmq_restart_mid_stream() {
             || format!("{:?}", d.progress()),
         );
         rabbit.stop();
+        // The anchor cannot consume: not ready, and says why. The domain service still is
+        // (its outbox takes the writes).
+        wait_until(
+            Duration::from_secs(60),
+            "the anchor's /readyz to say the bus is down",
+            || {
+                let (status, body) = d.readyz("anchor");
+                (status == 503 && body["detail"].as_str()?.contains("bus")).then_some(())
+            },
+            || format!("{:?}", d.readyz("anchor")),
+        );
+        assert_eq!(d.readyz("evidence").0, 200);
         let outbox = d.progress().3.max(0);
         wait_until(
             Duration::from_secs(120),
@@ -150,6 +161,7 @@ fn rabbitmq_restart_mid_stream() {
     });
     assert_eq!(ids.len(), total);
     d.wait_all_anchored(total as i64, Duration::from_secs(300));
+    assert_eq!(d.readyz("anchor").0, 200, "the anchor reconnected");
     d.assert_exactly_once(&ids);
     d.receipt_verifies(&ids[0]);
     d.receipt_verifies(&ids[total - 1]);

@@ -131,6 +131,11 @@ impl Deployment {
         format!("http://127.0.0.1:{}", self.ports[service])
     }
 
+    /// `GET /readyz` of a service: (status, body).
+    pub fn readyz(&self, service: &str) -> (u16, Value) {
+        get(&agent(), &format!("{}/readyz", self.url(service)))
+    }
+
     pub fn genesis(&self) -> PathBuf {
         self.dir
             .path()
@@ -455,12 +460,23 @@ pub fn agent() -> ureq::Agent {
 
 /// POSTs JSON; (status, body). A transport error is status 0.
 pub fn post(agent: &ureq::Agent, url: &str, key: &str, body: &Value) -> (u16, Value) {
-    match agent
-        .post(url)
-        .header("Content-Type", "application/json")
-        .header("Authorization", &format!("Bearer {key}"))
-        .send(body.to_string().as_bytes())
-    {
+    answer(
+        agent
+            .post(url)
+            .header("Content-Type", "application/json")
+            .header("Authorization", &format!("Bearer {key}"))
+            .send(body.to_string().as_bytes()),
+    )
+}
+
+/// GETs; (status, body). A transport error is status 0.
+pub fn get(agent: &ureq::Agent, url: &str) -> (u16, Value) {
+    answer(agent.get(url).call())
+}
+
+/// Status and body (JSON when it parses, else text, with `_content_type` added to objects).
+fn answer(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {
+    match response {
         Ok(mut resp) => {
             let status = resp.status().as_u16();
             let ctype = resp
