@@ -31,6 +31,10 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Actix worker threads; 0 means one per core.
     pub workers: usize,
+    /// Where receipts are served when not by this process: in distributed mode, the anchor's
+    /// public URL (`https://anchor.example`), so that a domain service's answers link to
+    /// `<receipts_url>/receipts/{event_id}`. Unset: relative links (`/receipts/{event_id}`).
+    pub receipts_url: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -151,6 +155,7 @@ impl Default for HttpConfig {
             bind: "127.0.0.1:8080".into(),
             max_body_bytes: 256 * 1024,
             workers: 0,
+            receipts_url: None,
         }
     }
 }

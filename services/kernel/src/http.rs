@@ -69,6 +69,58 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
     }
 }
 
+/// Where receipts are served, for the `receipt_url` of command answers. Shared through
+/// `app_data`; without it (the embedded mode: one process serves everything) links are relative,
+/// `/receipts/{event_id}`. In distributed mode the anchor serves receipts, so a domain service
+/// is given the anchor's public URL (`http.receipts_url`) and links are absolute.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReceiptLinks {
+    /// Empty, or `http(s)://host[:port][/prefix]` without a trailing slash.
+    base: String,
+}
+
+impl ReceiptLinks {
+    /// `None` gives relative links. A base must be an absolute `http://` or `https://` URL
+    /// without query or fragment; a trailing `/` is dropped.
+    pub fn new(base: Option<&str>) -> Result<ReceiptLinks, String> {
+        let Some(base) = base.map(str::trim).filter(|b| !b.is_empty()) else {
+            return Ok(ReceiptLinks::default());
+        };
+        let rest = base
+            .strip_prefix("https://")
+            .or_else(|| base.strip_prefix("http://"))
+            .ok_or_else(|| {
+                format!("http.receipts_url must start with http:// or https://, got {base:?}")
+            })?;
+        let host = rest.split('/').next().unwrap_or_default();
+        if host.is_empty() || base.contains(['?', '#']) || base.contains(char::is_whitespace) {
+            return Err(format!(
+                "http.receipts_url must be a URL like https://anchor.example[:port][/prefix], got {base:?}"
+            ));
+        }
+        Ok(ReceiptLinks {
+            base: base.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The URL of `event_id`'s receipt.
+    pub fn receipt_url(&self, event_id: &str) -> String {
+        format!("{}/receipts/{event_id}", self.base)
+    }
+}
+
+impl FromRequest for ReceiptLinks {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Ok(req
+            .app_data::<ReceiptLinks>()
+            .cloned()
+            .unwrap_or_default()))
+    }
+}
+
 /// Query parameters deserialised into `T`; a bad parameter is a 422 naming it.
 pub struct ValidQuery<T>(pub T);
 
@@ -203,5 +255,36 @@ mod tests {
             parse_json::<Body>(b"{not json"),
             Err(ApiError::MalformedJson(_))
         ));
+    }
+
+    #[test]
+    fn receipt_links_are_relative_by_default_and_absolute_when_configured() {
+        let id = "0190f0c0-0000-7000-8000-000000000000";
+        assert_eq!(
+            ReceiptLinks::new(None).unwrap().receipt_url(id),
+            format!("/receipts/{id}")
+        );
+        assert_eq!(
+            ReceiptLinks::new(Some("  ")).unwrap(),
+            ReceiptLinks::default()
+        );
+        assert_eq!(
+            ReceiptLinks::new(Some("https://anchor.example:8443/veritrace/"))
+                .unwrap()
+                .receipt_url(id),
+            format!("https://anchor.example:8443/veritrace/receipts/{id}")
+        );
+        for bad in [
+            "anchor:8080",
+            "ftp://anchor",
+            "http://",
+            "http:///receipts",
+            "https://a.example/?x=1",
+            "https://a.example/#top",
+            "https://a example",
+        ] {
+            let err = ReceiptLinks::new(Some(bad)).expect_err(bad);
+            assert!(err.contains("http.receipts_url"), "{bad}: {err}");
+        }
     }
 }

@@ -21,7 +21,7 @@ use veritrace_kernel::auth::Identity;
 use veritrace_kernel::bus::{Bus, InProcessBus};
 use veritrace_kernel::config::Config;
 use veritrace_kernel::db::Database;
-use veritrace_kernel::http::BodyLimit;
+use veritrace_kernel::http::{BodyLimit, ReceiptLinks};
 use veritrace_kernel::migrate;
 use veritrace_kernel::outbox::OutboxRelay;
 use veritrace_kernel::telemetry::{Metrics, metrics_endpoint};
@@ -292,6 +292,7 @@ pub fn http_server(
     routes: Routes,
 ) -> Result<(actix_web::dev::Server, SocketAddr), BoxError> {
     let limit = BodyLimit(config.http.max_body_bytes);
+    let receipt_links = ReceiptLinks::new(config.http.receipts_url.as_deref())?;
     let identity = web::Data::new(routes.identity);
     let organisations = routes.organisations;
     let evidence = routes.evidence.map(web::Data::from);
@@ -309,6 +310,7 @@ pub fn http_server(
         let (evidence, anchor) = (evidence.clone(), anchor.clone());
         App::new()
             .app_data(limit)
+            .app_data(receipt_links.clone())
             .app_data(identity.clone())
             .app_data(metrics_data.clone())
             .app_data(readiness.clone())

@@ -61,6 +61,7 @@ pub fn check(service: Service, config: &Config) -> Result<(), String> {
             missing.join(", ")
         ));
     }
+    veritrace_kernel::http::ReceiptLinks::new(config.http.receipts_url.as_deref())?;
     if service == Service::Anchor
         && !config.chain.nodes.is_empty()
         && config.chain.genesis.is_none()
@@ -146,6 +147,12 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
         }
         Service::Evidence => {
             let genesis = read_genesis(config.chain.genesis.as_deref().ok_or("chain.genesis")?)?;
+            if config.http.receipts_url.is_none() {
+                tracing::warn!(
+                    "http.receipts_url is not set: answers link to /receipts/… on this service, \
+                     which only a gateway routing /receipts to the anchor makes work"
+                );
+            }
             let db = Database::postgres(&config.database, name, name)?;
             migrate_when_up(&db, "event_store", migrate::EVENT_STORE, &shutdown_rx).await?;
             let evidence = EvidenceService::start(

@@ -881,6 +881,31 @@ fn check(compose: &Compose, init_sql: &str) -> Vec<String> {
             _ => {}
         }
     }
+    // A domain service's answers link to receipts, which the anchor serves: on a port the
+    // anchor publishes (there is no gateway in front).
+    let anchor_ports: Vec<u16> = serving
+        .iter()
+        .filter(|(_, s, _)| *s == Service::Anchor)
+        .flat_map(|(name, _, _)| compose.services[name].ports.iter().map(|p| p.0))
+        .collect();
+    for (name, service, config) in &serving {
+        if *service != Service::Evidence {
+            continue;
+        }
+        match config.http.receipts_url.as_deref() {
+            None => c.problems.push(format!(
+                "{name}: http.receipts_url is not set, so its receipt links lead to itself"
+            )),
+            Some(url) => {
+                let port = parse_url(url).map(|u| u.port.unwrap_or(80));
+                if !port.is_some_and(|p| anchor_ports.contains(&p)) {
+                    c.problems.push(format!(
+                        "{name}: http.receipts_url {url} is not on a port the anchor publishes {anchor_ports:?}"
+                    ));
+                }
+            }
+        }
+    }
     let served: BTreeSet<&str> = serving.iter().map(|(_, s, _)| s.name()).collect();
     for wanted in ["identity", "evidence", "anchor"] {
         if !served.contains(wanted) {
@@ -1036,6 +1061,23 @@ fn checker_catches_mistakes() {
                     Some(vec!["serv".into(), "evidence".into()])
             },
             "evidence: `veritrace serv evidence` does not parse",
+        ),
+        (
+            "receipt links to the evidence service",
+            |c| {
+                env(c, "evidence").insert(
+                    "VERITRACE_HTTP__RECEIPTS_URL".into(),
+                    "http://localhost:8082".into(),
+                );
+            },
+            "evidence: http.receipts_url http://localhost:8082 is not on a port the anchor publishes",
+        ),
+        (
+            "receipt links unset",
+            |c| {
+                env(c, "evidence").remove("VERITRACE_HTTP__RECEIPTS_URL");
+            },
+            "evidence: http.receipts_url is not set",
         ),
         (
             "a node missing from chain.nodes",

@@ -9,7 +9,7 @@ use chain_core::ContentHashAlg;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use veritrace_kernel::auth::{Organisation, Role};
-use veritrace_kernel::http::{ValidJson, ValidQuery};
+use veritrace_kernel::http::{ReceiptLinks, ValidJson, ValidQuery};
 use veritrace_kernel::{ApiError, FieldError};
 
 impl From<EvidenceError> for ApiError {
@@ -71,6 +71,8 @@ pub struct RegisteredItem {
     pub evidence_id: String,
     pub event_id: String,
     pub event_digest: String,
+    /// Where the event's receipt is served: `/receipts/{event_id}` on this host in the embedded
+    /// mode; in distributed mode an absolute URL on the anchor (`http.receipts_url`).
     pub receipt_url: String,
 }
 
@@ -97,6 +99,8 @@ pub struct EvidenceCommandResponse {
     pub event_id: String,
     /// `H(JCS(envelope))` of the event.
     pub event_digest: String,
+    /// Where the event's receipt is served: `/receipts/{event_id}` on this host in the embedded
+    /// mode; in distributed mode an absolute URL on the anchor (`http.receipts_url`).
     pub receipt_url: String,
 }
 
@@ -119,6 +123,7 @@ pub struct EvidenceList {
 
 async fn respond(
     svc: &EvidenceService,
+    links: &ReceiptLinks,
     evidence_id: &str,
     event: veritrace_kernel::event_store::StoredEvent,
     status: actix_web::http::StatusCode,
@@ -144,7 +149,7 @@ async fn respond(
         .insert_header((header::LOCATION, format!("/evidence/{evidence_id}")))
         .json(EvidenceCommandResponse {
             evidence,
-            receipt_url: format!("/receipts/{event_id}"),
+            receipt_url: links.receipt_url(&event_id),
             event_id,
             event_digest: event.digest.to_hex(),
         }))
@@ -164,6 +169,7 @@ async fn respond(
 )]
 pub async fn register(
     svc: web::Data<EvidenceService>,
+    links: ReceiptLinks,
     caller: Organisation,
     ValidJson(body): ValidJson<RegisterEvidenceRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -181,6 +187,7 @@ pub async fn register(
     let stored = svc.record(&caller, &evidence_id, 0, event).await?;
     respond(
         &svc,
+        &links,
         &evidence_id,
         stored,
         actix_web::http::StatusCode::CREATED,
@@ -203,6 +210,7 @@ pub async fn register(
 )]
 pub async fn register_batch(
     svc: web::Data<EvidenceService>,
+    links: ReceiptLinks,
     caller: Organisation,
     ValidJson(body): ValidJson<RegisterEvidenceBatchRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -249,7 +257,7 @@ pub async fn register_batch(
             let event_id = e.envelope.id.to_string();
             RegisteredItem {
                 evidence_id,
-                receipt_url: format!("/receipts/{event_id}"),
+                receipt_url: links.receipt_url(&event_id),
                 event_id,
                 event_digest: e.digest.to_hex(),
             }
@@ -359,6 +367,7 @@ pub async fn list(
 )]
 pub async fn withdraw(
     svc: web::Data<EvidenceService>,
+    links: ReceiptLinks,
     caller: Organisation,
     path: web::Path<String>,
     ValidJson(body): ValidJson<WithdrawEvidenceRequest>,
@@ -377,7 +386,7 @@ pub async fn withdraw(
     }
     let event = domain::decide_withdraw(&record, &caller.organisation_id, &body.reason)?;
     let stored = svc.record(&caller, &id, record.version, event).await?;
-    respond(&svc, &id, stored, actix_web::http::StatusCode::OK).await
+    respond(&svc, &links, &id, stored, actix_web::http::StatusCode::OK).await
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

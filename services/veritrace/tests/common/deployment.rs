@@ -188,6 +188,7 @@ impl Deployment {
                     "VERITRACE_CHAIN__GENESIS".into(),
                     self.genesis().display().to_string(),
                 ));
+                env.push(("VERITRACE_HTTP__RECEIPTS_URL".into(), self.url("anchor")));
             }
             _ => {}
         }
@@ -347,13 +348,16 @@ impl Deployment {
                 &json!({ "items": items }),
             );
             assert_eq!(status, 201, "{body}{}", self.logs());
-            ids.extend(
-                body["items"]
-                    .as_array()
-                    .expect("items")
-                    .iter()
-                    .map(|it| it["event_id"].as_str().expect("event_id").to_string()),
-            );
+            for item in body["items"].as_array().expect("items") {
+                let id = item["event_id"].as_str().expect("event_id");
+                // Receipts are the anchor's: the evidence service links there.
+                assert_eq!(
+                    item["receipt_url"],
+                    format!("{}/receipts/{id}", self.url("anchor")),
+                    "{item}"
+                );
+                ids.push(id.to_string());
+            }
             i += k;
         }
         ids
@@ -411,7 +415,8 @@ impl Deployment {
         }
     }
 
-    /// Fetches the anchored receipt of `event_id` from the anchor service and verifies it
+    /// Fetches the anchored receipt of `event_id` from the anchor service (where the evidence
+    /// service's `receipt_url` leads, checked by `register`) and verifies it
     /// offline with `veritrace verify` against the genesis.
     pub fn receipt_verifies(&self, event_id: &str) {
         let agent = agent();
