@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 use utoipa::ToSchema;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -42,10 +43,16 @@ pub struct Organisation {
     pub role: Role,
 }
 
+/// How long a checked key is trusted without asking the store again: a key revoked in the
+/// store stops working in every process within this time.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+
 #[derive(Clone)]
 pub struct Identity {
     db: Database,
-    cache: Arc<RwLock<HashMap<String, Organisation>>>,
+    /// Key hash → its organisation and when the store last confirmed it.
+    cache: Arc<RwLock<HashMap<String, (Organisation, Instant)>>>,
+    cache_ttl: Duration,
 }
 
 fn key_hash(key: &str) -> String {
@@ -67,7 +74,15 @@ impl Identity {
         Identity {
             db: db.clone(),
             cache: Arc::default(),
+            cache_ttl: KEY_CACHE_TTL,
         }
+    }
+
+    /// The same store, trusting a checked key for `ttl` instead of [`KEY_CACHE_TTL`].
+    pub fn with_key_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self.cache = Arc::default();
+        self
     }
 
     /// Creates the admin organisation and its key on first start; returns the key then (and
@@ -136,7 +151,12 @@ impl Identity {
 
     pub async fn authenticate(&self, key: &str) -> Result<Organisation, ApiError> {
         let hash = key_hash(key);
-        if let Some(org) = self.cache.read().ok().and_then(|c| c.get(&hash).cloned()) {
+        let cached = self.cache.read().ok().and_then(|c| {
+            c.get(&hash)
+                .filter(|(_, checked)| checked.elapsed() < self.cache_ttl)
+                .map(|(org, _)| org.clone())
+        });
+        if let Some(org) = cached {
             return Ok(org);
         }
         let row: Option<(String, String, String)> = crate::on_pool!(&self.db, reader, |pool| {
@@ -150,8 +170,12 @@ impl Identity {
             .await
         })
         .map_err(db_err)?;
-        let (organisation_id, name, role) =
-            row.ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))?;
+        let Some((organisation_id, name, role)) = row else {
+            if let Ok(mut c) = self.cache.write() {
+                c.remove(&hash);
+            }
+            return Err(ApiError::Unauthorized("the API key is not valid".into()));
+        };
         let org = Organisation {
             organisation_id,
             name,
@@ -162,7 +186,7 @@ impl Identity {
             },
         };
         if let Ok(mut c) = self.cache.write() {
-            c.insert(hash, org.clone());
+            c.insert(hash, (org.clone(), Instant::now()));
         }
         Ok(org)
     }
