@@ -71,7 +71,7 @@ impl EvidenceService {
         let store = EventStore::start(db).await?;
         let read_model = ReadModel::open(read_db)?;
         let (reached, projected) = watch::channel(0);
-        tokio::spawn(projections::run_projector(
+        tokio::spawn(veritrace_kernel::projection::run_projector(
             store.clone(),
             read_model.clone(),
             reached,

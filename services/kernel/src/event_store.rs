@@ -239,37 +239,96 @@ impl EventStore {
         &self.db
     }
 
-    /// The exclusive right to relay this store's outbox, if no other process holds it. Two
-    /// relays would interleave their rounds and break per-stream order. PostgreSQL: a session
-    /// advisory lock on a connection of its own, released when that connection ends (so a
-    /// crashed relay's lease ends with it). SQLite: one process owns the file; always granted.
-    pub async fn try_relay_lease(&self) -> Result<Option<RelayLease>, EventStoreError> {
-        let Database::Postgres(db) = &self.db else {
-            return Ok(Some(RelayLease { conn: None }));
-        };
-        let mut conn = db.pool.acquire().await.map_err(unavailable)?.detach();
-        let granted: bool =
-            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-                .bind(format!("{}/relay", db.schema))
-                .fetch_one(&mut conn)
-                .await
-                .map_err(unavailable)?;
-        Ok(granted.then_some(RelayLease { conn: Some(conn) }))
+    /// A candidate for the exclusive right to do `role` for this store; no I/O until
+    /// [`Lease::check`]. See [`Lease`].
+    pub fn lease(&self, role: LeaseRole) -> Lease {
+        Lease {
+            db: match &self.db {
+                Database::Postgres(db) => Some(db.clone()),
+                Database::Sqlite(_) => None,
+            },
+            role,
+            conn: None,
+            held: false,
+        }
     }
 }
 
-/// See [`EventStore::try_relay_lease`].
-pub struct RelayLease {
-    conn: Option<sqlx::PgConnection>,
+/// Work only one process may do per store at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseRole {
+    /// Publishing the outbox: two relays would interleave their rounds and break per-stream
+    /// order.
+    Relay,
+    /// Projecting events into the read model: two projectors would do the same writes twice.
+    Projector,
 }
 
-impl RelayLease {
-    /// Whether the lease still holds (its connection is alive).
-    pub async fn is_held(&mut self) -> bool {
-        match &mut self.conn {
-            None => true,
-            Some(conn) => sqlx::query("SELECT 1").execute(conn).await.is_ok(),
+impl LeaseRole {
+    fn lock_name(self) -> &'static str {
+        match self {
+            LeaseRole::Relay => "relay",
+            LeaseRole::Projector => "project",
         }
+    }
+}
+
+/// The exclusive right to do a [`LeaseRole`] for one store. PostgreSQL: a session advisory
+/// lock (`hashtextextended('<schema>/<role>')`) on a connection the lease keeps, so it ends with
+/// the connection, and a crashed process's lease with it; a standby keeps its connection too and
+/// retries the lock on it. SQLite: one process owns the file; always held.
+pub struct Lease {
+    db: Option<crate::db::PgDatabase>,
+    role: LeaseRole,
+    conn: Option<sqlx::PgConnection>,
+    held: bool,
+}
+
+impl Lease {
+    /// Whether this process holds the lease now: a held lease is checked on its connection
+    /// (lost with it); otherwise the lock is tried, on a connection opened when there is none.
+    /// An error means the database cannot be asked; the lease is then not held.
+    pub async fn check(&mut self) -> Result<bool, EventStoreError> {
+        let Some(db) = &self.db else {
+            return Ok(true);
+        };
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => {
+                self.held = false;
+                let conn = db.pool.acquire().await.map_err(unavailable)?.detach();
+                self.conn.insert(conn)
+            }
+        };
+        let result = if self.held {
+            sqlx::query("SELECT 1")
+                .execute(&mut *conn)
+                .await
+                .map(|_| true)
+        } else {
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(format!("{}/{}", db.schema, self.role.lock_name()))
+                .fetch_one(&mut *conn)
+                .await
+        };
+        match result {
+            Ok(held) => {
+                self.held = held;
+                Ok(held)
+            }
+            Err(e) => {
+                // The connection, and any lock it held, is gone.
+                self.conn = None;
+                self.held = false;
+                Err(unavailable(e))
+            }
+        }
+    }
+
+    /// Gives the lease up (by closing its connection), e.g. before shutting down.
+    pub fn release(&mut self) {
+        self.conn = None;
+        self.held = false;
     }
 }
 

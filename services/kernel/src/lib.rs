@@ -12,6 +12,7 @@ pub mod http;
 pub mod migrate;
 pub mod outbox;
 pub mod problem;
+pub mod projection;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

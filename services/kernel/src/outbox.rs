@@ -3,7 +3,7 @@
 //! a crash in between publishes it again, and consumers are idempotent by event digest.
 
 use crate::bus::{Bus, Message};
-use crate::event_store::{EventStore, StoredEvent};
+use crate::event_store::{EventStore, LeaseRole, StoredEvent};
 use chain_core::Digest;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -105,23 +105,13 @@ impl OutboxRelay {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut committed = self.store.committed();
         let mut backoff = Duration::from_millis(100);
-        let mut lease: Option<crate::event_store::RelayLease> = None;
+        let mut lease = self.store.lease(LeaseRole::Relay);
         loop {
-            let held = match &mut lease {
-                Some(l) => l.is_held().await,
-                None => match self.store.try_relay_lease().await {
-                    Ok(l) => {
-                        lease = l;
-                        lease.is_some()
-                    }
-                    Err(err) => {
-                        tracing::warn!(%err, "cannot take the relay lease; retrying");
-                        false
-                    }
-                },
-            };
+            let held = lease.check().await.unwrap_or_else(|err| {
+                tracing::warn!(%err, "cannot take the relay lease; retrying");
+                false
+            });
             if !held {
-                lease = None;
                 tokio::select! {
                     _ = tokio::time::sleep(self.sweep_interval) => {}
                     _ = shutdown.changed() => return,

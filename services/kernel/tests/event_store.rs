@@ -2,13 +2,15 @@
 
 use serde_json::json;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 use veritrace_kernel::backend_tests;
 use veritrace_kernel::bus::{Bus, InProcessBus, Settlement};
 use veritrace_kernel::envelope::{EventEnvelope, SealedEnvelope, now_rfc3339};
-use veritrace_kernel::event_store::{EventStore, EventStoreError};
+use veritrace_kernel::event_store::{EventStore, EventStoreError, LeaseRole, StoredEvent};
 use veritrace_kernel::migrate;
 use veritrace_kernel::outbox::{EventBatch, OutboxRelay};
+use veritrace_kernel::projection::{Projection, run_projector};
 use veritrace_kernel::testing::TestDb;
 
 async fn open(db: &TestDb) -> EventStore {
@@ -164,34 +166,106 @@ backend_tests! {
     }
 }
 
-/// Only one relay per store: a second one waits until the first lease ends.
+/// One process per store and role: a second candidate waits, on its own connection, until
+/// the first lease ends; roles do not exclude each other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_relay_lease_per_postgres_store() {
+async fn one_lease_per_postgres_store_and_role() {
     let Some(db) = TestDb::postgres().await else {
         return;
     };
     let store = open(&db).await;
-    let mut first = store
-        .try_relay_lease()
-        .await
-        .unwrap()
-        .expect("the first relay gets the lease");
-    assert!(first.is_held().await);
+    let mut first = store.lease(LeaseRole::Relay);
     assert!(
-        store.try_relay_lease().await.unwrap().is_none(),
-        "a second relay must wait"
+        first.check().await.unwrap(),
+        "the first relay gets the lease"
     );
-    drop(first);
+    assert!(first.check().await.unwrap(), "and keeps it");
+    let mut second = store.lease(LeaseRole::Relay);
+    for _ in 0..3 {
+        assert!(!second.check().await.unwrap(), "a second relay must wait");
+    }
+    let mut projector = store.lease(LeaseRole::Projector);
+    assert!(projector.check().await.unwrap(), "another role is free");
+
+    first.release();
     // The lock goes with its connection's session; the server may take a moment to see it.
+    // The waiting candidate retries on the connection it kept.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if store.try_relay_lease().await.unwrap().is_some() {
-            break;
-        }
+    while !second.check().await.unwrap() {
         assert!(
             std::time::Instant::now() < deadline,
             "the lease was not released"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A read model that counts what it applies; its checkpoint is shared, as a database's is.
+struct Counting {
+    checkpoint: Arc<AtomicI64>,
+    applied: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl Projection for Counting {
+    type Error = String;
+
+    async fn checkpoint(&self) -> Result<i64, String> {
+        Ok(self.checkpoint.load(Ordering::SeqCst))
+    }
+
+    async fn apply(&self, events: Vec<StoredEvent>) -> Result<i64, String> {
+        let last = events.last().map(|e| e.position).ok_or("no events")?;
+        self.applied.fetch_add(events.len(), Ordering::SeqCst);
+        self.checkpoint.store(last, Ordering::SeqCst);
+        Ok(last)
+    }
+}
+
+/// Two replicas' projectors on one store: one applies every event once, the other follows its
+/// checkpoint, and both report the position reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_projector_per_postgres_store_and_the_standby_follows() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let store = open(&db).await;
+    let checkpoint = Arc::new(AtomicI64::new(0));
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let applied = Arc::new(AtomicUsize::new(0));
+        let (reached, position) = tokio::sync::watch::channel(0);
+        tokio::spawn(run_projector(
+            store.clone(),
+            Counting {
+                checkpoint: checkpoint.clone(),
+                applied: applied.clone(),
+            },
+            reached,
+            shutdown.clone(),
+        ));
+        replicas.push((applied, position));
+    }
+    let mut last = 0;
+    for n in 0..30u64 {
+        let stored = store
+            .append(&format!("p-{n}"), 0, vec![event(&format!("p-{n}"), 1, n)])
+            .await
+            .unwrap();
+        last = stored.last().unwrap().position;
+    }
+    for (_, position) in &mut replicas {
+        tokio::time::timeout(Duration::from_secs(30), position.wait_for(|p| *p >= last))
+            .await
+            .expect("every replica reaches the last position")
+            .unwrap();
+    }
+    let applied: Vec<usize> = replicas
+        .iter()
+        .map(|(a, _)| a.load(Ordering::SeqCst))
+        .collect();
+    assert_eq!(applied.iter().sum::<usize>(), 30, "{applied:?}");
+    assert!(applied.contains(&0), "one projector only: {applied:?}");
+    let _ = stop.send(true);
 }

@@ -9,11 +9,10 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sqlite::SqliteConnection;
 use serde::Serialize;
 use std::time::Duration;
-use tokio::sync::watch;
 use utoipa::ToSchema;
 use veritrace_kernel::EventEnvelope;
 use veritrace_kernel::db::Database;
-use veritrace_kernel::event_store::{EventStore, StoredEvent};
+use veritrace_kernel::event_store::StoredEvent;
 
 pub const PROJECTION: &str = "evidence_records";
 
@@ -376,45 +375,15 @@ pub fn status_name(s: EvidenceStatus) -> &'static str {
     }
 }
 
-/// Keeps the read model up to date; publishes the position it has reached.
-pub async fn run_projector(
-    store: EventStore,
-    model: ReadModel,
-    reached: watch::Sender<i64>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut committed = store.committed();
-    let mut position = match model.checkpoint().await {
-        Ok(p) => p,
-        Err(err) => {
-            tracing::error!(%err, "cannot read the projection checkpoint");
-            0
-        }
-    };
-    reached.send_replace(position);
-    loop {
-        match store.read_after(position, 1000).await {
-            Ok(events) if !events.is_empty() => match model.apply(events).await {
-                Ok(p) => {
-                    position = p;
-                    reached.send_replace(p);
-                    continue;
-                }
-                Err(err) => tracing::warn!(%err, "projection failed; retrying"),
-            },
-            Ok(_) => {
-                tokio::select! {
-                    _ = committed.changed() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = shutdown.changed() => return,
-                }
-                continue;
-            }
-            Err(err) => tracing::warn!(%err, "reading events for projection failed; retrying"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = shutdown.changed() => return,
-        }
+#[async_trait::async_trait]
+impl veritrace_kernel::projection::Projection for ReadModel {
+    type Error = ProjectionError;
+
+    async fn checkpoint(&self) -> Result<i64, ProjectionError> {
+        ReadModel::checkpoint(self).await
+    }
+
+    async fn apply(&self, events: Vec<StoredEvent>) -> Result<i64, ProjectionError> {
+        ReadModel::apply(self, events).await
     }
 }
