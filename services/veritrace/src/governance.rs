@@ -3,7 +3,7 @@
 //! organisation of the current set signs it with its own key (`chain approve`), and anyone
 //! submits it once the approvals carry more than 2/3 of the power (`chain submit`).
 
-use crate::network::{AddressBook, node_toml};
+use crate::network::{AddressBook, host_port, listen_address, node_toml};
 use crate::node::NodeIdentity;
 use chain_core::genesis::{SignatureAlg, Validator, ValidatorSet};
 use chain_core::governance::{CommittedChange, ValidatorSetChange, ValidatorSetHistory};
@@ -31,7 +31,9 @@ pub struct JoinOptions {
     /// Port of the node's API.
     #[arg(long)]
     pub api_port: u16,
-    /// Host the node is reached at.
+    /// Host name or IP address the other validators reach the node at. The node listens on it
+    /// when it is a loopback address, else on all interfaces (a container's name, say, is not
+    /// an address it can bind).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// Voting power to propose for it.
@@ -157,6 +159,9 @@ pub fn join(o: &JoinOptions) -> Result<String, BoxError> {
     if o.power == 0 {
         return Err("--power must be at least 1".into());
     }
+    if !crate::network::valid_host(&o.host) {
+        return Err(format!("--host: {:?} is not a host name or an IP address", o.host).into());
+    }
     let node_dir = o.dir.join(&o.name);
     if node_dir.join("validator.key").exists() || node_dir.join("p2p.key").exists() {
         return Err(format!("{} already holds a key", node_dir.display()).into());
@@ -166,9 +171,9 @@ pub fn join(o: &JoinOptions) -> Result<String, BoxError> {
     let peer_id = chain_node::peer_id(&crate::node::read_secret(&node_dir.join("p2p.key"))?)?;
     let me = PeerConfig {
         name: o.name.clone(),
-        address: format!("{}:{}", o.host, o.p2p_port),
+        address: host_port(&o.host, o.p2p_port),
         peer_id,
-        api: format!("{}:{}", o.host, o.api_port),
+        api: host_port(&o.host, o.api_port),
     };
     let node = NodeConfig {
         name: o.name.clone(),
@@ -177,8 +182,8 @@ pub fn join(o: &JoinOptions) -> Result<String, BoxError> {
         genesis: PathBuf::from("../genesis.json"),
         key: PathBuf::from("validator.key"),
         p2p_key: PathBuf::from("p2p.key"),
-        listen: me.address.clone(),
-        api: me.api.clone(),
+        listen: listen_address(&o.host, o.p2p_port),
+        api: listen_address(&o.host, o.api_port),
         block_interval_ms: o.block_interval_ms,
         peers: book.peers.clone(),
         misbehaviour: Default::default(),

@@ -28,14 +28,16 @@ pub struct InitOptions {
     #[arg(long, default_value = "ed25519", value_parser = parse_profile::<SignatureAlg>)]
     pub signature_alg: SignatureAlg,
     /// Validator i listens for peers on `base_port + i` and serves its API on
-    /// `base_port + 100 + i`, on 127.0.0.1 (on all interfaces with `--hosts`).
+    /// `base_port + 100 + i`, on 127.0.0.1 (with `--hosts`, on all interfaces unless its host
+    /// is a loopback address).
     #[arg(long, default_value_t = 26600)]
     pub base_port: u16,
     #[arg(long, default_value_t = 1000)]
     pub block_interval_ms: u64,
     /// Comma-separated host names (or IP addresses), one per validator, for validators on
-    /// separate hosts or containers: validator i then listens on all interfaces (0.0.0.0) at
-    /// its ports, and the others reach its consensus port and API at `<host i>:<port>`.
+    /// separate hosts or containers: validator i then listens on all interfaces (0.0.0.0, or
+    /// [::] for an IPv6 address; a loopback address stays loopback) at its ports, and the
+    /// others reach its consensus port and API at `<host i>:<port>`.
     /// Unset: everything on 127.0.0.1.
     #[arg(long, value_delimiter = ',')]
     pub hosts: Vec<String>,
@@ -147,19 +149,9 @@ pub fn init(opts: &InitOptions) -> Result<InitResult, BoxError> {
     // Where the others reach validator i, and where it listens itself. NodeConfig has no
     // separate "advertised" address: a node's own `listen` and `api` are only bound, while the
     // address others dial is the one in their `peers` (and in peers.json).
-    let advertised = |i: usize, offset: u16| match opts.hosts.get(i) {
-        Some(host) => host_port(host, port(i, offset)),
-        None => format!("127.0.0.1:{}", port(i, offset)),
-    };
-    let bound = |i: usize, offset: u16| match opts.hosts.get(i) {
-        // Inside a container the host name is not an address of the node's own interfaces
-        // (and libp2p cannot listen on a /dns/ address): listen on all of them.
-        Some(host) if host.parse::<std::net::Ipv6Addr>().is_ok() => {
-            format!("[::]:{}", port(i, offset))
-        }
-        Some(_) => format!("0.0.0.0:{}", port(i, offset)),
-        None => format!("127.0.0.1:{}", port(i, offset)),
-    };
+    let host = |i: usize| opts.hosts.get(i).map_or("127.0.0.1", String::as_str);
+    let advertised = |i: usize, offset: u16| host_port(host(i), port(i, offset));
+    let bound = |i: usize, offset: u16| listen_address(host(i), port(i, offset));
     let book = AddressBook {
         peers: (0..names.len())
             .map(|j| PeerConfig {
@@ -227,7 +219,7 @@ fn kept(opts: &InitOptions, genesis_path: PathBuf) -> Result<InitResult, BoxErro
 
 /// A DNS name (letters, digits, `-`, `_`, dot-separated labels) or an IP address: what can
 /// stand before `:port` in a peer address and become a libp2p `/dns/`, `/ip4/` or `/ip6/`.
-fn valid_host(host: &str) -> bool {
+pub(crate) fn valid_host(host: &str) -> bool {
     if host.parse::<std::net::IpAddr>().is_ok() {
         return true;
     }
@@ -244,8 +236,21 @@ fn valid_host(host: &str) -> bool {
         })
 }
 
+/// Where a node that others reach at `host` listens. A loopback host stays loopback (a
+/// network on one machine). Any other host is a name or address the others dial, not
+/// necessarily one of the node's own interfaces (a container's name is not, and libp2p cannot
+/// listen on a `/dns/` address): the node listens on all interfaces.
+pub(crate) fn listen_address(host: &str, port: u16) -> String {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_loopback() => host_port(host, port),
+        Ok(std::net::IpAddr::V6(_)) => format!("[::]:{port}"),
+        _ if host.eq_ignore_ascii_case("localhost") => format!("127.0.0.1:{port}"),
+        _ => format!("0.0.0.0:{port}"),
+    }
+}
+
 /// `host:port`, with an IPv6 address in brackets.
-fn host_port(host: &str, port: u16) -> String {
+pub(crate) fn host_port(host: &str, port: u16) -> String {
     if host.parse::<std::net::Ipv6Addr>().is_ok() {
         format!("[{host}]:{port}")
     } else {
@@ -328,4 +333,22 @@ pub fn summary(r: &InitResult, dir: &Path) -> String {
         "Give each organisation its own directory; the private keys never need to move.\n",
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_listen_where_they_can_bind() {
+        assert_eq!(listen_address("127.0.0.1", 26601), "127.0.0.1:26601");
+        assert_eq!(listen_address("::1", 26601), "[::1]:26601");
+        assert_eq!(listen_address("localhost", 26601), "127.0.0.1:26601");
+        assert_eq!(listen_address("validator-5", 26605), "0.0.0.0:26605");
+        assert_eq!(listen_address("10.0.0.5", 26605), "0.0.0.0:26605");
+        assert_eq!(listen_address("fd00::5", 26605), "[::]:26605");
+        assert_eq!(host_port("fd00::5", 26605), "[fd00::5]:26605");
+        assert!(valid_host("validator-5") && valid_host("fd00::5"));
+        assert!(!valid_host("bad host") && !valid_host("") && !valid_host("-x"));
+    }
 }

@@ -333,3 +333,57 @@ fn validators_reach_each_other_by_host_name() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// `chain join --host`: the others dial the host name, the new node binds all interfaces
+/// (a container cannot bind its own service name); a bad host is refused, writing nothing.
+#[test]
+fn a_joining_validator_listens_where_it_can_bind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let out = init(&dir, &["--validators", "4", "--hosts", "v1,v2,v3,v4"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let join = |name: &str, host: &str| {
+        Command::new(env!("CARGO_BIN_EXE_veritrace"))
+            .args(["chain", "join", "--dir"])
+            .arg(&dir)
+            .args(["--name", name, "--organisation", "Newcomer"])
+            .args(["--p2p-port", "26605", "--api-port", "26705", "--host", host])
+            .output()
+            .expect("run chain join")
+    };
+    let refused = join("validator-6", "bad host");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--host"));
+    assert!(
+        !dir.join("validator-6").exists(),
+        "a refused join writes nothing"
+    );
+
+    let out = join("validator-5", "validator-5");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let node = NodeConfig::load(&dir.join("validator-5").join("node.toml")).unwrap();
+    assert_eq!(
+        (node.listen.as_str(), node.api.as_str()),
+        ("0.0.0.0:26605", "0.0.0.0:26705")
+    );
+    let book: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("peers.json")).unwrap()).unwrap();
+    let me = book["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "validator-5")
+        .expect("the address book lists the new validator");
+    assert_eq!(
+        (me["address"].as_str(), me["api"].as_str()),
+        (Some("validator-5:26605"), Some("validator-5:26705"))
+    );
+}
