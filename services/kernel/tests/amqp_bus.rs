@@ -162,6 +162,14 @@ impl TestBus {
 }
 
 impl TestBus {
+    /// Publishes one message and expects the broker's confirm.
+    async fn send(&self, routing_key: &str, body: &str) {
+        self.bus
+            .publish(vec![message(routing_key, body)])
+            .await
+            .expect("confirmed");
+    }
+
     /// `veritrace_bus_connected` of one connection.
     fn connected(&self, connection: &str) -> i64 {
         self.metrics
@@ -351,10 +359,7 @@ async fn subscribing_to_a_queue_declared_with_other_arguments_is_a_configuration
         result.as_ref().map(|_| "subscribed")
     );
     // The refused declaration left the first bus's publisher alone.
-    t.bus
-        .publish(vec![message("t.a", "{}")])
-        .await
-        .expect("confirmed");
+    t.send("t.a", "{}").await;
 }
 
 #[tokio::test]
@@ -365,10 +370,7 @@ async fn a_dead_lettered_delivery_goes_to_the_dlq_at_once() {
     };
     let t = TestBus::new(&broker, &["q"]);
     let mut subscription = t.bus.subscribe("q", &["t.#"]).await.expect("subscribe");
-    t.bus
-        .publish(vec![message("t.poison", "not an event batch")])
-        .await
-        .expect("confirmed");
+    t.send("t.poison", "not an event batch").await;
     let d = next(&mut subscription).await;
     assert_eq!(d.body, b"not an event batch");
     d.settle(Settlement::DeadLetter);
@@ -383,10 +385,7 @@ async fn a_dead_lettered_delivery_goes_to_the_dlq_at_once() {
     );
 
     // Not redelivered: the next delivery is the marker published after it.
-    t.bus
-        .publish(vec![message("t.marker", "marker")])
-        .await
-        .expect("confirmed");
+    t.send("t.marker", "marker").await;
     let d = next(&mut subscription).await;
     assert_eq!(d.body, b"marker");
     d.settle(Settlement::Ack);
@@ -508,10 +507,7 @@ async fn the_subscription_survives_a_broker_restart() {
     };
     let t = TestBus::new(&broker, &["q"]);
     let mut subscription = t.bus.subscribe("q", &["t.#"]).await.expect("subscribe");
-    t.bus
-        .publish(vec![message("t.before", "before")])
-        .await
-        .expect("confirmed");
+    t.send("t.before", "before").await;
     let d = next(&mut subscription).await;
     assert_eq!(d.body, b"before");
     d.settle(Settlement::Ack);

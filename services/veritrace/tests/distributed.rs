@@ -115,7 +115,7 @@ fn rabbitmq_restart_mid_stream() {
     let d = deployment!();
     d.start_all();
     let total = 10_000;
-    let mut rabbit = RabbitGuard::default();
+    let mut rabbit = ServerGuard::rabbitmq();
     let ids = std::thread::scope(|s| {
         let load = s.spawn(|| {
             let mut ids = Vec::new();
@@ -221,7 +221,7 @@ fn postgres_restart_under_load() {
     d.start_all();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let unavailable = std::sync::atomic::AtomicUsize::new(0);
-    let mut pg = PostgresGuard::default();
+    let mut pg = ServerGuard::postgres();
     let key = d.key();
     let url = format!("{}/evidence/batch", d.url("evidence"));
     let acknowledged: Vec<String> = std::thread::scope(|s| {

@@ -483,15 +483,7 @@ pub fn get(agent: &ureq::Agent, url: &str) -> (u16, Value) {
 fn answer(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {
     match response {
         Ok(mut resp) => {
-            let status = resp.status().as_u16();
-            let ctype = resp
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            let text = resp.body_mut().read_to_string().unwrap_or_default();
-            let mut v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            let (status, ctype, mut v) = super::read_response(&mut resp);
             if let Value::Object(m) = &mut v {
                 m.insert("_content_type".into(), Value::String(ctype));
             }
@@ -531,30 +523,6 @@ pub fn rabbitmq_start() {
     let _ = Command::new("rabbitmqctl")
         .args(["-q", "await_startup"])
         .output();
-}
-
-/// Stops and starts RabbitMQ; restarts it when dropped if a test stopped it and did not get
-/// to restart it.
-#[derive(Default)]
-pub struct RabbitGuard(bool);
-
-impl RabbitGuard {
-    pub fn stop(&mut self) {
-        self.0 = true;
-        rabbitmq_stop();
-    }
-    pub fn start(&mut self) {
-        rabbitmq_start();
-        self.0 = false;
-    }
-}
-
-impl Drop for RabbitGuard {
-    fn drop(&mut self) {
-        if self.0 {
-            rabbitmq_start();
-        }
-    }
 }
 
 pub fn pg_cluster() -> Vec<String> {
@@ -597,24 +565,46 @@ pub fn postgres_start() {
     );
 }
 
-#[derive(Default)]
-pub struct PostgresGuard(bool);
+/// Stops and starts a shared server; starts it again when dropped if a test stopped it and did
+/// not get to restart it (a failed assertion, say).
+pub struct ServerGuard {
+    stop: fn(),
+    start: fn(),
+    stopped: bool,
+}
 
-impl PostgresGuard {
-    pub fn stop(&mut self) {
-        self.0 = true;
-        postgres_stop();
+impl ServerGuard {
+    pub fn rabbitmq() -> ServerGuard {
+        ServerGuard {
+            stop: rabbitmq_stop,
+            start: rabbitmq_start,
+            stopped: false,
+        }
     }
+
+    pub fn postgres() -> ServerGuard {
+        ServerGuard {
+            stop: postgres_stop,
+            start: postgres_start,
+            stopped: false,
+        }
+    }
+
+    pub fn stop(&mut self) {
+        self.stopped = true;
+        (self.stop)();
+    }
+
     pub fn start(&mut self) {
-        postgres_start();
-        self.0 = false;
+        (self.start)();
+        self.stopped = false;
     }
 }
 
-impl Drop for PostgresGuard {
+impl Drop for ServerGuard {
     fn drop(&mut self) {
-        if self.0 {
-            postgres_start();
+        if self.stopped {
+            (self.start)();
         }
     }
 }

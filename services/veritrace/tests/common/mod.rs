@@ -94,6 +94,11 @@ pub fn call(
             r.send(b.unwrap_or(b"")).expect("request")
         }
     };
+    read_response(&mut resp)
+}
+
+/// Status, content type and body (JSON when it parses, else the text).
+pub fn read_response(resp: &mut ureq::http::Response<ureq::Body>) -> (u16, String, Value) {
     let status = resp.status().as_u16();
     let ctype = resp
         .headers()
