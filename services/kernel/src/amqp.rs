@@ -23,9 +23,9 @@ use crate::config::AmqpConfig;
 use crate::telemetry::Metrics;
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
+    BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
@@ -585,6 +585,187 @@ impl AmqpBus {
             refusal.get_or_insert(outcome);
         }
         refusal.map_or(Ok(()), Err)
+    }
+}
+
+/// A message in a dead-letter queue, as an operator sees it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DeadLetter {
+    /// The routing key it was first published with (the dead-lettering replaced it).
+    pub routing_key: String,
+    pub message_id: Option<String>,
+    /// Why the broker dead-lettered it: `rejected` (its consumer could never process it) or
+    /// `delivery_limit` (returned too many times).
+    pub reason: Option<String>,
+    pub body_bytes: usize,
+    /// The body's first 200 characters, as text.
+    pub body_preview: String,
+}
+
+fn header<'a>(properties: &'a BasicProperties, key: &str) -> Option<&'a AMQPValue> {
+    properties.headers().as_ref()?.inner().get(key)
+}
+
+impl DeadLetter {
+    fn from_delivery(delivery: &lapin::message::Delivery) -> DeadLetter {
+        let properties = &delivery.properties;
+        // The `x-death` entry of the first dead-lettering lists the keys it was published with.
+        let first_key = match header(properties, "x-death") {
+            Some(AMQPValue::FieldArray(deaths)) => deaths.as_slice().last().and_then(|d| match d {
+                AMQPValue::FieldTable(t) => match t.inner().get("routing-keys") {
+                    Some(AMQPValue::FieldArray(keys)) => match keys.as_slice().first() {
+                        Some(AMQPValue::LongString(k)) => Some(k.to_string()),
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                _ => None,
+            }),
+            _ => None,
+        };
+        let reason = match header(properties, "x-first-death-reason") {
+            Some(AMQPValue::LongString(r)) => Some(r.to_string()),
+            _ => None,
+        };
+        DeadLetter {
+            routing_key: first_key.unwrap_or_else(|| delivery.routing_key.to_string()),
+            message_id: properties.message_id().as_ref().map(|id| id.to_string()),
+            reason,
+            body_bytes: delivery.data.len(),
+            body_preview: String::from_utf8_lossy(&delivery.data)
+                .chars()
+                .take(200)
+                .collect(),
+        }
+    }
+}
+
+impl AmqpBus {
+    /// A channel on a connection of its own, for an operator's command.
+    async fn operator_channel(&self) -> Result<(Connection, Channel), BusError> {
+        let open = async {
+            let connection = connect(&self.settings, "operator").await?;
+            let channel =
+                within("open a channel", RPC_TIMEOUT, connection.create_channel()).await?;
+            Ok::<_, LinkError>((connection, channel))
+        };
+        open.await.map_err(LinkError::into_bus_error)
+    }
+
+    /// How many messages `queue`'s dead-letter queue holds.
+    async fn dead_letter_count(&self, channel: &Channel, queue: &str) -> Result<u32, BusError> {
+        let dlq = self.dead_letter_queue_name(queue);
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        within(
+            "look up the dead-letter queue",
+            RPC_TIMEOUT,
+            channel.queue_declare(dlq.as_str().into(), passive, FieldTable::default()),
+        )
+        .await
+        .map(|q| q.message_count())
+        .map_err(|e| match e {
+            LinkError::Lapin(_, ref err)
+                if matches!(
+                    err.kind(),
+                    lapin::ErrorKind::ProtocolError(amqp)
+                        if amqp.kind() == &AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)
+                ) =>
+            {
+                BusError::Config(format!("there is no dead-letter queue {dlq}"))
+            }
+            other => other.into_bus_error(),
+        })
+    }
+
+    /// How many messages `queue`'s dead-letter queue holds, and the first `limit` of them,
+    /// which stay where they are.
+    pub async fn dead_letters(
+        &self,
+        queue: &str,
+        limit: usize,
+    ) -> Result<(u32, Vec<DeadLetter>), BusError> {
+        self.check_queue(queue, &[])?;
+        let (connection, channel) = self.operator_channel().await?;
+        let total = self.dead_letter_count(&channel, queue).await?;
+        let dlq = self.dead_letter_queue_name(queue);
+        let mut seen = Vec::new();
+        while seen.len() < limit {
+            let got = within(
+                "read the dead-letter queue",
+                RPC_TIMEOUT,
+                channel.basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: false }),
+            )
+            .await
+            .map_err(LinkError::into_bus_error)?;
+            let Some(message) = got else { break };
+            seen.push(DeadLetter::from_delivery(&message.delivery));
+        }
+        // Unacknowledged, they all return to the queue when the connection closes.
+        let _ = timeout(RPC_TIMEOUT, connection.close(200, "OK".into())).await;
+        Ok((total, seen))
+    }
+
+    /// Publishes up to `limit` messages of `queue`'s dead-letter queue again, to the events
+    /// exchange with the routing key they were first published with (and their message id),
+    /// for its consumers to process once the cause is fixed. Each is removed from the
+    /// dead-letter queue only after the broker confirmed its new copy; a failure stops the
+    /// replay and leaves the rest (and the failed one) where they were. Returns how many were
+    /// replayed. Consumers are idempotent, so a replay interrupted between the confirm and the
+    /// removal only repeats one message.
+    pub async fn replay_dead_letters(&self, queue: &str, limit: usize) -> Result<usize, BusError> {
+        self.check_queue(queue, &[])?;
+        let (connection, channel) = self.operator_channel().await?;
+        let result = self.replay_on(&channel, queue, limit).await;
+        let _ = timeout(RPC_TIMEOUT, connection.close(200, "OK".into())).await;
+        result
+    }
+
+    async fn replay_on(
+        &self,
+        channel: &Channel,
+        queue: &str,
+        limit: usize,
+    ) -> Result<usize, BusError> {
+        self.dead_letter_count(channel, queue).await?;
+        within(
+            "enable publisher confirms",
+            RPC_TIMEOUT,
+            channel.confirm_select(ConfirmSelectOptions::default()),
+        )
+        .await
+        .map_err(LinkError::into_bus_error)?;
+        let dlq = self.dead_letter_queue_name(queue);
+        let mut replayed = 0;
+        while replayed < limit {
+            let got = within(
+                "read the dead-letter queue",
+                RPC_TIMEOUT,
+                channel.basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: false }),
+            )
+            .await
+            .map_err(LinkError::into_bus_error)?;
+            let Some(message) = got else { break };
+            let letter = DeadLetter::from_delivery(&message.delivery);
+            let again = Message {
+                routing_key: letter.routing_key.clone(),
+                body: message.delivery.data.clone(),
+                message_id: letter.message_id.clone(),
+            };
+            self.publish_on(channel, std::slice::from_ref(&again))
+                .await?;
+            within(
+                "remove the replayed message",
+                RPC_TIMEOUT,
+                message.delivery.acker.ack(BasicAckOptions::default()),
+            )
+            .await
+            .map_err(LinkError::into_bus_error)?;
+            replayed += 1;
+        }
+        Ok(replayed)
     }
 }
 

@@ -392,6 +392,64 @@ async fn a_dead_lettered_delivery_goes_to_the_dlq_at_once() {
     assert!(broker.get(&dlq).await.is_none(), "dead-lettered once only");
 }
 
+#[tokio::test]
+async fn dead_letters_are_listed_in_place_and_replayed_with_their_first_routing_key() {
+    let _shared = BROKER.read().await;
+    let Some(broker) = broker("dead_letters_are_listed_and_replayed").await else {
+        return;
+    };
+    let t = TestBus::new(&broker, &["q"]);
+    let mut subscription = t.bus.subscribe("q", &["t.#"]).await.expect("subscribe");
+    let mut poison = message("t.poison", "not yet processable");
+    poison.message_id = Some("test:7-9".into());
+    t.bus.publish(vec![poison]).await.expect("confirmed");
+    next(&mut subscription).await.settle(Settlement::DeadLetter);
+
+    let (total, letters) = wait_for("the message in the DLQ", DEADLINE, || async {
+        let listed = t.bus.dead_letters("q", 10).await.expect("list");
+        (listed.0 == 1 && listed.1.len() == 1).then_some(listed)
+    })
+    .await;
+    assert_eq!(total, 1);
+    let letter = &letters[0];
+    assert_eq!(
+        letter.routing_key, "t.poison",
+        "the first key, not the DLX's"
+    );
+    assert_eq!(letter.message_id.as_deref(), Some("test:7-9"));
+    assert_eq!(letter.reason.as_deref(), Some("rejected"));
+    assert_eq!(
+        (letter.body_bytes, letter.body_preview.as_str()),
+        (19, "not yet processable")
+    );
+    // Listing leaves it in place.
+    let (again, _) = t.bus.dead_letters("q", 10).await.expect("list again");
+    assert_eq!(again, 1);
+
+    assert_eq!(t.bus.replay_dead_letters("q", 10).await.expect("replay"), 1);
+    let d = next(&mut subscription).await;
+    assert_eq!(
+        (
+            d.routing_key.as_str(),
+            d.body.as_slice(),
+            d.message_id.as_deref()
+        ),
+        ("t.poison", &b"not yet processable"[..], Some("test:7-9"))
+    );
+    d.settle(Settlement::Ack);
+    wait_for("an empty DLQ", DEADLINE, || async {
+        (t.bus.dead_letters("q", 1).await.expect("list").0 == 0).then_some(())
+    })
+    .await;
+    assert_eq!(t.bus.replay_dead_letters("q", 10).await.expect("replay"), 0);
+
+    // A queue that was never declared has no dead-letter queue: said so, not an empty list.
+    assert!(matches!(
+        t.bus.dead_letters("never-declared", 1).await,
+        Err(BusError::Config(e)) if e.contains("no dead-letter queue")
+    ));
+}
+
 #[derive(Default)]
 struct Seen {
     poison: u32,

@@ -43,6 +43,11 @@ pub enum Command {
     /// chain; list every altered, missing or extra row. Exit 0 clean, 1 findings, 2 when the
     /// audit could not be done.
     Audit(crate::audit::AuditOptions),
+    /// Inspect a consumer's dead-letter queue, or publish its messages again (distributed mode).
+    DeadLetters {
+        #[command(subcommand)]
+        command: crate::dead_letters::DeadLetterCommand,
+    },
     /// Verify a receipt offline against the chain's genesis document.
     Verify {
         /// The receipt (JSON), as served by GET /receipts/{event_id}.

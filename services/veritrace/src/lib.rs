@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_chain;
 pub mod bench_distributed;
 pub mod cli;
+pub mod dead_letters;
 pub mod explorer;
 pub mod governance;
 pub mod network;

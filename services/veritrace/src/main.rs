@@ -104,6 +104,28 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::DeadLetters { command } => {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match rt.block_on(veritrace::dead_letters::run(command)) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Node { config } => runtime(|| node(config)),
         Command::Chain { command } => {
             use veritrace::governance;

@@ -106,6 +106,51 @@ fn poison_message_is_dead_lettered() {
         "the anchor records what it dead-lettered"
     );
     d.assert_exactly_once(&[first, second].concat());
+
+    // The operator sees it with `veritrace dead-letters list`, left in place...
+    let dead_letters = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_veritrace"))
+            .arg("dead-letters")
+            .args(args)
+            .env("VERITRACE_AMQP__URL", veritrace_kernel::testing::amqp_url())
+            .env("VERITRACE_AMQP__NAMESPACE", &d.namespace)
+            .output()
+            .expect("run veritrace dead-letters");
+        assert!(
+            out.status.success(),
+            "dead-letters {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed: serde_json::Value =
+        serde_json::from_str(&dead_letters(&["list", "--json"])).expect("JSON listing");
+    assert_eq!(listed["queue"], dlq.as_str());
+    assert_eq!(listed["messages"], 1, "{listed}");
+    let letter = &listed["shown"][0];
+    assert_eq!(
+        letter["routing_key"], "evidence.EvidenceRegistered",
+        "{listed}"
+    );
+    assert_eq!(letter["reason"], "rejected", "{listed}");
+    assert_eq!(queue_depth(&dlq), Some(1), "listing leaves it in place");
+    // ...and replays it: the anchor refuses it again, and says so again.
+    assert_eq!(
+        dead_letters(&["replay"]),
+        format!("replayed 1 message from {dlq}\n")
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the replayed poison message rejected a second time",
+        || (d.sql_i64("SELECT COUNT(*) FROM anchor.rejected_events") == 2).then_some(()),
+        || format!("{dlq} holds {:?}", queue_depth(&dlq)),
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the poison message back in the dead-letter queue",
+        || (queue_depth(&dlq) == Some(1)).then_some(()),
+        || format!("{dlq} holds {:?}", queue_depth(&dlq)),
+    );
 }
 
 /// Acceptance 1: 10,000 events while RabbitMQ is shut down and restarted mid-stream.
