@@ -11,8 +11,12 @@ use tokio::sync::watch;
 
 /// How often a standby replica reads the active projector's checkpoint.
 const STANDBY_POLL: Duration = Duration::from_millis(50);
-/// Pause after a failed read or apply before trying again.
+/// Pause after a failed read or apply before trying again, doubling up to `RETRY_MAX`.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+/// Failures in a row after which the projector reports itself stuck (an event it cannot apply,
+/// or a read model it cannot write), at error level.
+const STUCK_AFTER: u32 = 5;
 /// Events read and applied per transaction.
 const CHUNK: i64 = 1000;
 
@@ -41,6 +45,7 @@ pub async fn run_projector<P: Projection>(
     let mut committed = store.committed();
     let mut lease = store.lease(LeaseRole::Projector);
     let mut position = None;
+    let mut failures = 0u32;
     loop {
         let active = match lease.check().await {
             Ok(active) => active,
@@ -79,16 +84,18 @@ pub async fn run_projector<P: Projection>(
                 }
             },
         };
-        match store.read_after(from, CHUNK).await {
+        let err = match store.read_after(from, CHUNK).await {
             Ok(events) if !events.is_empty() => match projection.apply(events).await {
                 Ok(p) => {
+                    failures = 0;
                     position = Some(p);
                     reached.send_replace(p);
                     continue;
                 }
-                Err(err) => tracing::warn!(%err, "projection failed; retrying"),
+                Err(err) => format!("cannot apply the events after position {from}: {err}"),
             },
             Ok(_) => {
+                failures = 0;
                 tokio::select! {
                     _ = committed.changed() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -96,9 +103,20 @@ pub async fn run_projector<P: Projection>(
                 }
                 continue;
             }
-            Err(err) => tracing::warn!(%err, "reading events for projection failed; retrying"),
+            Err(err) => format!("cannot read the events after position {from}: {err}"),
+        };
+        failures += 1;
+        if failures >= STUCK_AFTER {
+            // Reads of the read model stay possible but stale; commands answer 503 once their
+            // read-your-writes wait runs out.
+            tracing::error!(%err, failures, "the projector is stuck; retrying");
+        } else {
+            tracing::warn!(%err, "projection failed; retrying");
         }
-        if pause(RETRY_AFTER, &mut shutdown).await {
+        let backoff = RETRY_AFTER
+            .saturating_mul(1 << (failures - 1).min(5))
+            .min(RETRY_MAX);
+        if pause(backoff, &mut shutdown).await {
             return;
         }
     }

@@ -222,6 +222,66 @@ impl Projection for Counting {
     }
 }
 
+/// A read model that cannot write its first `failing` chunks (a database hiccup, say).
+struct Flaky {
+    failing: AtomicUsize,
+    inner: Counting,
+}
+
+#[async_trait::async_trait]
+impl Projection for Flaky {
+    type Error = String;
+
+    async fn checkpoint(&self) -> Result<i64, String> {
+        self.inner.checkpoint().await
+    }
+
+    async fn apply(&self, events: Vec<StoredEvent>) -> Result<i64, String> {
+        if self.failing.load(Ordering::SeqCst) > 0 {
+            self.failing.fetch_sub(1, Ordering::SeqCst);
+            return Err("the read model is unavailable".into());
+        }
+        self.inner.apply(events).await
+    }
+}
+
+/// A projection that fails is retried from where it stopped, and nothing is applied twice.
+#[tokio::test]
+async fn a_failing_projection_is_retried_from_its_checkpoint() {
+    let db = TestDb::sqlite().await;
+    let store = open(&db).await;
+    let mut last = 0;
+    for n in 0..10u64 {
+        let stream = format!("f-{n}");
+        last = store
+            .append(&stream, 0, vec![event(&stream, 1, n)])
+            .await
+            .unwrap()[0]
+            .position;
+    }
+    let applied = Arc::new(AtomicUsize::new(0));
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let (reached, mut position) = tokio::sync::watch::channel(0);
+    tokio::spawn(run_projector(
+        store.clone(),
+        Flaky {
+            failing: AtomicUsize::new(2),
+            inner: Counting {
+                checkpoint: Arc::new(AtomicI64::new(0)),
+                applied: applied.clone(),
+            },
+        },
+        reached,
+        shutdown,
+    ));
+    tokio::time::timeout(Duration::from_secs(30), position.wait_for(|p| *p >= last))
+        .await
+        .expect("the projector recovers")
+        .unwrap();
+    assert_eq!(applied.load(Ordering::SeqCst), 10);
+    let _ = stop.send(true);
+}
+
 /// Two replicas' projectors on one store: one applies every event once, the other follows its
 /// checkpoint, and both report the position reached.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
