@@ -640,6 +640,20 @@ impl DeadLetter {
     }
 }
 
+/// The next message of `queue`, unacknowledged (it returns to the queue unless acked).
+async fn take_one(
+    channel: &Channel,
+    queue: &str,
+) -> Result<Option<lapin::message::BasicGetMessage>, BusError> {
+    within(
+        "read the dead-letter queue",
+        RPC_TIMEOUT,
+        channel.basic_get(queue.into(), BasicGetOptions { no_ack: false }),
+    )
+    .await
+    .map_err(LinkError::into_bus_error)
+}
+
 impl AmqpBus {
     /// A channel on a connection of its own, for an operator's command.
     async fn operator_channel(&self) -> Result<(Connection, Channel), BusError> {
@@ -693,14 +707,9 @@ impl AmqpBus {
         let dlq = self.dead_letter_queue_name(queue);
         let mut seen = Vec::new();
         while seen.len() < limit {
-            let got = within(
-                "read the dead-letter queue",
-                RPC_TIMEOUT,
-                channel.basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: false }),
-            )
-            .await
-            .map_err(LinkError::into_bus_error)?;
-            let Some(message) = got else { break };
+            let Some(message) = take_one(&channel, &dlq).await? else {
+                break;
+            };
             seen.push(DeadLetter::from_delivery(&message.delivery));
         }
         // Unacknowledged, they all return to the queue when the connection closes.
@@ -740,14 +749,9 @@ impl AmqpBus {
         let dlq = self.dead_letter_queue_name(queue);
         let mut replayed = 0;
         while replayed < limit {
-            let got = within(
-                "read the dead-letter queue",
-                RPC_TIMEOUT,
-                channel.basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: false }),
-            )
-            .await
-            .map_err(LinkError::into_bus_error)?;
-            let Some(message) = got else { break };
+            let Some(message) = take_one(channel, &dlq).await? else {
+                break;
+            };
             let letter = DeadLetter::from_delivery(&message.delivery);
             let again = Message {
                 routing_key: letter.routing_key.clone(),

@@ -72,15 +72,9 @@ fn main() -> ExitCode {
         }
         Command::Audit(opts) => {
             let json = opts.json;
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
+            let rt = match new_runtime() {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             match rt.block_on(veritrace::audit::command(opts)) {
                 Ok(report) => {
@@ -105,15 +99,9 @@ fn main() -> ExitCode {
             }
         }
         Command::DeadLetters { command } => {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
+            let rt = match new_runtime() {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             match rt.block_on(veritrace::dead_letters::run(command)) {
                 Ok(text) => {
@@ -211,20 +199,25 @@ fn load_config(file: Option<PathBuf>, bind: Option<String>) -> Result<Config, Ex
     Ok(cfg)
 }
 
+/// The tokio runtime commands run on; exit status 2 (after saying why) when it cannot start.
+fn new_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::from(2)
+        })
+}
+
 fn runtime<F, Fut>(f: F) -> ExitCode
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<(), BoxError>>,
 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match new_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match rt.block_on(f()) {
         Ok(()) => ExitCode::SUCCESS,
