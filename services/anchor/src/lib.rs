@@ -20,11 +20,18 @@ use veritrace_kernel::migrate::{self, Migration};
 use veritrace_kernel::outbox::EventBatch;
 use veritrace_kernel::telemetry::Metrics;
 
-pub const MIGRATIONS: &[Migration] = &[veritrace_kernel::migration!(
-    1,
-    "leaves_and_batches",
-    "anchor/0001_leaves_and_batches.sql"
-)];
+pub const MIGRATIONS: &[Migration] = &[
+    veritrace_kernel::migration!(
+        1,
+        "leaves_and_batches",
+        "anchor/0001_leaves_and_batches.sql"
+    ),
+    veritrace_kernel::migration!(
+        2,
+        "rejected_message_id",
+        "anchor/0002_rejected_message_id.sql"
+    ),
+];
 
 /// The queue the anchoring service consumes: every event of every service.
 pub const QUEUE: &str = "anchor.events";
@@ -153,7 +160,12 @@ impl AnchorService {
                 // Kept for inspection; the message itself goes to the dead-letter queue.
                 let _ = self
                     .store
-                    .reject(&delivery.routing_key, &e.to_string(), &body)
+                    .reject(
+                        &delivery.routing_key,
+                        delivery.message_id.as_deref(),
+                        &e.to_string(),
+                        &body,
+                    )
                     .await;
                 delivery.settle(Settlement::DeadLetter);
                 return;
@@ -187,7 +199,12 @@ impl AnchorService {
                     tracing::error!(%reason, "event rejected");
                     if let Err(err) = self
                         .store
-                        .reject(&delivery.routing_key, &reason, &e.envelope.to_string())
+                        .reject(
+                            &delivery.routing_key,
+                            delivery.message_id.as_deref(),
+                            &reason,
+                            &e.envelope.to_string(),
+                        )
                         .await
                     {
                         tracing::warn!(%err, "cannot record a rejected event; will retry");

@@ -124,20 +124,23 @@ impl AnchorStore {
         Ok(inserted)
     }
 
+    /// Keeps an event (or a whole message body) the anchor refused, for inspection.
     pub async fn reject(
         &self,
         routing_key: &str,
+        message_id: Option<&str>,
         reason: &str,
         body: &str,
     ) -> Result<(), StoreError> {
         // PostgreSQL text cannot hold NUL; a poison body may.
         let body = body.replace('\0', "\u{fffd}");
         on_pool!(&self.db, writer, |pool| {
-            sqlx::query("INSERT INTO rejected_events (routing_key, reason, body, received_at) VALUES ($1, $2, $3, $4)")
+            sqlx::query("INSERT INTO rejected_events (routing_key, reason, body, received_at, message_id) VALUES ($1, $2, $3, $4, $5)")
                 .bind(routing_key)
                 .bind(reason)
                 .bind(&body)
                 .bind(now_rfc3339())
+                .bind(message_id)
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected())
@@ -308,11 +311,14 @@ impl AnchorStore {
         })?)
     }
 
-    pub async fn rejected_count(&self) -> Result<i64, StoreError> {
+    /// What was refused, oldest first: (routing key, message id, reason).
+    pub async fn rejections(&self) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
         Ok(on_pool!(&self.db, reader, |pool| {
-            sqlx::query_scalar("SELECT COUNT(*) FROM rejected_events")
-                .fetch_one(pool)
-                .await
+            sqlx::query_as(
+                "SELECT routing_key, message_id, reason FROM rejected_events ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await
         })?)
     }
 }

@@ -98,18 +98,30 @@ backend_tests! {
             .await
             .unwrap();
         // A good event beside one whose stated digest is wrong: the good one is kept.
-        bus.publish(vec![message(&[
+        let mut mixed = message(&[
             (&events[2], None),
             (&events[3], Some(&"00".repeat(32))),
-        ])])
-        .await
-        .unwrap();
+        ]);
+        mixed.message_id = Some("evidence:3-4".into());
+        bus.publish(vec![mixed]).await.unwrap();
         // Not an event batch at all: dead-lettered, and the bus carries on.
         bus.publish(vec![Message::new("evidence.X", b"not json".to_vec())])
         .await
         .unwrap();
         assert_eq!(bus.dead_letters().len(), 1);
-        assert_eq!(anchor.store.rejected_count().await.unwrap(), 2);
+        let rejections = anchor.store.rejections().await.unwrap();
+        let kept: Vec<(&str, Option<&str>)> = rejections
+            .iter()
+            .map(|(key, id, _)| (key.as_str(), id.as_deref()))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("evidence.EvidenceRegistered", Some("evidence:3-4")),
+                ("evidence.X", None)
+            ]
+        );
+        assert!(rejections[0].2.contains("stated digest"), "{rejections:?}");
 
         // Three leaves make a full batch: sealed by size and anchored without waiting for the schedule.
         let deadline = Instant::now() + Duration::from_secs(10);

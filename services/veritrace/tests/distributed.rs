@@ -86,11 +86,13 @@ fn poison_message_is_dead_lettered() {
         ..Default::default()
     })
     .expect("bus");
-    d.rt.block_on(bus.publish(vec![Message::new(
+    let mut poison = Message::new(
         "evidence.EvidenceRegistered",
         b"{\"events\": not json".to_vec(),
-    )]))
-    .expect("the broker confirms the poison message");
+    );
+    poison.message_id = Some("poison:1-1".into());
+    d.rt.block_on(bus.publish(vec![poison]))
+        .expect("the broker confirms the poison message");
     let second = d.register(1000, 100, "after");
     d.wait_all_anchored(2000, Duration::from_secs(120));
     let dlq = bus.dead_letter_queue_name(veritrace_anchor::QUEUE);
@@ -133,6 +135,7 @@ fn poison_message_is_dead_lettered() {
         "{listed}"
     );
     assert_eq!(letter["reason"], "rejected", "{listed}");
+    assert_eq!(letter["message_id"], "poison:1-1", "{listed}");
     assert_eq!(queue_depth(&dlq), Some(1), "listing leaves it in place");
     // ...and replays it: the anchor refuses it again, and says so again.
     assert_eq!(
@@ -142,7 +145,11 @@ fn poison_message_is_dead_lettered() {
     wait_until(
         Duration::from_secs(30),
         "the replayed poison message rejected a second time",
-        || (d.sql_i64("SELECT COUNT(*) FROM anchor.rejected_events") == 2).then_some(()),
+        || {
+            let rows =
+                "SELECT COUNT(*) FROM anchor.rejected_events WHERE message_id = 'poison:1-1'";
+            (d.sql_i64(rows) == 2).then_some(())
+        },
         || format!("{dlq} holds {:?}", queue_depth(&dlq)),
     );
     wait_until(
