@@ -48,6 +48,14 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::dead_letters::DeadLetterCommand,
     },
+    /// GET a URL and exit 0 on a 2xx answer, 1 otherwise (saying why): a container
+    /// healthcheck (`veritrace probe http://127.0.0.1:8080/readyz`) that needs no curl.
+    Probe {
+        url: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
+    },
     /// Verify a receipt offline against the chain's genesis document.
     Verify {
         /// The receipt (JSON), as served by GET /receipts/{event_id}.

@@ -114,6 +114,25 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Probe { url, timeout_secs } => {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(std::time::Duration::from_secs(timeout_secs.max(1))))
+                .build()
+                .into();
+            match agent.get(&url).call() {
+                Ok(resp) if resp.status().is_success() => ExitCode::SUCCESS,
+                Ok(mut resp) => {
+                    let body = resp.body_mut().read_to_string().unwrap_or_default();
+                    eprintln!("{url}: {} {}", resp.status(), body.trim());
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("{url}: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Node { config } => runtime(|| node(config)),
         Command::Chain { command } => {
             use veritrace::governance;

@@ -51,6 +51,8 @@ struct ServiceDef {
     /// target service → condition
     depends_on: BTreeMap<String, String>,
     healthcheck: bool,
+    /// The healthcheck's `test`, when it is a list.
+    healthcheck_test: Option<Vec<String>>,
     restart: Option<String>,
 }
 
@@ -250,6 +252,12 @@ fn parse(text: &str) -> Result<Compose, Vec<String>> {
             _ => errors.push(at("`depends_on` is neither a list nor a map")),
         }
         s.healthcheck = !def["healthcheck"]["test"].is_badvalue();
+        if let Yaml::Array(items) = &def["healthcheck"]["test"] {
+            s.healthcheck_test = items
+                .iter()
+                .map(|i| text_of(i, &at("healthcheck item"), &mut errors))
+                .collect();
+        }
         if !def["restart"].is_badvalue() {
             s.restart = text_of(&def["restart"], &at("restart"), &mut errors);
         }
@@ -539,6 +547,7 @@ impl<'a> Checker<'a> {
             Ok(_) => {}
             Err(e) => self.problem(name, format!("http.bind {:?}: {e}", config.http.bind)),
         }
+        self.check_probe(name, &config);
         self.check_database(name, service, &config.database);
         if let Some(url) = config.amqp.url.clone() {
             self.check_amqp(name, &config, &url);
@@ -555,6 +564,53 @@ impl<'a> Checker<'a> {
             );
         }
         Some(config)
+    }
+
+    /// A served service's healthcheck runs `veritrace probe` (the image has no curl) on its own
+    /// `/readyz`, on the port it listens on inside its container.
+    fn check_probe(&mut self, name: &str, config: &Config) {
+        let compose: &'a Compose = self.compose;
+        let test: Vec<&str> = compose.services[name]
+            .healthcheck_test
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        let ["CMD", "veritrace", args @ ..] = test.as_slice() else {
+            self.problem(
+                name,
+                "has no healthcheck running `veritrace probe` on its /readyz",
+            );
+            return;
+        };
+        let url = match Cli::try_parse_from(std::iter::once(&"veritrace").chain(args)) {
+            Ok(Cli {
+                command: Cmd::Probe { url, .. },
+            }) => url,
+            Ok(_) => return self.problem(name, "its healthcheck is not `veritrace probe`"),
+            Err(e) => {
+                return self.problem(
+                    name,
+                    format!(
+                        "its healthcheck does not parse: {}",
+                        e.to_string().lines().next().unwrap_or_default()
+                    ),
+                );
+            }
+        };
+        let listening = config
+            .http
+            .bind
+            .parse::<SocketAddr>()
+            .map(|a| a.port())
+            .ok();
+        match parse_url(&url) {
+            Some(u) if u.port == listening && u.path == "readyz" => {}
+            _ => self.problem(
+                name,
+                format!("its healthcheck probes {url}, not /readyz on port {listening:?}"),
+            ),
+        }
     }
 
     fn check_database(&mut self, name: &str, service: Service, db: &DatabaseConfig) {
@@ -1061,6 +1117,28 @@ fn checker_catches_mistakes() {
                     Some(vec!["serv".into(), "evidence".into()])
             },
             "evidence: `veritrace serv evidence` does not parse",
+        ),
+        (
+            "healthcheck on the published port",
+            |c| {
+                let test = c
+                    .services
+                    .get_mut("anchor")
+                    .unwrap()
+                    .healthcheck_test
+                    .as_mut();
+                test.unwrap()[3] = "http://127.0.0.1:8083/readyz".into();
+            },
+            "anchor: its healthcheck probes http://127.0.0.1:8083/readyz, not /readyz on port Some(8080)",
+        ),
+        (
+            "no healthcheck",
+            |c| {
+                let evidence = c.services.get_mut("evidence").unwrap();
+                evidence.healthcheck = false;
+                evidence.healthcheck_test = None;
+            },
+            "evidence: has no healthcheck running `veritrace probe`",
         ),
         (
             "receipt links to the evidence service",

@@ -32,7 +32,11 @@ fn services_in_separate_processes_anchor_and_serve_verifiable_receipts() {
     for s in SERVICES {
         let (status, body) = d.readyz(s);
         assert_eq!(status, 200, "{s} /readyz: {body}");
+        // The containers' healthcheck agrees.
+        assert_eq!(d.probe(s).0, 0, "{s}: {}", d.probe(s).1);
     }
+    let (code, why) = probe("http://127.0.0.1:1/readyz");
+    assert_eq!(code, 1, "nothing listens there: {why}");
     let (status, _) = get(&agent(), &format!("{}/organisations", d.url("anchor")));
     assert_eq!(status, 404);
     // The anchor reports its bus connections.
@@ -196,6 +200,9 @@ fn rabbitmq_restart_mid_stream() {
             || format!("{:?}", d.readyz("anchor")),
         );
         assert_eq!(d.readyz("evidence").0, 200);
+        let (code, why) = d.probe("anchor");
+        assert_eq!(code, 1, "the healthcheck fails too: {why}");
+        assert!(why.contains("503"), "{why}");
         let outbox = d.progress().3.max(0);
         wait_until(
             Duration::from_secs(120),

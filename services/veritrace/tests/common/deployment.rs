@@ -131,6 +131,11 @@ impl Deployment {
         format!("http://127.0.0.1:{}", self.ports[service])
     }
 
+    /// `veritrace probe <service>/readyz`, the containers' healthcheck: (exit code, stderr).
+    pub fn probe(&self, service: &str) -> (i32, String) {
+        probe(&format!("{}/readyz", self.url(service)))
+    }
+
     /// `GET /readyz` of a service: (status, body).
     pub fn readyz(&self, service: &str) -> (u16, Value) {
         get(&agent(), &format!("{}/readyz", self.url(service)))
@@ -471,6 +476,18 @@ pub fn post(agent: &ureq::Agent, url: &str, key: &str, body: &Value) -> (u16, Va
             .header("Content-Type", "application/json")
             .header("Authorization", &format!("Bearer {key}"))
             .send(body.to_string().as_bytes()),
+    )
+}
+
+/// `veritrace probe <url>`: (exit code, stderr).
+pub fn probe(url: &str) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_veritrace"))
+        .args(["probe", url, "--timeout-secs", "5"])
+        .output()
+        .expect("run veritrace probe");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
