@@ -324,12 +324,6 @@ impl Lease {
             }
         }
     }
-
-    /// Gives the lease up (by closing its connection), e.g. before shutting down.
-    pub fn release(&mut self) {
-        self.conn = None;
-        self.held = false;
-    }
 }
 
 fn row_to_event((position, canonical, digest): EventRow) -> Result<StoredEvent, EventStoreError> {

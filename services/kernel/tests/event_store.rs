@@ -187,7 +187,8 @@ async fn one_lease_per_postgres_store_and_role() {
     let mut projector = store.lease(LeaseRole::Projector);
     assert!(projector.check().await.unwrap(), "another role is free");
 
-    first.release();
+    // Dropping a lease closes its connection, which ends the lock.
+    drop(first);
     // The lock goes with its connection's session; the server may take a moment to see it.
     // The waiting candidate retries on the connection it kept.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

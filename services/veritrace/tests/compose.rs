@@ -1031,6 +1031,15 @@ fn env<'a>(c: &'a mut Compose, service: &str) -> &'a mut BTreeMap<String, String
     &mut c.services.get_mut(service).unwrap().environment
 }
 
+fn command<'a>(c: &'a mut Compose, service: &str) -> &'a mut Vec<String> {
+    c.services
+        .get_mut(service)
+        .unwrap()
+        .command
+        .as_mut()
+        .unwrap()
+}
+
 #[test]
 fn checker_catches_mistakes() {
     let good = load_compose();
@@ -1084,13 +1093,7 @@ fn checker_catches_mistakes() {
         (
             "hosts that are not the services",
             |c| {
-                let cmd = c
-                    .services
-                    .get_mut("chain-init")
-                    .unwrap()
-                    .command
-                    .as_mut()
-                    .unwrap();
+                let cmd = command(c, "chain-init");
                 let i = cmd.iter().position(|a| a == "--hosts").unwrap();
                 cmd[i + 1] = "v1,v2,v3,v4".into();
             },
@@ -1099,13 +1102,7 @@ fn checker_catches_mistakes() {
         (
             "no --if-missing",
             |c| {
-                let cmd = c
-                    .services
-                    .get_mut("chain-init")
-                    .unwrap()
-                    .command
-                    .as_mut()
-                    .unwrap();
+                let cmd = command(c, "chain-init");
                 cmd.retain(|a| a != "--if-missing");
             },
             "without --if-missing",
