@@ -29,7 +29,14 @@ impl BlockStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(e)?;
         }
-        let db = Database::create(path).map_err(e)?;
+        let db = Database::create(path).map_err(|err| match err {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError(format!(
+                "{} is in use by another process (is another `veritrace` running on this data \
+                 directory?)",
+                path.display()
+            )),
+            other => e(other),
+        })?;
         let tx = db.begin_write().map_err(e)?;
         tx.open_table(BLOCKS).map_err(e)?;
         tx.open_table(TX_INDEX).map_err(e)?;

@@ -710,7 +710,7 @@ impl Shared {
             pool.order.retain(|(h, _)| !done.contains(h));
             pool.seen.retain(|h| !done.contains(h));
         }
-        tracing::info!(height, block = %hash, "block committed and attested");
+        tracing::debug!(height, block = %hash, "block committed and attested");
         self.refresh_final_head()?;
         self.committed.notify_one();
         Ok(())

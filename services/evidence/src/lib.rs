@@ -68,7 +68,7 @@ impl EvidenceService {
     ) -> Result<Arc<Self>, Box<dyn std::error::Error + Send + Sync>> {
         migrate::run(db, "event_store", migrate::EVENT_STORE).await?;
         migrate::run(read_db, SERVICE, MIGRATIONS).await?;
-        let store = EventStore::start(db).await?;
+        let store = EventStore::start(db).await?.observed_by(metrics.clone());
         let read_model = ReadModel::open(read_db)?;
         let (reached, projected) = watch::channel(0);
         tokio::spawn(veritrace_kernel::projection::run_projector(

@@ -66,7 +66,7 @@ fn new_key() -> Result<String, ApiError> {
 }
 
 fn db_err(e: sqlx::Error) -> ApiError {
-    ApiError::Unavailable(format!("identity store: {e}"))
+    ApiError::unavailable("the identity store", e)
 }
 
 impl Identity {
@@ -99,6 +99,44 @@ impl Identity {
         }
         let (_, key) = self.create_organisation("admin", Role::Admin).await?;
         Ok(Some(key))
+    }
+
+    /// A new API key for the admin organisation (created when there is none), for an operator
+    /// on the host who lost the first one. Keys minted earlier stay valid.
+    pub async fn mint_admin_key(&self) -> Result<(Organisation, String), ApiError> {
+        let admin: Option<(String, String)> = crate::on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(
+                "SELECT organisation_id, name FROM organisations WHERE role = 'admin'
+                 ORDER BY created_at, organisation_id LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(db_err)?;
+        let Some((organisation_id, name)) = admin else {
+            return self.create_organisation("admin", Role::Admin).await;
+        };
+        let key = new_key()?;
+        crate::on_pool!(&self.db, writer, |pool| {
+            sqlx::query(
+                "INSERT INTO api_keys (key_hash, organisation_id, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(key_hash(&key))
+            .bind(&organisation_id)
+            .bind(now_rfc3339())
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(db_err)?;
+        Ok((
+            Organisation {
+                organisation_id,
+                name,
+                role: Role::Admin,
+            },
+            key,
+        ))
     }
 
     pub async fn create_organisation(
@@ -234,6 +272,11 @@ impl FromRequest for Organisation {
 #[serde(deny_unknown_fields)]
 pub struct CreateOrganisation {
     /// Unique display name, 1 to 200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
 }
 
@@ -265,10 +308,10 @@ pub async fn create_organisation(
             "only an admin organisation can create organisations".into(),
         ));
     }
+    crate::strict_json::check_text_field(&body.name, 200)
+        .map_err(|m| ApiError::field("name", m))?;
+    // Names are compared for uniqueness without the blanks around them.
     let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::field("name", "must be 1 to 200 characters"));
-    }
     let (organisation, api_key) = identity.create_organisation(name, Role::Member).await?;
     Ok(HttpResponse::Created().json(CreatedOrganisation {
         organisation,
@@ -287,6 +330,6 @@ pub async fn me(caller: Organisation) -> HttpResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/organisations", web::post().to(create_organisation))
-        .route("/organisations/me", web::get().to(me));
+    cfg.service(crate::resource!("/organisations", post => create_organisation))
+        .service(crate::resource!("/organisations/me", get => me));
 }

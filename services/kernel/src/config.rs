@@ -35,6 +35,15 @@ pub struct HttpConfig {
     /// public URL (`https://anchor.example`), so that a domain service's answers link to
     /// `<receipts_url>/receipts/{event_id}`. Unset: relative links (`/receipts/{event_id}`).
     pub receipts_url: Option<String>,
+    /// A client must send a request's head (line and headers) within this time of connecting
+    /// or of its previous request; otherwise it is answered 408 and disconnected.
+    pub request_head_timeout_ms: u64,
+    /// A client must send a request's whole body within this time of its head; otherwise it
+    /// is answered 408 problem+json and disconnected.
+    pub body_timeout_ms: u64,
+    /// Open connections one client address may hold; the requests of further connections are
+    /// answered 429 problem+json and those connections closed.
+    pub max_connections_per_client: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -156,6 +165,9 @@ impl Default for HttpConfig {
             max_body_bytes: 256 * 1024,
             workers: 0,
             receipts_url: None,
+            request_head_timeout_ms: 5_000,
+            body_timeout_ms: 10_000,
+            max_connections_per_client: 256,
         }
     }
 }
@@ -335,6 +347,86 @@ mod tests {
             assert!(Config::load(None).is_err());
             Ok(())
         });
+    }
+
+    /// Every configuration key the README and the deployment guide name (`http.bind`, or as
+    /// `VERITRACE_HTTP__BIND`) is one `Config` has.
+    #[test]
+    fn the_keys_the_docs_name_exist() {
+        fn keys(prefix: &str, v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+            if let serde_json::Value::Object(map) = v {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    keys(&key, v, out);
+                    out.insert(key);
+                }
+            }
+        }
+        let mut known = std::collections::BTreeSet::new();
+        keys(
+            "",
+            &serde_json::to_value(Config::default()).unwrap(),
+            &mut known,
+        );
+        let sections = ["http", "chain", "anchor", "outbox", "database", "amqp"];
+        // Names of that form that are tables or queues, not keys.
+        let not_keys = [
+            "anchor.events",
+            "anchor.rejected_events",
+            "anchor.leaves",
+            "anchor.batches",
+        ];
+        let docs = [
+            ("README.md", include_str!("../../../README.md")),
+            (
+                "docs/deployment.md",
+                include_str!("../../../docs/deployment.md"),
+            ),
+        ];
+        let mut named = 0;
+        for (doc, text) in docs {
+            for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')) {
+                let word = word.trim_end_matches('.');
+                let key = if let Some(var) = word.strip_prefix("VERITRACE_") {
+                    let key = var.to_ascii_lowercase().replace("__", ".");
+                    // Variables of other kinds (passwords, an image name), and prefixes.
+                    if is_reserved(&key) || !var.contains("__") || key.ends_with('.') {
+                        continue;
+                    }
+                    key
+                } else if sections.iter().any(|s| {
+                    word.strip_prefix(s)
+                        .is_some_and(|rest| rest.starts_with('.') && rest.len() > 1)
+                }) && word
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.')
+                {
+                    word.to_string()
+                } else {
+                    continue;
+                };
+                // File names of the walk-throughs (`anchor.out`) are not keys either.
+                let file = [".out", ".err", ".json", ".sh", ".db", ".toml", ".log"]
+                    .iter()
+                    .any(|ext| key.ends_with(ext));
+                if not_keys.contains(&key.as_str()) || file {
+                    continue;
+                }
+                named += 1;
+                assert!(
+                    known.contains(&key),
+                    "{doc} names `{key}`, which is not a configuration key"
+                );
+            }
+        }
+        assert!(
+            named > 30,
+            "the docs name {named} keys: is the scan still finding them?"
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ impl From<EventStoreError> for crate::problem::ApiError {
             EventStoreError::Conflict { .. } => {
                 ApiError::VersionConflict(format!("{e}; read the current state and retry"))
             }
-            EventStoreError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+            EventStoreError::Unavailable(cause) => ApiError::unavailable("the event store", cause),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -57,6 +57,27 @@ fn unavailable(e: sqlx::Error) -> EventStoreError {
     // refused for a non-transient reason gets the same refusal, and nothing half-written exists.
     EventStoreError::Unavailable(e.to_string())
 }
+
+/// Events read in position order, for a consumer that must not stop at one it cannot read.
+#[derive(Debug, Default)]
+pub struct ReadBatch {
+    /// The readable events, in position order.
+    pub events: Vec<StoredEvent>,
+    /// The rows whose envelope or digest cannot be read, in position order.
+    pub unreadable: Vec<UnreadableEvent>,
+    /// The highest position read, readable or not; 0 when nothing was read.
+    pub last: i64,
+}
+
+/// A stored event a consumer cannot process, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnreadableEvent {
+    pub position: i64,
+    pub reason: String,
+}
+
+/// The consumer name of the outbox relay in `set_aside_events`.
+pub const RELAY_CONSUMER: &str = "relay";
 
 /// Events to append to one stream, if it is at `expected_version` (0: a new stream).
 pub struct StreamAppend {
@@ -76,6 +97,7 @@ pub struct EventStore {
     jobs: mpsc::Sender<AppendJob>,
     db: Database,
     committed: watch::Receiver<i64>,
+    metrics: Option<std::sync::Arc<crate::telemetry::Metrics>>,
 }
 
 /// Columns every read returns, in this order.
@@ -96,7 +118,14 @@ impl EventStore {
             jobs,
             db: db.clone(),
             committed,
+            metrics: None,
         })
+    }
+
+    /// The same store, counting the events it sets aside in `metrics`.
+    pub fn observed_by(mut self, metrics: std::sync::Arc<crate::telemetry::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Appends `events` to `stream` if the stream is at `expected_version` (0: a new stream).
@@ -171,12 +200,12 @@ impl EventStore {
         rows.into_iter().map(row_to_event).collect()
     }
 
-    /// Events after `position`, in commit order.
+    /// Events after `position`, in commit order; rows that cannot be read are reported apart.
     pub async fn read_after(
         &self,
         position: i64,
         limit: i64,
-    ) -> Result<Vec<StoredEvent>, EventStoreError> {
+    ) -> Result<ReadBatch, EventStoreError> {
         let rows: Vec<EventRow> = crate::on_pool!(&self.db, reader, |pool| {
             sqlx::query_as(
                 "SELECT position, envelope, digest FROM events WHERE position > $1 ORDER BY position LIMIT $2",
@@ -187,11 +216,12 @@ impl EventStore {
             .await
         })
         .map_err(unavailable)?;
-        rows.into_iter().map(row_to_event).collect()
+        Ok(read_batch(rows))
     }
 
-    /// Outbox entries not yet confirmed by the bus, oldest first.
-    pub async fn unpublished(&self, limit: i64) -> Result<Vec<StoredEvent>, EventStoreError> {
+    /// Outbox entries not yet confirmed by the bus, oldest first; rows that cannot be read are
+    /// reported apart.
+    pub async fn unpublished(&self, limit: i64) -> Result<ReadBatch, EventStoreError> {
         let rows: Vec<EventRow> = crate::on_pool!(&self.db, reader, |pool| {
             sqlx::query_as(
                 "SELECT e.position, e.envelope, e.digest FROM outbox o JOIN events e ON e.position = o.position
@@ -202,7 +232,72 @@ impl EventStore {
             .await
         })
         .map_err(unavailable)?;
-        rows.into_iter().map(row_to_event).collect()
+        Ok(read_batch(rows))
+    }
+
+    /// Records that `consumer` cannot process `events` and moves on past them, once each (a
+    /// second call for the same event changes nothing). For [`RELAY_CONSUMER`] they also leave
+    /// the outbox, in the same transaction. The events stay in the store as they are.
+    pub async fn set_aside(
+        &self,
+        consumer: &str,
+        events: &[UnreadableEvent],
+    ) -> Result<(), EventStoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let now = crate::envelope::now_rfc3339();
+        crate::on_pool!(&self.db, writer, |pool, begin| async {
+            let mut tx = pool.begin_with(begin).await?;
+            for e in events {
+                sqlx::query(
+                    "INSERT INTO set_aside_events (consumer, position, reason, set_aside_at)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (consumer, position) DO NOTHING",
+                )
+                .bind(consumer)
+                .bind(e.position)
+                .bind(&e.reason)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+                if consumer == RELAY_CONSUMER {
+                    sqlx::query("DELETE FROM outbox WHERE position = $1")
+                        .bind(e.position)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await
+        }
+        .await)
+        .map_err(unavailable)?;
+        if let Some(m) = &self.metrics {
+            m.events_set_aside
+                .with_label_values(&[consumer])
+                .inc_by(events.len() as u64);
+        }
+        for e in events {
+            tracing::error!(
+                consumer,
+                position = e.position,
+                reason = %e.reason,
+                "event set aside: it cannot be processed; the events behind it go on \
+                 (listed in set_aside_events)"
+            );
+        }
+        Ok(())
+    }
+
+    /// How many events each consumer has set aside, by consumer name.
+    pub async fn set_aside_counts(&self) -> Result<Vec<(String, i64)>, EventStoreError> {
+        crate::on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(
+                "SELECT consumer, COUNT(*) FROM set_aside_events GROUP BY consumer ORDER BY consumer",
+            )
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(unavailable)
     }
 
     /// Removes confirmed entries from the outbox.
@@ -324,6 +419,25 @@ impl Lease {
             }
         }
     }
+}
+
+/// Splits rows into the events that can be read and those that cannot.
+fn read_batch(rows: Vec<EventRow>) -> ReadBatch {
+    let mut batch = ReadBatch::default();
+    for row in rows {
+        batch.last = batch.last.max(row.0);
+        match row_to_event(row) {
+            Ok(event) => batch.events.push(event),
+            Err(EventStoreError::Corrupt { position, reason }) => {
+                batch.unreadable.push(UnreadableEvent { position, reason })
+            }
+            Err(other) => batch.unreadable.push(UnreadableEvent {
+                position: batch.last,
+                reason: other.to_string(),
+            }),
+        }
+    }
+    batch
 }
 
 fn row_to_event((position, canonical, digest): EventRow) -> Result<StoredEvent, EventStoreError> {

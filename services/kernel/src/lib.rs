@@ -13,6 +13,7 @@ pub mod migrate;
 pub mod outbox;
 pub mod problem;
 pub mod projection;
+pub mod strict_json;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -214,11 +214,10 @@ fn applied_log(component: &str, m: &Migration) {
 }
 
 /// The event store's own tables, shared by every event-sourced service.
-pub const EVENT_STORE: &[Migration] = &[crate::migration!(
-    1,
-    "event_store",
-    "kernel/0001_event_store.sql"
-)];
+pub const EVENT_STORE: &[Migration] = &[
+    crate::migration!(1, "event_store", "kernel/0001_event_store.sql"),
+    crate::migration!(2, "set_aside_events", "kernel/0002_set_aside_events.sql"),
+];
 
 pub const IDENTITY: &[Migration] = &[crate::migration!(
     1,

@@ -3,7 +3,7 @@
 //! a crash in between publishes it again, and consumers are idempotent by event digest.
 
 use crate::bus::{Bus, Message};
-use crate::event_store::{EventStore, LeaseRole, StoredEvent};
+use crate::event_store::{EventStore, LeaseRole, RELAY_CONSUMER, StoredEvent};
 use chain_core::Digest;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -55,16 +55,23 @@ pub struct OutboxRelay {
 }
 
 impl OutboxRelay {
-    /// Publishes one round of pending events; returns how many were confirmed.
+    /// Publishes one round of pending events; returns how many left the outbox (confirmed by
+    /// the bus, or set aside because their stored row cannot be read).
     #[tracing::instrument(name = "relay_outbox", skip_all)]
     pub async fn relay_once(&self) -> Result<usize, String> {
-        let pending = self
+        let batch = self
             .store
             .unpublished(self.batch_size as i64)
             .await
             .map_err(|e| e.to_string())?;
+        // An unreadable row would otherwise come first in every round, for ever.
+        self.store
+            .set_aside(RELAY_CONSUMER, &batch.unreadable)
+            .await
+            .map_err(|e| e.to_string())?;
+        let pending = batch.events;
         if pending.is_empty() {
-            return Ok(0);
+            return Ok(batch.unreadable.len());
         }
         tracing::debug!(events = pending.len(), "relaying");
         // Consecutive events of one type share a message and a routing key; messages go out in
@@ -96,7 +103,7 @@ impl OutboxRelay {
             .mark_published(&positions)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(pending.len())
+        Ok(pending.len() + batch.unreadable.len())
     }
 
     /// Relays until `shutdown`, woken by every commit and by the sweep interval, while this

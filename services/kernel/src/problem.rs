@@ -52,6 +52,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The resource exists; the method is not one it serves.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// The stream moved on since the caller read it: reread and retry.
     #[error("{0}")]
     VersionConflict(String),
@@ -60,6 +63,12 @@ pub enum ApiError {
     InvalidState(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The client did not send its request body within the time allowed.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// The client holds more connections than one client may.
+    #[error("{0}")]
+    TooManyConnections(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -67,6 +76,13 @@ pub enum ApiError {
 impl ApiError {
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    /// 503 saying `what` cannot be reached: `cause` (a database's or a peer's own error text)
+    /// is logged, never shown to the client.
+    pub fn unavailable(what: &str, cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(%cause, "{} is unavailable", what);
+        ApiError::Unavailable(format!("{what} is unavailable; retry shortly"))
     }
 
     fn kind(&self) -> (&'static str, &'static str) {
@@ -78,9 +94,12 @@ impl ApiError {
             ApiError::Unauthorized(_) => ("unauthorized", "Missing or invalid API key"),
             ApiError::Forbidden(_) => ("forbidden", "Not allowed"),
             ApiError::NotFound(_) => ("not-found", "Not found"),
+            ApiError::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
             ApiError::VersionConflict(_) => ("version-conflict", "Stream version conflict"),
             ApiError::InvalidState(_) => ("invalid-state", "Command does not apply"),
             ApiError::Unavailable(_) => ("unavailable", "Service temporarily unavailable"),
+            ApiError::RequestTimeout(_) => ("request-timeout", "Request body not received in time"),
+            ApiError::TooManyConnections(_) => ("too-many-connections", "Too many connections"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }
     }
@@ -117,8 +136,11 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::VersionConflict(_) | ApiError::InvalidState(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -133,8 +155,13 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => {
                 resp.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::TooManyConnections(_) => {
                 resp.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            ApiError::RequestTimeout(_) => {
+                // The rest of the body may still arrive: the connection cannot serve another
+                // request.
+                resp.insert_header((header::CONNECTION, HeaderValue::from_static("close")));
             }
             _ => {}
         }

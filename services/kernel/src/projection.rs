@@ -5,7 +5,8 @@
 //! One projector per store works at a time ([`LeaseRole::Projector`]); a standby replica follows
 //! the active one's checkpoint instead, so its own read-your-writes waits still end.
 
-use crate::event_store::{EventStore, LeaseRole, StoredEvent};
+use crate::event_store::{EventStore, LeaseRole, ReadBatch, StoredEvent, UnreadableEvent};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -25,13 +26,27 @@ const CHUNK: i64 = 1000;
 pub trait Projection: Send + Sync + 'static {
     type Error: std::fmt::Display + Send;
 
+    /// The read model's name, unique within its store (`evidence_records`): its events set
+    /// aside are recorded as `projection:<name>`.
+    fn name(&self) -> &'static str;
+
     /// The position of the last event applied (0 for none).
     async fn checkpoint(&self) -> Result<i64, Self::Error>;
 
-    /// Applies `events` (consecutive, in position order) and moves the checkpoint past them,
-    /// in one transaction; returns the new checkpoint. Applying an event twice must leave the
-    /// same state (a projector that lost its lease mid-way may have applied it already).
-    async fn apply(&self, events: Vec<StoredEvent>) -> Result<i64, Self::Error>;
+    /// Applies `events` (in position order, all after the checkpoint) and moves the checkpoint
+    /// to `through` (at least the last event's position: events set aside in between are
+    /// passed over), in one transaction; returns the new checkpoint. Applying an event twice
+    /// must leave the same state (a projector that lost its lease mid-way may have applied it
+    /// already).
+    async fn apply(&self, events: Arc<[StoredEvent]>, through: i64) -> Result<i64, Self::Error>;
+
+    /// The position of the event at fault when `error` says that one event can never be
+    /// applied (as opposed to a read model that cannot be written now): the projector sets it
+    /// aside and applies the others.
+    fn unappliable(error: &Self::Error) -> Option<i64> {
+        let _ = error;
+        None
+    }
 }
 
 /// Keeps `projection` up to date with `store` until `shutdown`, publishing the position reached
@@ -85,15 +100,17 @@ pub async fn run_projector<P: Projection>(
             },
         };
         let err = match store.read_after(from, CHUNK).await {
-            Ok(events) if !events.is_empty() => match projection.apply(events).await {
-                Ok(p) => {
-                    failures = 0;
-                    position = Some(p);
-                    reached.send_replace(p);
-                    continue;
+            Ok(batch) if batch.last > from => {
+                match apply_or_set_aside(&store, &projection, batch).await {
+                    Ok(p) => {
+                        failures = 0;
+                        position = Some(p);
+                        reached.send_replace(p);
+                        continue;
+                    }
+                    Err(err) => format!("cannot apply the events after position {from}: {err}"),
                 }
-                Err(err) => format!("cannot apply the events after position {from}: {err}"),
-            },
+            }
             Ok(_) => {
                 failures = 0;
                 tokio::select! {
@@ -119,6 +136,45 @@ pub async fn run_projector<P: Projection>(
         if pause(backoff, &mut shutdown).await {
             return;
         }
+    }
+}
+
+/// Applies `batch` to `projection`; an event that cannot be read or applied is set aside
+/// (recorded in the store's `set_aside_events`, logged) and the others applied without it.
+/// Returns the new checkpoint.
+async fn apply_or_set_aside<P: Projection>(
+    store: &EventStore,
+    projection: &P,
+    batch: ReadBatch,
+) -> Result<i64, String> {
+    let consumer = format!("projection:{}", projection.name());
+    store
+        .set_aside(&consumer, &batch.unreadable)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut events: Arc<[StoredEvent]> = batch.events.into();
+    loop {
+        let err = match projection.apply(events.clone(), batch.last).await {
+            Ok(p) => return Ok(p),
+            Err(err) => err,
+        };
+        let Some(at) = P::unappliable(&err).filter(|at| events.iter().any(|e| e.position == *at))
+        else {
+            return Err(err.to_string());
+        };
+        let poison = UnreadableEvent {
+            position: at,
+            reason: err.to_string(),
+        };
+        store
+            .set_aside(&consumer, std::slice::from_ref(&poison))
+            .await
+            .map_err(|e| e.to_string())?;
+        events = events
+            .iter()
+            .filter(|e| e.position != at)
+            .cloned()
+            .collect();
     }
 }
 

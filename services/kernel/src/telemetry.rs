@@ -5,14 +5,37 @@ use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-/// Installs the global `tracing` subscriber (once; later calls are no-ops).
+/// Installs the global `tracing` subscriber (once; later calls are no-ops). Logs go to
+/// standard error, so that standard output carries only what a command prints for its user
+/// (the banner, a report); in colour only when standard error is a terminal.
 pub fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+    let filter = tracing_subscriber::EnvFilter::try_new(quiet_libraries(filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// Libraries whose routine start-up lines ("Job creator created", "starting 2 workers",
+/// PostgreSQL's "schema … already exists, skipping" notices) are not news to an operator.
+const QUIET_LIBRARIES: [&str; 3] = [
+    "tokio_cron_scheduler",
+    "actix_server",
+    "sqlx::postgres::notice",
+];
+
+/// `filter` with [`QUIET_LIBRARIES`] held to warnings, except those the filter names itself.
+fn quiet_libraries(filter: &str) -> String {
+    let mut out = filter.to_string();
+    for lib in QUIET_LIBRARIES {
+        if !filter.contains(lib) {
+            out.push_str(&format!(",{lib}=warn"));
+        }
+    }
+    out
 }
 
 /// The platform's metrics, served at `/metrics`.
@@ -29,6 +52,9 @@ pub struct Metrics {
     pub bus_connected: IntGaugeVec,
     /// Connections opened again after being lost, by connection.
     pub bus_reconnects: IntCounterVec,
+    /// Events a consumer of the event store could not process and set aside, by consumer
+    /// (`relay`, `projection:<read model>`).
+    pub events_set_aside: IntCounterVec,
 }
 
 impl Metrics {
@@ -81,6 +107,14 @@ impl Metrics {
             ),
             &["connection"],
         )?;
+        let events_set_aside = IntCounterVec::new(
+            Opts::new(
+                "veritrace_events_set_aside_total",
+                "Events a consumer could not process and set aside (listed in set_aside_events)",
+            ),
+            &["consumer"],
+        )?;
+        registry.register(Box::new(events_set_aside.clone()))?;
         registry.register(Box::new(bus_connected.clone()))?;
         registry.register(Box::new(bus_reconnects.clone()))?;
         registry.register(Box::new(http_responses.clone()))?;
@@ -101,6 +135,7 @@ impl Metrics {
             chain_height,
             bus_connected,
             bus_reconnects,
+            events_set_aside,
         })
     }
 }

@@ -6,8 +6,11 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 use veritrace_kernel::backend_tests;
 use veritrace_kernel::bus::{Bus, InProcessBus, Settlement};
+use veritrace_kernel::db::Database;
 use veritrace_kernel::envelope::{EventEnvelope, SealedEnvelope, now_rfc3339};
-use veritrace_kernel::event_store::{EventStore, EventStoreError, LeaseRole, StoredEvent};
+use veritrace_kernel::event_store::{
+    EventStore, EventStoreError, LeaseRole, StoredEvent, UnreadableEvent,
+};
 use veritrace_kernel::migrate;
 use veritrace_kernel::outbox::{EventBatch, OutboxRelay};
 use veritrace_kernel::projection::{Projection, run_projector};
@@ -151,6 +154,73 @@ backend_tests! {
         assert_eq!(store.outbox_len().await.unwrap(), 0);
     }
 
+    /// A stored row no reader can parse (nested beyond serde's 128 levels), and an event the
+    /// read model refuses: each is set aside once, by the relay and by the projector, and every
+    /// event behind them is published and projected.
+    async fn poison_rows_are_set_aside_and_the_rest_flows_on(db: TestDb) {
+        let store = open(&db).await;
+        store.append("a", 0, vec![event("a", 1, 1)]).await.unwrap();
+        let poison = insert_unreadable_event(&store).await;
+        let refused = store.append("b", 0, vec![event("b", 1, UNAPPLIABLE)]).await.unwrap()[0]
+            .position;
+        let last = store.append("c", 0, vec![event("c", 1, 3)]).await.unwrap()[0].position;
+        assert!(poison < refused && refused < last);
+
+        let bus = InProcessBus::new();
+        let mut sub = bus.subscribe("q", &["test.*"]).await.unwrap();
+        // The bus confirms a publication once it is settled: the consumer runs beside the relay.
+        let consumer = tokio::spawn(async move {
+            let mut published = Vec::new();
+            while published.len() < 3 {
+                let d = sub.next().await.unwrap();
+                let batch: EventBatch = serde_json::from_slice(&d.body).unwrap();
+                published.extend(batch.events.iter().map(|e| e.envelope["payload"]["n"].as_u64()));
+                d.settle(Settlement::Ack);
+            }
+            published
+        });
+        let relay = OutboxRelay {
+            store: store.clone(),
+            bus: Arc::new(bus) as Arc<dyn Bus>,
+            batch_size: 100,
+            sweep_interval: Duration::from_secs(1),
+        };
+        assert_eq!(relay.relay_once().await.unwrap(), 4, "three published, one set aside");
+        assert_eq!(store.outbox_len().await.unwrap(), 0);
+        let published = tokio::time::timeout(Duration::from_secs(30), consumer)
+            .await
+            .expect("every readable event is published")
+            .unwrap();
+        assert_eq!(published, vec![Some(1), Some(UNAPPLIABLE), Some(3)]);
+
+        let applied = Arc::new(AtomicUsize::new(0));
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let (reached, mut position) = tokio::sync::watch::channel(0);
+        tokio::spawn(run_projector(
+            store.clone(),
+            Counting {
+                checkpoint: Arc::new(AtomicI64::new(0)),
+                applied: applied.clone(),
+            },
+            reached,
+            shutdown,
+        ));
+        tokio::time::timeout(Duration::from_secs(30), position.wait_for(|p| *p >= last))
+            .await
+            .expect("the projector passes the poison rows")
+            .unwrap();
+        let _ = stop.send(true);
+        assert_eq!(applied.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            store.set_aside_counts().await.unwrap(),
+            vec![("projection:counting".to_string(), 2), ("relay".to_string(), 1)]
+        );
+        // Setting aside again changes nothing.
+        let again = UnreadableEvent { position: poison, reason: "again".into() };
+        store.set_aside("relay", &[again]).await.unwrap();
+        assert_eq!(store.set_aside_counts().await.unwrap()[1], ("relay".to_string(), 1));
+    }
+
     async fn an_unconfirmed_message_stays_in_the_outbox(db: TestDb) {
         let store = open(&db).await;
         store.append("s", 0, vec![event("s", 1, 0)]).await.unwrap();
@@ -201,25 +271,80 @@ async fn one_lease_per_postgres_store_and_role() {
     }
 }
 
+/// Writes, as a damaged or hostile store could hold it, an event whose envelope no reader can
+/// parse (nested 200 levels deep) and its outbox row; returns its position.
+async fn insert_unreadable_event(store: &EventStore) -> i64 {
+    let envelope = format!("{{\"payload\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+    let digest = "ab".repeat(32);
+    let id = uuid::Uuid::now_v7().to_string();
+    let position: i64 = match store.database() {
+        Database::Sqlite(db) => sqlx::query_scalar(
+            "INSERT INTO events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at)
+             VALUES (?, 'poison', 1, 'Noted', ?, ?, '2026-01-01T00:00:00.000Z') RETURNING position",
+        )
+        .bind(&id)
+        .bind(&envelope)
+        .bind(&digest)
+        .fetch_one(&db.writer)
+        .await
+        .unwrap(),
+        Database::Postgres(db) => sqlx::query_scalar(
+            "INSERT INTO events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at)
+             VALUES ($1::UUID, 'poison', 1, 'Noted', $2, $3, '2026-01-01T00:00:00.000Z') RETURNING position",
+        )
+        .bind(&id)
+        .bind(&envelope)
+        .bind(&digest)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap(),
+    };
+    veritrace_kernel::on_pool!(store.database(), writer, |pool| {
+        sqlx::query("INSERT INTO outbox (position) VALUES ($1)")
+            .bind(position)
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .unwrap()
+    });
+    position
+}
+
 /// A read model that counts what it applies; its checkpoint is shared, as a database's is.
 struct Counting {
     checkpoint: Arc<AtomicI64>,
     applied: Arc<AtomicUsize>,
 }
 
+/// The payload `n` that [`Counting`] can never apply.
+const UNAPPLIABLE: u64 = 666;
+
 #[async_trait::async_trait]
 impl Projection for Counting {
     type Error = String;
+
+    fn name(&self) -> &'static str {
+        "counting"
+    }
 
     async fn checkpoint(&self) -> Result<i64, String> {
         Ok(self.checkpoint.load(Ordering::SeqCst))
     }
 
-    async fn apply(&self, events: Vec<StoredEvent>) -> Result<i64, String> {
-        let last = events.last().map(|e| e.position).ok_or("no events")?;
+    async fn apply(&self, events: Arc<[StoredEvent]>, through: i64) -> Result<i64, String> {
+        if let Some(e) = events
+            .iter()
+            .find(|e| e.envelope.payload["n"] == UNAPPLIABLE)
+        {
+            return Err(format!("unappliable at {}", e.position));
+        }
         self.applied.fetch_add(events.len(), Ordering::SeqCst);
-        self.checkpoint.store(last, Ordering::SeqCst);
-        Ok(last)
+        self.checkpoint.store(through, Ordering::SeqCst);
+        Ok(through)
+    }
+
+    fn unappliable(error: &String) -> Option<i64> {
+        error.strip_prefix("unappliable at ")?.parse().ok()
     }
 }
 
@@ -233,16 +358,20 @@ struct Flaky {
 impl Projection for Flaky {
     type Error = String;
 
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+
     async fn checkpoint(&self) -> Result<i64, String> {
         self.inner.checkpoint().await
     }
 
-    async fn apply(&self, events: Vec<StoredEvent>) -> Result<i64, String> {
+    async fn apply(&self, events: Arc<[StoredEvent]>, through: i64) -> Result<i64, String> {
         if self.failing.load(Ordering::SeqCst) > 0 {
             self.failing.fetch_sub(1, Ordering::SeqCst);
             return Err("the read model is unavailable".into());
         }
-        self.inner.apply(events).await
+        self.inner.apply(events, through).await
     }
 }
 

@@ -520,7 +520,12 @@ pub async fn run(
     let mut on_chain: BTreeMap<String, Vec<(u64, u32, Digest, u64)>> = BTreeMap::new();
     for height in 1..=head {
         let Some(block) = chain.block(height).await? else {
-            return Err(format!("block {height} is not final on the nodes asked").into());
+            return Err(format!(
+                "block {height} is not final against the genesis given (chain {}): no node \
+                 asked serves it with a quorum of that genesis's validators",
+                genesis.chain_id
+            )
+            .into());
         };
         checked.blocks += 1;
         for (index, tx) in block.block.transactions.iter().enumerate() {
@@ -606,9 +611,46 @@ pub async fn command(opts: AuditOptions) -> Result<AuditReport, BoxError> {
         config.data_dir = d.clone();
     }
     let genesis = crate::platform::read_genesis(&opts.genesis)?;
+    let nodes = opts.chain_nodes.clone();
+    let chain_id = genesis.chain_id.clone();
+    tokio::task::spawn_blocking(move || same_chain(&chain_id, &nodes)).await??;
     let chain = chain_node::RemoteChain::new(genesis, opts.chain_nodes.clone())?;
     let stores = Stores::open(&config).await?;
     run(&stores, &chain, opts.grace).await
+}
+
+/// Refuses to audit against nodes that serve another chain than the genesis given: every block
+/// would then look "not final", which names the wrong cause.
+fn same_chain(chain_id: &str, nodes: &[String]) -> Result<(), BoxError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(5)))
+        .build()
+        .into();
+    for node in nodes {
+        let url = format!("{}/chain/genesis", node.trim_end_matches('/'));
+        let Ok(mut resp) = agent.get(&url).call() else {
+            continue; // unreachable nodes are the chain client's to report
+        };
+        let status = resp.status().as_u16();
+        let served = resp.body_mut().read_json::<serde_json::Value>().ok();
+        let Some(served) = served.as_ref().and_then(|g| g["chain_id"].as_str()) else {
+            return Err(format!(
+                "{node} does not serve a chain (GET /chain/genesis answered {status}): \
+                 --chain-node names a validator's node API, or the platform that runs the \
+                 embedded validator or the anchor"
+            )
+            .into());
+        };
+        if served != chain_id {
+            return Err(format!(
+                "{node} serves chain {served}, but the genesis given is chain {chain_id}: \
+                 audit against the genesis of the chain those nodes run (--genesis)"
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

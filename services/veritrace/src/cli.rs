@@ -35,6 +35,10 @@ pub enum Command {
         /// Configuration file (TOML); VERITRACE_* environment variables override it.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Data directory (overrides `data_dir`): where `serve anchor` without `chain.nodes`
+        /// keeps its solo validator's key, block store and genesis.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         /// Address to listen on (overrides `http.bind`).
         #[arg(long)]
         bind: Option<String>,
@@ -43,6 +47,16 @@ pub enum Command {
     /// chain; list every altered, missing or extra row. Exit 0 clean, 1 findings, 2 when the
     /// audit could not be done.
     Audit(crate::audit::AuditOptions),
+    /// Mint a new admin API key in the identity store of a data directory (embedded) or of
+    /// `database.url` (distributed), for the host's operator who lost the first one.
+    AdminKey {
+        /// Configuration file (TOML); VERITRACE_* environment variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Inspect a consumer's dead-letter queue, or publish its messages again (distributed mode).
     DeadLetters {
         #[command(subcommand)]

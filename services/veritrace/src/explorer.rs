@@ -8,8 +8,8 @@ use chain_core::{ChainClient, CommittedBlock, Digest, Genesis, ValidatorSet};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
-use veritrace_kernel::ApiError;
 use veritrace_kernel::http::ValidQuery;
+use veritrace_kernel::{ApiError, resource};
 
 /// The chain the explorer shows.
 #[derive(Clone)]
@@ -122,8 +122,10 @@ pub async fn head(explorer: web::Data<Explorer>) -> Result<HttpResponse, ApiErro
 #[into_params(parameter_in = Query)]
 pub struct BlocksQuery {
     /// Only blocks below this height (default: from the head).
-    pub before: Option<u64>,
+    #[param(minimum = 0)]
+    pub before: Option<i64>,
     /// At most this many blocks (1-100, default 20), newest first.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
 }
 
@@ -143,10 +145,13 @@ pub async fn blocks(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::field("limit", "must be between 1 and 100"));
     }
+    let before = q
+        .before
+        .map(|b| u64::try_from(b).map_err(|_| ApiError::field("before", "must not be negative")))
+        .transpose()?;
     let chain = &explorer.chain;
     let head = chain.head().await.map_err(unavailable)?;
-    let top = q
-        .before
+    let top = before
         .map(|b| b.saturating_sub(1))
         .unwrap_or(head)
         .min(head);
@@ -174,7 +179,7 @@ pub struct BlockDetail {
 
 /// One block with its transactions and attestations.
 #[utoipa::path(get, path = "/chain/blocks/{height}", tag = "chain",
-    params(("height" = u64, Path)),
+    params(("height" = i64, Path, minimum = 0)),
     responses((status = 200, body = BlockDetail), (status = 404, body = veritrace_kernel::Problem),
         (status = 422, body = veritrace_kernel::Problem)))]
 pub async fn block(
@@ -262,14 +267,11 @@ pub async fn validator_set_changes(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/chain/head", web::get().to(head))
-        .route("/chain/blocks", web::get().to(blocks))
-        .route("/chain/blocks/{height}", web::get().to(block))
-        .route("/chain/validator-sets", web::get().to(validator_sets))
-        .route(
-            "/chain/validator-set-changes",
-            web::get().to(validator_set_changes),
-        );
+    cfg.service(resource!("/chain/head", get => head))
+        .service(resource!("/chain/blocks", get => blocks))
+        .service(resource!("/chain/blocks/{height}", get => block))
+        .service(resource!("/chain/validator-sets", get => validator_sets))
+        .service(resource!("/chain/validator-set-changes", get => validator_set_changes));
 }
 
 #[derive(utoipa::OpenApi)]

@@ -1,6 +1,7 @@
 //! The Veritrace binary's library: the embedded platform (every service in one process), the
 //! receipt verification command and the benchmarks.
 
+pub mod admin_key;
 pub mod audit;
 pub mod bench;
 pub mod bench_chain;

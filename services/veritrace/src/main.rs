@@ -58,12 +58,16 @@ fn main() -> ExitCode {
         Command::Serve {
             service,
             config,
+            data_dir,
             bind,
         } => {
-            let cfg = match load_config(config, bind) {
+            let mut cfg = match load_config(config, bind) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
             if let Err(e) = veritrace::serve::check(service, &cfg) {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
@@ -98,22 +102,17 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::DeadLetters { command } => {
-            let rt = match new_runtime() {
-                Ok(rt) => rt,
+        Command::AdminKey { config, data_dir } => {
+            let mut cfg = match load_config(config, None) {
+                Ok(c) => c,
                 Err(code) => return code,
             };
-            match rt.block_on(veritrace::dead_letters::run(command)) {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(2)
-                }
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
             }
+            print_or_fail(veritrace::admin_key::mint(&cfg))
         }
+        Command::DeadLetters { command } => print_or_fail(veritrace::dead_letters::run(command)),
         Command::Probe { url, timeout_secs } => {
             let agent: ureq::Agent = ureq::Agent::config_builder()
                 .http_status_as_error(false)
@@ -218,6 +217,27 @@ fn load_config(file: Option<PathBuf>, bind: Option<String>) -> Result<Config, Ex
     Ok(cfg)
 }
 
+/// Runs a command that prints a text when it succeeds; exit status 2, after saying why, when
+/// it fails.
+fn print_or_fail<E: std::fmt::Display>(
+    command: impl std::future::Future<Output = Result<String, E>>,
+) -> ExitCode {
+    let rt = match new_runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(command) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// The tokio runtime commands run on; exit status 2 (after saying why) when it cannot start.
 fn new_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
@@ -293,7 +313,9 @@ async fn up(cfg: Config) -> Result<(), BoxError> {
                 "                 (shown once: store it now; it is not kept in clear anywhere)"
             );
         }
-        None => println!("  admin API key  (created on first start; not shown again)"),
+        None => println!(
+            "  admin API key  (created on first start; `veritrace admin-key` mints another)"
+        ),
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();

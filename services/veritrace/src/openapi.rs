@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use veritrace_kernel::strict_json;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,9 +40,91 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The document as committed under `openapi/veritrace.json`.
+/// The document as committed under `openapi/veritrace.json` and served at `/openapi.json`:
+/// [`document`] with what the HTTP edge does for every operation ([`edge_responses`]) and the
+/// kernel's schema of an exactly kept JSON value.
 pub fn document_json() -> String {
-    document().to_pretty_json().unwrap_or_default() + "\n"
+    let mut doc = serde_json::to_value(document()).unwrap_or_default();
+    edge_responses(&mut doc);
+    doc["components"]["schemas"][strict_json::VALUE_SCHEMA_NAME] = strict_json::value_schema();
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+}
+
+/// Answers the edge gives before a handler runs, added to every operation they apply to, each
+/// a problem document: so a domain documents only what its handlers decide. Problem bodies
+/// are served as `application/problem+json`, whatever an annotation says.
+fn edge_responses(doc: &mut serde_json::Value) {
+    const PROBLEM: &str = "#/components/schemas/Problem";
+    let problem = |description: &str| {
+        serde_json::json!({
+            "description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": PROBLEM}}}
+        })
+    };
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(|p| p.as_object_mut())
+        .flat_map(|p| p.values_mut())
+    {
+        let has_body = operation.get("requestBody").is_some();
+        let has_parameters = operation
+            .get("parameters")
+            .and_then(|p| p.as_array())
+            .is_some_and(|p| !p.is_empty());
+        let secured = operation
+            .get("security")
+            .and_then(|s| s.as_array())
+            .is_some_and(|s| !s.is_empty());
+        let Some(responses) = operation
+            .get_mut("responses")
+            .and_then(|r| r.as_object_mut())
+        else {
+            continue;
+        };
+        for response in responses.values_mut() {
+            let Some(content) = response.get_mut("content").and_then(|c| c.as_object_mut()) else {
+                continue;
+            };
+            let is_problem = content
+                .get("application/json")
+                .is_some_and(|c| c["schema"]["$ref"] == PROBLEM);
+            if is_problem && let Some(json) = content.remove("application/json") {
+                content.insert("application/problem+json".into(), json);
+            }
+        }
+        let mut add = |status: &str, description: &str| {
+            responses
+                .entry(status)
+                .or_insert_with(|| problem(description));
+        };
+        add(
+            "429",
+            "This client holds more open connections than `http.max_connections_per_client`",
+        );
+        if has_body {
+            add("400", "The body is not JSON");
+            add(
+                "408",
+                "The body did not arrive within `http.body_timeout_ms`",
+            );
+            add("413", "The body is larger than `http.max_body_bytes`");
+            add("415", "The body is not `application/json`");
+            add("422", "A field is invalid; `errors` names it");
+        }
+        if has_parameters {
+            add("422", "A parameter is invalid; `errors` names it");
+        }
+        if secured {
+            add("401", "No API key, or not a valid one");
+            add(
+                "503",
+                "The identity store (or another store) cannot be reached; retry",
+            );
+        }
+    }
 }
 
 async fn openapi_json() -> HttpResponse {

@@ -15,16 +15,19 @@ use std::time::Duration;
 use tokio::sync::watch;
 use veritrace_anchor::AnchorService;
 use veritrace_evidence::EvidenceService;
-use veritrace_kernel::ApiError;
 use veritrace_kernel::amqp::AmqpBus;
 use veritrace_kernel::auth::Identity;
 use veritrace_kernel::bus::{Bus, InProcessBus};
 use veritrace_kernel::config::Config;
 use veritrace_kernel::db::Database;
-use veritrace_kernel::http::{BodyLimit, ReceiptLinks};
+use veritrace_kernel::event_store::EventStore;
+use veritrace_kernel::http::{
+    BodyLimit, BodyTimeout, ClientConnections, ReceiptLinks, refuse_excess_connections,
+};
 use veritrace_kernel::migrate;
 use veritrace_kernel::outbox::OutboxRelay;
 use veritrace_kernel::telemetry::{Metrics, metrics_endpoint};
+use veritrace_kernel::{ApiError, resource};
 
 pub struct Platform {
     pub addr: SocketAddr,
@@ -115,6 +118,9 @@ pub fn read_genesis(path: &Path) -> Result<Genesis, BoxError> {
 
 impl Platform {
     pub async fn start(config: Config) -> Result<Platform, BoxError> {
+        // The port first: a start that cannot serve creates nothing, so the admin key of a
+        // new data directory is never made where it cannot be shown.
+        let listener = listen(&config)?;
         let data = config.data_dir.clone();
         std::fs::create_dir_all(&data)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -125,7 +131,6 @@ impl Platform {
         let identity_db = Database::open(&data.join("identity.db")).await?;
         migrate::run(&identity_db, "identity", migrate::IDENTITY).await?;
         let identity = Identity::new(&identity_db);
-        let new_admin_key = identity.bootstrap_admin().await?;
 
         let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
         let anchor_db = Database::open(&data.join("anchor.db")).await?;
@@ -163,9 +168,15 @@ impl Platform {
                 evidence: Some(evidence.clone()),
                 anchor: Some((anchor.clone(), state)),
                 metrics: metrics.clone(),
-                readiness: Readiness::default(),
+                readiness: Readiness {
+                    event_stores: vec![evidence.store.clone()],
+                    ..Readiness::default()
+                },
             },
+            listener,
         )?;
+        // Last, once everything else has started: the key is then always shown.
+        let new_admin_key = identity.bootstrap_admin().await?;
         let handle = server.handle();
         tokio::spawn(server);
         Ok(Platform {
@@ -229,6 +240,9 @@ pub struct Routes {
 #[derive(Default)]
 pub struct Readiness {
     pub databases: Vec<Database>,
+    /// Event stores whose events set aside `/readyz` reports (still ready: everything behind
+    /// them flows on, but an operator should look).
+    pub event_stores: Vec<EventStore>,
     /// The bus the process consumes from (the anchor's). A domain service's bus is not listed:
     /// it takes writes into its outbox while the broker is down.
     pub consumer_bus: Option<AmqpBus>,
@@ -282,16 +296,49 @@ async fn ready(readiness: web::Data<Readiness>) -> Result<HttpResponse, ApiError
         veritrace_kernel::on_pool!(db, reader, |pool| {
             sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
         })
-        .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
+        .map_err(|e| ApiError::unavailable("a database", e))?;
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+    let mut set_aside = serde_json::Map::new();
+    for store in readiness.event_stores.iter() {
+        let counts = store
+            .set_aside_counts()
+            .await
+            .map_err(|e| ApiError::unavailable("an event store", e))?;
+        for (consumer, n) in counts {
+            set_aside.insert(consumer, n.into());
+        }
+    }
+    if set_aside.is_empty() {
+        return Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "status": "ready",
+        "set_aside_events": set_aside,
+        "attention": "events that could not be processed were set aside (table set_aside_events, \
+                      logged at error level); every other event flows on",
+    })))
 }
 
+/// Listens on `http.bind`, saying where when it cannot.
+pub fn listen(config: &Config) -> Result<std::net::TcpListener, BoxError> {
+    std::net::TcpListener::bind(&config.http.bind).map_err(|e| {
+        format!(
+            "cannot listen on {} (http.bind): {e}; stop what holds that address, or choose another with --bind",
+            config.http.bind
+        )
+        .into()
+    })
+}
+
+/// The HTTP server of `routes` on `listener` (from [`listen`]), not yet running.
 pub fn http_server(
     config: &Config,
     routes: Routes,
+    listener: std::net::TcpListener,
 ) -> Result<(actix_web::dev::Server, SocketAddr), BoxError> {
     let limit = BodyLimit(config.http.max_body_bytes);
+    let body_timeout = BodyTimeout(Duration::from_millis(config.http.body_timeout_ms.max(1)));
+    let connections = ClientConnections::new(config.http.max_connections_per_client);
     let receipt_links = ReceiptLinks::new(config.http.receipts_url.as_deref())?;
     let identity = web::Data::new(routes.identity);
     let organisations = routes.organisations;
@@ -310,6 +357,7 @@ pub fn http_server(
         let (evidence, anchor) = (evidence.clone(), anchor.clone());
         App::new()
             .app_data(limit)
+            .app_data(body_timeout)
             .app_data(receipt_links.clone())
             .app_data(identity.clone())
             .app_data(metrics_data.clone())
@@ -322,6 +370,7 @@ pub fn http_server(
                 web::PathConfig::default()
                     .error_handler(|err, _| ApiError::field("path", err.to_string()).into()),
             )
+            .wrap_fn(refuse_excess_connections)
             .wrap_fn(move |req, srv| {
                 let metrics = metrics.clone();
                 let fut = srv.call(req);
@@ -348,24 +397,28 @@ pub fn http_server(
                     cfg.app_data(anchor)
                         .app_data(state)
                         .app_data(explorer)
-                        .route("/", web::get().to(index))
-                        .route("/chain/genesis", web::get().to(genesis_document));
+                        .service(resource!("/", get => index))
+                        .service(resource!("/chain/genesis", get => genesis_document));
                     veritrace_anchor::http::configure(cfg);
                     crate::explorer::configure(cfg);
                 }
             })
             .configure(crate::openapi::configure)
-            .route("/healthz", web::get().to(health))
-            .route("/readyz", web::get().to(ready))
-            .route("/metrics", web::get().to(metrics_endpoint))
+            .service(resource!("/healthz", get => health))
+            .service(resource!("/readyz", get => ready))
+            .service(resource!("/metrics", get => metrics_endpoint))
             .default_service(web::to(veritrace_kernel::http::not_found))
     })
+    .on_connect(move |conn, data| connections.on_connect(conn, data))
+    .client_request_timeout(Duration::from_millis(
+        config.http.request_head_timeout_ms.max(1),
+    ))
     .disable_signals()
     .shutdown_timeout(10);
     if config.http.workers > 0 {
         server = server.workers(config.http.workers);
     }
-    let server = server.bind(&config.http.bind)?;
+    let server = server.listen(listener)?;
     let addr = *server
         .addrs()
         .first()

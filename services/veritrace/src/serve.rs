@@ -1,7 +1,9 @@
 //! `veritrace serve <service>`: one service per process (distributed mode), on PostgreSQL (its
 //! own schema) and RabbitMQ.
 
-use crate::platform::{ChainState, Readiness, Routes, http_server, read_genesis, start_chain};
+use crate::platform::{
+    ChainState, Readiness, Routes, http_server, listen, read_genesis, start_chain,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +80,8 @@ pub struct Served {
     pub addr: SocketAddr,
     /// The admin API key, printed once by the identity service on its first start.
     pub new_admin_key: Option<String>,
+    /// The chain id and genesis file the service anchors on or checks receipts against.
+    pub chain: Option<(String, std::path::PathBuf)>,
     server: actix_web::dev::ServerHandle,
     shutdown: watch::Sender<bool>,
 }
@@ -121,15 +125,17 @@ fn is_waitable(e: &MigrateError) -> bool {
 /// Starts `service` as configured. `check` must have passed.
 pub async fn start(service: Service, config: Config) -> Result<Served, BoxError> {
     check(service, &config)?;
+    let listener = listen(&config)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let metrics = Arc::new(Metrics::new()?);
     let name = service.name();
     let identity_db = Database::postgres(&config.database, "identity", name)?;
     let identity = Identity::new(&identity_db);
     let mut new_admin_key = None;
+    let mut chain_of_service = None;
     let mut readiness = Readiness {
         databases: vec![identity_db.clone()],
-        consumer_bus: None,
+        ..Readiness::default()
     };
     let mut routes = Routes {
         identity: identity.clone(),
@@ -142,11 +148,12 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
     match service {
         Service::Identity => {
             migrate_when_up(&identity_db, "identity", migrate::IDENTITY, &shutdown_rx).await?;
-            new_admin_key = identity.bootstrap_admin().await?;
             routes.organisations = true;
         }
         Service::Evidence => {
-            let genesis = read_genesis(config.chain.genesis.as_deref().ok_or("chain.genesis")?)?;
+            let genesis_path = config.chain.genesis.clone().ok_or("chain.genesis")?;
+            let genesis = read_genesis(&genesis_path)?;
+            chain_of_service = Some((genesis.chain_id.clone(), genesis_path));
             if config.http.receipts_url.is_none() {
                 tracing::warn!(
                     "http.receipts_url is not set: answers link to /receipts/… on this service, \
@@ -179,11 +186,13 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
                 sweep_interval: Duration::from_millis(config.outbox.sweep_interval_ms.max(10)),
             };
             tokio::spawn(relay.run(shutdown_rx.clone()));
+            readiness.event_stores.push(evidence.store.clone());
             routes.evidence = Some(evidence);
             readiness.databases.push(db);
         }
         Service::Anchor => {
-            let (genesis, _, chain) = start_chain(&config, shutdown_rx.clone())?;
+            let (genesis, genesis_path, chain) = start_chain(&config, shutdown_rx.clone())?;
+            chain_of_service = Some((genesis.chain_id.clone(), genesis_path));
             let db = Database::postgres(&config.database, name, name)?;
             migrate_when_up(&db, name, veritrace_anchor::MIGRATIONS, &shutdown_rx).await?;
             let anchor =
@@ -197,12 +206,17 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
         }
     }
     routes.readiness = readiness;
-    let (server, addr) = http_server(&config, routes)?;
+    let (server, addr) = http_server(&config, routes, listener)?;
+    if service == Service::Identity {
+        // Once the server can serve: the key is then always shown.
+        new_admin_key = identity.bootstrap_admin().await?;
+    }
     let handle = server.handle();
     tokio::spawn(server);
     Ok(Served {
         addr,
         new_admin_key,
+        chain: chain_of_service,
         server: handle,
         shutdown,
     })
@@ -222,10 +236,23 @@ pub async fn run(service: Service, config: Config) -> Result<(), BoxError> {
     let url = format!("http://{}", served.addr);
     println!("Veritrace {} is up (distributed mode)", service.name());
     println!("  API            {url}");
+    println!("  API docs       {url}/docs/");
     println!("  metrics        {url}/metrics");
-    if let Some(key) = &served.new_admin_key {
-        println!("  admin API key  {key}");
-        println!("                 (shown once: store it now; it is not kept in clear anywhere)");
+    if let Some((chain_id, genesis)) = &served.chain {
+        println!("  chain          {chain_id}");
+        println!("  genesis        {}", genesis.display());
+    }
+    match (&served.new_admin_key, service) {
+        (Some(key), _) => {
+            println!("  admin API key  {key}");
+            println!(
+                "                 (shown once: store it now; it is not kept in clear anywhere)"
+            );
+        }
+        (None, Service::Identity) => println!(
+            "  admin API key  (created on first start; `veritrace admin-key` mints another)"
+        ),
+        (None, _) => {}
     }
     // Last line of the banner: what tests and supervisors wait for.
     println!("  database       {db}");

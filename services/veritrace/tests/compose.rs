@@ -925,6 +925,7 @@ fn check(compose: &Compose, init_sql: &str) -> Vec<String> {
                 service,
                 config,
                 bind,
+                ..
             } => {
                 if let Some(cfg) = c.check_serve(&name, service, config.as_deref(), bind.as_deref())
                 {

@@ -6,6 +6,7 @@
 mod common;
 
 use common::deployment::*;
+use serde_json::{Value, json};
 use std::time::Duration;
 use veritrace_kernel::bus::{Bus, Message};
 
@@ -534,4 +535,133 @@ fn bench_distributed_reports_every_rate() {
     }
     assert_eq!(report["events"], 2000);
     assert!(stdout.contains("end to end / raw INSERT"), "{stdout}");
+}
+
+/// The embedded mode's bounds hold on PostgreSQL: bodies nested 1 to 200 deep are refused or
+/// anchored, a NUL gets the same 422 and never a database message, and a poison row in the
+/// store is set aside (counted, reported by `/readyz`) while every event behind it anchors.
+#[test]
+fn hostile_input_and_a_poison_row_do_not_stop_anchoring() {
+    let _one = one_deployment_at_a_time();
+    let d = deployment!();
+    d.start_all();
+    let agent = agent();
+    let key = d.key();
+    let evidence = format!("{}/evidence", d.url("evidence"));
+    let (s, first) = post(
+        &agent,
+        &evidence,
+        &key,
+        &json!({"content_hash": {"algorithm": "sha-256", "digest": digest_of("first", 0)},
+                "title": "the first exhibit"}),
+    );
+    assert_eq!(s, 201, "{first}");
+    let mut accepted = vec![first["event_id"].as_str().expect("event_id").to_string()];
+    let withdrawal = format!(
+        "{evidence}/{}/withdrawal",
+        first["evidence"]["evidence_id"]
+            .as_str()
+            .expect("evidence_id")
+    );
+    let organisations = format!("{}/organisations", d.url("identity"));
+    let batch = format!("{evidence}/batch");
+    // Bodies `depth` levels deep in all, the body itself being level 1; the depths at which
+    // each endpoint records something (metadata is an object; the other two take no nesting).
+    let nested = |levels: usize| (0..levels).fold(json!(1), |inner, _| json!({ "a": inner }));
+    for depth in 1..=200usize {
+        let hash = json!({"algorithm": "sha-256", "digest": digest_of("deep", depth)});
+        let requests = [
+            (
+                &evidence,
+                json!({"content_hash": hash, "title": "deep", "metadata": nested(depth - 1)}),
+                (2..=32).contains(&depth),
+            ),
+            (
+                &batch,
+                json!({"items": [{"content_hash": hash, "title": "deep",
+                                  "metadata": nested(depth.saturating_sub(3))}]}),
+                (4..=32).contains(&depth),
+            ),
+            (
+                &withdrawal,
+                json!({"reason": nested(depth - 1), "expected_version": 1}),
+                false,
+            ),
+            (&organisations, json!({"name": nested(depth - 1)}), false),
+        ];
+        for (url, body, recorded) in requests {
+            let (s, v) = post(&agent, url, &key, &body);
+            if s == 201 {
+                let items = v["items"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_else(|| vec![v.clone()]);
+                for item in items {
+                    accepted.push(item["event_id"].as_str().expect("event_id").to_string());
+                }
+            } else {
+                assert!((400..500).contains(&s), "depth {depth} at {url}: {s} {v}");
+                assert_eq!(v["_content_type"], "application/problem+json", "{v}");
+            }
+            assert_eq!(s == 201, recorded, "depth {depth} at {url}: {s} {v}");
+        }
+    }
+    assert_eq!(accepted.len(), 1 + 31 + 29);
+    for (url, body) in [
+        (
+            format!("{}/organisations", d.url("identity")),
+            json!({"name": "Bank\u{0}", "role": "member"}),
+        ),
+        (
+            evidence.clone(),
+            json!({"content_hash": {"algorithm": "sha-256", "digest": digest_of("nul", 0)},
+                   "title": "a\u{0}b"}),
+        ),
+    ] {
+        let (s, v) = post(&agent, &url, &key, &body);
+        assert_eq!(s, 422, "{v}");
+        assert!(!v.to_string().contains("byte sequence"), "{v}");
+    }
+
+    // A row no reader can parse, committed behind everyone's back.
+    d.execute(&format!(
+        "WITH e AS (
+            INSERT INTO evidence.events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at)
+            VALUES ('{}'::UUID, 'poison', 1, 'EvidenceRegistered', '{{\"payload\":{}1{}}}', '{}', '2026-01-01T00:00:00.000Z')
+            RETURNING position)
+         INSERT INTO evidence.outbox (position) SELECT position FROM e",
+        uuid::Uuid::now_v7(),
+        "[".repeat(200),
+        "]".repeat(200),
+        "ab".repeat(32),
+    ));
+    accepted.extend(d.register(100, 25, "after-poison"));
+    // Every event but the poison row becomes a leaf of an anchored batch; the outbox empties.
+    let expected = accepted.len() as i64;
+    wait_until(
+        Duration::from_secs(60),
+        "every event but the poison row anchored",
+        || {
+            let (events, leaves, anchored, outbox) = d.progress();
+            (events == expected + 1 && leaves == expected && anchored == expected && outbox == 0)
+                .then_some(())
+        },
+        || format!("(events, leaves, anchored, outbox) = {:?}", d.progress()),
+    );
+    for id in [&accepted[0], &accepted[30], &accepted[accepted.len() - 1]] {
+        d.receipt_verifies(id);
+    }
+    let (status, ready): (u16, Value) = d.readyz("evidence");
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["set_aside_events"]["relay"], 1, "{ready}");
+    assert_eq!(
+        ready["set_aside_events"]["projection:evidence_records"], 1,
+        "{ready}"
+    );
+    let (_, metrics) = get(&agent, &format!("{}/metrics", d.url("evidence")));
+    let metrics = metrics.as_str().unwrap_or_default();
+    assert!(
+        metrics.contains("veritrace_events_set_aside_total{consumer=\"relay\"} 1"),
+        "{metrics}"
+    );
 }

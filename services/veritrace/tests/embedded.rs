@@ -523,6 +523,34 @@ fn audit_reads_the_embedded_stores() {
     assert_eq!(code, 0, "{report} {stderr}");
     assert_eq!(report["checked"]["events"], 5);
 
+    // Another chain's genesis, or a URL that serves no chain, is an audit that cannot be done
+    // (status 2, saying why), not a list of false findings.
+    let mut other: Value =
+        serde_json::from_slice(&std::fs::read(genesis_of(dir.path())).unwrap()).unwrap();
+    other["chain_id"] = json!("another-chain");
+    let other_genesis = dir.path().join("other-genesis.json");
+    std::fs::write(&other_genesis, other.to_string()).unwrap();
+    let healthz = format!("{}/healthz", p.url);
+    for (node, genesis, says) in [
+        (p.url.as_str(), other_genesis.as_path(), "another-chain"),
+        (
+            healthz.as_str(),
+            genesis_of(dir.path()).as_path(),
+            "does not serve a chain",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_veritrace"))
+            .args(["audit", "--data-dir"])
+            .arg(dir.path())
+            .args(["--chain-node", node, "--genesis"])
+            .arg(genesis)
+            .output()
+            .expect("run audit");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -546,4 +574,370 @@ fn audit_reads_the_embedded_stores() {
     assert_eq!(findings.len(), 1, "{report}");
     assert_eq!(findings[0]["kind"], "altered");
     assert_eq!(findings[0]["position"], 2);
+}
+
+/// `{"a":{"a":…1…}}`, `depth` objects deep (0: the number itself).
+fn nested(depth: usize) -> Value {
+    (0..depth).fold(json!(1), |inner, _| json!({ "a": inner }))
+}
+
+/// Bodies nested 1 to 200 levels deep at every POST endpoint: each is refused with a 4xx
+/// problem, or recorded, anchored and verified with its metadata exactly as sent; nothing gets
+/// stuck, and an ordinary registration afterwards anchors as usual.
+#[test]
+fn bodies_nested_at_any_depth_are_refused_or_anchored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = up(dir.path(), &[]);
+    let key = p.key.clone().unwrap();
+    let genesis =
+        chain_core::Genesis::parse(&std::fs::read(genesis_of(dir.path())).unwrap()).unwrap();
+    let first = register(&p, b"the first exhibit");
+    let withdraw_url = format!(
+        "{}/evidence/{}/withdrawal",
+        p.url,
+        first["evidence"]["evidence_id"].as_str().unwrap()
+    );
+    let post = |path: &str, body: &Value| {
+        call(
+            "POST",
+            &if path.starts_with("http") {
+                path.to_string()
+            } else {
+                format!("{}{path}", p.url)
+            },
+            Some(&key),
+            Some(body.to_string().as_bytes()),
+        )
+    };
+    let hash = |depth: usize| json!({"algorithm": "sha-256", "digest": sha256_hex(format!("{depth}").as_bytes())});
+    // (event id, the metadata sent)
+    let mut recorded: Vec<(String, Value)> = Vec::new();
+    for depth in 1..=200usize {
+        // Each body is `depth` levels deep in all: the body itself is level 1, and in a batch
+        // `items` and its item are levels 2 and 3.
+        let single =
+            json!({"content_hash": hash(depth), "title": "deep", "metadata": nested(depth - 1)});
+        let batch = json!({"items": [{
+            "content_hash": hash(depth), "title": "deep in a batch",
+            "metadata": nested(depth.saturating_sub(3)),
+        }]});
+        let requests = [
+            ("/evidence", single),
+            ("/evidence/batch", batch),
+            (
+                withdraw_url.as_str(),
+                json!({"reason": nested(depth - 1), "expected_version": 1}),
+            ),
+            (
+                "/organisations",
+                json!({"name": nested(depth - 1), "role": "member"}),
+            ),
+        ];
+        for (path, body) in requests {
+            let (s, c, v) = post(path, &body);
+            if (200..300).contains(&s) {
+                let events: Vec<Value> = match v["items"].as_array() {
+                    Some(items) => items.clone(),
+                    None => vec![v.clone()],
+                };
+                let sent = body
+                    .get("items")
+                    .map(|i| i[0].clone())
+                    .unwrap_or(body.clone());
+                for e in events {
+                    if let Some(id) = e["event_id"].as_str() {
+                        recorded.push((id.to_string(), sent["metadata"].clone()));
+                    }
+                }
+            } else {
+                assert!((400..500).contains(&s), "depth {depth} at {path}: {s} {v}");
+                assert_eq!(
+                    c, "application/problem+json",
+                    "depth {depth} at {path}: {v}"
+                );
+            }
+            // Past the bound, the refusal names the depth rule and where it broke.
+            if depth > veritrace_kernel::strict_json::MAX_DEPTH {
+                assert_eq!(s, 422, "depth {depth} at {path}: {v}");
+                assert!(
+                    v["errors"][0]["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("nested deeper"),
+                    "{v}"
+                );
+            }
+        }
+    }
+    // Metadata is an object: depths 2 to 32 alone, 4 to 32 in a batch.
+    assert_eq!(recorded.len(), 31 + 29, "{recorded:?}");
+    for (event_id, metadata) in &recorded {
+        let receipt = anchored_receipt(&p, &key, event_id, Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("event {event_id} was recorded but never anchored"));
+        chain_core::receipt::verify_bytes(&receipt, &genesis).expect("verifies");
+        let r: Value = serde_json::from_slice(&receipt).unwrap();
+        assert_eq!(&r["event"]["payload"]["metadata"], metadata, "{event_id}");
+    }
+    let after = register(&p, b"an ordinary exhibit afterwards");
+    anchored_receipt(
+        &p,
+        &key,
+        after["event_id"].as_str().unwrap(),
+        Duration::from_secs(10),
+    )
+    .expect("an ordinary registration still anchors");
+}
+
+/// Numbers the canonical form would change, duplicate keys and control characters are refused
+/// with 422 naming the field; a number it keeps is read back unchanged from the receipt.
+#[test]
+fn what_is_recorded_is_exactly_what_was_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = up(dir.path(), &[]);
+    let key = p.key.clone().unwrap();
+    let url = format!("{}/evidence", p.url);
+    let digest = sha256_hex(b"numbers");
+    let body = |metadata: &str| {
+        format!(
+            r#"{{"content_hash":{{"algorithm":"sha-256","digest":"{digest}"}},"title":"n","metadata":{metadata}}}"#
+        )
+    };
+    for (metadata, field) in [
+        (r#"{"m":9007199254740993}"#, "metadata.m"),
+        (r#"{"m":9007199254740992}"#, "metadata.m"),
+        (r#"{"m":[1e21]}"#, "metadata.m[0]"),
+        (r#"{"m":"\u0085"}"#, "metadata.m"),
+        (
+            r#"{"m":1234567890123456789012345678901234567890}"#,
+            "metadata.m",
+        ),
+        (r#"{"m":[0.1000000000000000000001]}"#, "metadata.m[0]"),
+        (r#"{"m":1e400}"#, "metadata.m"),
+        (r#"{"m":1,"m":2}"#, "metadata.m"),
+        (r#"{"m":"a\u0000b"}"#, "metadata.m"),
+    ] {
+        let (s, c, v) = call("POST", &url, Some(&key), Some(body(metadata).as_bytes()));
+        problem(s, &c, &v, 422, Some(field));
+    }
+    let dup = format!(
+        r#"{{"content_hash":{{"algorithm":"sha-256","digest":"{digest}"}},"title":"a","title":"b"}}"#
+    );
+    let (s, c, v) = call("POST", &url, Some(&key), Some(dup.as_bytes()));
+    problem(s, &c, &v, 422, Some("title"));
+    let (s, c, v) = call(
+        "POST",
+        &format!("{}/organisations", p.url),
+        Some(&key),
+        Some(br#"{"name":"Bank\u0000","role":"member"}"#),
+    );
+    problem(s, &c, &v, 422, Some("name"));
+    let (s, c, v) = call(
+        "GET",
+        &format!("{url}?case_reference=a%00b"),
+        Some(&key),
+        None,
+    );
+    problem(s, &c, &v, 422, Some("case_reference"));
+
+    // Kept exactly: the receipt's event carries the very values sent.
+    let (s, _, v) = call(
+        "POST",
+        &url,
+        Some(&key),
+        Some(body(r#"{"one":1.0,"e":1e2}"#).as_bytes()),
+    );
+    assert_eq!(s, 201, "the same value in another spelling is kept: {v}");
+    let kept = r#"{"small":1.5e-7,"safe":-9007199254740991,"tenth":0.1,"tab":"a\tb"}"#;
+    let (s, _, v) = call("POST", &url, Some(&key), Some(body(kept).as_bytes()));
+    assert_eq!(s, 201, "{v}");
+    let receipt = anchored_receipt(
+        &p,
+        &key,
+        v["event_id"].as_str().unwrap(),
+        Duration::from_secs(10),
+    )
+    .expect("anchored");
+    let r: Value = serde_json::from_slice(&receipt).unwrap();
+    let sent: Value = serde_json::from_str(kept).unwrap();
+    assert_eq!(r["event"]["payload"]["metadata"], sent);
+}
+
+/// `host:port` of a running platform's URL.
+fn authority(p: &Running) -> String {
+    p.url.trim_start_matches("http://").to_string()
+}
+
+/// Reads what the server sends until it closes the connection or `within` passes.
+fn read_until_closed(stream: &mut std::net::TcpStream, within: Duration) -> String {
+    use std::io::Read;
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads one response with a `content-length` body, leaving the connection open.
+fn read_one_response(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    while !out.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).unwrap(),
+            1,
+            "the connection closed early"
+        );
+        out.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&out).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    out.extend(body);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A client that sends a request's head and never its body is answered 408 problem+json within
+/// `http.body_timeout_ms` and disconnected; one that sends nothing is disconnected within
+/// `http.request_head_timeout_ms`.
+#[test]
+fn slow_clients_are_answered_408_and_disconnected() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = up(
+        dir.path(),
+        &[
+            ("VERITRACE_HTTP__BODY_TIMEOUT_MS", "1000"),
+            ("VERITRACE_HTTP__REQUEST_HEAD_TIMEOUT_MS", "1000"),
+        ],
+    );
+    let key = p.key.clone().unwrap();
+    let mut stream = std::net::TcpStream::connect(authority(&p)).unwrap();
+    let started = Instant::now();
+    write!(
+        stream,
+        "POST /evidence HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"title\""
+    )
+    .unwrap();
+    let answer = read_until_closed(&mut stream, Duration::from_secs(10));
+    let waited = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(
+        answer.contains("urn:veritrace:problem:request-timeout"),
+        "{answer}"
+    );
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+
+    let mut idle = std::net::TcpStream::connect(authority(&p)).unwrap();
+    let started = Instant::now();
+    let _ = read_until_closed(&mut idle, Duration::from_secs(10));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The server is unaffected.
+    let (s, _, _) = call("GET", &format!("{}/healthz", p.url), None, None);
+    assert_eq!(s, 200);
+}
+
+/// One client may hold `http.max_connections_per_client` connections; a request on one more
+/// is answered 429 and that connection closed, and closing others makes room again.
+#[test]
+fn one_client_holds_a_bounded_number_of_connections() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = up(
+        dir.path(),
+        &[("VERITRACE_HTTP__MAX_CONNECTIONS_PER_CLIENT", "4")],
+    );
+    // Each held connection serves a request first, so the server has surely counted it.
+    let held: Vec<_> = (0..4)
+        .map(|_| {
+            let mut c = std::net::TcpStream::connect(authority(&p)).unwrap();
+            write!(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let answer = read_one_response(&mut c);
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            c
+        })
+        .collect();
+    let mut extra = std::net::TcpStream::connect(authority(&p)).unwrap();
+    write!(extra, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let answer = read_until_closed(&mut extra, Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(
+        answer.contains("urn:veritrace:problem:too-many-connections"),
+        "{answer}"
+    );
+    drop(held);
+    // The server notices the closed connections on its next read of them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, _, v) = call("GET", &format!("{}/healthz", p.url), None, None);
+        if s == 200 {
+            break;
+        }
+        assert_eq!(s, 429, "{v}");
+        assert!(
+            Instant::now() < deadline,
+            "no room after the connections closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A first start whose port is taken creates nothing (so no admin key is made and lost); the
+/// next start shows the key; `veritrace admin-key` mints another that works.
+#[test]
+fn the_admin_key_is_never_lost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_veritrace"))
+        .args(["up", "--data-dir"])
+        .arg(&data)
+        .args(["--bind", &taken.local_addr().unwrap().to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen on"), "{err}");
+    assert!(
+        !data.exists(),
+        "a start that cannot serve created {}",
+        data.display()
+    );
+    drop(taken);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_veritrace"))
+        .args(["admin-key", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no identity store"));
+
+    let p = up(&data, &[]);
+    let first = p.key.clone().expect("the first real start shows the key");
+    let minted = run_ok(&["admin-key", "--data-dir", data.to_str().unwrap()]);
+    let key = minted
+        .split_whitespace()
+        .find(|w| w.starts_with("vt_"))
+        .unwrap_or_else(|| panic!("{minted}"))
+        .to_string();
+    assert_ne!(key, first);
+    for k in [&first, &key] {
+        let (s, _, v) = call("GET", &format!("{}/organisations/me", p.url), Some(k), None);
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["role"], "admin", "{v}");
+    }
 }

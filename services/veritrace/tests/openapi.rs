@@ -28,3 +28,47 @@ fn committed_openapi_document_matches_the_code() {
         assert!(doc["paths"].get(p).is_some(), "{p} is not documented");
     }
 }
+
+/// The text rules the document states are the kernel's own, and every problem is documented
+/// as `application/problem+json`.
+#[test]
+fn the_document_states_the_edge_rules() {
+    let doc: serde_json::Value =
+        serde_json::from_str(&veritrace::openapi::document_json()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("RegisterEvidenceRequest", "title"),
+        ("RegisterEvidenceRequest", "case_reference"),
+        ("WithdrawEvidenceRequest", "reason"),
+        ("CreateOrganisation", "name"),
+    ] {
+        assert_eq!(
+            schemas[schema]["properties"][field]["pattern"],
+            veritrace_kernel::strict_json::TEXT_FIELD_PATTERN,
+            "{schema}.{field}"
+        );
+    }
+    assert_eq!(
+        schemas[veritrace_kernel::strict_json::VALUE_SCHEMA_NAME],
+        veritrace_kernel::strict_json::value_schema()
+    );
+    let text = doc.to_string();
+    assert!(
+        !text.contains(
+            r##"{"application/json":{"schema":{"$ref":"#/components/schemas/Problem"}}}"##
+        )
+    );
+    // Every operation with a body documents what the edge answers to a bad one.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op.get("requestBody").is_some() {
+                for status in ["400", "408", "413", "415", "422", "429"] {
+                    assert!(
+                        op["responses"].get(status).is_some(),
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+}

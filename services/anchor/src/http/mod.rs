@@ -4,15 +4,17 @@ use crate::AnchorService;
 use crate::store::LeafRecord;
 use actix_web::{HttpResponse, web};
 use chain_core::Digest;
-use veritrace_kernel::ApiError;
 use veritrace_kernel::auth::{Organisation, Role};
+use veritrace_kernel::{ApiError, resource};
 
 impl From<crate::AnchorError> for ApiError {
     fn from(e: crate::AnchorError) -> Self {
         match e {
-            crate::AnchorError::Store(crate::store::StoreError::Unavailable(_))
-            | crate::AnchorError::Chain(chain_core::ChainError::Unavailable(_)) => {
-                ApiError::Unavailable(e.to_string())
+            crate::AnchorError::Store(crate::store::StoreError::Unavailable(_)) => {
+                ApiError::unavailable("the anchoring store", e)
+            }
+            crate::AnchorError::Chain(chain_core::ChainError::Unavailable(_)) => {
+                ApiError::unavailable("the chain", e)
             }
             other => ApiError::Internal(other.to_string()),
         }
@@ -53,7 +55,7 @@ async fn respond(
 /// complete and verifiable offline with the chain's genesis file.
 #[utoipa::path(
     get, path = "/receipts/{event_id}", tag = "receipts",
-    params(("event_id" = String, Path, description = "The event's id (UUID)")),
+    params(("event_id" = uuid::Uuid, Path, description = "The event's id (UUID)")),
     responses(
         (status = 200, description = "The receipt (see schemas/receipt.schema.json)", body = Object),
         (status = 401, body = veritrace_kernel::Problem),
@@ -81,7 +83,7 @@ pub async fn receipt_by_event(
 /// The receipt of the event with this event digest (`H(JCS(envelope))`).
 #[utoipa::path(
     get, path = "/receipts/by-digest/{event_digest}", tag = "receipts",
-    params(("event_digest" = String, Path, description = "64 lowercase hex characters")),
+    params(("event_digest" = String, Path, pattern = "^[0-9a-f]{64}$", description = "64 lowercase hex characters")),
     responses(
         (status = 200, description = "The receipt", body = Object),
         (status = 401, body = veritrace_kernel::Problem),
@@ -110,11 +112,8 @@ pub async fn receipt_by_digest(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/receipts/by-digest/{event_digest}",
-        web::get().to(receipt_by_digest),
-    )
-    .route("/receipts/{event_id}", web::get().to(receipt_by_event));
+    cfg.service(resource!("/receipts/by-digest/{event_digest}", get => receipt_by_digest))
+        .service(resource!("/receipts/{event_id}", get => receipt_by_event));
 }
 
 #[derive(utoipa::OpenApi)]

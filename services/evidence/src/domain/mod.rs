@@ -5,6 +5,7 @@
 use chain_core::{ContentHash, ContentHashAlg};
 use serde::{Deserialize, Serialize};
 use veritrace_kernel::FieldError;
+use veritrace_kernel::strict_json::check_text_field;
 
 pub const SERVICE: &str = "evidence";
 pub const MAX_TITLE_CHARS: usize = 300;
@@ -131,23 +132,11 @@ pub enum EvidenceError {
     AlreadyWithdrawn(String),
 }
 
-fn check_text(field: &str, value: &str, max: usize, required: bool, errors: &mut Vec<FieldError>) {
-    let n = value.chars().count();
-    if required && value.trim().is_empty() {
-        errors.push(FieldError::new(field, "must not be empty"));
-    } else if n > max {
-        errors.push(FieldError::new(
-            field,
-            format!("must be at most {max} characters, got {n}"),
-        ));
-    } else if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        errors.push(FieldError::new(
-            field,
-            "must not contain control characters",
-        ));
+/// The platform's one rule for text fields ([`check_text_field`]); the value is recorded as
+/// sent, never trimmed, so that the receipt shows exactly what the party sent.
+fn check_text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) {
+    if let Err(message) = check_text_field(value, max) {
+        errors.push(FieldError::new(field, message));
     }
 }
 
@@ -163,15 +152,9 @@ pub fn decide_register(
             None
         }
     };
-    check_text("title", &cmd.title, MAX_TITLE_CHARS, true, &mut errors);
+    check_text("title", &cmd.title, MAX_TITLE_CHARS, &mut errors);
     if let Some(c) = &cmd.case_reference {
-        check_text(
-            "case_reference",
-            c,
-            MAX_CASE_REFERENCE_CHARS,
-            true,
-            &mut errors,
-        );
+        check_text("case_reference", c, MAX_CASE_REFERENCE_CHARS, &mut errors);
     }
     if let Some(m) = &cmd.metadata {
         let size = serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX);
@@ -186,8 +169,8 @@ pub fn decide_register(
         (Some(content_hash), true) => Ok(EvidenceEvent::EvidenceRegistered(EvidenceRegistered {
             evidence_id: evidence_id.to_string(),
             content_hash,
-            title: cmd.title.trim().to_string(),
-            case_reference: cmd.case_reference.map(|c| c.trim().to_string()),
+            title: cmd.title,
+            case_reference: cmd.case_reference,
             metadata: cmd.metadata,
         })),
         _ => Err(EvidenceError::Invalid(errors)),
@@ -203,7 +186,7 @@ pub fn decide_withdraw(
         return Err(EvidenceError::NotOwner(record.evidence_id.clone()));
     }
     let mut errors = Vec::new();
-    check_text("reason", reason, MAX_REASON_CHARS, true, &mut errors);
+    check_text("reason", reason, MAX_REASON_CHARS, &mut errors);
     if !errors.is_empty() {
         return Err(EvidenceError::Invalid(errors));
     }
@@ -212,7 +195,7 @@ pub fn decide_withdraw(
     }
     Ok(EvidenceEvent::EvidenceWithdrawn(EvidenceWithdrawn {
         evidence_id: record.evidence_id.clone(),
-        reason: reason.trim().to_string(),
+        reason: reason.to_string(),
     }))
 }
 
@@ -237,7 +220,8 @@ mod tests {
             panic!()
         };
         assert_eq!(r.content_hash.digest, "ab".repeat(32));
-        assert_eq!(r.title, "Contract scan");
+        // Text is recorded exactly as sent: the receipt shows what the party sent.
+        assert_eq!(r.title, " Contract scan ");
         let err = decide_register("e1", cmd("abc")).unwrap_err();
         assert!(matches!(err, EvidenceError::Invalid(f) if f[0].field == "content_hash.digest"));
         let mut c = cmd(&"ab".repeat(32));

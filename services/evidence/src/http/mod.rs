@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use veritrace_kernel::auth::{Organisation, Role};
 use veritrace_kernel::http::{ReceiptLinks, ValidJson, ValidQuery};
-use veritrace_kernel::{ApiError, FieldError};
+use veritrace_kernel::{ApiError, FieldError, resource};
 
 impl From<EvidenceError> for ApiError {
     fn from(e: EvidenceError) -> Self {
@@ -25,7 +25,7 @@ impl From<EvidenceError> for ApiError {
 impl From<ProjectionError> for ApiError {
     fn from(e: ProjectionError) -> Self {
         match e {
-            ProjectionError::Pool(_) => ApiError::Unavailable(e.to_string()),
+            ProjectionError::Pool(_) => ApiError::unavailable("the evidence read model", e),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -46,13 +46,26 @@ pub struct ContentHashInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterEvidenceRequest {
+    #[schema(schema_with = content_hash_schema)]
     pub content_hash: ContentHashInput,
-    /// What the file is, 1 to 300 characters.
+    /// What the file is, 1 to 300 characters, recorded as sent.
+    #[schema(
+        min_length = 1,
+        max_length = 300,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub title: String,
     /// The court case it belongs to, if known.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub case_reference: Option<String>,
-    /// Free-form JSON object, at most 16 KiB.
-    #[schema(value_type = Option<Object>)]
+    /// Free-form JSON object, at most 16 KiB serialised, nested at most 32 levels in the whole
+    /// body; its strings hold no control characters but tab and line breaks, its integers lie
+    /// within ±(2^53 − 1), and other numbers must keep their value as IEEE 754 doubles.
+    #[schema(schema_with = metadata_schema)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -63,6 +76,7 @@ pub const MAX_BATCH_ITEMS: usize = 1000;
 #[serde(deny_unknown_fields)]
 pub struct RegisterEvidenceBatchRequest {
     /// 1 to 1000 registrations, recorded all together or not at all.
+    #[schema(min_items = 1, max_items = 1000)]
     pub items: Vec<RegisterEvidenceRequest>,
 }
 
@@ -85,9 +99,15 @@ pub struct RegisterEvidenceBatchResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WithdrawEvidenceRequest {
-    /// Why the registration is withdrawn; it stays on record.
+    /// Why the registration is withdrawn, 1 to 1000 characters; it stays on record.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub reason: String,
     /// The record's version the caller read; a different current version answers 409.
+    #[schema(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
     pub expected_version: u64,
 }
 
@@ -108,11 +128,19 @@ pub struct EvidenceCommandResponse {
 #[into_params(parameter_in = Query)]
 pub struct EvidenceQuery {
     /// Only records of a file with this digest (hex, any case).
+    #[param(pattern = "^[0-9a-fA-F]{1,128}$")]
     pub digest: Option<String>,
     /// Only records hashed with this algorithm.
+    #[param(schema_with = content_hash_alg_schema)]
     pub algorithm: Option<String>,
+    /// Only records of this court case.
+    #[param(
+        max_length = 100,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub case_reference: Option<String>,
     /// At most this many records (1-500, default 100), newest first.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -279,7 +307,7 @@ fn visible(caller: &Organisation, v: &EvidenceView) -> bool {
 /// One evidence record.
 #[utoipa::path(
     get, path = "/evidence/{evidence_id}", tag = "evidence",
-    params(("evidence_id" = String, Path)),
+    params(("evidence_id" = uuid::Uuid, Path)),
     responses(
         (status = 200, body = EvidenceView),
         (status = 401, body = veritrace_kernel::Problem), (status = 404, body = veritrace_kernel::Problem),
@@ -318,8 +346,11 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = Vec::new();
     let digest = q.digest.map(|d| {
-        if d.is_empty() || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
-            errors.push(FieldError::new("digest", "must be hexadecimal"));
+        if d.is_empty() || d.len() > 128 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+            errors.push(FieldError::new(
+                "digest",
+                "must be 1 to 128 hexadecimal digits",
+            ));
         }
         d.to_ascii_lowercase()
     });
@@ -329,6 +360,17 @@ pub async fn list(
         errors.push(FieldError::new(
             "algorithm",
             "must be one of sha-256, sha-512, sha3-256, sha3-512",
+        ));
+    }
+    if let Some(c) = &q.case_reference
+        && c.chars().count() > domain::MAX_CASE_REFERENCE_CHARS
+    {
+        errors.push(FieldError::new(
+            "case_reference",
+            format!(
+                "must be at most {} characters",
+                domain::MAX_CASE_REFERENCE_CHARS
+            ),
         ));
     }
     let limit = q.limit.unwrap_or(100);
@@ -354,7 +396,7 @@ pub async fn list(
 /// Withdraw a registration. It stays on record, marked withdrawn.
 #[utoipa::path(
     post, path = "/evidence/{evidence_id}/withdrawal", tag = "evidence",
-    params(("evidence_id" = String, Path)),
+    params(("evidence_id" = uuid::Uuid, Path)),
     request_body = WithdrawEvidenceRequest,
     responses(
         (status = 200, body = EvidenceCommandResponse),
@@ -390,16 +432,72 @@ pub async fn withdraw(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/evidence", web::post().to(register))
-        .route("/evidence/batch", web::post().to(register_batch))
-        .route("/evidence", web::get().to(list))
-        .route("/evidence/{evidence_id}", web::get().to(get))
-        .route(
-            "/evidence/{evidence_id}/withdrawal",
-            web::post().to(withdraw),
-        );
+    cfg.service(resource!("/evidence", post => register, get => list))
+        .service(resource!("/evidence/batch", post => register_batch))
+        .service(resource!("/evidence/{evidence_id}", get => get))
+        .service(resource!("/evidence/{evidence_id}/withdrawal", post => withdraw));
 }
 
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(register, register_batch, get, list, withdraw))]
 pub struct EvidenceApi;
+
+/// `content_hash` as JSON Schema can state it: the digest's length follows the algorithm.
+fn content_hash_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+    let variant = |algorithms: [&str; 2], hex_chars: usize| {
+        ObjectBuilder::new()
+            .property(
+                "algorithm",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(algorithms)),
+            )
+            .property(
+                "digest",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(format!("^[0-9a-fA-F]{{{hex_chars}}}$"))),
+            )
+            .required("algorithm")
+            .required("digest")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+    };
+    OneOfBuilder::new()
+        .description(Some(
+            "The hash of the evidence file, computed by the party; the file itself is never sent.",
+        ))
+        .item(variant(["sha-256", "sha3-256"], 64))
+        .item(variant(["sha-512", "sha3-512"], 128))
+        .build()
+        .into()
+}
+
+/// The names of the content-hash algorithms.
+fn content_hash_alg_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(ContentHashAlg::ALL.map(|a| a.name())))
+        .build()
+}
+
+/// `metadata`: an object of values the edge keeps exactly (`JsonValue`, the kernel's schema);
+/// `null` is the same as leaving it out.
+fn metadata_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(veritrace_kernel::strict_json::TEXT_PATTERN)),
+        ))
+        .additional_properties(Some(AdditionalProperties::RefOr(
+            utoipa::openapi::Ref::from_schema_name(
+                veritrace_kernel::strict_json::VALUE_SCHEMA_NAME,
+            )
+            .into(),
+        )))
+        .build()
+}

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sqlite::SqliteConnection;
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Duration;
 use utoipa::ToSchema;
 use veritrace_kernel::EventEnvelope;
@@ -234,9 +235,8 @@ async fn blocking<T: Send + 'static>(
 
 /// Applies events in position order and moves the checkpoint (inside the caller's transaction).
 macro_rules! apply_events {
-    ($c:ident, $events:expr) => {{
-        let mut last = 0;
-        for e in $events {
+    ($c:ident, $events:expr, $through:expr) => {{
+        for e in $events.iter() {
             let env = &e.envelope;
             let event = EvidenceEvent::from_parts(&env.event_type, &env.payload)
                 .map_err(|m| ProjectionError::Event(e.position, m))?;
@@ -258,8 +258,8 @@ macro_rules! apply_events {
                         .execute($c)?;
                 }
             }
-            last = e.position;
         }
+        let last: i64 = $through;
         diesel::insert_into(projection_checkpoints::table)
             .values((
                 projection_checkpoints::projection.eq(PROJECTION),
@@ -345,14 +345,18 @@ impl ReadModel {
         })
     }
 
-    /// Applies events (in position order) and moves the checkpoint, atomically.
-    pub async fn apply(&self, events: Vec<StoredEvent>) -> Result<i64, ProjectionError> {
+    /// Applies events (in position order) and moves the checkpoint to `through`, atomically.
+    pub async fn apply(
+        &self,
+        events: Arc<[StoredEvent]>,
+        through: i64,
+    ) -> Result<i64, ProjectionError> {
         match &self.pool {
             ReadPool::Sqlite(pool) => {
                 let pool = pool.clone();
                 blocking(move || {
                     let mut conn = pool.get().map_err(pool_error)?;
-                    conn.immediate_transaction(|c| apply_events!(c, &events))
+                    conn.immediate_transaction(|c| apply_events!(c, &events, through))
                 })
                 .await
             }
@@ -360,7 +364,7 @@ impl ReadModel {
                 let pool = pool.clone();
                 blocking(move || {
                     let mut conn = pool.get().map_err(pool_error)?;
-                    conn.transaction(|c| apply_events!(c, &events))
+                    conn.transaction(|c| apply_events!(c, &events, through))
                 })
                 .await
             }
@@ -379,11 +383,26 @@ pub fn status_name(s: EvidenceStatus) -> &'static str {
 impl veritrace_kernel::projection::Projection for ReadModel {
     type Error = ProjectionError;
 
+    fn name(&self) -> &'static str {
+        PROJECTION
+    }
+
     async fn checkpoint(&self) -> Result<i64, ProjectionError> {
         ReadModel::checkpoint(self).await
     }
 
-    async fn apply(&self, events: Vec<StoredEvent>) -> Result<i64, ProjectionError> {
-        ReadModel::apply(self, events).await
+    async fn apply(
+        &self,
+        events: Arc<[StoredEvent]>,
+        through: i64,
+    ) -> Result<i64, ProjectionError> {
+        ReadModel::apply(self, events, through).await
+    }
+
+    fn unappliable(error: &ProjectionError) -> Option<i64> {
+        match error {
+            ProjectionError::Event(position, _) => Some(*position),
+            _ => None,
+        }
     }
 }
