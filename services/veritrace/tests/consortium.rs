@@ -18,6 +18,22 @@ fn scenario(base_port: u16, hash: &str, sig: &str) {
     let all = [0, 1, 2, 3];
     net.wait_for_height(&all, 2, Duration::from_secs(90));
 
+    // A validator's one POST endpoint refuses bodies nested at any depth with a problem (none
+    // is a transaction), past 32 levels by the depth rule; the chain finalises on regardless.
+    let submit = format!("{}/chain/transactions", net.apis[0]);
+    for depth in 1..=200usize {
+        let body = (1..depth).fold(
+            serde_json::json!(1),
+            |inner, _| serde_json::json!({ "a": inner }),
+        );
+        let (status, ctype, v) = call("POST", &submit, None, Some(body.to_string().as_bytes()));
+        assert!((400..500).contains(&status), "depth {depth}: {status} {v}");
+        assert_eq!(ctype, "application/problem+json", "depth {depth}: {v}");
+        if depth > 32 {
+            assert_eq!(status, 422, "depth {depth}: {v}");
+        }
+    }
+
     // Receipts from a platform that anchors on the consortium verify against its genesis.
     let nodes = serde_json::to_string(&net.apis).expect("json");
     let genesis = net.genesis();
