@@ -377,23 +377,11 @@ pub fn block_finality(
     set: &crate::genesis::ValidatorSet,
     block: &crate::block::CommittedBlock,
 ) -> Finality {
-    let header = &block.block.header;
     let mut signers: Vec<String> = Vec::new();
     let mut signed_power = 0u64;
-    for att in &block.attestations {
-        let Some(v) = set.get(&att.validator) else {
-            continue;
-        };
-        if signers.contains(&v.name) {
-            continue;
-        }
-        let Ok(key) = parse_public_key(genesis.signature_alg, &v.public_key) else {
-            continue;
-        };
-        if verify_attestation(&key, att, &genesis.chain_id, header.height, &block.hash).is_ok() {
-            signed_power = signed_power.saturating_add(v.power);
-            signers.push(v.name.clone());
-        }
+    for (_, v) in counted_attestations(genesis, set, block) {
+        signed_power = signed_power.saturating_add(v.power);
+        signers.push(v.name.clone());
     }
     Finality {
         signed_power,
@@ -401,6 +389,48 @@ pub fn block_finality(
         is_final: set.is_quorum(signed_power),
         signers,
     }
+}
+
+/// The attestations of a block that count against `set`, in the block's order: by a validator
+/// of the set, with a valid signature, the first of each validator. A receipt carries only
+/// these: one junk attestation served by a node must not make a receipt fail as a whole.
+pub fn valid_attestations(
+    genesis: &Genesis,
+    set: &crate::genesis::ValidatorSet,
+    block: &crate::block::CommittedBlock,
+) -> Vec<crate::attestation::Attestation> {
+    counted_attestations(genesis, set, block)
+        .into_iter()
+        .map(|(att, _)| att.clone())
+        .collect()
+}
+
+fn counted_attestations<'a>(
+    genesis: &Genesis,
+    set: &'a crate::genesis::ValidatorSet,
+    block: &'a crate::block::CommittedBlock,
+) -> Vec<(
+    &'a crate::attestation::Attestation,
+    &'a crate::genesis::Validator,
+)> {
+    let header = &block.block.header;
+    let mut counted: Vec<(&crate::attestation::Attestation, &crate::genesis::Validator)> =
+        Vec::new();
+    for att in &block.attestations {
+        let Some(v) = set.get(&att.validator) else {
+            continue;
+        };
+        if counted.iter().any(|(_, seen)| seen.name == v.name) {
+            continue;
+        }
+        let Ok(key) = parse_public_key(genesis.signature_alg, &v.public_key) else {
+            continue;
+        };
+        if verify_attestation(&key, att, &genesis.chain_id, header.height, &block.hash).is_ok() {
+            counted.push((att, v));
+        }
+    }
+    counted
 }
 
 /// Exactly `YYYY-MM-DDTHH:MM:SS.sssZ`, a valid UTC time.

@@ -180,17 +180,48 @@ impl ChainClient for RemoteChain {
         }
     }
 
+    /// A location is believed only once a final block (checked against the genesis and the
+    /// validator sets) holds the transaction at that index: a node that answers a wrong one is
+    /// passed over, and the others are asked.
     async fn locate(&self, tx_hash: &Digest) -> Result<Option<TxLocation>, ChainError> {
-        let hash = tx_hash.to_hex();
-        match self
-            .ask(move |http, node| {
-                get_json::<TxLocation>(http, &format!("{node}/chain/transactions/{hash}"))
-            })
-            .await?
-        {
-            Answer::Found(l) => Ok(Some(l)),
-            Answer::NotFound => Ok(None),
+        let alg = self.genesis.hash_alg;
+        let mut unreachable = Vec::new();
+        for node in self.nodes.clone() {
+            let url = format!("{node}/chain/transactions/{}", tx_hash.to_hex());
+            let http = self.http.clone();
+            let answer = tokio::task::spawn_blocking(move || get_json::<TxLocation>(&http, &url))
+                .await
+                .map_err(|e| ChainError::Unavailable(e.to_string()))?;
+            let loc = match answer {
+                Ok(Answer::Found(loc)) => loc,
+                Ok(Answer::NotFound) => continue,
+                Err(e) => {
+                    unreachable.push(format!("{node}: {e}"));
+                    continue;
+                }
+            };
+            let holds_it = self.block(loc.height).await?.is_some_and(|b| {
+                b.block
+                    .transactions
+                    .get(loc.index as usize)
+                    .and_then(|t| t.hash(alg).ok())
+                    .as_ref()
+                    == Some(tx_hash)
+            });
+            if holds_it {
+                return Ok(Some(loc));
+            }
+            tracing::warn!(
+                %node,
+                height = loc.height,
+                index = loc.index,
+                "a node named a location that the final block contradicts; asking the others"
+            );
         }
+        if unreachable.len() == self.nodes.len() {
+            return Err(ChainError::Unavailable(unreachable.join("; ")));
+        }
+        Ok(None)
     }
 
     async fn block(&self, height: u64) -> Result<Option<CommittedBlock>, ChainError> {

@@ -7,7 +7,7 @@ pub mod http;
 pub mod store;
 
 use chain_core::receipt::{PendingReceipt, RECEIPT_VERSION, Receipt};
-use chain_core::{ChainClient, Digest, MerkleTree, ValidatorSetHistory};
+use chain_core::{ChainClient, Digest, MerkleTree, TxLocation, ValidatorSetHistory};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -316,12 +316,38 @@ impl AnchorService {
         }
     }
 
+    /// Where the chain holds `batch`'s anchor transaction, once a final block shows that
+    /// transaction at that index: a location a node claims is never taken on its word.
+    async fn located(&self, batch: &BatchRecord) -> Result<Option<TxLocation>, AnchorError> {
+        let Some(loc) = self.chain.locate(&batch.tx_hash).await? else {
+            return Ok(None);
+        };
+        let alg = self.chain.genesis().hash_alg;
+        let holds_it = self.chain.block(loc.height).await?.is_some_and(|b| {
+            b.block
+                .transactions
+                .get(loc.index as usize)
+                .and_then(|t| t.hash(alg).ok())
+                == Some(batch.tx_hash)
+        });
+        if !holds_it {
+            tracing::warn!(
+                batch_id = %batch.batch_id,
+                height = loc.height,
+                index = loc.index,
+                "the chain named a location whose final block does not hold the batch's transaction; not recorded"
+            );
+            return Ok(None);
+        }
+        Ok(Some(loc))
+    }
+
     /// One pass over unanchored batches; returns how many remain unanchored.
     pub async fn anchor_round(&self) -> Result<usize, AnchorError> {
         let genesis = self.chain.genesis();
         let mut remaining = 0;
         for batch in self.store.unanchored().await? {
-            if let Some(loc) = self.chain.locate(&batch.tx_hash).await? {
+            if let Some(loc) = self.located(&batch).await? {
                 self.store
                     .mark_anchored(&batch.batch_id, loc.height, loc.index)
                     .await?;
@@ -415,18 +441,41 @@ impl AnchorService {
             .map_err(|e| AnchorError::ValidatorSets(e.to_string()))?;
         let event: serde_json::Value = serde_json::from_str(&leaf.canonical)
             .map_err(|e| AnchorError::Envelope(e.to_string()))?;
-        let receipt = domain::assemble_receipt(
-            self.chain.genesis().hash_alg,
+        let attestations = chain_core::receipt::valid_attestations(
+            genesis,
+            &history.at(height as u64).set,
+            &block,
+        );
+        let assembled = domain::assemble_receipt(
+            genesis.hash_alg,
             domain::EventLeaf {
                 event,
                 digest: leaf.digest,
                 index: leaf_index as u64,
             },
             &tree,
-            &block,
-            tx_index as u32,
+            domain::AnchorSite {
+                block: &block,
+                tx_index: tx_index as u32,
+                tx_hash: batch.tx_hash,
+                attestations,
+            },
             history.changes_up_to(height as u64),
-        )?;
-        Ok(Receipt::Anchored(Box::new(receipt)))
+        );
+        match assembled {
+            Ok(receipt) => Ok(Receipt::Anchored(Box::new(receipt))),
+            // A location recorded from a node that lied (or erred): forget it, so the batch is
+            // located again (and submitted again if need be), and say pending meanwhile.
+            Err(
+                e @ (domain::AssemblyError::TransactionMismatch { .. }
+                | domain::AssemblyError::TransactionMissing { .. }),
+            ) => {
+                tracing::error!(%batch_id, height, error = %e, "the recorded location is wrong; locating the batch again");
+                self.store.clear_location(batch_id).await?;
+                self.sealed.notify_one();
+                Ok(pending())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

@@ -264,6 +264,20 @@ impl AnchorStore {
         Ok(())
     }
 
+    /// Forgets where `batch_id` was recorded as anchored: it is located again.
+    pub async fn clear_location(&self, batch_id: &str) -> Result<(), StoreError> {
+        on_pool!(&self.db, writer, |pool| {
+            sqlx::query(
+                "UPDATE batches SET block_height = NULL, tx_index = NULL, anchored_at = NULL WHERE batch_id = $1",
+            )
+            .bind(batch_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
     pub async fn leaf_by_event(&self, event_id: &str) -> Result<Option<LeafRecord>, StoreError> {
         self.leaf_where("event_id", event_id).await
     }

@@ -2,11 +2,15 @@
 //! and a solo validator: idempotent leaves, poison handling, sealing by size, and receipts that
 //! verify.
 
-use chain_core::HashAlg;
+use chain_core::attestation::Attestation;
 use chain_core::genesis::{Genesis, SignatureAlg, Validator, ValidatorSet};
 use chain_core::receipt::{Receipt, verify};
 use chain_core::solo::SoloNode;
 use chain_core::store::BlockStore;
+use chain_core::{
+    ChainClient, ChainError, CommittedBlock, CommittedChange, Digest, HashAlg, Transaction,
+    TxLocation,
+};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -163,5 +167,175 @@ backend_tests! {
                 .unwrap()
                 .is_none()
         );
+    }
+}
+
+/// A chain client that lies as a node's API could: while `lying`, it names the transaction
+/// after the right one as a batch's location; always, it serves each block with junk
+/// attestations in front of the real one (an unknown validator's, and a forged one).
+struct LyingChain {
+    inner: Arc<SoloNode>,
+    lying: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl ChainClient for LyingChain {
+    fn genesis(&self) -> &Genesis {
+        self.inner.genesis()
+    }
+    async fn submit(&self, tx: Transaction) -> Result<Digest, ChainError> {
+        self.inner.submit(tx).await
+    }
+    async fn locate(&self, tx_hash: &Digest) -> Result<Option<TxLocation>, ChainError> {
+        let lying = self.lying.load(std::sync::atomic::Ordering::SeqCst);
+        Ok(self.inner.locate(tx_hash).await?.map(|l| TxLocation {
+            index: if lying { l.index + 1 } else { l.index },
+            ..l
+        }))
+    }
+    async fn block(&self, height: u64) -> Result<Option<CommittedBlock>, ChainError> {
+        Ok(self.inner.block(height).await?.map(|mut b| {
+            let mut forged = b.attestations[0].clone();
+            forged.signature = "00".repeat(64);
+            let unknown = Attestation {
+                validator: "nobody".into(),
+                signature: b.attestations[0].signature.clone(),
+            };
+            b.attestations.splice(0..0, [forged, unknown]);
+            b
+        }))
+    }
+    async fn head(&self) -> Result<u64, ChainError> {
+        self.inner.head().await
+    }
+    async fn validator_set_changes(&self) -> Result<Vec<CommittedChange>, ChainError> {
+        self.inner.validator_set_changes().await
+    }
+    async fn wait_for_block_after(&self, height: u64) {
+        self.inner.wait_for_block_after(height).await
+    }
+}
+
+/// The anchor takes no location on a chain's word: a wrong one is never recorded, one planted
+/// in the store is forgotten when a receipt is asked for, and a receipt carries only the
+/// attestations that verify, so it verifies whatever junk a node served beside them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_chain_neither_misplaces_a_batch_nor_spoils_its_receipts() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = chain_core::keys::SigningKey::generate(SignatureAlg::Ed25519).unwrap();
+    let genesis = Genesis {
+        chain_id: "lying-test".into(),
+        genesis_time: now_rfc3339(),
+        hash_alg: HashAlg::Sha3_256,
+        signature_alg: SignatureAlg::Ed25519,
+        validator_set: ValidatorSet {
+            validators: vec![Validator {
+                name: "v1".into(),
+                organisation: "o1".into(),
+                public_key: key.public_key_hex(),
+                power: 1,
+            }],
+        },
+    };
+    let store = BlockStore::open(&dir.path().join("blocks.redb")).unwrap();
+    let node = Arc::new(SoloNode::open(genesis.clone(), key, store).unwrap());
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    {
+        let (node, rx) = (node.clone(), stop_rx.clone());
+        tokio::spawn(async move { node.run(Duration::from_millis(20), rx).await });
+    }
+    let chain = Arc::new(LyingChain {
+        inner: node.clone(),
+        lying: std::sync::atomic::AtomicBool::new(true),
+    });
+    let test_db = veritrace_kernel::testing::TestDb::sqlite().await;
+    let db = test_db.open("anchor").await;
+    let config = AnchorConfig {
+        max_batch_size: 3,
+        seal_interval_secs: 3600,
+        resubmit_after_ms: 100,
+    };
+    let anchor = AnchorService::open(
+        &db,
+        chain.clone(),
+        config,
+        Arc::new(Metrics::new().unwrap()),
+    )
+    .await
+    .unwrap();
+    let bus = InProcessBus::new();
+    anchor.start(&bus, stop_rx.clone()).await.unwrap();
+    let events: Vec<_> = (0..3).map(sealed).collect();
+    bus.publish(vec![message(&[
+        (&events[0], None),
+        (&events[1], None),
+        (&events[2], None),
+    ])])
+    .await
+    .unwrap();
+
+    // The batch is sealed and its transaction final on the chain...
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let batch = loop {
+        if let Some(b) = anchor.store.unanchored().await.unwrap().pop()
+            && node.locate(&b.tx_hash).await.unwrap().is_some()
+        {
+            break b;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the batch never reached a final block"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // ...but while the chain names a wrong location, none is recorded.
+    assert!(anchor.anchor_round().await.unwrap() >= 1);
+    assert_eq!(anchor.store.progress().await.unwrap(), (3, 0));
+    let leaf = anchor
+        .store
+        .leaf_by_event(&events[0].envelope.id.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        anchor.receipt(&leaf).await.unwrap(),
+        Receipt::Pending(_)
+    ));
+
+    // A wrong location already in the store is forgotten as soon as a receipt needs it.
+    let right = node.locate(&batch.tx_hash).await.unwrap().unwrap();
+    anchor
+        .store
+        .mark_anchored(&batch.batch_id, right.height, right.index + 7)
+        .await
+        .unwrap();
+    assert!(matches!(
+        anchor.receipt(&leaf).await.unwrap(),
+        Receipt::Pending(_)
+    ));
+    assert_eq!(anchor.store.progress().await.unwrap(), (3, 0));
+
+    // Told the truth, the anchor records the location, and every receipt verifies with the one
+    // attestation that counts, the junk left out.
+    chain
+        .lying
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while anchor.store.progress().await.unwrap() != (3, 3) {
+        assert!(Instant::now() < deadline, "batch not anchored");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for e in &events {
+        let leaf = anchor
+            .store
+            .leaf_by_event(&e.envelope.id.to_string())
+            .await
+            .unwrap()
+            .unwrap();
+        let Receipt::Anchored(r) = anchor.receipt(&leaf).await.unwrap() else {
+            panic!("not anchored")
+        };
+        assert_eq!(r.attestations.len(), 1);
+        verify(&r, &genesis).expect("the receipt verifies");
     }
 }

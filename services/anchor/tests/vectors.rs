@@ -11,8 +11,20 @@ use chain_core::receipt::{AnchoredReceipt, verify_bytes};
 use chain_core::{ContentHash, ContentHashAlg, HashAlg, ValidatorSetChange};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use veritrace_anchor::domain::{EventLeaf, anchor_transaction, assemble_receipt, batch_tree};
+use veritrace_anchor::domain::{
+    AnchorSite, EventLeaf, anchor_transaction, assemble_receipt, batch_tree,
+};
 use veritrace_kernel::EventEnvelope;
+
+/// Transaction `index` of `block`, with every attestation the block carries.
+fn site(alg: HashAlg, block: &CommittedBlock, index: u32) -> AnchorSite<'_> {
+    AnchorSite {
+        block,
+        tx_index: index,
+        tx_hash: block.block.transactions[index as usize].hash(alg).unwrap(),
+        attestations: block.attestations.clone(),
+    }
+}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -142,8 +154,7 @@ fn receipts(alg: HashAlg, g: &Genesis, keys: &[SigningKey]) -> Vec<AnchoredRecei
                     index: i,
                 },
                 &trees[b],
-                &block,
-                b as u32,
+                site(alg, &block, b as u32),
                 Vec::new(),
             )
             .unwrap()
@@ -229,8 +240,7 @@ fn governed_receipts(
                 index: 1,
             },
             &tree,
-            b,
-            0,
+            site(alg, b, 0),
             changes,
         )
         .unwrap()

@@ -1,5 +1,6 @@
 //! Batching and receipt assembly: pure functions, no I/O.
 
+use chain_core::attestation::Attestation;
 use chain_core::block::transaction_tree;
 use chain_core::receipt::{AnchoredReceipt, LeafProof, RECEIPT_VERSION};
 use chain_core::{
@@ -27,6 +28,9 @@ pub enum AssemblyError {
     LeafOutOfRange { index: u64, size: usize },
     #[error("transaction {index} is not in block {height}")]
     TransactionMissing { index: u32, height: u64 },
+    /// The recorded location names another transaction than the batch's anchor transaction.
+    #[error("transaction {index} of block {height} is not the batch's anchor transaction")]
+    TransactionMismatch { index: u32, height: u64 },
     #[error("cannot hash a transaction: {0}")]
     Canonical(String),
 }
@@ -39,15 +43,31 @@ pub struct EventLeaf {
     pub index: u64,
 }
 
+/// Where a batch's anchor transaction sits, and what the receipt needs of its block.
+pub struct AnchorSite<'a> {
+    pub block: &'a CommittedBlock,
+    pub tx_index: u32,
+    /// The batch's anchor transaction hash: the transaction at `tx_index` must have it.
+    pub tx_hash: Digest,
+    /// The block's attestations that count (`chain_core::receipt::valid_attestations`): a junk
+    /// one a node served must not spoil the receipt.
+    pub attestations: Vec<Attestation>,
+}
+
 /// Assembles the complete receipt of one event from its batch and its block.
 pub fn assemble_receipt(
     alg: HashAlg,
     leaf: EventLeaf,
     batch: &MerkleTree,
-    block: &CommittedBlock,
-    tx_index: u32,
+    site: AnchorSite<'_>,
     validator_set_changes: Vec<ValidatorSetChange>,
 ) -> Result<AnchoredReceipt, AssemblyError> {
+    let AnchorSite {
+        block,
+        tx_index,
+        tx_hash,
+        attestations,
+    } = site;
     let EventLeaf {
         event,
         digest: event_digest,
@@ -75,6 +95,12 @@ pub fn assemble_receipt(
         .map(|t| t.hash(alg))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| AssemblyError::Canonical(e.to_string()))?;
+    if tx_hashes.get(tx_index as usize) != Some(&tx_hash) {
+        return Err(AssemblyError::TransactionMismatch {
+            index: tx_index,
+            height: block.block.header.height,
+        });
+    }
     let tx_path = transaction_tree(alg, &tx_hashes)
         .inclusion_path(tx_index as usize)
         .ok_or(AssemblyError::TransactionMissing {
@@ -93,6 +119,6 @@ pub fn assemble_receipt(
         },
         validator_set_changes,
         block_header: block.block.header.clone(),
-        attestations: block.attestations.clone(),
+        attestations,
     })
 }
