@@ -55,31 +55,52 @@ fn message(events: &[(&veritrace_kernel::envelope::SealedEnvelope, Option<&str>)
     )
 }
 
+/// A one-validator chain whose solo validator cuts a block every 20 ms while this lives.
+struct SoloChain {
+    genesis: Genesis,
+    node: Arc<SoloNode>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    _stopper: tokio::sync::watch::Sender<bool>,
+    _blocks: tempfile::TempDir,
+}
+
+fn solo_chain(chain_id: &str) -> SoloChain {
+    let dir = tempfile::tempdir().unwrap();
+    let key = chain_core::keys::SigningKey::generate(SignatureAlg::Ed25519).unwrap();
+    let genesis = Genesis {
+        chain_id: chain_id.into(),
+        genesis_time: now_rfc3339(),
+        hash_alg: HashAlg::Sha3_256,
+        signature_alg: SignatureAlg::Ed25519,
+        validator_set: ValidatorSet {
+            validators: vec![Validator {
+                name: "v1".into(),
+                organisation: "o1".into(),
+                public_key: key.public_key_hex(),
+                power: 1,
+            }],
+        },
+    };
+    let store = BlockStore::open(&dir.path().join("blocks.redb")).unwrap();
+    let node = Arc::new(SoloNode::open(genesis.clone(), key, store).unwrap());
+    let (stopper, stop) = tokio::sync::watch::channel(false);
+    {
+        let (node, rx) = (node.clone(), stop.clone());
+        tokio::spawn(async move { node.run(Duration::from_millis(20), rx).await });
+    }
+    SoloChain {
+        genesis,
+        node,
+        stop,
+        _stopper: stopper,
+        _blocks: dir,
+    }
+}
+
 backend_tests! {
     async fn leaves_are_idempotent_poison_is_set_aside_and_receipts_verify(test_db: TestDb) {
-        let dir = tempfile::tempdir().unwrap();
-        let key = chain_core::keys::SigningKey::generate(SignatureAlg::Ed25519).unwrap();
-        let genesis = Genesis {
-            chain_id: "anchor-test".into(),
-            genesis_time: now_rfc3339(),
-            hash_alg: HashAlg::Sha3_256,
-            signature_alg: SignatureAlg::Ed25519,
-            validator_set: ValidatorSet {
-                validators: vec![Validator {
-                    name: "v1".into(),
-                    organisation: "o1".into(),
-                    public_key: key.public_key_hex(),
-                    power: 1,
-                }],
-            },
-        };
-        let store = BlockStore::open(&dir.path().join("blocks.redb")).unwrap();
-        let node = Arc::new(SoloNode::open(genesis.clone(), key, store).unwrap());
-        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-        {
-            let (node, rx) = (node.clone(), stop_rx.clone());
-            tokio::spawn(async move { node.run(Duration::from_millis(20), rx).await });
-        }
+        let solo = solo_chain("anchor-test");
+        let (genesis, node, stop_rx) = (solo.genesis.clone(), solo.node.clone(), solo.stop.clone());
         let db = test_db.open("anchor").await;
         let config = AnchorConfig {
             max_batch_size: 3,
@@ -221,29 +242,8 @@ impl ChainClient for LyingChain {
 /// attestations that verify, so it verifies whatever junk a node served beside them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lying_chain_neither_misplaces_a_batch_nor_spoils_its_receipts() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = chain_core::keys::SigningKey::generate(SignatureAlg::Ed25519).unwrap();
-    let genesis = Genesis {
-        chain_id: "lying-test".into(),
-        genesis_time: now_rfc3339(),
-        hash_alg: HashAlg::Sha3_256,
-        signature_alg: SignatureAlg::Ed25519,
-        validator_set: ValidatorSet {
-            validators: vec![Validator {
-                name: "v1".into(),
-                organisation: "o1".into(),
-                public_key: key.public_key_hex(),
-                power: 1,
-            }],
-        },
-    };
-    let store = BlockStore::open(&dir.path().join("blocks.redb")).unwrap();
-    let node = Arc::new(SoloNode::open(genesis.clone(), key, store).unwrap());
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    {
-        let (node, rx) = (node.clone(), stop_rx.clone());
-        tokio::spawn(async move { node.run(Duration::from_millis(20), rx).await });
-    }
+    let solo = solo_chain("lying-test");
+    let (genesis, node, stop_rx) = (solo.genesis.clone(), solo.node.clone(), solo.stop.clone());
     let chain = Arc::new(LyingChain {
         inner: node.clone(),
         lying: std::sync::atomic::AtomicBool::new(true),
