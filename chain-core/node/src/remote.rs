@@ -186,7 +186,10 @@ impl ChainClient for RemoteChain {
     async fn locate(&self, tx_hash: &Digest) -> Result<Option<TxLocation>, ChainError> {
         let alg = self.genesis.hash_alg;
         let mut unreachable = Vec::new();
-        for node in self.nodes.clone() {
+        let start = self.preferred.load(Ordering::Relaxed);
+        for k in 0..self.nodes.len() {
+            let i = (start + k) % self.nodes.len();
+            let node = self.nodes[i].clone();
             let url = format!("{node}/chain/transactions/{}", tx_hash.to_hex());
             let http = self.http.clone();
             let answer = tokio::task::spawn_blocking(move || get_json::<TxLocation>(&http, &url))
@@ -200,7 +203,14 @@ impl ChainClient for RemoteChain {
                     continue;
                 }
             };
-            let holds_it = self.block(loc.height).await?.is_some_and(|b| {
+            let block = match self.block(loc.height).await {
+                Ok(block) => block,
+                Err(e) => {
+                    unreachable.push(format!("{node}: {e}"));
+                    continue;
+                }
+            };
+            let holds_it = block.is_some_and(|b| {
                 b.block
                     .transactions
                     .get(loc.index as usize)
@@ -209,6 +219,7 @@ impl ChainClient for RemoteChain {
                     == Some(tx_hash)
             });
             if holds_it {
+                self.preferred.store(i, Ordering::Relaxed);
                 return Ok(Some(loc));
             }
             tracing::warn!(

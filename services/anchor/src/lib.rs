@@ -471,7 +471,9 @@ impl AnchorService {
                 | domain::AssemblyError::TransactionMissing { .. }),
             ) => {
                 tracing::error!(%batch_id, height, error = %e, "the recorded location is wrong; locating the batch again");
-                self.store.clear_location(batch_id).await?;
+                self.store
+                    .clear_location(batch_id, height, tx_index)
+                    .await?;
                 self.sealed.notify_one();
                 Ok(pending())
             }

@@ -264,13 +264,22 @@ impl AnchorStore {
         Ok(())
     }
 
-    /// Forgets where `batch_id` was recorded as anchored: it is located again.
-    pub async fn clear_location(&self, batch_id: &str) -> Result<(), StoreError> {
+    /// Forgets that `batch_id` was recorded as anchored at `height`, `index` (and nothing
+    /// recorded since): it is located again.
+    pub async fn clear_location(
+        &self,
+        batch_id: &str,
+        height: i64,
+        index: i64,
+    ) -> Result<(), StoreError> {
         on_pool!(&self.db, writer, |pool| {
             sqlx::query(
-                "UPDATE batches SET block_height = NULL, tx_index = NULL, anchored_at = NULL WHERE batch_id = $1",
+                "UPDATE batches SET block_height = NULL, tx_index = NULL, anchored_at = NULL
+                 WHERE batch_id = $1 AND block_height = $2 AND tx_index = $3",
             )
             .bind(batch_id)
+            .bind(height)
+            .bind(index)
             .execute(pool)
             .await
             .map(|r| r.rows_affected())

@@ -35,8 +35,9 @@ pub struct HttpConfig {
     /// public URL (`https://anchor.example`), so that a domain service's answers link to
     /// `<receipts_url>/receipts/{event_id}`. Unset: relative links (`/receipts/{event_id}`).
     pub receipts_url: Option<String>,
-    /// A client must send a request's head (line and headers) within this time of connecting
-    /// or of its previous request; otherwise it is answered 408 and disconnected.
+    /// A client must send its first request's head (line and headers) within this time of
+    /// connecting; otherwise it is answered 408 and disconnected. (Later requests on a kept-alive
+    /// connection are bounded by the keep-alive timeout until their first byte only.)
     pub request_head_timeout_ms: u64,
     /// A client must send a request's whole body within this time of its head; otherwise it
     /// is answered 408 problem+json and disconnected.

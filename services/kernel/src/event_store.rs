@@ -247,10 +247,13 @@ impl EventStore {
             return Ok(());
         }
         let now = crate::envelope::now_rfc3339();
-        crate::on_pool!(&self.db, writer, |pool, begin| async {
+        // Only the events set aside by this call are counted and logged: a retry of the same
+        // batch finds them recorded already.
+        let new: Vec<&UnreadableEvent> = crate::on_pool!(&self.db, writer, |pool, begin| async {
             let mut tx = pool.begin_with(begin).await?;
+            let mut new = Vec::new();
             for e in events {
-                sqlx::query(
+                let inserted = sqlx::query(
                     "INSERT INTO set_aside_events (consumer, position, reason, set_aside_at)
                      VALUES ($1, $2, $3, $4) ON CONFLICT (consumer, position) DO NOTHING",
                 )
@@ -259,7 +262,11 @@ impl EventStore {
                 .bind(&e.reason)
                 .bind(&now)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if inserted > 0 {
+                    new.push(e);
+                }
                 if consumer == RELAY_CONSUMER {
                     sqlx::query("DELETE FROM outbox WHERE position = $1")
                         .bind(e.position)
@@ -267,16 +274,16 @@ impl EventStore {
                         .await?;
                 }
             }
-            tx.commit().await
+            tx.commit().await.map(|()| new)
         }
         .await)
         .map_err(unavailable)?;
         if let Some(m) = &self.metrics {
             m.events_set_aside
                 .with_label_values(&[consumer])
-                .inc_by(events.len() as u64);
+                .inc_by(new.len() as u64);
         }
-        for e in events {
+        for e in new {
             tracing::error!(
                 consumer,
                 position = e.position,

@@ -155,13 +155,16 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => {
                 resp.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
-            ApiError::Unavailable(_) | ApiError::TooManyConnections(_) => {
+            ApiError::Unavailable(_) => {
                 resp.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
-            ApiError::RequestTimeout(_) => {
-                // The rest of the body may still arrive: the connection cannot serve another
-                // request.
-                resp.insert_header((header::CONNECTION, HeaderValue::from_static("close")));
+            ApiError::RequestTimeout(_) | ApiError::TooManyConnections(_) => {
+                // The rest of a late body may still arrive, and an excess connection must go:
+                // neither connection serves another request.
+                resp.force_close();
+                if matches!(self, ApiError::TooManyConnections(_)) {
+                    resp.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+                }
             }
             _ => {}
         }

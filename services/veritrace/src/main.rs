@@ -110,6 +110,8 @@ fn main() -> ExitCode {
             if let Some(d) = data_dir {
                 cfg.data_dir = d;
             }
+            // A store that refuses the key says why on standard error.
+            veritrace_kernel::telemetry::init_tracing("warn");
             print_or_fail(veritrace::admin_key::mint(&cfg))
         }
         Command::DeadLetters { command } => print_or_fail(veritrace::dead_letters::run(command)),

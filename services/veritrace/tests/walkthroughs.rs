@@ -3,6 +3,7 @@
 //! command of each README block marked `<!-- walkthrough: docs/walkthroughs/X.sh -->` is in its
 //! script, in the README's order, so the README shows what the test runs.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -89,15 +90,35 @@ fn walk_through(script: &str) {
     );
     let log = tempfile::NamedTempFile::new().expect("log file");
     // Output to a file, not a pipe: a process the script left behind must not hold the test.
-    let status = Command::new("bash")
+    // The script and everything it starts form one process group, killed whole if the script
+    // outlives its own time limit (a command stuck in the foreground defers its TERM trap).
+    let mut child = Command::new("bash")
         .arg(root().join(script))
         .env("PATH", path)
         .env("WALKTHROUGH_TIMEOUT", "180")
         .stdout(log.reopen().expect("log"))
         .stderr(log.reopen().expect("log"))
-        .status()
+        .process_group(0)
+        .spawn()
         .expect("run bash");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for bash") {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     let output = std::fs::read_to_string(log.path()).unwrap_or_default();
+    let Some(status) = status else {
+        panic!("{script} ran past 240 s and was killed:\n{output}");
+    };
     assert!(status.success(), "{script} failed ({status}):\n{output}");
     assert!(output.contains("walk-through passed"), "{output}");
 }
