@@ -6,6 +6,7 @@ pub mod attestation;
 pub mod block;
 pub mod canonical;
 pub mod chain;
+pub mod checked;
 pub mod genesis;
 pub mod governance;
 pub mod hash;

@@ -1,11 +1,14 @@
 //! A chain reached over consortium validators' node APIs: what services use in distributed
 //! mode. Transactions go to the first validator that answers; blocks and locations come from
-//! any of them, and nothing a node says is trusted further than its attestations allow
-//! (receipts are checked against the configured genesis, never against a node's word).
+//! any of them, and nothing a node says is taken on its word: a block is used only once it
+//! passes `chain_core::checked::checked_block` (its hashes recomputed, its validator set the
+//! one in force, a quorum of valid attestations, the junk beside them dropped), a location only
+//! once such a block holds the transaction there, and validator-set changes only as far as
+//! each is approved by the set before it.
 
 use chain_core::block::{CommittedBlock, Transaction};
 use chain_core::chain::{ChainClient, ChainError, TxLocation};
-use chain_core::receipt::block_finality;
+use chain_core::checked::{BlockCheckError, checked_block};
 use chain_core::{CommittedChange, Digest, Genesis, ValidatorSetHistory};
 use serde::Deserialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,34 +74,19 @@ impl RemoteChain {
         &self,
         call: impl Fn(&ureq::Agent, &str) -> Result<Answer<T>, String> + Send + Sync + 'static,
     ) -> Result<Answer<T>, ChainError> {
-        self.ask_until(call, |_| true).await
-    }
-
-    /// Like `ask`, but an answer `accept` refuses (a node lagging behind the others) sends the
-    /// question on to the next node; the last refused answer is returned if none is accepted.
-    async fn ask_until<T: Send + 'static>(
-        &self,
-        call: impl Fn(&ureq::Agent, &str) -> Result<Answer<T>, String> + Send + Sync + 'static,
-        accept: impl Fn(&T) -> bool + Send + 'static,
-    ) -> Result<Answer<T>, ChainError> {
         let nodes = self.nodes.clone();
         let http = self.http.clone();
         let start = self.preferred.load(Ordering::Relaxed);
         let (index, result) = tokio::task::spawn_blocking(move || {
             let mut errors = Vec::new();
-            let mut refused = None;
             for k in 0..nodes.len() {
                 let i = (start + k) % nodes.len();
                 match call(&http, &nodes[i]) {
-                    Ok(Answer::Found(t)) if !accept(&t) => refused = Some((i, t)),
                     Ok(a) => return (i, Ok(a)),
                     Err(e) => errors.push(format!("{}: {e}", nodes[i])),
                 }
             }
-            match refused {
-                Some((i, t)) => (i, Ok(Answer::Found(t))),
-                None => (start, Err(errors.join("; "))),
-            }
+            (start, Err(errors.join("; ")))
         })
         .await
         .map_err(|e| ChainError::Unavailable(e.to_string()))?;
@@ -106,20 +94,89 @@ impl RemoteChain {
         result.map_err(ChainError::Unavailable)
     }
 
+    /// Asks the nodes in turn, starting with the preferred one, for the block at `height`, and
+    /// returns the first that passes `checked_block` against the validator sets learned so
+    /// far. A node that serves a block failing the checks, or none (a lagging node's 404), is
+    /// passed over; each is logged with what it served.
+    async fn fetch_checked_block(&self, height: u64) -> Result<Fetched, ChainError> {
+        let nodes = self.nodes.clone();
+        let http = self.http.clone();
+        let (genesis, sets) = (self.genesis.clone(), self.sets().clone());
+        let start = self.preferred.load(Ordering::Relaxed);
+        let (served_by, fetched) = tokio::task::spawn_blocking(move || {
+            let mut unreachable = Vec::new();
+            let mut stale_sets = false;
+            for k in 0..nodes.len() {
+                let i = (start + k) % nodes.len();
+                let node = nodes[i].as_str();
+                let detail = match get_json::<BlockDetail>(
+                    &http,
+                    &format!("{node}/chain/blocks/{height}"),
+                ) {
+                    Ok(Answer::Found(d)) => d,
+                    Ok(Answer::NotFound) => continue,
+                    Err(e) => {
+                        unreachable.push(format!("{node}: {e}"));
+                        continue;
+                    }
+                };
+                let served = detail.block.attestations.len();
+                match checked_block(&genesis, &sets, height, detail.block) {
+                    Ok(block) => {
+                        if block.attestations.len() < served {
+                            tracing::warn!(
+                                node,
+                                height,
+                                left_out = served - block.attestations.len(),
+                                "a node served attestations that do not count (unknown validator, repeated or invalid signature); left out"
+                            );
+                        }
+                        return (Some(i), Ok(Fetched::Block(Box::new(block))));
+                    }
+                    // A decided block whose attestations are still arriving: routine.
+                    Err(e @ BlockCheckError::NoQuorum { .. }) => {
+                        tracing::debug!(node, height, error = %e, "block not final at this node; asking the next");
+                    }
+                    Err(e) => {
+                        stale_sets |= e.may_need_newer_sets();
+                        tracing::warn!(node, height, error = %e, "a node served a block that fails its checks; asking the next");
+                    }
+                }
+            }
+            if unreachable.len() == nodes.len() {
+                return (None, Err(unreachable.join("; ")));
+            }
+            (
+                None,
+                Ok(if stale_sets {
+                    Fetched::StaleSets
+                } else {
+                    Fetched::NoBlock
+                }),
+            )
+        })
+        .await
+        .map_err(|e| ChainError::Unavailable(e.to_string()))?;
+        if let Some(i) = served_by {
+            self.preferred.store(i, Ordering::Relaxed);
+        }
+        fetched.map_err(ChainError::Unavailable)
+    }
+
     fn sets(&self) -> std::sync::MutexGuard<'_, ValidatorSetHistory> {
         self.sets.lock().unwrap_or_else(|p| p.into_inner())
     }
-
-    fn is_final(&self, block: &CommittedBlock) -> bool {
-        is_final(&self.genesis, &self.sets(), block)
-    }
 }
 
-/// True when the block carries a quorum of the set in force at its height.
-fn is_final(genesis: &Genesis, sets: &ValidatorSetHistory, block: &CommittedBlock) -> bool {
-    let epoch = sets.at(block.block.header.height);
-    epoch.hash == block.block.header.validator_set_hash
-        && block_finality(genesis, &epoch.set, block).is_final
+/// What the nodes gave for one height.
+enum Fetched {
+    /// A block that passed every check, attestations reduced to the valid ones.
+    Block(Box<CommittedBlock>),
+    /// No node served a block that passes; one named a validator set this client may not have
+    /// learned yet.
+    StaleSets,
+    /// No node served a block that passes (none has it final yet, or each lied).
+    NoBlock,
 }
 
 fn get_json<T: serde::de::DeserializeOwned>(
@@ -235,26 +292,19 @@ impl ChainClient for RemoteChain {
         Ok(None)
     }
 
+    /// A block is used only once it passes `checked_block`; a block of a set this client has
+    /// not learned yet sends it to learn the latest changes first, then to ask again.
     async fn block(&self, height: u64) -> Result<Option<CommittedBlock>, ChainError> {
-        let (genesis, sets) = (self.genesis.clone(), self.sets().clone());
-        let answer = self
-            .ask_until(
-                move |http, node| {
-                    get_json::<BlockDetail>(http, &format!("{node}/chain/blocks/{height}"))
-                },
-                move |d| is_final(&genesis, &sets, &d.block),
-            )
-            .await?;
-        let Answer::Found(d) = answer else {
-            return Ok(None);
-        };
-        // A node's copy is used only once its attestations make it final; a block of a set
-        // this client has not learned yet sends it to learn the latest changes first.
-        if self.is_final(&d.block) {
-            return Ok(Some(d.block));
+        match self.fetch_checked_block(height).await? {
+            Fetched::Block(b) => return Ok(Some(*b)),
+            Fetched::NoBlock => return Ok(None),
+            Fetched::StaleSets => {}
         }
         self.validator_set_changes().await?;
-        Ok(self.is_final(&d.block).then_some(d.block))
+        match self.fetch_checked_block(height).await? {
+            Fetched::Block(b) => Ok(Some(*b)),
+            Fetched::StaleSets | Fetched::NoBlock => Ok(None),
+        }
     }
 
     async fn head(&self) -> Result<u64, ChainError> {
@@ -267,26 +317,75 @@ impl ChainClient for RemoteChain {
         }
     }
 
+    /// Every node is asked, not the first that answers: one that lags or hides a change must
+    /// not hold the sets back. A node's list is believed only if each change is approved by
+    /// the set before it; the longest such list is kept, and what was learned before is never
+    /// replaced by a shorter one.
     async fn validator_set_changes(&self) -> Result<Vec<CommittedChange>, ChainError> {
-        let changes = match self
-            .ask(|http, node| {
-                get_json::<Vec<CommittedChange>>(
-                    http,
-                    &format!("{node}/chain/validator-set-changes"),
-                )
+        let nodes = self.nodes.clone();
+        let http = self.http.clone();
+        // Asked at once, so one slow node costs its own timeout, not the sum of all.
+        let answers = tokio::task::spawn_blocking(move || {
+            std::thread::scope(|scope| {
+                let asked: Vec<_> = nodes
+                    .iter()
+                    .map(|node| {
+                        let http = &http;
+                        let url = format!("{node}/chain/validator-set-changes");
+                        (
+                            node.clone(),
+                            scope.spawn(move || get_json::<Vec<CommittedChange>>(http, &url)),
+                        )
+                    })
+                    .collect();
+                asked
+                    .into_iter()
+                    .map(|(node, handle)| {
+                        let answer = handle
+                            .join()
+                            .unwrap_or_else(|_| Err("the request thread panicked".into()));
+                        (node, answer)
+                    })
+                    .collect::<Vec<_>>()
             })
-            .await?
-        {
-            Answer::Found(c) => c,
-            Answer::NotFound => Vec::new(),
-        };
-        // A node's list is believed only as far as each change is approved by the set before
-        // it; a shorter list than the one already learned is a lagging node, not news.
-        let history = ValidatorSetHistory::from_changes(&self.genesis, &changes)
-            .map_err(|e| ChainError::Unavailable(format!("validator-set changes: {e}")))?;
+        })
+        .await
+        .map_err(|e| ChainError::Unavailable(e.to_string()))?;
+        let mut unreachable = Vec::new();
+        let mut longest: Option<ValidatorSetHistory> = None;
+        for (node, answer) in answers {
+            let changes = match answer {
+                Ok(Answer::Found(c)) => c,
+                Ok(Answer::NotFound) => Vec::new(),
+                Err(e) => {
+                    unreachable.push(format!("{node}: {e}"));
+                    continue;
+                }
+            };
+            match ValidatorSetHistory::from_changes(&self.genesis, &changes) {
+                Ok(h) => {
+                    if longest
+                        .as_ref()
+                        .is_none_or(|l| h.epochs().len() > l.epochs().len())
+                    {
+                        longest = Some(h);
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    %node,
+                    error = %e,
+                    "a node served validator-set changes that do not follow from the genesis; ignored"
+                ),
+            }
+        }
+        if unreachable.len() == self.nodes.len() {
+            return Err(ChainError::Unavailable(unreachable.join("; ")));
+        }
         let mut sets = self.sets();
-        if history.epochs().len() >= sets.epochs().len() {
-            *sets = history;
+        if let Some(h) = longest
+            && h.epochs().len() > sets.epochs().len()
+        {
+            *sets = h;
         }
         Ok(sets.committed_changes())
     }
