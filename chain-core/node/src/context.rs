@@ -4,6 +4,7 @@
 //! the block is decided. Every type here is internal to the consortium; receipts never carry
 //! them (docs/adr/0001).
 
+use crate::proposer;
 use borsh::{BorshDeserialize, BorshSerialize};
 use chain_core::genesis::ValidatorSet as ChainValidatorSet;
 use chain_core::keys::{PublicKey, SignatureAlg, parse_public_key};
@@ -295,13 +296,60 @@ impl mc::Validator<ChainContext> for Validator {
     }
 }
 
-/// A chain validator set as the library wants it: sorted by power (descending), then address.
+/// A chain validator set as the library wants it: sorted by power (descending), then address,
+/// and scheduled for one height, since `select_proposer` is given only the set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ValidatorSet {
     pub validators: Vec<Validator>,
+    /// Indices into `validators`: who proposes round `r` of the height is at `r mod n`.
+    proposer_order: Vec<usize>,
 }
 
 impl ValidatorSet {
+    /// A set scheduled for its first height (see [`ValidatorSet::scheduled`]).
+    pub fn new(validators: Vec<Validator>) -> ValidatorSet {
+        ValidatorSet {
+            validators,
+            proposer_order: Vec::new(),
+        }
+        .scheduled(0)
+    }
+
+    /// The set as it serves the height `heights_since_epoch_start` heights after the one it
+    /// took effect at (`height - from_height` of its epoch): that height's proposer ranking by
+    /// Tendermint's priorities (`crate::proposer`, docs/adr/0001 §4). Every node must schedule
+    /// a height's set the same way, or they expect different proposers.
+    pub fn scheduled(self, heights_since_epoch_start: u64) -> ValidatorSet {
+        let powers: Vec<u64> = self.validators.iter().map(|v| v.power).collect();
+        ValidatorSet {
+            proposer_order: proposer::ranking(&powers, heights_since_epoch_start),
+            validators: self.validators,
+        }
+    }
+
+    /// Indices into `validators` in the order they propose this height's rounds.
+    pub fn proposer_order(&self) -> &[usize] {
+        &self.proposer_order
+    }
+
+    /// The proposer of round `round` of the height the set is scheduled for.
+    pub fn proposer(&self, round: u32) -> &Validator {
+        let n = self.validators.len();
+        let slot = usize::try_from(round)
+            .unwrap_or(usize::MAX)
+            .checked_rem(n)
+            .unwrap_or(0);
+        // An order that no longer fits `validators` (the field is public) falls back to it.
+        let index = self
+            .proposer_order
+            .get(slot)
+            .copied()
+            .filter(|&i| i < n && self.proposer_order.len() == n)
+            .unwrap_or(slot);
+        // Panics only for an empty set; the library never starts a height with one.
+        &self.validators[index]
+    }
+
     pub fn from_chain(
         hash_alg: HashAlg,
         alg: SignatureAlg,
@@ -322,7 +370,7 @@ impl ValidatorSet {
             })
             .collect::<Result<Vec<_>, String>>()?;
         validators.sort_by(|a, b| b.power.cmp(&a.power).then(a.address.cmp(&b.address)));
-        Ok(ValidatorSet { validators })
+        Ok(ValidatorSet::new(validators))
     }
 
     pub fn by_name(&self, name: &str) -> Option<&Validator> {
@@ -361,31 +409,16 @@ impl mc::Context for ChainContext {
     type Extension = ();
     type SigningScheme = ChainScheme;
 
-    /// Weighted round robin: slot `(height - 1 + round) mod total power` falls in one
-    /// validator's share of the cumulative powers. Deterministic, so every node agrees.
+    /// Round `r` goes to the `r mod n`-th validator of the height's ranking by proposer
+    /// priority (`ValidatorSet::scheduled`): CometBFT's proposer in round 0, a different one in
+    /// each next round. The height is already in the set's schedule.
     fn select_proposer<'a>(
         &self,
         validator_set: &'a ValidatorSet,
-        height: Height,
+        _height: Height,
         round: Round,
     ) -> &'a Validator {
-        let total: u64 = validator_set.validators.iter().map(|v| v.power).sum();
-        let round = round.as_u32().unwrap_or(0) as u64;
-        let slot = height
-            .0
-            .saturating_sub(1)
-            .wrapping_add(round)
-            .checked_rem(total)
-            .unwrap_or(0);
-        let mut acc = 0u64;
-        for v in &validator_set.validators {
-            acc += v.power;
-            if slot < acc {
-                return v;
-            }
-        }
-        // Unreachable for a non-empty set; the library never starts a height with an empty one.
-        &validator_set.validators[0]
+        validator_set.proposer(round.as_u32().unwrap_or(0))
     }
 
     fn new_proposal(
@@ -443,47 +476,157 @@ impl mc::Context for ChainContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proposer::tests::{Rng, skewed_sets};
     use malachitebft_app_channel::app::types::core::Context;
 
+    fn key_hex(i: usize) -> String {
+        let secret = [u8::try_from(i % 255).expect("small") + 1; 32];
+        chain_core::keys::SigningKey::from_secret(SignatureAlg::Ed25519, &secret)
+            .expect("key")
+            .public_key_hex()
+    }
+
+    /// A set in the given order (not sorted), unscheduled.
     fn set(powers: &[u64]) -> ValidatorSet {
-        ValidatorSet {
-            validators: powers
+        ValidatorSet::new(
+            powers
                 .iter()
                 .enumerate()
-                .map(|(i, p)| {
-                    let key = chain_core::keys::SigningKey::from_secret(
-                        SignatureAlg::Ed25519,
-                        &[i as u8 + 1; 32],
-                    )
-                    .expect("key");
-                    Validator {
-                        name: format!("v{i}"),
-                        address: Address([i as u8; 32]),
-                        public_key: ValidatorKey::parse(
-                            SignatureAlg::Ed25519,
-                            &key.public_key_hex(),
-                        )
+                .map(|(i, p)| Validator {
+                    name: format!("v{i}"),
+                    address: Address([i as u8; 32]),
+                    public_key: ValidatorKey::parse(SignatureAlg::Ed25519, &key_hex(i))
                         .expect("public key"),
-                        power: *p,
-                    }
+                    power: *p,
                 })
                 .collect(),
+        )
+    }
+
+    fn proposer_at(s: &ValidatorSet, height: u64, round: u32) -> Address {
+        ChainContext
+            .select_proposer(s, Height(height), Round::new(round))
+            .address
+    }
+
+    fn index_of(s: &ValidatorSet, address: Address) -> usize {
+        s.validators
+            .iter()
+            .position(|v| v.address == address)
+            .expect("the proposer is a member")
+    }
+
+    #[test]
+    fn powers_2_1_1_give_rounds_0_and_1_of_height_1_to_different_validators() {
+        // Height 1 is the genesis set's first height: k = 1 - from_height = 0.
+        let s = set(&[2, 1, 1]).scheduled(0);
+        let r0 = proposer_at(&s, 1, 0);
+        let r1 = proposer_at(&s, 1, 1);
+        assert_ne!(r0, r1);
+        // Round 0 is still weighted: the heavier validator goes first at a set's first height.
+        assert_eq!(index_of(&s, r0), 0);
+    }
+
+    #[test]
+    fn consecutive_rounds_differ_and_any_n_rounds_cover_the_set() {
+        let mut rng = Rng(0xc0_0001);
+        for powers in rng.power_sets(300, 1000) {
+            let n = powers.len();
+            let k = rng.next_u64();
+            let s = set(&powers).scheduled(k);
+            let first = rng.range(0, u64::from(u32::MAX) - 3 * n as u64) as u32;
+            let rounds: Vec<Address> = (first..first + 3 * n as u32)
+                .map(|r| proposer_at(&s, k.wrapping_add(1), r))
+                .collect();
+            if n >= 2 {
+                for pair in rounds.windows(2) {
+                    assert_ne!(pair[0], pair[1], "{powers:?} at {k} from round {first}");
+                }
+            }
+            for window in rounds.windows(n) {
+                let mut seen: Vec<usize> = window.iter().map(|a| index_of(&s, *a)).collect();
+                seen.sort_unstable();
+                assert_eq!(seen, (0..n).collect::<Vec<_>>(), "{powers:?} at {k}");
+            }
+            // A nil round is treated as round 0.
+            let nil = ChainContext
+                .select_proposer(&s, Height(1), Round::Nil)
+                .address;
+            assert_eq!(nil, proposer_at(&s, 1, 0));
         }
     }
 
     #[test]
-    fn proposers_rotate_in_proportion_to_power() {
-        let s = set(&[2, 1, 1]);
-        let mut counts = [0usize; 3];
-        for h in 1..=400u64 {
-            let p = ChainContext.select_proposer(&s, Height(h), Round::new(0));
-            counts[s.validators.iter().position(|v| v == p).expect("member")] += 1;
+    fn round_0_over_total_power_heights_gives_each_validator_its_power() {
+        let mut rng = Rng(0xc0_0002);
+        for powers in rng.power_sets(50, 40) {
+            let from_height = rng.range(1, 1 << 40);
+            let offset = rng.range(0, 1 << 20);
+            let total: u64 = powers.iter().sum();
+            let s = set(&powers);
+            let mut turns = vec![0u64; powers.len()];
+            for height in from_height + offset..from_height + offset + total {
+                // As the node schedules a height's set.
+                let scheduled = s.clone().scheduled(height - from_height);
+                turns[index_of(&s, proposer_at(&scheduled, height, 0))] += 1;
+            }
+            assert_eq!(turns, powers, "{powers:?} from {offset}");
         }
-        assert_eq!(counts, [200, 100, 100]);
-        // A later round of the same height moves to another validator.
-        let r0 = ChainContext.select_proposer(&s, Height(3), Round::new(0));
-        let r1 = ChainContext.select_proposer(&s, Height(3), Round::new(1));
-        assert_ne!(r0, r1);
+    }
+
+    #[test]
+    fn the_same_set_and_height_give_the_same_proposers_on_every_node() {
+        let mut rng = Rng(0xc0_0003);
+        for powers in rng.power_sets(100, 1000) {
+            let chain_set = ChainValidatorSet {
+                validators: powers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| chain_core::genesis::Validator {
+                        name: format!("v{i}"),
+                        organisation: format!("org{i}"),
+                        public_key: key_hex(i),
+                        power: *p,
+                    })
+                    .collect(),
+            };
+            // Another node may hold the validators in another order.
+            let mut shuffled = chain_set.clone();
+            for i in (1..shuffled.validators.len()).rev() {
+                let j = rng.range(0, i as u64) as usize;
+                shuffled.validators.swap(i, j);
+            }
+            let k = rng.next_u64();
+            let here =
+                ValidatorSet::from_chain(HashAlg::Sha3_256, SignatureAlg::Ed25519, &chain_set)
+                    .expect("converts")
+                    .scheduled(k);
+            let there =
+                ValidatorSet::from_chain(HashAlg::Sha3_256, SignatureAlg::Ed25519, &shuffled)
+                    .expect("converts")
+                    .scheduled(k);
+            assert_eq!(here, there);
+            for round in 0..2 * powers.len() as u32 {
+                assert_eq!(proposer_at(&here, 7, round), proposer_at(&there, 7, round));
+                assert_eq!(proposer_at(&here, 7, round), proposer_at(&here, 7, round));
+            }
+        }
+    }
+
+    #[test]
+    fn a_set_never_scheduled_proposes_as_at_its_first_height() {
+        let mut rng = Rng(0xc0_0004);
+        for powers in rng.power_sets(50, 1000).into_iter().chain(skewed_sets(5)) {
+            let s = set(&powers);
+            assert_eq!(s, s.clone().scheduled(0));
+            assert_eq!(s.proposer_order().len(), powers.len());
+        }
+        // An order that no longer fits the validators falls back to their own order.
+        let mut s = set(&[3, 2, 1]).scheduled(1);
+        s.validators.pop();
+        for round in 0..4 {
+            assert_eq!(index_of(&s, proposer_at(&s, 2, round)), round as usize % 2);
+        }
     }
 
     #[test]

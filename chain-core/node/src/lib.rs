@@ -6,6 +6,7 @@ pub mod blocks;
 pub mod codec;
 pub mod context;
 pub mod node;
+pub mod proposer;
 pub mod remote;
 pub mod signing;
 
