@@ -6,7 +6,7 @@ pub mod domain;
 pub mod http;
 pub mod store;
 
-use chain_core::receipt::{PendingReceipt, RECEIPT_VERSION, Receipt};
+use chain_core::receipt::{PendingReceipt, RECEIPT_VERSION, Receipt, VerifyError};
 use chain_core::{ChainClient, Digest, MerkleTree, TxLocation, ValidatorSetHistory};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -52,6 +52,10 @@ pub enum AnchorError {
     Envelope(String),
     #[error("the chain's validator-set changes do not follow from its genesis: {0}")]
     ValidatorSets(String),
+    #[error(
+        "the receipt of event {event_id} does not verify: {reason}; the stored event or its batch is inconsistent"
+    )]
+    Unverifiable { event_id: String, reason: String },
 }
 
 /// Trees of recently read batches: receipts of one batch are usually fetched together.
@@ -409,7 +413,8 @@ impl AnchorService {
         Ok(tree)
     }
 
-    /// The receipt of a leaf: pending until its batch is in a final block, complete after.
+    /// The receipt of a leaf: pending until its batch is in a final block, complete after;
+    /// complete only if it verifies against the genesis (`chain_core::receipt::verify`).
     pub async fn receipt(&self, leaf: &LeafRecord) -> Result<Receipt, AnchorError> {
         let pending = || {
             Receipt::Pending(PendingReceipt {
@@ -462,22 +467,46 @@ impl AnchorService {
             },
             history.changes_up_to(height as u64),
         );
-        match assembled {
-            Ok(receipt) => Ok(Receipt::Anchored(Box::new(receipt))),
-            // A location recorded from a node that lied (or erred): forget it, so the batch is
-            // located again (and submitted again if need be), and say pending meanwhile.
+        // A receipt is served only once it verifies against the genesis, as its holder will
+        // check it: whatever a node served that the checks above missed stays out.
+        let refused = match assembled {
+            Ok(receipt) => match chain_core::receipt::verify(&receipt, genesis) {
+                Ok(_) => return Ok(Receipt::Anchored(Box::new(receipt))),
+                // The event side is this service's own record: no other location or block
+                // mends it, so it is an error, not a wait.
+                Err(
+                    e @ (VerifyError::EventDigest { .. }
+                    | VerifyError::EventField(_)
+                    | VerifyError::BatchProof(_)),
+                ) => {
+                    return Err(AnchorError::Unverifiable {
+                        event_id: leaf.event_id.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+                Err(e) => format!("{}: {e}", e.code()),
+            },
             Err(
                 e @ (domain::AssemblyError::TransactionMismatch { .. }
                 | domain::AssemblyError::TransactionMissing { .. }),
-            ) => {
-                tracing::error!(%batch_id, height, error = %e, "the recorded location is wrong; locating the batch again");
-                self.store
-                    .clear_location(batch_id, height, tx_index)
-                    .await?;
-                self.sealed.notify_one();
-                Ok(pending())
-            }
-            Err(e) => Err(e.into()),
-        }
+            ) => e.to_string(),
+            Err(e) => return Err(e.into()),
+        };
+        // A location recorded from a node that lied (or erred), or a block that does not make
+        // a receipt: forget the location, so the batch is located again (and submitted again
+        // if need be), and say pending meanwhile.
+        tracing::error!(
+            %batch_id,
+            height,
+            tx_index,
+            event_id = %leaf.event_id,
+            reason = %refused,
+            "the receipt would not verify; forgetting the recorded location and locating the batch again"
+        );
+        self.store
+            .clear_location(batch_id, height, tx_index)
+            .await?;
+        self.sealed.notify_one();
+        Ok(pending())
     }
 }

@@ -193,10 +193,13 @@ backend_tests! {
 
 /// A chain client that lies as a node's API could: while `lying`, it names the transaction
 /// after the right one as a batch's location; always, it serves each block with junk
-/// attestations in front of the real one (an unknown validator's, and a forged one).
+/// attestations in front of the real one (an unknown validator's, and a forged one); while
+/// `altering`, it serves each block with another time in its header under the stated hash, so
+/// the attestations still match the stated hash but not the header.
 struct LyingChain {
     inner: Arc<SoloNode>,
     lying: std::sync::atomic::AtomicBool,
+    altering: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -223,6 +226,9 @@ impl ChainClient for LyingChain {
                 signature: b.attestations[0].signature.clone(),
             };
             b.attestations.splice(0..0, [forged, unknown]);
+            if self.altering.load(std::sync::atomic::Ordering::SeqCst) {
+                b.block.header.time = "2000-01-01T00:00:00.000Z".into();
+            }
             b
         }))
     }
@@ -247,6 +253,7 @@ async fn a_lying_chain_neither_misplaces_a_batch_nor_spoils_its_receipts() {
     let chain = Arc::new(LyingChain {
         inner: node.clone(),
         lying: std::sync::atomic::AtomicBool::new(true),
+        altering: std::sync::atomic::AtomicBool::new(false),
     });
     let test_db = veritrace_kernel::testing::TestDb::sqlite().await;
     let db = test_db.open("anchor").await;
@@ -338,4 +345,38 @@ async fn a_lying_chain_neither_misplaces_a_batch_nor_spoils_its_receipts() {
         assert_eq!(r.attestations.len(), 1);
         verify(&r, &genesis).expect("the receipt verifies");
     }
+
+    // A block whose header was altered under its stated hash: its attestations match the
+    // stated hash, so they count, but the receipt would not verify. It is not served: the
+    // receipt says pending until the chain serves the block as it is.
+    chain
+        .altering
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let leaf = anchor
+        .store
+        .leaf_by_event(&events[1].envelope.id.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    for _ in 0..3 {
+        assert!(matches!(
+            anchor.receipt(&leaf).await.unwrap(),
+            Receipt::Pending(_)
+        ));
+    }
+    chain
+        .altering
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let r = loop {
+        if let Receipt::Anchored(r) = anchor.receipt(&leaf).await.unwrap() {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the receipt never anchored again"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    verify(&r, &genesis).expect("the receipt verifies");
 }
