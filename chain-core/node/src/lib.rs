@@ -11,6 +11,7 @@ pub mod remote;
 pub mod signing;
 
 pub use node::{
-    ConsortiumNode, Misbehaviour, NodeError, NodeSettings, ObservedMisbehaviour, Peer, peer_id,
+    CommitStep, ConsortiumNode, Misbehaviour, NodeError, NodeSettings, ObservedMisbehaviour, Peer,
+    peer_id,
 };
 pub use remote::RemoteChain;

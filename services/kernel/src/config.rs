@@ -241,6 +241,12 @@ pub struct Misbehaviour {
     pub equivocate_votes: bool,
     /// Propose blocks whose transaction root does not match their transactions.
     pub bad_transaction_root: bool,
+    /// Abort the process at this step of committing block `crash_at_height`
+    /// (`before-certificate`, `after-certificate`, `after-block` or `after-cleanup`): kill
+    /// tests of the commit's writes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crash_in_commit: Option<String>,
+    pub crash_at_height: u64,
 }
 
 impl Misbehaviour {

@@ -66,10 +66,38 @@ pub struct ChainBenchOptions {
     /// Also print the figures as one JSON line (after the text report).
     #[arg(long)]
     pub json: bool,
+    /// A fault in the last validator, from the moment every validator is ready: `down` kills
+    /// it (its API port then refuses connections), `silent` kills it and puts in its place on
+    /// its API port something that accepts connections and never answers. Transactions go to
+    /// the others.
+    #[arg(long, value_enum, default_value_t = Fault::None)]
+    pub fault: Fault,
     /// Keep the network directory (genesis, keys, data, each validator's node.log) after the
     /// run, for diagnosis. The validators log at VERITRACE_LOG if set, else at warn.
     #[arg(long)]
     pub keep_dir: bool,
+}
+
+/// A fault the benchmark puts in one validator.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fault {
+    /// Every validator runs.
+    #[default]
+    None,
+    /// One validator is down: its API refuses connections.
+    Down,
+    /// One validator's API accepts connections and never answers.
+    Silent,
+}
+
+impl Fault {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::None => "none",
+            Fault::Down => "down",
+            Fault::Silent => "silent",
+        }
+    }
 }
 
 /// The figures of one run.
@@ -108,6 +136,10 @@ pub struct ChainBenchReport {
     pub grace_secs: u64,
     /// The validator whose final head was watched.
     pub watched: String,
+    pub fault: Fault,
+    /// The largest gap seen at the watched validator between its committed head and its final
+    /// head (blocks committed, waiting for attestations). None if never read.
+    pub max_unfinal_blocks: Option<u64>,
 }
 
 /// Whether a run meets "finality p99 ≤ 2 s at a 1 s block interval".
@@ -120,6 +152,11 @@ pub enum Target {
 }
 
 impl ChainBenchReport {
+    /// The validator the fault was put in: the last one.
+    pub fn faulty(&self) -> String {
+        format!("validator-{}", self.validators)
+    }
+
     pub fn blocks_per_sec(&self) -> f64 {
         per_sec(self.blocks_in_window, self.window_secs)
     }
@@ -189,6 +226,8 @@ impl ChainBenchReport {
             "lost": self.lost,
             "grace_secs": self.grace_secs,
             "watched": self.watched,
+            "fault": self.fault.name(),
+            "max_unfinal_blocks": self.max_unfinal_blocks,
             "target": target,
             "target_detail": target_detail,
         })
@@ -269,6 +308,22 @@ impl std::fmt::Display for ChainBenchReport {
             "  lost        {:>8} tx      (not final {} s after submission stopped)",
             self.lost, self.grace_secs
         )?;
+        writeln!(
+            f,
+            "  unfinal     {:>8} blocks  (largest gap between committed and final head at {})",
+            self.max_unfinal_blocks
+                .map_or("n/a".to_string(), |n| n.to_string()),
+            self.watched
+        )?;
+        match self.fault {
+            Fault::None => {}
+            Fault::Down => writeln!(f, "  fault       {} down", self.faulty())?,
+            Fault::Silent => writeln!(
+                f,
+                "  fault       {} silent (its API accepts connections, never answers)",
+                self.faulty()
+            )?,
+        }
         let goal = format!(
             "finality p99 <= {:.0} s at a {:.0} s block interval",
             TARGET_P99_MS / 1000.0,
@@ -315,12 +370,14 @@ pub fn run(opts: &ChainBenchOptions) -> Result<ChainBenchReport, BoxError> {
     );
     let agent = agent();
     net.wait_ready(&agent)?;
+    let _silent = net.put_fault(opts.fault)?;
     eprintln!(
         "submitting {} anchor tx/s for {} s, then waiting up to {} s for finality",
         opts.rate, opts.duration_secs, opts.grace_secs
     );
 
-    let apis = net.apis.clone();
+    // Transactions go to the validators that run.
+    let apis = net.healthy_apis();
     let chain_id = net.chain_id.clone();
     let alg = opts.hash_alg;
     // All roots of a run derive from this (random part of a v7 UUID), so they differ from run
@@ -408,7 +465,7 @@ pub fn run(opts: &ChainBenchOptions) -> Result<ChainBenchReport, BoxError> {
     latencies.sort_by(|a, b| a.total_cmp(b));
     let finalised = latencies.iter().filter(|l| l.is_finite()).count();
     Ok(ChainBenchReport {
-        validators: apis.len(),
+        validators: net.apis.len(),
         hash_alg: opts.hash_alg.name().to_string(),
         signature_alg: signature_name(opts.signature_alg).to_string(),
         block_interval_ms: opts.block_interval_ms,
@@ -430,6 +487,8 @@ pub fn run(opts: &ChainBenchOptions) -> Result<ChainBenchReport, BoxError> {
         lost: submitted - finalised,
         grace_secs: opts.grace_secs,
         watched: net.names[0].clone(),
+        fault: opts.fault,
+        max_unfinal_blocks: seen.max_unfinal,
     })
 }
 
@@ -461,6 +520,8 @@ struct LocalNetwork {
     logs: Vec<PathBuf>,
     children: Vec<Child>,
     keep_dir: bool,
+    /// The validator the fault was put in, no longer expected to run.
+    faulty: Option<usize>,
 }
 
 impl Drop for LocalNetwork {
@@ -490,6 +551,7 @@ impl LocalNetwork {
             logs: Vec::new(),
             children: Vec::new(),
             keep_dir: opts.keep_dir,
+            faulty: None,
         };
         let log_level = std::env::var("VERITRACE_LOG").unwrap_or_else(|_| "warn".into());
         let init = network::init(&InitOptions {
@@ -535,6 +597,9 @@ impl LocalNetwork {
     /// An error naming the first validator that has exited, with the end of its log.
     fn check_alive(&mut self) -> Result<(), BoxError> {
         for (i, c) in self.children.iter_mut().enumerate() {
+            if Some(i) == self.faulty {
+                continue;
+            }
             if let Some(status) = c
                 .try_wait()
                 .map_err(|e| format!("cannot check on {}: {e}", self.names[i]))?
@@ -548,6 +613,37 @@ impl LocalNetwork {
             }
         }
         Ok(())
+    }
+
+    fn healthy_apis(&self) -> Vec<String> {
+        (0..self.apis.len())
+            .filter(|i| Some(*i) != self.faulty)
+            .map(|i| self.apis[i].clone())
+            .collect()
+    }
+
+    /// Puts `fault` in the last validator. A silent one's stand-in keeps its port while the
+    /// returned value lives.
+    fn put_fault(&mut self, fault: Fault) -> Result<Option<SilentApi>, BoxError> {
+        if fault == Fault::None {
+            return Ok(None);
+        }
+        let last = self.children.len() - 1;
+        if last == 0 {
+            return Err("--fault needs at least 2 validators".into());
+        }
+        let child = &mut self.children[last];
+        child
+            .kill()
+            .map_err(|e| format!("cannot stop {}: {e}", self.names[last]))?;
+        let _ = child.wait();
+        self.faulty = Some(last);
+        eprintln!("{} is {}", self.names[last], fault.name());
+        if fault == Fault::Down {
+            return Ok(None);
+        }
+        let addr = self.apis[last].trim_start_matches("http://");
+        Ok(Some(SilentApi::listen(addr)?))
     }
 
     fn wait_ready(&mut self, agent: &ureq::Agent) -> Result<(), BoxError> {
@@ -579,6 +675,48 @@ impl LocalNetwork {
     }
 }
 
+/// Something on a validator's API port that accepts connections and never answers: what a
+/// hung process or a black-holing proxy looks like to its peers.
+struct SilentApi {
+    stop: std::sync::Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SilentApi {
+    fn listen(addr: &str) -> Result<SilentApi, BoxError> {
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot take over {addr} for the silent validator: {e}"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("{addr}: {e}"))?;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            // Held open, never read from nor written to.
+            let mut held = Vec::new();
+            while !stopping.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => held.push(conn),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Ok(SilentApi {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for SilentApi {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// The last `n` lines of a log file, for error messages.
 fn log_tail(path: &Path, n: usize) -> String {
     match std::fs::read_to_string(path) {
@@ -601,6 +739,13 @@ fn agent() -> ureq::Agent {
 #[derive(Deserialize)]
 struct Head {
     height: u64,
+}
+
+/// A validator's `/healthz`.
+#[derive(Deserialize)]
+struct NodeHealth {
+    committed_head: u64,
+    final_head: u64,
 }
 
 #[derive(Deserialize)]
@@ -630,6 +775,7 @@ fn get_json<T: DeserializeOwned>(agent: &ureq::Agent, url: &str) -> Result<T, St
 struct Seen {
     blocks: Vec<Instant>,
     txs: HashMap<String, Instant>,
+    max_unfinal: Option<u64>,
 }
 
 /// Polls `api`'s final head until `stop`, reading every new final block. A block's time is
@@ -658,6 +804,11 @@ fn watch(
                 return Err(format!("the watched validator stopped answering: {e}"));
             }
             Err(_) => {}
+        }
+        if let Ok(health) = get_json::<NodeHealth>(agent, &format!("{api}/healthz")) {
+            let gap = health.committed_head.saturating_sub(health.final_head);
+            let mut seen = lock(seen);
+            seen.max_unfinal = Some(seen.max_unfinal.map_or(gap, |m| m.max(gap)));
         }
         while let Some(&(reached, at)) = heads.front() {
             if read >= reached {
@@ -797,6 +948,8 @@ mod tests {
             lost: 0,
             grace_secs: 10,
             watched: "validator-1".into(),
+            fault: Fault::None,
+            max_unfinal_blocks: Some(1),
         }
     }
 
@@ -899,7 +1052,17 @@ mod tests {
             text.contains("target      met: finality p99 <= 2 s at a 1 s block interval"),
             "{text}"
         );
-        assert_eq!(text.lines().count(), 7);
+        assert!(text.contains("unfinal            1 blocks"), "{text}");
+        assert_eq!(text.lines().count(), 8);
+        let silent = ChainBenchReport {
+            fault: Fault::Silent,
+            ..report()
+        }
+        .to_string();
+        assert!(
+            silent.contains("fault       validator-4 silent"),
+            "{silent}"
+        );
 
         let missed = ChainBenchReport {
             lost: 2,

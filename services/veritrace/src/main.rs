@@ -284,9 +284,14 @@ async fn node(config: PathBuf) -> Result<(), BoxError> {
     println!("  node API       http://{}", running.api);
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    // The block store commits each block atomically, so a kill at any point loses nothing
-    // decided.
-    veritrace::serve::stop_signal().await?;
+    // The stores are written so that a kill at any point loses nothing decided.
+    tokio::select! {
+        stop = veritrace::serve::stop_signal() => stop?,
+        reason = running.node.halted() => {
+            running.stop().await;
+            return Err(format!("the validator stopped: {reason}").into());
+        }
+    }
     println!("stopping");
     running.stop().await;
     Ok(())

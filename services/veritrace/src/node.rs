@@ -128,10 +128,7 @@ pub async fn start(path: &Path) -> Result<RunningNode, BoxError> {
         listen: multiaddr(&cfg.listen)?,
         peers,
         block_interval: Duration::from_millis(cfg.block_interval_ms.max(100)),
-        misbehaviour: chain_node::Misbehaviour {
-            equivocate_votes: cfg.misbehaviour.equivocate_votes,
-            bad_transaction_root: cfg.misbehaviour.bad_transaction_root,
-        },
+        misbehaviour: node_misbehaviour(&cfg.misbehaviour)?,
     })
     .await?;
 
@@ -172,6 +169,24 @@ pub async fn start(path: &Path) -> Result<RunningNode, BoxError> {
         api,
         genesis,
         server: handle,
+    })
+}
+
+fn node_misbehaviour(
+    cfg: &veritrace_kernel::config::Misbehaviour,
+) -> Result<chain_node::Misbehaviour, BoxError> {
+    let crash_in_commit = match &cfg.crash_in_commit {
+        None => None,
+        Some(step) => Some((
+            step.parse::<chain_node::CommitStep>()
+                .map_err(|e| format!("misbehaviour.crash_in_commit: {e}"))?,
+            cfg.crash_at_height,
+        )),
+    };
+    Ok(chain_node::Misbehaviour {
+        equivocate_votes: cfg.equivocate_votes,
+        bad_transaction_root: cfg.bad_transaction_root,
+        crash_in_commit,
     })
 }
 
@@ -231,6 +246,14 @@ async fn genesis_document(genesis: web::Data<Genesis>) -> HttpResponse {
     HttpResponse::Ok().json(genesis.get_ref())
 }
 
-async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+/// Liveness, with the heads an operator (or `veritrace bench chain`) watches: committed
+/// blocks wait for attestations until final.
+async fn health(node: web::Data<ConsortiumNode>) -> HttpResponse {
+    let committed_head = node.committed_head().ok();
+    let final_head = node.head().await.ok();
+    HttpResponse::Ok().json(serde_json::json!({
+        "status": "ok",
+        "committed_head": committed_head,
+        "final_head": final_head,
+    }))
 }

@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
+use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 /// Waits until an honest node reports `kind` misbehaviour by `validator`; returns the reports.
@@ -87,4 +88,72 @@ fn blocks_with_a_forged_transaction_root_are_voted_down_and_never_final() {
             "height {h}: a block of the faulty proposer became final"
         );
     }
+}
+
+/// A validator killed between each pair of the writes that commit a block (a deliberate abort
+/// at each step, at a height ahead of the chain) restarts, catches up and keeps voting without
+/// ever signing two different votes; afterwards it alone serves a wiped validator every height
+/// through sync.
+#[test]
+fn a_validator_killed_at_any_step_of_a_commit_recovers_and_serves_sync() {
+    let _serial = one_network_at_a_time();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut net = Network::init(&tmp.path().join("net"), 24600, "sha3-256", "ed25519");
+    let config = net.dir.join(&net.names[3]).join("node.toml");
+    let honest_config = std::fs::read_to_string(&config).expect("node.toml");
+    let all = [0, 1, 2, 3];
+    for i in 0..3 {
+        net.start(i);
+    }
+    for step in [
+        "before-certificate",
+        "after-certificate",
+        "after-block",
+        "after-cleanup",
+    ] {
+        // Crash at a height the chain has not reached yet.
+        net.kill(3);
+        let at = net.max_head(&[0, 1, 2]) + 3;
+        std::fs::write(
+            &config,
+            format!(
+                "{honest_config}\n[misbehaviour]\ncrash_in_commit = \"{step}\"\ncrash_at_height = {at}\n"
+            ),
+        )
+        .expect("write node.toml");
+        net.start(3);
+        // Aborted at the failpoint (SIGABRT), not exited for some other reason.
+        let status = net.wait_for_exit(3, Duration::from_secs(90));
+        assert_eq!(
+            status.and_then(|s| s.signal()),
+            Some(6),
+            "validator-4 did not crash {step} of committing height {at}: {status:?}"
+        );
+        std::fs::write(&config, &honest_config).expect("write node.toml");
+        net.start(3);
+        // It restarts from what the crash left, catches up and follows the chain again.
+        net.wait_for_height(&all, at + 2, Duration::from_secs(90));
+        net.assert_one_chain(&all);
+    }
+    // Its votes never conflicted, in any restart.
+    for i in 0..3 {
+        let reports = net.get(i, "/chain/misbehaviour").expect("misbehaviour");
+        assert_eq!(
+            reports["items"],
+            serde_json::json!([]),
+            "validator-{} saw misbehaviour",
+            i + 1
+        );
+    }
+    // It serves sync for every height: with two validators down, a third one wiped can only
+    // catch up from it.
+    net.kill(0);
+    net.kill(1);
+    net.kill(2);
+    let top = net.final_head(3).expect("validator-4 answers");
+    assert!(top > 4, "validator-4's final head {top}");
+    std::fs::remove_dir_all(net.data_dir(2)).expect("wipe validator-3");
+    net.start(2);
+    net.wait_for_height(&[2], top, Duration::from_secs(90));
+    net.assert_one_chain(&[2, 3]);
 }

@@ -289,7 +289,7 @@ fn platform(dir: &std::path::Path, nodes: &[String], genesis: &std::path::Path) 
 fn every_receipt_verifies_although_the_first_node_lies() {
     let _serial = one_network_at_a_time();
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut net = Network::init(&tmp.path().join("net"), 33600, "sha3-256", "ed25519");
+    let mut net = Network::init(&tmp.path().join("net"), 25600, "sha3-256", "ed25519");
     for i in 0..4 {
         net.start(i);
     }

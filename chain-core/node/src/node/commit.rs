@@ -1,7 +1,8 @@
 use super::shared::{CERTIFICATES, Shared, UNDECIDED};
-use super::{NodeError, state_err};
+use super::{CommitStep, NodeError, state_err};
 use crate::codec::WireCertificate;
 use crate::context::ChainContext;
+use crate::signing::SignedRecord;
 use chain_core::Digest;
 use chain_core::attestation::attest;
 use chain_core::block::{CommittedBlock, Transaction};
@@ -13,6 +14,12 @@ use std::collections::HashSet;
 impl Shared {
     /// Commits a decided block, then — and only then — attests it. A height is decided once,
     /// so this node never attests two blocks at one height.
+    ///
+    /// Three writes, ordered so that a crash between any two leaves a node that can serve
+    /// sync for every committed height: the commit certificate first (consensus store), then
+    /// the block with this node's attestation (block store, one transaction with its index),
+    /// then the undecided blocks are cleared. A crash after the first write only leaves a
+    /// certificate above the head, which the height's new decision overwrites.
     pub(super) fn commit(
         &self,
         certificate: &ExtendedCommitCertificate<ChainContext>,
@@ -26,6 +33,11 @@ impl Shared {
                     "height {height} already holds block {}, consensus decided {hash}",
                     existing.hash
                 )));
+            }
+            // Committed before (a decision delivered twice). A store written before the
+            // certificate came first may lack it: write it now.
+            if self.certificate(height)?.is_none() {
+                self.save_certificate(certificate)?;
             }
             return Ok(());
         }
@@ -70,6 +82,9 @@ impl Shared {
                 Transaction::Anchor(_) => None,
             })
             .collect();
+        self.crash_point(CommitStep::BeforeCertificate, height);
+        self.save_certificate(certificate)?;
+        self.crash_point(CommitStep::AfterCertificate, height);
         self.store.append(
             &CommittedBlock {
                 block,
@@ -78,6 +93,7 @@ impl Shared {
             },
             &tx_hashes,
         )?;
+        self.crash_point(CommitStep::AfterBlock, height);
         for c in changes {
             let effective = c.change.effective_height;
             // Checked when the block was validated; a failure here is a bug worth stopping on.
@@ -87,15 +103,13 @@ impl Shared {
         {
             let tx = self.state.begin_write().map_err(state_err)?;
             {
-                let mut certs = tx.open_table(CERTIFICATES).map_err(state_err)?;
-                let bytes =
-                    borsh::to_vec(&WireCertificate::from(certificate)).map_err(state_err)?;
-                certs.insert(height, bytes.as_slice()).map_err(state_err)?;
                 let mut undecided = tx.open_table(UNDECIDED).map_err(state_err)?;
                 undecided.retain(|_, _| false).map_err(state_err)?;
             }
+            SignedRecord::forget_below(&tx, height + 1).map_err(state_err)?;
             tx.commit().map_err(state_err)?;
         }
+        self.crash_point(CommitStep::AfterCleanup, height);
         {
             let done: HashSet<Digest> = tx_hashes.into_iter().collect();
             let mut pool = self.mempool();
@@ -104,8 +118,43 @@ impl Shared {
         }
         tracing::debug!(height, block = %hash, "block committed and attested");
         self.refresh_final_head()?;
-        self.committed.notify_one();
+        self.committed_head.send_if_modified(|c| {
+            let advanced = height > *c;
+            if advanced {
+                *c = height;
+            }
+            advanced
+        });
         Ok(())
+    }
+
+    fn save_certificate(
+        &self,
+        certificate: &ExtendedCommitCertificate<ChainContext>,
+    ) -> Result<(), NodeError> {
+        let bytes = borsh::to_vec(&WireCertificate::from(certificate)).map_err(state_err)?;
+        let tx = self.state.begin_write().map_err(state_err)?;
+        {
+            let mut certs = tx.open_table(CERTIFICATES).map_err(state_err)?;
+            certs
+                .insert(certificate.height.0, bytes.as_slice())
+                .map_err(state_err)?;
+        }
+        tx.commit().map_err(state_err)
+    }
+
+    /// A deliberate crash at `step` of committing `height`, when the node was asked for one
+    /// (kill tests of the commit's writes; a build without the `byzantine` feature refuses
+    /// such a configuration).
+    fn crash_point(&self, step: CommitStep, height: u64) {
+        if self.misbehaviour.crash_in_commit == Some((step, height)) {
+            tracing::error!(
+                ?step,
+                height,
+                "misbehaving: crashing in the middle of a commit"
+            );
+            std::process::abort();
+        }
     }
 
     pub(super) fn certificate(
@@ -138,10 +187,13 @@ impl Shared {
                 _ => break,
             }
         }
+        // Workers refresh concurrently: finality only ever moves forward.
         self.final_head.send_if_modified(|f| {
-            let changed = *f != h;
-            *f = h;
-            changed
+            let advanced = h > *f;
+            if advanced {
+                *f = h;
+            }
+            advanced
         });
         Ok(())
     }

@@ -1,7 +1,7 @@
 use super::{NodeError, NodeSettings, Shared};
 use crate::codec::WireCodec;
 use crate::context::ChainContext;
-use crate::signing::{ChainSigner, ChainVerifier};
+use crate::signing::{ChainSigner, ChainVerifier, SignedRecord};
 use malachitebft_app::config::{
     ConsensusConfig, DiscoveryConfig, P2pConfig, PubSubProtocol, ValuePayload, ValueSyncConfig,
 };
@@ -15,6 +15,7 @@ use std::time::Duration;
 pub(super) async fn start_engine(
     shared: &Arc<Shared>,
     settings: &NodeSettings,
+    record: Arc<SignedRecord>,
 ) -> Result<Channels<ChainContext>, NodeError> {
     let keypair = malachitebft_app::types::Keypair::ed25519_from_bytes(settings.p2p_secret)
         .map_err(|e| NodeError::Config(format!("p2p key: {e}")))?;
@@ -64,6 +65,7 @@ pub(super) async fn start_engine(
     let signer = ChainSigner {
         chain_id: chain_id.clone(),
         key: settings.key.clone(),
+        record: Some(record),
     };
     let wal = WalContext::new(
         settings.data_dir.join("wal").join("consensus.wal"),
@@ -84,7 +86,11 @@ pub(super) async fn start_engine(
             identity,
             codec: WireCodec,
             config: ByzantineConfig::default().with_equivocate_votes(Trigger::Always),
-            signer: Box::new(signer),
+            // The second, conflicting voice: the signed record would rightly refuse it.
+            signer: Box::new(ChainSigner {
+                record: None,
+                ..signer
+            }),
             address: shared.me,
             conflicting_value_fn: None,
             // None: a vote for a block is contradicted by a nil vote.

@@ -1,16 +1,14 @@
 use super::proposals::{EarlyProposal, PartialStream};
 use super::shared::Shared;
 use super::{NodeError, state_err};
-use crate::blocks::{MAX_BLOCK_TRANSACTIONS, Parent, build_block, decode_block, encode_block};
+use crate::blocks::{MAX_BLOCK_TRANSACTIONS, Parent, build_block, encode_block};
 use crate::context::{BlockId, ChainContext, Height, ProposalPart};
 use chain_core::Digest;
 use chain_core::block::{Block, Transaction};
 use chain_core::governance::GovernanceError;
-use malachitebft_app::engine::host::{Next, SyncedValueOutcome};
+use malachitebft_app::engine::host::Next;
 use malachitebft_app::streaming::{StreamContent, StreamId, StreamMessage};
-use malachitebft_app::types::core::{
-    CommitCertificate, ExtendedCommitCertificate, Round, Validity, VoteExtensions,
-};
+use malachitebft_app::types::core::{ExtendedCommitCertificate, Round, VoteExtensions};
 use malachitebft_app::types::{LocallyProposedValue, PeerId, ProposedValue};
 use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -30,51 +28,40 @@ pub(super) struct Host {
 impl Host {
     pub(super) async fn run(mut self, mut channels: Channels<ChainContext>) {
         while let Some(msg) = channels.consensus.recv().await {
-            if let Err(err) = self.handle(msg, &channels).await {
-                tracing::error!(%err, "consensus host");
+            self.handle(msg, &channels).await;
+            if self.shared.halted.borrow().is_some() {
+                // Nothing more is answered: the engine waits, the node's owner stops it.
+                return;
             }
         }
         tracing::error!("the consensus engine stopped");
+        self.shared.halt("the consensus engine stopped".into());
     }
 
+    /// Answers one message of the engine. Every arm replies, or halts the node when it cannot
+    /// go on safely (an unanswered request would stall the engine without saying why).
     pub(super) async fn handle(
         &mut self,
         msg: AppMsg<ChainContext>,
         channels: &Channels<ChainContext>,
-    ) -> Result<(), NodeError> {
+    ) {
         let s = self.shared.clone();
         match msg {
-            AppMsg::ConsensusReady { reply } => {
-                let start = Height(s.store.head()? + 1);
-                self.current = start;
-                tracing::info!(height = %start, "consensus ready");
-                let _ = reply.send((start, s.params(start.0, self.block_interval)));
-            }
+            AppMsg::ConsensusReady { reply } => match s.store.head() {
+                Ok(head) => {
+                    let start = Height(head + 1);
+                    self.current = start;
+                    tracing::info!(height = %start, "consensus ready");
+                    let _ = reply.send((start, s.params(start.0, self.block_interval)));
+                }
+                Err(err) => s.halt(format!("cannot read the block store's head: {err}")),
+            },
             AppMsg::StartedRound {
                 height,
-                round,
                 reply_value,
                 ..
             } => {
-                self.current = height;
-                // Streams of past heights never complete now: drop them (a stream id starts
-                // with the big-endian height it proposes for).
-                self.streams.retain(|(_, id), _| {
-                    let b = id.to_bytes();
-                    b.get(..8)
-                        .and_then(|h| <[u8; 8]>::try_from(h).ok())
-                        .is_some_and(|h| u64::from_be_bytes(h) >= height.0)
-                });
-                let mut values = Vec::new();
-                for p in self.early.remove(&height).unwrap_or_default() {
-                    if let Some(v) =
-                        self.proposed_value(height, p.round, p.valid_round, p.proposer, &p.bytes)?
-                    {
-                        values.push(v);
-                    }
-                }
-                self.early.retain(|h, _| *h > height);
-                let _ = round;
+                let values = self.started_height(height);
                 let _ = reply_value.send(values);
             }
             AppMsg::GetValue {
@@ -82,26 +69,35 @@ impl Host {
                 round,
                 reply,
                 ..
-            } => {
-                let (block, hash) = self.build(height)?;
+            } => match self.build(height).and_then(|(block, hash)| {
                 s.save_undecided(&hash, &block)?;
-                let value = LocallyProposedValue::new(height, round, BlockId::from(hash));
-                let _ = reply.send(value);
-                self.stream(channels, height, round, Round::Nil, &block)
-                    .await;
-            }
+                Ok((block, hash))
+            }) {
+                Ok((block, hash)) => {
+                    let value = LocallyProposedValue::new(height, round, BlockId::from(hash));
+                    let _ = reply.send(value);
+                    self.stream(channels, height, round, Round::Nil, &block)
+                        .await;
+                }
+                // No value to answer with: the round's propose timeout passes it on.
+                Err(err) => tracing::error!(%err, %height, %round, "building a proposal failed"),
+            },
             AppMsg::RestreamProposal {
                 height,
                 round,
                 valid_round,
                 value_id,
                 ..
-            } => {
-                if let Some(block) = s.undecided(&value_id.digest())? {
+            } => match s.undecided(&value_id.digest()) {
+                Ok(Some(block)) => {
                     self.stream(channels, height, round, valid_round, &block)
-                        .await;
+                        .await
                 }
-            }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::error!(%err, %height, "reading a block to stream again failed")
+                }
+            },
             AppMsg::ReceivedProposalPart {
                 from,
                 published_by,
@@ -110,7 +106,12 @@ impl Host {
             } => {
                 // Parts of one proposal can reach us through different neighbours: group them
                 // by their publisher, not by the peer that relayed each one.
-                let value = self.received_part(published_by.unwrap_or(from), part)?;
+                let value = self
+                    .received_part(published_by.unwrap_or(from), part)
+                    .unwrap_or_else(|err| {
+                        tracing::error!(%err, "keeping a received proposal failed");
+                        None
+                    });
                 let _ = reply.send(value);
             }
             AppMsg::Decided {
@@ -118,13 +119,21 @@ impl Host {
                 extensions,
                 reply,
             } => {
+                let height = certificate.height;
                 let cert = ExtendedCommitCertificate::from_commit_certificate_and_extensions(
                     certificate,
                     extensions,
                 );
-                let r = s.commit(&cert);
-                let _ = reply.send(());
-                r?;
+                // Acknowledged only once committed; a failed commit stops the node rather than
+                // have the engine move on (or restart a height it has voted at).
+                match s.commit(&cert) {
+                    Ok(()) => {
+                        let _ = reply.send(());
+                    }
+                    Err(err) => s.halt(format!(
+                        "committing the block decided at {height} failed: {err}"
+                    )),
+                }
             }
             AppMsg::Finalized {
                 certificate,
@@ -132,22 +141,29 @@ impl Host {
                 reply,
                 ..
             } => {
-                s.record_evidence(certificate.height.0, &evidence);
-                let next = self.finalized(certificate, VoteExtensions::default());
-                let _ = reply.send(next);
+                let height = certificate.height;
+                s.record_evidence(height.0, &evidence);
+                let cert = ExtendedCommitCertificate::from_commit_certificate_and_extensions(
+                    certificate,
+                    VoteExtensions::default(),
+                );
+                // Committed when decided; committing again is a no-op that makes sure.
+                match s.commit(&cert) {
+                    Ok(()) => {
+                        self.current = Height(height.0 + 1);
+                        let next = Next::Start(
+                            self.current,
+                            s.params(self.current.0, self.block_interval),
+                        );
+                        let _ = reply.send(next);
+                    }
+                    Err(err) => s.halt(format!(
+                        "committing the block finalised at {height} failed: {err}"
+                    )),
+                }
             }
             AppMsg::GetDecidedValues { range, reply } => {
-                let mut values = Vec::new();
-                for h in range.start().0..=range.end().0 {
-                    let (Some(b), Some(cert)) = (s.store.block(h)?, s.certificate(h)?) else {
-                        break;
-                    };
-                    values.push(malachitebft_app::types::sync::RawDecidedValue::new(
-                        encode_block(&b.block).into(),
-                        cert,
-                    ));
-                }
-                let _ = reply.send(values);
+                let _ = reply.send(s.decided_values(range.start().0, range.end().0));
             }
             AppMsg::GetHistoryMinHeight { reply } => {
                 let _ = reply.send(Height(1));
@@ -159,30 +175,7 @@ impl Host {
                 value_bytes,
                 reply,
             } => {
-                let outcome = match decode_block(&value_bytes) {
-                    Err(_) => SyncedValueOutcome::PeerFault,
-                    Ok(block) => match s.judge(height.0, &block, false) {
-                        None => SyncedValueOutcome::LocalTransientError,
-                        Some(Err(reason)) => {
-                            tracing::warn!(%height, %reason, "a peer served an invalid block");
-                            SyncedValueOutcome::PeerFault
-                        }
-                        Some(Ok(hash)) => {
-                            s.save_undecided(&hash, &block)?;
-                            SyncedValueOutcome::Verdict(ProposedValue {
-                                height,
-                                round,
-                                valid_round: Round::Nil,
-                                // The certificate and our own check of the block are what
-                                // count; the proposer is informative only.
-                                proposer,
-                                value: BlockId::from(hash),
-                                validity: Validity::Valid,
-                            })
-                        }
-                    },
-                };
-                let _ = reply.send(outcome);
+                let _ = reply.send(s.synced_value(height, round, proposer, &value_bytes));
             }
             AppMsg::ExtendVote { reply, .. } => {
                 let _ = reply.send(None);
@@ -191,30 +184,29 @@ impl Host {
                 let _ = reply.send(Vec::new());
             }
         }
-        Ok(())
     }
 
-    pub(super) fn finalized(
-        &mut self,
-        certificate: CommitCertificate<ChainContext>,
-        extensions: VoteExtensions<ChainContext>,
-    ) -> Next<ChainContext> {
-        let s = &self.shared;
-        let height = certificate.height;
-        let cert = ExtendedCommitCertificate::from_commit_certificate_and_extensions(
-            certificate,
-            extensions,
-        );
-        match s.commit(&cert) {
-            Ok(()) => {
-                self.current = Height(height.0 + 1);
-                Next::Start(self.current, s.params(self.current.0, self.block_interval))
-            }
-            Err(err) => {
-                tracing::error!(%err, %height, "committing the decided block failed; restarting the height");
-                Next::Restart(height, s.params(height.0, self.block_interval))
+    /// A new height (or round) started: drops streams that can no longer complete and hands
+    /// the engine the proposals that arrived for this height early.
+    fn started_height(&mut self, height: Height) -> Vec<ProposedValue<ChainContext>> {
+        self.current = height;
+        // A stream id starts with the big-endian height it proposes for.
+        self.streams.retain(|(_, id), _| {
+            let b = id.to_bytes();
+            b.get(..8)
+                .and_then(|h| <[u8; 8]>::try_from(h).ok())
+                .is_some_and(|h| u64::from_be_bytes(h) >= height.0)
+        });
+        let mut values = Vec::new();
+        for p in self.early.remove(&height).unwrap_or_default() {
+            match self.proposed_value(height, p.round, p.valid_round, p.proposer, &p.bytes) {
+                Ok(Some(v)) => values.push(v),
+                Ok(None) => {}
+                Err(err) => tracing::error!(%err, %height, "keeping an early proposal failed"),
             }
         }
+        self.early.retain(|h, _| *h > height);
+        values
     }
 
     /// Builds this node's proposal for `height` from its mempool.

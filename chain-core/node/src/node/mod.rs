@@ -9,9 +9,11 @@ mod forwarding;
 mod host;
 mod proposals;
 mod shared;
+mod sync;
 
 use crate::context::{Address, Height, ValidatorKey};
-use attestations::collect_attestations;
+use crate::signing::SignedRecord;
+use attestations::spawn_collectors;
 use chain_core::block::{CommittedBlock, Transaction};
 use chain_core::chain::{ChainClient, ChainError, TxLocation};
 use chain_core::governance::{CommittedChange, ValidatorSetHistory};
@@ -19,6 +21,7 @@ use chain_core::keys::SigningKey;
 use chain_core::store::BlockStore;
 use chain_core::{Digest, Genesis};
 use engine::start_engine;
+use forwarding::Forwarding;
 use host::Host;
 use redb::Database;
 use shared::{CERTIFICATES, Mempool, Shared, UNDECIDED};
@@ -26,7 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 /// Another validator, as this node reaches it.
 #[derive(Clone, Debug)]
@@ -75,6 +78,54 @@ pub struct Misbehaviour {
     pub equivocate_votes: bool,
     /// Propose blocks whose transaction root does not match their transactions.
     pub bad_transaction_root: bool,
+    /// Abort the process at this step of committing this height (kill tests).
+    pub crash_in_commit: Option<(CommitStep, u64)>,
+}
+
+/// The steps of committing a decided block, around its three writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitStep {
+    /// Before anything is written.
+    BeforeCertificate,
+    /// The commit certificate is written; the block is not.
+    AfterCertificate,
+    /// The block and this node's attestation are written; the undecided blocks remain.
+    AfterBlock,
+    /// Every write done.
+    AfterCleanup,
+}
+
+impl CommitStep {
+    pub const ALL: [CommitStep; 4] = [
+        CommitStep::BeforeCertificate,
+        CommitStep::AfterCertificate,
+        CommitStep::AfterBlock,
+        CommitStep::AfterCleanup,
+    ];
+
+    /// The name configuration files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            CommitStep::BeforeCertificate => "before-certificate",
+            CommitStep::AfterCertificate => "after-certificate",
+            CommitStep::AfterBlock => "after-block",
+            CommitStep::AfterCleanup => "after-cleanup",
+        }
+    }
+}
+
+impl std::str::FromStr for CommitStep {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<CommitStep, String> {
+        CommitStep::ALL
+            .into_iter()
+            .find(|step| step.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = CommitStep::ALL.iter().map(|c| c.name()).collect();
+                format!("unknown commit step {s:?}; one of {}", names.join(", "))
+            })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +180,7 @@ impl ConsortiumNode {
         let pk = settings.key.public_key_hex();
         std::fs::create_dir_all(&settings.data_dir).map_err(state_err)?;
         let store = BlockStore::open(&settings.data_dir.join("blocks.redb"))?;
+        let store_head = store.head()?;
         let sets = ValidatorSetHistory::from_changes(&genesis, &store.validator_set_changes()?)
             .map_err(state_err)?;
         // A validator added by governance starts before the chain it syncs names it: it
@@ -155,19 +207,15 @@ impl ConsortiumNode {
         let me_key = ValidatorKey::parse(genesis.signature_alg, &pk).map_err(NodeError::Config)?;
         let me = Address::of_key(alg, &me_key.bytes);
 
-        let state =
-            Database::create(settings.data_dir.join("consensus.redb")).map_err(state_err)?;
+        let state = Arc::new(
+            Database::create(settings.data_dir.join("consensus.redb")).map_err(state_err)?,
+        );
         {
             let tx = state.begin_write().map_err(state_err)?;
             tx.open_table(UNDECIDED).map_err(state_err)?;
             tx.open_table(CERTIFICATES).map_err(state_err)?;
             tx.commit().map_err(state_err)?;
         }
-        let http: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(2)))
-            .build()
-            .into();
         let shared = Arc::new(Shared {
             genesis,
             genesis_hash,
@@ -177,18 +225,21 @@ impl ConsortiumNode {
             me,
             key: settings.key.clone(),
             store,
-            state,
+            state: state.clone(),
             mempool: Mutex::new(Mempool::default()),
             final_head: watch::channel(0).0,
-            committed: Notify::new(),
+            committed_head: watch::channel(store_head).0,
+            merging: Mutex::new(()),
+            halted: watch::channel(None).0,
             peers: settings.peers.clone(),
-            http,
+            forwarding: Forwarding::start(&settings.peers, settings.block_interval),
             misbehaviour: settings.misbehaviour.clone(),
             observed: Mutex::new(Default::default()),
         });
         shared.refresh_final_head()?;
 
-        let channels = start_engine(&shared, &settings).await?;
+        let record = Arc::new(SignedRecord::open(state.clone()).map_err(state_err)?);
+        let channels = start_engine(&shared, &settings, record).await?;
         let host = Host {
             shared: shared.clone(),
             block_interval: settings.block_interval,
@@ -197,8 +248,19 @@ impl ConsortiumNode {
             early: BTreeMap::new(),
         };
         tokio::spawn(host.run(channels));
-        tokio::spawn(collect_attestations(shared.clone()));
+        spawn_collectors(&shared, settings.block_interval);
         Ok(Arc::new(ConsortiumNode { shared }))
+    }
+
+    /// Resolves when this node has stopped taking part in consensus, with the reason: its
+    /// process should exit (and be restarted), its stores are as the last commit left them.
+    pub async fn halted(&self) -> String {
+        let mut rx = self.shared.halted.subscribe();
+        match rx.wait_for(|h| h.is_some()).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            // The sender lives as long as the node.
+            Err(_) => "the node is gone".into(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -241,8 +303,7 @@ impl ChainClient for ConsortiumNode {
         let (hash, new) = self.shared.accept(tx.clone())?;
         if new {
             // Every validator's mempool gets it, so whoever proposes next includes it.
-            let s = self.shared.clone();
-            tokio::task::spawn_blocking(move || s.forward(&tx));
+            self.shared.forwarding.pass_on(tx);
         }
         Ok(hash)
     }

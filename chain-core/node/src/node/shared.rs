@@ -1,3 +1,4 @@
+use super::forwarding::Forwarding;
 use super::{MAX_OBSERVATIONS, Misbehaviour, NodeError, ObservedMisbehaviour, Peer, state_err};
 use crate::blocks::{Parent, check_transaction, decode_block, encode_block, validate_block};
 use crate::context::{Address, ChainContext, ValidatorKey, ValidatorSet};
@@ -14,7 +15,7 @@ use redb::{Database, ReadableDatabase, TableDefinition};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 /// Blocks proposed or received but not yet decided, by hash: a proposer must be able to
 /// stream its locked block again after a restart.
@@ -39,14 +40,18 @@ pub(super) struct Shared {
     pub(super) me: Address,
     pub(super) key: Arc<SigningKey>,
     pub(super) store: BlockStore,
-    pub(super) state: Database,
+    pub(super) state: Arc<Database>,
     pub(super) mempool: Mutex<Mempool>,
     /// Highest height up to which every block holds an attestation quorum.
     pub(super) final_head: watch::Sender<u64>,
-    /// Wakes the attestation collector when a block is committed.
-    pub(super) committed: Notify,
+    /// Height of the last block committed locally: wakes the attestation workers.
+    pub(super) committed_head: watch::Sender<u64>,
+    /// Held while attestations are merged into a stored block.
+    pub(super) merging: Mutex<()>,
+    /// Why this node stopped taking part in consensus, once it has.
+    pub(super) halted: watch::Sender<Option<String>>,
     pub(super) peers: Vec<Peer>,
-    pub(super) http: ureq::Agent,
+    pub(super) forwarding: Forwarding,
     pub(super) misbehaviour: Misbehaviour,
     pub(super) observed: Mutex<std::collections::VecDeque<ObservedMisbehaviour>>,
 }
@@ -89,6 +94,19 @@ impl Shared {
         Ok((hash, new))
     }
 
+    /// Stops this node taking part in consensus: something it cannot safely go on from (a
+    /// commit that failed). Its owner sees it through `ConsortiumNode::halted`.
+    pub(super) fn halt(&self, reason: String) {
+        tracing::error!(%reason, "this validator stops");
+        self.halted.send_if_modified(|h| {
+            let first = h.is_none();
+            if first {
+                *h = Some(reason);
+            }
+            first
+        });
+    }
+
     pub(super) fn sets(&self) -> std::sync::MutexGuard<'_, ValidatorSetHistory> {
         // The history is only ever extended by a verified change; a poisoned lock still holds
         // a consistent history.
@@ -119,14 +137,19 @@ impl Shared {
             rebroadcast: Duration::from_millis(2500),
             max_timeout: Duration::from_secs(30),
         };
+        // The set carries the height's proposer ranking (priorities walked from the height
+        // its set took effect; docs/adr/0001 §4).
         let set = {
             let sets = self.sets();
-            ValidatorSet::from_chain(self.alg, self.genesis.signature_alg, &sets.at(height).set)
+            let epoch = sets.at(height);
+            ValidatorSet::from_chain(self.alg, self.genesis.signature_alg, &epoch.set)
+                .map(|set| set.scheduled(height.saturating_sub(epoch.from_height)))
         };
         // Every set in the history was validated (genesis rules), so it converts.
         let set = set.unwrap_or_else(|err| {
             tracing::error!(%err, height, "validator set does not convert; keeping the genesis set");
             ValidatorSet::from_chain(self.alg, self.genesis.signature_alg, &self.genesis.validator_set)
+                .map(|set| set.scheduled(height.saturating_sub(1)))
                 .unwrap_or_default()
         });
         HeightParams::new(set, timeouts, Some(block_interval))

@@ -191,7 +191,14 @@ impl Drop for Network {
 }
 
 impl Network {
+    /// A network of four validators on `base_port`+i (p2p) and `base_port`+100+i (API). Keep
+    /// `base_port` below 32668: Linux hands out ports from 32768 up to outgoing connections, so
+    /// a validator there may find its port taken. Each test file uses its own range.
     pub fn init(dir: &Path, base_port: u16, hash: &str, sig: &str) -> Network {
+        assert!(
+            base_port + 104 < 32768,
+            "base port {base_port} reaches the ephemeral range"
+        );
         let out = Command::new(env!("CARGO_BIN_EXE_veritrace"))
             .args(["chain", "init", "--dir"])
             .arg(dir)
@@ -218,7 +225,10 @@ impl Network {
         self.dir.join("genesis.json")
     }
 
+    /// Starts node `i` (stopping it first if it runs: a second process could not bind its
+    /// ports, and the first would outlive the test).
     pub fn start(&mut self, i: usize) {
+        self.kill(i);
         let node_dir = self.dir.join(&self.names[i]);
         let child = Command::new(env!("CARGO_BIN_EXE_veritrace"))
             .args(["node", "--config"])
@@ -267,6 +277,32 @@ impl Network {
             c.kill().expect("kill");
             c.wait().expect("reap");
         }
+    }
+
+    /// Waits for node `i`'s process to exit on its own; its exit status, if it did in time.
+    pub fn wait_for_exit(
+        &mut self,
+        i: usize,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let status = match self.nodes[i].as_mut() {
+                Some(c) => c.try_wait().expect("wait"),
+                None => return None,
+            };
+            if status.is_some() {
+                self.nodes[i] = None;
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Node `i`'s data directory (its block store, consensus store and write-ahead log).
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.join(&self.names[i]).join("data")
     }
 
     pub fn get(&self, i: usize, path: &str) -> Option<Value> {
