@@ -247,6 +247,9 @@ pub struct Misbehaviour {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crash_in_commit: Option<String>,
     pub crash_at_height: u64,
+    /// Publish proposal streams that never complete, for heights ahead, ten times a second
+    /// (tests of the bounds on what a peer can make a node hold).
+    pub flood_proposal_streams: bool,
 }
 
 impl Misbehaviour {

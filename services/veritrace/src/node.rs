@@ -187,6 +187,7 @@ fn node_misbehaviour(
         equivocate_votes: cfg.equivocate_votes,
         bad_transaction_root: cfg.bad_transaction_root,
         crash_in_commit,
+        flood_proposal_streams: cfg.flood_proposal_streams,
     })
 }
 

@@ -157,3 +157,79 @@ fn a_validator_killed_at_any_step_of_a_commit_recovers_and_serves_sync() {
     net.wait_for_height(&[2], top, Duration::from_secs(90));
     net.assert_one_chain(&[2, 3]);
 }
+
+/// Resident memory of a process, in bytes (Linux).
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// A validator publishing proposal streams that never complete, for heights ahead, at about
+/// 10 MB/s: the others keep what the bounds allow (a few tens of MiB), report it for
+/// flooding, and keep finalising.
+#[test]
+fn a_peer_flooding_proposal_streams_is_bounded_and_reported() {
+    let _serial = one_network_at_a_time();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut net = Network::init(&tmp.path().join("net"), 23600, "sha3-256", "ed25519");
+    for i in 0..3 {
+        net.start(i);
+    }
+    let honest = [0, 1, 2];
+    net.wait_for_height(&honest, 2, Duration::from_secs(60));
+    let pid = net.pid(0).expect("validator-1 runs");
+    let memory_before = resident_bytes(pid);
+    let disk_before = dir_bytes(&net.data_dir(0));
+    net.configure(3, "[misbehaviour]\nflood_proposal_streams = true\n");
+    net.start(3);
+    let reports = wait_for_report(&net, &honest, "validator-4", "flooding");
+    assert!(
+        reports.iter().all(|r| r["validator"] == "validator-4"),
+        "{reports:?}"
+    );
+    // 40 s of flooding: about 400 MB published. Held, without bounds, until each height
+    // passes; with them, at most 16 MiB of open streams from one peer and 32 MiB of
+    // proposals for heights ahead.
+    let h = net.max_head(&honest);
+    let started = Instant::now();
+    let mut peak = memory_before;
+    while started.elapsed() < Duration::from_secs(40) {
+        peak = peak.max(resident_bytes(pid));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let grown = peak.saturating_sub(memory_before);
+    assert!(
+        grown < 200 << 20,
+        "validator-1 grew by {} MiB under the flood",
+        grown >> 20
+    );
+    let disk_grown = dir_bytes(&net.data_dir(0)).saturating_sub(disk_before);
+    assert!(
+        disk_grown < 64 << 20,
+        "validator-1's data grew by {} MiB under the flood",
+        disk_grown >> 20
+    );
+    // Finality went on meanwhile.
+    net.wait_for_height(&honest, h + 5, Duration::from_secs(60));
+    net.assert_one_chain(&[0, 1, 2, 3]);
+}

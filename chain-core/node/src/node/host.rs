@@ -1,4 +1,4 @@
-use super::proposals::{EarlyProposal, PartialStream};
+use super::proposals::{EarlyProposal, PartialStream, stream_height};
 use super::shared::Shared;
 use super::{NodeError, state_err};
 use crate::blocks::{MAX_BLOCK_TRANSACTIONS, Parent, build_block, encode_block};
@@ -23,10 +23,24 @@ pub(super) struct Host {
     pub(super) current: Height,
     pub(super) streams: HashMap<(PeerId, StreamId), PartialStream>,
     pub(super) early: BTreeMap<Height, Vec<EarlyProposal>>,
+    /// Bytes held in `streams`.
+    pub(super) open_bytes: usize,
+    /// Bytes held in `early`.
+    pub(super) early_bytes: usize,
+    /// Valid proposals written to the consensus store at the current height.
+    pub(super) undecided_saved: usize,
+    /// (peer id, height) already reported for flooding.
+    pub(super) flooding_reported: HashSet<(String, u64)>,
 }
 
 impl Host {
     pub(super) async fn run(mut self, mut channels: Channels<ChainContext>) {
+        if self.shared.misbehaviour.flood_proposal_streams {
+            tokio::spawn(flood_proposal_streams(
+                self.shared.clone(),
+                channels.network.clone(),
+            ));
+        }
         while let Some(msg) = channels.consensus.recv().await {
             self.handle(msg, &channels).await;
             if self.shared.halted.borrow().is_some() {
@@ -189,14 +203,20 @@ impl Host {
     /// A new height (or round) started: drops streams that can no longer complete and hands
     /// the engine the proposals that arrived for this height early.
     fn started_height(&mut self, height: Height) -> Vec<ProposedValue<ChainContext>> {
+        if height != self.current {
+            self.undecided_saved = 0;
+            self.flooding_reported.retain(|(_, h)| *h >= height.0);
+        }
         self.current = height;
-        // A stream id starts with the big-endian height it proposes for.
-        self.streams.retain(|(_, id), _| {
-            let b = id.to_bytes();
-            b.get(..8)
-                .and_then(|h| <[u8; 8]>::try_from(h).ok())
-                .is_some_and(|h| u64::from_be_bytes(h) >= height.0)
-        });
+        let stale: Vec<_> = self
+            .streams
+            .keys()
+            .filter(|(_, id)| stream_height(id).is_none_or(|h| h < height.0))
+            .cloned()
+            .collect();
+        for key in stale {
+            self.drop_stream(&key);
+        }
         let mut values = Vec::new();
         for p in self.early.remove(&height).unwrap_or_default() {
             match self.proposed_value(height, p.round, p.valid_round, p.proposer, &p.bytes) {
@@ -206,6 +226,7 @@ impl Host {
             }
         }
         self.early.retain(|h, _| *h > height);
+        self.early_bytes = self.early.values().flatten().map(|p| p.bytes.len()).sum();
         values
     }
 
@@ -318,6 +339,48 @@ impl Host {
             {
                 tracing::error!("the network actor is gone; the proposal was not streamed");
                 return;
+            }
+        }
+    }
+}
+
+/// Misbehaviour for resilience tests: publishes, ten times a second, two proposal streams that
+/// never complete (an Init part and 512 KiB of data, no Fin), for heights up to eight ahead of
+/// this node's head — what a peer flooding the others with proposals looks like.
+async fn flood_proposal_streams(
+    shared: Arc<Shared>,
+    network: tokio::sync::mpsc::Sender<NetworkMsg<ChainContext>>,
+) {
+    tracing::warn!("misbehaving: flooding the network with proposal streams that never end");
+    let mut n: u64 = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let head = shared.store.head().unwrap_or(0);
+        for _ in 0..2 {
+            n += 1;
+            let height = Height(head + 1 + n % 8);
+            let mut id = height.0.to_be_bytes().to_vec();
+            id.extend_from_slice(&(u64::MAX - n).to_be_bytes());
+            let stream_id = StreamId::new(id.into());
+            let parts = [
+                ProposalPart::Init {
+                    height,
+                    round: Round::new(0),
+                    valid_round: Round::Nil,
+                    proposer: shared.me,
+                },
+                ProposalPart::Data(vec![0xAA; PART_BYTES]),
+                ProposalPart::Data(vec![0x55; PART_BYTES]),
+            ];
+            for (i, p) in parts.into_iter().enumerate() {
+                let m = StreamMessage::new(stream_id.clone(), i as u64, StreamContent::Data(p));
+                if network
+                    .send(NetworkMsg::PublishProposalPart(m))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
             }
         }
     }

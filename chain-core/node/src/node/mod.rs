@@ -25,7 +25,7 @@ use forwarding::Forwarding;
 use host::Host;
 use redb::Database;
 use shared::{CERTIFICATES, Mempool, Shared, UNDECIDED};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -80,6 +80,8 @@ pub struct Misbehaviour {
     pub bad_transaction_root: bool,
     /// Abort the process at this step of committing this height (kill tests).
     pub crash_in_commit: Option<(CommitStep, u64)>,
+    /// Publish proposal streams that never complete, for heights ahead, ten times a second.
+    pub flood_proposal_streams: bool,
 }
 
 /// The steps of committing a decided block, around its three writes.
@@ -246,6 +248,10 @@ impl ConsortiumNode {
             current: Height(0),
             streams: HashMap::new(),
             early: BTreeMap::new(),
+            open_bytes: 0,
+            early_bytes: 0,
+            undecided_saved: 0,
+            flooding_reported: HashSet::new(),
         };
         tokio::spawn(host.run(channels));
         spawn_collectors(&shared, settings.block_interval);

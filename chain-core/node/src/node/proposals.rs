@@ -2,16 +2,36 @@ use super::host::Host;
 use super::{NodeError, state_err};
 use crate::blocks::decode_block;
 use crate::context::{Address, BlockId, ChainContext, Height, ProposalPart};
-use malachitebft_app::streaming::{StreamContent, StreamMessage};
+use malachitebft_app::streaming::{StreamContent, StreamId, StreamMessage};
 use malachitebft_app::types::core::{Round, Validity};
 use malachitebft_app::types::{PeerId, ProposedValue};
 use std::collections::BTreeMap;
+
+/// Bounds on what other peers can make this node hold while proposals stream in: beyond them
+/// a part is dropped and the peer reported for `flooding` (once per peer and height).
+/// Heights beyond the current one whose proposal streams are kept.
+pub(super) const MAX_HEIGHTS_AHEAD: u64 = 2;
+/// Incomplete streams kept per publishing peer.
+pub(super) const MAX_STREAMS_PER_PEER: usize = 8;
+/// Bytes of one proposal: a block of 10,000 anchor transactions is well under this.
+pub(super) const MAX_STREAM_BYTES: usize = 8 << 20;
+/// Parts of one proposal (an honest one has `MAX_STREAM_BYTES / PART_BYTES` + 2 at most).
+pub(super) const MAX_STREAM_PARTS: usize = 64;
+/// Bytes of one peer's incomplete streams together.
+pub(super) const MAX_PEER_BYTES: usize = 16 << 20;
+/// Bytes of every incomplete stream together, whatever the number of peers.
+pub(super) const MAX_OPEN_BYTES: usize = 128 << 20;
+/// Bytes of the complete proposals kept for heights not reached yet.
+pub(super) const MAX_EARLY_BYTES: usize = 32 << 20;
+/// Valid proposals written to the consensus store per height (cleared when it is committed).
+pub(super) const MAX_UNDECIDED_PER_HEIGHT: usize = 16;
 
 /// A proposal being received part by part.
 #[derive(Default)]
 pub(super) struct PartialStream {
     pub(super) parts: BTreeMap<u64, ProposalPart>,
     pub(super) fin: Option<u64>,
+    pub(super) bytes: usize,
 }
 
 /// A complete proposal received for a height this node has not reached yet.
@@ -22,22 +42,54 @@ pub(super) struct EarlyProposal {
     pub(super) bytes: Vec<u8>,
 }
 
+/// The height a stream proposes for: its id starts with it, big-endian.
+pub(super) fn stream_height(id: &StreamId) -> Option<u64> {
+    let b = id.to_bytes();
+    b.get(..8)
+        .and_then(|h| <[u8; 8]>::try_from(h).ok())
+        .map(u64::from_be_bytes)
+}
+
+fn part_bytes(content: &StreamContent<ProposalPart>) -> usize {
+    match content {
+        StreamContent::Data(ProposalPart::Data(d)) => d.len(),
+        // Init and Fin are a few dozen bytes; counted so that no part is free.
+        _ => 64,
+    }
+}
+
 impl Host {
     pub(super) fn received_part(
         &mut self,
         from: PeerId,
         part: StreamMessage<ProposalPart>,
     ) -> Result<Option<ProposedValue<ChainContext>>, NodeError> {
+        let current = self.current.0;
+        let height = match stream_height(&part.stream_id) {
+            Some(h) if h < current => return Ok(None),
+            Some(h) if h <= current + MAX_HEIGHTS_AHEAD => h,
+            Some(h) => {
+                self.flooding(&from, format!("a proposal stream for height {h}"));
+                return Ok(None);
+            }
+            None => {
+                self.flooding(&from, "a proposal stream without a height".into());
+                return Ok(None);
+            }
+        };
         let key = (from, part.stream_id.clone());
+        let size = part_bytes(&part.content);
+        if let Some(excess) = self.over_bounds(&key, size) {
+            self.drop_stream(&key);
+            self.flooding(&from, format!("{excess} (height {height})"));
+            return Ok(None);
+        }
         let entry = self.streams.entry(key.clone()).or_default();
+        entry.bytes += size;
+        self.open_bytes += size;
         match part.content {
             StreamContent::Fin => entry.fin = Some(part.sequence),
             StreamContent::Data(p) => {
-                // A stream is small; cap it so a faulty peer cannot grow it without bound.
-                if entry.parts.len() > 4096 {
-                    self.streams.remove(&key);
-                    return Ok(None);
-                }
                 entry.parts.insert(part.sequence, p);
             }
         }
@@ -45,7 +97,7 @@ impl Host {
         if !complete {
             return Ok(None);
         }
-        let Some(stream) = self.streams.remove(&key) else {
+        let Some(stream) = self.drop_stream(&key) else {
             return Ok(None);
         };
         let mut parts = stream.parts.into_values();
@@ -66,10 +118,21 @@ impl Host {
                 ProposalPart::Init { .. } => return Ok(None),
             }
         }
-        if height < self.current {
+        // The Init part names the height the proposal is for; it must be the stream's.
+        if height.0 != stream_height(&key.1).unwrap_or(0) || height < self.current {
             return Ok(None);
         }
         if height > self.current {
+            if self.early_bytes + bytes.len() > MAX_EARLY_BYTES {
+                self.flooding(
+                    &from,
+                    format!(
+                        "more than {MAX_EARLY_BYTES} bytes of proposals for heights not reached"
+                    ),
+                );
+                return Ok(None);
+            }
+            self.early_bytes += bytes.len();
             self.early.entry(height).or_default().push(EarlyProposal {
                 round,
                 valid_round,
@@ -81,9 +144,63 @@ impl Host {
         self.proposed_value(height, round, valid_round, proposer, &bytes)
     }
 
+    /// Which bound adding `size` bytes to stream `key` would break, if any.
+    fn over_bounds(&self, key: &(PeerId, StreamId), size: usize) -> Option<String> {
+        let (peer, _) = key;
+        let (mut peer_streams, mut peer_bytes) = (0, 0);
+        for ((p, _), s) in &self.streams {
+            if p == peer {
+                peer_streams += 1;
+                peer_bytes += s.bytes;
+            }
+        }
+        match self.streams.get(key) {
+            None if peer_streams >= MAX_STREAMS_PER_PEER => Some(format!(
+                "more than {MAX_STREAMS_PER_PEER} proposal streams open"
+            )),
+            Some(s) if s.bytes + size > MAX_STREAM_BYTES => {
+                Some(format!("a proposal of more than {MAX_STREAM_BYTES} bytes"))
+            }
+            Some(s) if s.parts.len() >= MAX_STREAM_PARTS => {
+                Some(format!("a proposal of more than {MAX_STREAM_PARTS} parts"))
+            }
+            _ if peer_bytes + size > MAX_PEER_BYTES => Some(format!(
+                "more than {MAX_PEER_BYTES} bytes of proposal streams open"
+            )),
+            _ if self.open_bytes + size > MAX_OPEN_BYTES => Some(format!(
+                "more than {MAX_OPEN_BYTES} bytes of proposal streams open over all peers"
+            )),
+            _ => None,
+        }
+    }
+
+    /// Forgets a stream, returning it.
+    pub(super) fn drop_stream(&mut self, key: &(PeerId, StreamId)) -> Option<PartialStream> {
+        let stream = self.streams.remove(key)?;
+        self.open_bytes -= stream.bytes.min(self.open_bytes);
+        Some(stream)
+    }
+
+    /// Reports `peer` for flooding, once per height.
+    fn flooding(&mut self, peer: &PeerId, detail: String) {
+        let id = peer.to_string();
+        if !self.flooding_reported.insert((id.clone(), self.current.0)) {
+            return;
+        }
+        let name = self
+            .shared
+            .peers
+            .iter()
+            .find(|p| p.p2p.ends_with(&format!("/p2p/{id}")))
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| format!("peer {id}"));
+        self.shared
+            .observe(name, self.current.0, "flooding", detail);
+    }
+
     /// Judges a complete proposal for the current height.
     pub(super) fn proposed_value(
-        &self,
+        &mut self,
         height: Height,
         round: Round,
         valid_round: Round,
@@ -110,7 +227,12 @@ impl Host {
             }
         };
         if validity == Validity::Valid {
+            if self.undecided_saved >= MAX_UNDECIDED_PER_HEIGHT {
+                tracing::warn!(%height, %round, "not keeping more valid proposals at this height");
+                return Ok(None);
+            }
             s.save_undecided(&hash, &block)?;
+            self.undecided_saved += 1;
         }
         Ok(Some(ProposedValue {
             height,

@@ -300,6 +300,11 @@ impl Network {
         None
     }
 
+    /// Node `i`'s process id, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].as_ref().map(|c| c.id())
+    }
+
     /// Node `i`'s data directory (its block store, consensus store and write-ahead log).
     pub fn data_dir(&self, i: usize) -> PathBuf {
         self.dir.join(&self.names[i]).join("data")
