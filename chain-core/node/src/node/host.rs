@@ -34,6 +34,20 @@ pub(super) struct Host {
 }
 
 impl Host {
+    pub(super) fn new(shared: Arc<Shared>, block_interval: Duration) -> Host {
+        Host {
+            shared,
+            block_interval,
+            current: Height(0),
+            streams: HashMap::new(),
+            early: BTreeMap::new(),
+            open_bytes: 0,
+            early_bytes: 0,
+            undecided_saved: 0,
+            flooding_reported: HashSet::new(),
+        }
+    }
+
     pub(super) async fn run(mut self, mut channels: Channels<ChainContext>) {
         if self.shared.misbehaviour.flood_proposal_streams {
             tokio::spawn(flood_proposal_streams(
@@ -202,7 +216,7 @@ impl Host {
 
     /// A new height (or round) started: drops streams that can no longer complete and hands
     /// the engine the proposals that arrived for this height early.
-    fn started_height(&mut self, height: Height) -> Vec<ProposedValue<ChainContext>> {
+    pub(super) fn started_height(&mut self, height: Height) -> Vec<ProposedValue<ChainContext>> {
         if height != self.current {
             self.undecided_saved = 0;
             self.flooding_reported.retain(|(_, h)| *h >= height.0);
@@ -304,32 +318,7 @@ impl Host {
         valid_round: Round,
         block: &Block,
     ) {
-        let mut id = height.0.to_be_bytes().to_vec();
-        id.extend_from_slice(&round.as_i64().to_be_bytes());
-        let stream_id = StreamId::new(id.into());
-        let bytes = encode_block(block);
-        let mut parts = vec![ProposalPart::Init {
-            height,
-            round,
-            valid_round,
-            proposer: self.shared.me,
-        }];
-        parts.extend(
-            bytes
-                .chunks(PART_BYTES)
-                .map(|c| ProposalPart::Data(c.to_vec())),
-        );
-        parts.push(ProposalPart::Fin);
-        let n = parts.len() as u64;
-        let messages = parts
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| StreamMessage::new(stream_id.clone(), i as u64, StreamContent::Data(p)))
-            .chain(std::iter::once(StreamMessage::new(
-                stream_id.clone(),
-                n,
-                StreamContent::Fin,
-            )));
+        let messages = proposal_messages(self.shared.me, height, round, valid_round, block);
         for m in messages {
             if channels
                 .network
@@ -342,6 +331,45 @@ impl Host {
             }
         }
     }
+}
+
+/// A proposal as the stream of messages that carries it: Init, the block's encoding in parts
+/// of [`PART_BYTES`], Fin, then the stream's end. The stream id is the height and the round,
+/// big-endian, so a receiver knows the height before the Init part arrives.
+pub(super) fn proposal_messages(
+    proposer: crate::context::Address,
+    height: Height,
+    round: Round,
+    valid_round: Round,
+    block: &Block,
+) -> Vec<StreamMessage<ProposalPart>> {
+    let mut id = height.0.to_be_bytes().to_vec();
+    id.extend_from_slice(&round.as_i64().to_be_bytes());
+    let stream_id = StreamId::new(id.into());
+    let bytes = encode_block(block);
+    let mut parts = vec![ProposalPart::Init {
+        height,
+        round,
+        valid_round,
+        proposer,
+    }];
+    parts.extend(
+        bytes
+            .chunks(PART_BYTES)
+            .map(|c| ProposalPart::Data(c.to_vec())),
+    );
+    parts.push(ProposalPart::Fin);
+    let n = parts.len() as u64;
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| StreamMessage::new(stream_id.clone(), i as u64, StreamContent::Data(p)))
+        .chain(std::iter::once(StreamMessage::new(
+            stream_id.clone(),
+            n,
+            StreamContent::Fin,
+        )))
+        .collect()
 }
 
 /// Misbehaviour for resilience tests: publishes, ten times a second, two proposal streams that

@@ -10,8 +10,10 @@ mod host;
 mod proposals;
 mod shared;
 mod sync;
+#[cfg(test)]
+mod tests;
 
-use crate::context::{Address, Height, ValidatorKey};
+use crate::context::{Address, ValidatorKey};
 use crate::signing::SignedRecord;
 use attestations::spawn_collectors;
 use chain_core::block::{CommittedBlock, Transaction};
@@ -25,7 +27,6 @@ use forwarding::Forwarding;
 use host::Host;
 use redb::Database;
 use shared::{CERTIFICATES, Mempool, Shared, UNDECIDED};
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -166,94 +167,10 @@ pub struct ConsortiumNode {
 impl ConsortiumNode {
     /// Opens the node's stores, starts the consensus engine and the tasks that drive it.
     pub async fn start(settings: NodeSettings) -> Result<Arc<ConsortiumNode>, NodeError> {
-        let genesis = settings.genesis.clone();
-        if settings.misbehaviour != Misbehaviour::default() && !cfg!(feature = "byzantine") {
-            return Err(NodeError::Config(
-                "this build cannot misbehave (built without the byzantine feature); remove [misbehaviour] from the node configuration".into(),
-            ));
-        }
-        if settings.key.algorithm() != genesis.signature_alg {
-            return Err(NodeError::WrongScheme {
-                key: settings.key.algorithm(),
-                genesis: genesis.signature_alg,
-            });
-        }
-        let alg = genesis.hash_alg;
-        let pk = settings.key.public_key_hex();
-        std::fs::create_dir_all(&settings.data_dir).map_err(state_err)?;
-        let store = BlockStore::open(&settings.data_dir.join("blocks.redb"))?;
-        let store_head = store.head()?;
-        let sets = ValidatorSetHistory::from_changes(&genesis, &store.validator_set_changes()?)
-            .map_err(state_err)?;
-        // A validator added by governance starts before the chain it syncs names it: it
-        // follows the chain and votes from the height its set takes effect.
-        let named = sets
-            .epochs()
-            .iter()
-            .flat_map(|e| e.set.validators.iter())
-            .find(|v| v.public_key == pk);
-        match named {
-            Some(v) if v.name != settings.name => {
-                return Err(NodeError::Config(format!(
-                    "the key belongs to validator {:?}, the configuration names {:?}",
-                    v.name, settings.name
-                )));
-            }
-            Some(_) => {}
-            None => tracing::warn!(
-                name = %settings.name,
-                "this node's key is in no validator set known yet; it follows the chain until a validator-set change names it"
-            ),
-        }
-        let genesis_hash = genesis.hash().map_err(state_err)?;
-        let me_key = ValidatorKey::parse(genesis.signature_alg, &pk).map_err(NodeError::Config)?;
-        let me = Address::of_key(alg, &me_key.bytes);
-
-        let state = Arc::new(
-            Database::create(settings.data_dir.join("consensus.redb")).map_err(state_err)?,
-        );
-        {
-            let tx = state.begin_write().map_err(state_err)?;
-            tx.open_table(UNDECIDED).map_err(state_err)?;
-            tx.open_table(CERTIFICATES).map_err(state_err)?;
-            tx.commit().map_err(state_err)?;
-        }
-        let shared = Arc::new(Shared {
-            genesis,
-            genesis_hash,
-            alg,
-            sets: Mutex::new(sets),
-            name: settings.name.clone(),
-            me,
-            key: settings.key.clone(),
-            store,
-            state: state.clone(),
-            mempool: Mutex::new(Mempool::default()),
-            final_head: watch::channel(0).0,
-            committed_head: watch::channel(store_head).0,
-            merging: Mutex::new(()),
-            halted: watch::channel(None).0,
-            peers: settings.peers.clone(),
-            forwarding: Forwarding::start(&settings.peers, settings.block_interval),
-            misbehaviour: settings.misbehaviour.clone(),
-            observed: Mutex::new(Default::default()),
-        });
-        shared.refresh_final_head()?;
-
-        let record = Arc::new(SignedRecord::open(state.clone()).map_err(state_err)?);
+        let shared = open_shared(&settings)?;
+        let record = Arc::new(SignedRecord::open(shared.state.clone()).map_err(state_err)?);
         let channels = start_engine(&shared, &settings, record).await?;
-        let host = Host {
-            shared: shared.clone(),
-            block_interval: settings.block_interval,
-            current: Height(0),
-            streams: HashMap::new(),
-            early: BTreeMap::new(),
-            open_bytes: 0,
-            early_bytes: 0,
-            undecided_saved: 0,
-            flooding_reported: HashSet::new(),
-        };
-        tokio::spawn(host.run(channels));
+        tokio::spawn(Host::new(shared.clone(), settings.block_interval).run(channels));
         spawn_collectors(&shared, settings.block_interval);
         Ok(Arc::new(ConsortiumNode { shared }))
     }
@@ -297,6 +214,83 @@ impl ConsortiumNode {
     pub fn accept(&self, tx: Transaction) -> Result<Digest, ChainError> {
         self.shared.accept(tx).map(|(h, _)| h)
     }
+}
+
+/// Checks the settings and opens the node's stores: its state, without the engine.
+fn open_shared(settings: &NodeSettings) -> Result<Arc<Shared>, NodeError> {
+    let genesis = settings.genesis.clone();
+    if settings.misbehaviour != Misbehaviour::default() && !cfg!(feature = "byzantine") {
+        return Err(NodeError::Config(
+            "this build cannot misbehave (built without the byzantine feature); remove [misbehaviour] from the node configuration".into(),
+        ));
+    }
+    if settings.key.algorithm() != genesis.signature_alg {
+        return Err(NodeError::WrongScheme {
+            key: settings.key.algorithm(),
+            genesis: genesis.signature_alg,
+        });
+    }
+    let alg = genesis.hash_alg;
+    let pk = settings.key.public_key_hex();
+    std::fs::create_dir_all(&settings.data_dir).map_err(state_err)?;
+    let store = BlockStore::open(&settings.data_dir.join("blocks.redb"))?;
+    let store_head = store.head()?;
+    let sets = ValidatorSetHistory::from_changes(&genesis, &store.validator_set_changes()?)
+        .map_err(state_err)?;
+    // A validator added by governance starts before the chain it syncs names it: it
+    // follows the chain and votes from the height its set takes effect.
+    let named = sets
+        .epochs()
+        .iter()
+        .flat_map(|e| e.set.validators.iter())
+        .find(|v| v.public_key == pk);
+    match named {
+        Some(v) if v.name != settings.name => {
+            return Err(NodeError::Config(format!(
+                "the key belongs to validator {:?}, the configuration names {:?}",
+                v.name, settings.name
+            )));
+        }
+        Some(_) => {}
+        None => tracing::warn!(
+            name = %settings.name,
+            "this node's key is in no validator set known yet; it follows the chain until a validator-set change names it"
+        ),
+    }
+    let genesis_hash = genesis.hash().map_err(state_err)?;
+    let me_key = ValidatorKey::parse(genesis.signature_alg, &pk).map_err(NodeError::Config)?;
+    let me = Address::of_key(alg, &me_key.bytes);
+
+    let state =
+        Arc::new(Database::create(settings.data_dir.join("consensus.redb")).map_err(state_err)?);
+    {
+        let tx = state.begin_write().map_err(state_err)?;
+        tx.open_table(UNDECIDED).map_err(state_err)?;
+        tx.open_table(CERTIFICATES).map_err(state_err)?;
+        tx.commit().map_err(state_err)?;
+    }
+    let shared = Arc::new(Shared {
+        genesis,
+        genesis_hash,
+        alg,
+        sets: Mutex::new(sets),
+        name: settings.name.clone(),
+        me,
+        key: settings.key.clone(),
+        store,
+        state: state.clone(),
+        mempool: Mutex::new(Mempool::default()),
+        final_head: watch::channel(0).0,
+        committed_head: watch::channel(store_head).0,
+        merging: Mutex::new(()),
+        halted: watch::channel(None).0,
+        peers: settings.peers.clone(),
+        forwarding: Forwarding::start(&settings.peers, settings.block_interval),
+        misbehaviour: settings.misbehaviour.clone(),
+        observed: Mutex::new(Default::default()),
+    });
+    shared.refresh_final_head()?;
+    Ok(shared)
 }
 
 #[async_trait::async_trait]
