@@ -35,7 +35,7 @@ impl BlockStore {
                  directory?)",
                 path.display()
             )),
-            other => e(other),
+            other => StoreError(format!("cannot open {}: {other}", path.display())),
         })?;
         let tx = db.begin_write().map_err(e)?;
         tx.open_table(BLOCKS).map_err(e)?;

@@ -261,8 +261,11 @@ fn open_shared(settings: &NodeSettings) -> Result<Arc<Shared>, NodeError> {
     let me_key = ValidatorKey::parse(genesis.signature_alg, &pk).map_err(NodeError::Config)?;
     let me = Address::of_key(alg, &me_key.bytes);
 
-    let state =
-        Arc::new(Database::create(settings.data_dir.join("consensus.redb")).map_err(state_err)?);
+    let state_path = settings.data_dir.join("consensus.redb");
+    let state = Arc::new(
+        Database::create(&state_path)
+            .map_err(|e| NodeError::State(format!("cannot open {}: {e}", state_path.display())))?,
+    );
     {
         let tx = state.begin_write().map_err(state_err)?;
         tx.open_table(UNDECIDED).map_err(state_err)?;

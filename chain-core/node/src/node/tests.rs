@@ -319,3 +319,26 @@ async fn a_halted_node_says_why_once() {
     s.halt("second reason".into());
     assert_eq!(s.halted.borrow().as_deref(), Some("first reason"));
 }
+
+#[tokio::test]
+async fn a_corrupt_store_is_refused_naming_the_file() {
+    let f = Fixture::new();
+    for file in ["blocks.redb", "consensus.redb"] {
+        let dir = f._dir.path().join(format!("corrupt-{file}"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join(file), vec![0x5a; 8192]).expect("garbage");
+        let opened = open_shared(&NodeSettings {
+            name: "validator-1".into(),
+            genesis: f.genesis.clone(),
+            key: f.keys[0].clone(),
+            p2p_secret: [1; 32],
+            data_dir: dir,
+            listen: "/ip4/127.0.0.1/tcp/0".into(),
+            peers: Vec::new(),
+            block_interval: Duration::from_millis(500),
+            misbehaviour: Misbehaviour::default(),
+        });
+        let err = opened.err().expect("refused").to_string();
+        assert!(err.contains(file), "{err}");
+    }
+}
