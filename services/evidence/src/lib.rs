@@ -8,13 +8,13 @@ pub mod projections;
 use chain_core::HashAlg;
 use domain::{EvidenceEvent, EvidenceRecord, SERVICE};
 use projections::ReadModel;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use veritrace_kernel::ApiError;
 use veritrace_kernel::auth::Organisation;
 use veritrace_kernel::db::Database;
+use veritrace_kernel::domain::{BoxError, Domain, DomainContext, RunningDomain};
 use veritrace_kernel::envelope::{EventEnvelope, now_rfc3339};
 use veritrace_kernel::event_store::{EventStore, StoredEvent, StreamAppend};
 use veritrace_kernel::migrate::{self, Migration};
@@ -38,25 +38,6 @@ pub struct EvidenceService {
 }
 
 impl EvidenceService {
-    /// Opens the embedded service: its event store in the SQLite file `path` and its read model
-    /// beside it (`<path>` with `-read` before the extension). The read model lives in its own
-    /// file so that projecting never contends with appends for SQLite's one write lock; it can
-    /// always be rebuilt from the event store.
-    pub async fn open(
-        path: &Path,
-        hash_alg: HashAlg,
-        metrics: Arc<Metrics>,
-        shutdown: watch::Receiver<bool>,
-    ) -> Result<Arc<Self>, Box<dyn std::error::Error + Send + Sync>> {
-        let db = Database::open(path).await?;
-        let read_path = path.with_file_name(format!(
-            "{}-read.db",
-            path.file_stem().and_then(|s| s.to_str()).unwrap_or(SERVICE)
-        ));
-        let read_db = Database::open(&read_path).await?;
-        Self::start(&db, &read_db, hash_alg, metrics, shutdown).await
-    }
-
     /// Migrates `db` (event store) and `read_db` (read model; the same database in PostgreSQL,
     /// where both live in the service's schema), then starts the event store and the projector.
     pub async fn start(
@@ -65,7 +46,7 @@ impl EvidenceService {
         hash_alg: HashAlg,
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
-    ) -> Result<Arc<Self>, Box<dyn std::error::Error + Send + Sync>> {
+    ) -> Result<Arc<Self>, BoxError> {
         migrate::run(db, "event_store", migrate::EVENT_STORE).await?;
         migrate::run(read_db, SERVICE, MIGRATIONS).await?;
         let store = EventStore::start(db).await?.observed_by(metrics.clone());
@@ -178,6 +159,55 @@ impl EvidenceService {
                 tokio::time::timeout(READ_YOUR_WRITES, projected.wait_for(|p| *p >= last)).await;
         }
         Ok(stored)
+    }
+}
+
+/// The judicial evidence domain, as the platform registers it.
+pub struct Evidence;
+
+/// The registry's entry.
+pub const DOMAIN: &Evidence = &Evidence;
+
+#[async_trait::async_trait]
+impl Domain for Evidence {
+    fn name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn summary(&self) -> &'static str {
+        "judicial evidence (`/evidence…`): parties register file hashes, courts verify them"
+    }
+
+    fn migrations(&self) -> &'static [Migration] {
+        MIGRATIONS
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        use utoipa::OpenApi;
+        http::EvidenceApi::openapi()
+    }
+
+    async fn start(&self, context: DomainContext) -> Result<Arc<dyn RunningDomain>, BoxError> {
+        let service = EvidenceService::start(
+            &context.events,
+            &context.read_model,
+            context.hash_alg,
+            context.metrics,
+            context.shutdown,
+        )
+        .await?;
+        Ok(service)
+    }
+}
+
+impl RunningDomain for EvidenceService {
+    fn event_store(&self) -> &EventStore {
+        &self.store
+    }
+
+    fn configure(self: Arc<Self>, cfg: &mut actix_web::web::ServiceConfig) {
+        cfg.app_data(actix_web::web::Data::from(self));
+        http::configure(cfg);
     }
 }
 

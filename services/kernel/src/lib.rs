@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bus;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod envelope;
 pub mod event_store;
 pub mod http;

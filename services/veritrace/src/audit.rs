@@ -19,9 +19,6 @@ use veritrace_kernel::on_pool;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The event-sourced services whose stores the audit reads (each in its schema or file).
-pub const DOMAIN_SERVICES: &[&str] = &["evidence"];
-
 /// Rows read per query.
 const PAGE: i64 = 10_000;
 
@@ -159,17 +156,16 @@ impl Stores {
     pub async fn open(config: &Config) -> Result<Stores, BoxError> {
         if config.database.url.is_some() {
             let mut domains = Vec::new();
-            for s in DOMAIN_SERVICES {
+            for d in crate::domains::DOMAINS {
                 domains.push((
-                    s.to_string(),
-                    Database::postgres(&config.database, s, "audit")?,
+                    d.name().to_string(),
+                    Database::postgres(&config.database, d.name(), "audit")?,
                 ));
             }
             let anchor = Database::postgres(&config.database, "anchor", "audit")?;
             return Ok(Stores { domains, anchor });
         }
-        let file = |name: &str| -> Result<PathBuf, BoxError> {
-            let p = config.data_dir.join(format!("{name}.db"));
+        let existing = |p: PathBuf| -> Result<PathBuf, BoxError> {
             if p.exists() {
                 Ok(p)
             } else {
@@ -181,10 +177,14 @@ impl Stores {
             }
         };
         let mut domains = Vec::new();
-        for s in DOMAIN_SERVICES {
-            domains.push((s.to_string(), Database::open(&file(s)?).await?));
+        for d in crate::domains::DOMAINS {
+            let events = veritrace_kernel::domain::event_store_file(&config.data_dir, d.name());
+            domains.push((
+                d.name().to_string(),
+                Database::open(&existing(events)?).await?,
+            ));
         }
-        let anchor = Database::open(&file("anchor")?).await?;
+        let anchor = Database::open(&existing(config.data_dir.join("anchor.db"))?).await?;
         Ok(Stores { domains, anchor })
     }
 }

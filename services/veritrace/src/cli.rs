@@ -31,6 +31,7 @@ pub enum Command {
     /// Run one service (distributed mode: PostgreSQL, RabbitMQ); `database.url`, `amqp.url`
     /// and the chain come from the configuration.
     Serve {
+        #[arg(value_parser = crate::serve::service_parser())]
         service: crate::serve::Service,
         /// Configuration file (TOML); VERITRACE_* environment variables override it.
         #[arg(long, short)]

@@ -8,6 +8,7 @@ pub mod bench_chain;
 pub mod bench_distributed;
 pub mod cli;
 pub mod dead_letters;
+pub mod domains;
 pub mod explorer;
 pub mod governance;
 pub mod network;

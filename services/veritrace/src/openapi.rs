@@ -34,7 +34,9 @@ impl utoipa::Modify for BearerAuth {
 /// The whole API's document.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = PlatformApi::openapi();
-    doc.merge(veritrace_evidence::http::EvidenceApi::openapi());
+    for domain in crate::domains::DOMAINS {
+        doc.merge(domain.openapi());
+    }
     doc.merge(veritrace_anchor::http::AnchorApi::openapi());
     doc.merge(crate::explorer::ExplorerApi::openapi());
     doc

@@ -14,12 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use veritrace_anchor::AnchorService;
-use veritrace_evidence::EvidenceService;
 use veritrace_kernel::amqp::AmqpBus;
 use veritrace_kernel::auth::Identity;
 use veritrace_kernel::bus::{Bus, InProcessBus};
 use veritrace_kernel::config::Config;
 use veritrace_kernel::db::Database;
+use veritrace_kernel::domain::{
+    Domain, DomainContext, RunningDomain, event_store_file, read_model_file,
+};
 use veritrace_kernel::event_store::EventStore;
 use veritrace_kernel::http::{
     BodyLimit, BodyTimeout, ClientConnections, ReceiptLinks, refuse_excess_connections,
@@ -37,7 +39,8 @@ pub struct Platform {
     pub genesis: Genesis,
     pub identity: Identity,
     pub anchor: Arc<AnchorService>,
-    pub evidence: Arc<EvidenceService>,
+    /// The registered domains, started.
+    pub domains: Vec<Arc<dyn RunningDomain>>,
     pub chain: Arc<dyn ChainClient>,
     server: ServerHandle,
     shutdown: watch::Sender<bool>,
@@ -144,20 +147,19 @@ impl Platform {
         // The anchor subscribes before any relay publishes.
         anchor.start(bus.as_ref(), shutdown_rx.clone()).await?;
 
-        let evidence = EvidenceService::open(
-            &data.join("evidence.db"),
-            genesis.hash_alg,
-            metrics.clone(),
-            shutdown_rx.clone(),
-        )
-        .await?;
-        let relay = OutboxRelay {
-            store: evidence.store.clone(),
-            bus: bus.clone(),
-            batch_size: config.outbox.batch_size.max(1),
-            sweep_interval: Duration::from_millis(config.outbox.sweep_interval_ms.max(10)),
-        };
-        tokio::spawn(relay.run(shutdown_rx.clone()));
+        let mut domains = Vec::new();
+        for domain in crate::domains::DOMAINS {
+            let running =
+                start_embedded_domain(*domain, &data, &genesis, &metrics, &shutdown_rx).await?;
+            let relay = OutboxRelay {
+                store: running.event_store().clone(),
+                bus: bus.clone(),
+                batch_size: config.outbox.batch_size.max(1),
+                sweep_interval: Duration::from_millis(config.outbox.sweep_interval_ms.max(10)),
+            };
+            tokio::spawn(relay.run(shutdown_rx.clone()));
+            domains.push(running);
+        }
 
         let state = ChainState::new(genesis.clone(), chain.clone())?;
         let (server, addr) = http_server(
@@ -165,11 +167,11 @@ impl Platform {
             Routes {
                 identity: identity.clone(),
                 organisations: true,
-                evidence: Some(evidence.clone()),
+                domains: domains.clone(),
                 anchor: Some((anchor.clone(), state)),
                 metrics: metrics.clone(),
                 readiness: Readiness {
-                    event_stores: vec![evidence.store.clone()],
+                    event_stores: domains.iter().map(|d| d.event_store().clone()).collect(),
                     ..Readiness::default()
                 },
             },
@@ -186,7 +188,7 @@ impl Platform {
             genesis,
             identity,
             anchor,
-            evidence,
+            domains,
             chain,
             server: handle,
             shutdown,
@@ -202,6 +204,30 @@ impl Platform {
         self.server.stop(true).await;
         let _ = self.shutdown.send(true);
     }
+}
+
+/// Starts `domain` on its SQLite files under `data`.
+async fn start_embedded_domain(
+    domain: &'static dyn Domain,
+    data: &Path,
+    genesis: &Genesis,
+    metrics: &Arc<Metrics>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Arc<dyn RunningDomain>, BoxError> {
+    let name = domain.name();
+    let events = Database::open(&event_store_file(data, name)).await?;
+    let read_model = Database::open(&read_model_file(data, name)).await?;
+    migrate::run(&events, "event_store", migrate::EVENT_STORE).await?;
+    migrate::run(&read_model, name, domain.migrations()).await?;
+    domain
+        .start(DomainContext {
+            events,
+            read_model,
+            hash_alg: genesis.hash_alg,
+            metrics: metrics.clone(),
+            shutdown: shutdown.clone(),
+        })
+        .await
 }
 
 /// What the chain pages (`/`, `/chain/genesis`, the explorer) read.
@@ -228,7 +254,8 @@ pub struct Routes {
     pub identity: Identity,
     /// `/organisations` (the identity service's own routes).
     pub organisations: bool,
-    pub evidence: Option<Arc<EvidenceService>>,
+    /// The domains this process runs.
+    pub domains: Vec<Arc<dyn RunningDomain>>,
     /// Receipts, the explorer, the chain pages.
     pub anchor: Option<(Arc<AnchorService>, ChainState)>,
     pub metrics: Arc<Metrics>,
@@ -342,7 +369,7 @@ pub fn http_server(
     let receipt_links = ReceiptLinks::new(config.http.receipts_url.as_deref())?;
     let identity = web::Data::new(routes.identity);
     let organisations = routes.organisations;
-    let evidence = routes.evidence.map(web::Data::from);
+    let domains = routes.domains;
     let anchor = routes.anchor.map(|(anchor, state)| {
         let explorer = web::Data::new(crate::explorer::Explorer {
             chain: state.chain.clone(),
@@ -354,7 +381,7 @@ pub fn http_server(
     let readiness = web::Data::new(routes.readiness);
     let mut server = HttpServer::new(move || {
         let metrics = metrics.clone();
-        let (evidence, anchor) = (evidence.clone(), anchor.clone());
+        let (domains, anchor) = (domains.clone(), anchor.clone());
         App::new()
             .app_data(limit)
             .app_data(body_timeout)
@@ -389,9 +416,8 @@ pub fn http_server(
                 if organisations {
                     veritrace_kernel::auth::configure(cfg);
                 }
-                if let Some(evidence) = evidence {
-                    cfg.app_data(evidence);
-                    veritrace_evidence::http::configure(cfg);
+                for domain in domains {
+                    domain.configure(cfg);
                 }
                 if let Some((anchor, state, explorer)) = anchor {
                     cfg.app_data(anchor)

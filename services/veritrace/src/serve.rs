@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use veritrace_anchor::AnchorService;
-use veritrace_evidence::EvidenceService;
 use veritrace_kernel::amqp::AmqpBus;
 use veritrace_kernel::auth::Identity;
 use veritrace_kernel::bus::Bus;
 use veritrace_kernel::config::Config;
 use veritrace_kernel::db::Database;
+use veritrace_kernel::domain::{Domain, DomainContext};
 use veritrace_kernel::migrate::{self, MigrateError, Migration};
 use veritrace_kernel::outbox::OutboxRelay;
 use veritrace_kernel::telemetry::Metrics;
@@ -22,25 +22,75 @@ use veritrace_kernel::telemetry::Metrics;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The services `veritrace serve` runs; each keeps its tables in the schema of its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy)]
 pub enum Service {
     /// Organisations and API keys (`/organisations`); other services read its keys.
     Identity,
-    /// Judicial evidence (`/evidence…`), its projector and its outbox relay.
-    Evidence,
     /// Anchoring: consumes every event, seals batches, anchors them, serves receipts and the
     /// chain explorer.
     Anchor,
+    /// A registered domain (`crate::domains`), its projector and its outbox relay.
+    Domain(&'static dyn Domain),
 }
 
 impl Service {
     pub fn name(self) -> &'static str {
         match self {
             Service::Identity => "identity",
-            Service::Evidence => "evidence",
             Service::Anchor => "anchor",
+            Service::Domain(d) => d.name(),
         }
     }
+
+    /// Every service, the registered domains included.
+    pub fn all() -> Vec<Service> {
+        let mut all = vec![Service::Identity, Service::Anchor];
+        all.extend(crate::domains::DOMAINS.iter().map(|d| Service::Domain(*d)));
+        all
+    }
+
+    pub fn parse(name: &str) -> Option<Service> {
+        Service::all().into_iter().find(|s| s.name() == name)
+    }
+
+    pub fn is_domain(self) -> bool {
+        matches!(self, Service::Domain(_))
+    }
+
+    fn summary(self) -> &'static str {
+        match self {
+            Service::Identity => "organisations and API keys (`/organisations`)",
+            Service::Anchor => {
+                "anchoring: seals batches of every domain's events, anchors them, serves receipts and the chain explorer"
+            }
+            Service::Domain(d) => d.summary(),
+        }
+    }
+}
+
+impl PartialEq for Service {
+    fn eq(&self, other: &Service) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for Service {}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The argument of `veritrace serve`: one of [`Service::all`].
+pub fn service_parser() -> impl clap::builder::TypedValueParser<Value = Service> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(
+        Service::all()
+            .into_iter()
+            .map(|s| PossibleValue::new(s.name()).help(s.summary())),
+    )
+    .try_map(|name| Service::parse(&name).ok_or_else(|| format!("no service {name:?}")))
 }
 
 /// What `service` needs from the configuration, checked before anything starts.
@@ -49,10 +99,10 @@ pub fn check(service: Service, config: &Config) -> Result<(), String> {
     if config.database.url.is_none() {
         missing.push("database.url (VERITRACE_DATABASE__URL)");
     }
-    if matches!(service, Service::Evidence | Service::Anchor) && config.amqp.url.is_none() {
+    if (service.is_domain() || service == Service::Anchor) && config.amqp.url.is_none() {
         missing.push("amqp.url (VERITRACE_AMQP__URL)");
     }
-    if service == Service::Evidence && config.chain.genesis.is_none() {
+    if service.is_domain() && config.chain.genesis.is_none() {
         // Its hash profile decides every event digest.
         missing.push("chain.genesis (VERITRACE_CHAIN__GENESIS)");
     }
@@ -140,7 +190,7 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
     let mut routes = Routes {
         identity: identity.clone(),
         organisations: false,
-        evidence: None,
+        domains: Vec::new(),
         anchor: None,
         metrics: metrics.clone(),
         readiness: Readiness::default(),
@@ -150,7 +200,7 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
             migrate_when_up(&identity_db, "identity", migrate::IDENTITY, &shutdown_rx).await?;
             routes.organisations = true;
         }
-        Service::Evidence => {
+        Service::Domain(domain) => {
             let genesis_path = config.chain.genesis.clone().ok_or("chain.genesis")?;
             let genesis = read_genesis(&genesis_path)?;
             chain_of_service = Some((genesis.chain_id.clone(), genesis_path));
@@ -162,14 +212,16 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
             }
             let db = Database::postgres(&config.database, name, name)?;
             migrate_when_up(&db, "event_store", migrate::EVENT_STORE, &shutdown_rx).await?;
-            let evidence = EvidenceService::start(
-                &db,
-                &db,
-                genesis.hash_alg,
-                metrics.clone(),
-                shutdown_rx.clone(),
-            )
-            .await?;
+            migrate_when_up(&db, name, domain.migrations(), &shutdown_rx).await?;
+            let running = domain
+                .start(DomainContext {
+                    events: db.clone(),
+                    read_model: db.clone(),
+                    hash_alg: genesis.hash_alg,
+                    metrics: metrics.clone(),
+                    shutdown: shutdown_rx.clone(),
+                })
+                .await?;
             let bus = AmqpBus::new(&config.amqp)?.observed_by(metrics.clone());
             // The anchor's queue exists before its first start, so nothing published while it
             // is down is unroutable.
@@ -180,14 +232,14 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
                 tracing::warn!(error = %e, "cannot declare the anchor queue yet; the relay retries");
             }
             let relay = OutboxRelay {
-                store: evidence.store.clone(),
+                store: running.event_store().clone(),
                 bus: Arc::new(bus) as Arc<dyn Bus>,
                 batch_size: config.outbox.batch_size.max(1),
                 sweep_interval: Duration::from_millis(config.outbox.sweep_interval_ms.max(10)),
             };
             tokio::spawn(relay.run(shutdown_rx.clone()));
-            readiness.event_stores.push(evidence.store.clone());
-            routes.evidence = Some(evidence);
+            readiness.event_stores.push(running.event_store().clone());
+            routes.domains.push(running);
             readiness.databases.push(db);
         }
         Service::Anchor => {

@@ -946,7 +946,7 @@ fn check(compose: &Compose, init_sql: &str) -> Vec<String> {
         .flat_map(|(name, _, _)| compose.services[name].ports.iter().map(|p| p.0))
         .collect();
     for (name, service, config) in &serving {
-        if *service != Service::Evidence {
+        if !service.is_domain() {
             continue;
         }
         match config.http.receipts_url.as_deref() {
@@ -964,7 +964,7 @@ fn check(compose: &Compose, init_sql: &str) -> Vec<String> {
         }
     }
     let served: BTreeSet<&str> = serving.iter().map(|(_, s, _)| s.name()).collect();
-    for wanted in ["identity", "evidence", "anchor"] {
+    for wanted in Service::all().iter().map(|s| s.name()) {
         if !served.contains(wanted) {
             c.problems.push(format!("no service runs `serve {wanted}`"));
         }

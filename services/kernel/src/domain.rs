@@ -1,0 +1,96 @@
+//! What the platform needs of a domain service. A domain is one crate that implements
+//! [`Domain`], and one entry in the binary's registry: `up`, `serve <domain>`, `audit`, the
+//! OpenAPI document, readiness and the deployment files all follow that registry.
+
+use crate::db::Database;
+use crate::event_store::EventStore;
+use crate::migrate::Migration;
+use crate::telemetry::Metrics;
+use chain_core::HashAlg;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a domain starts on.
+pub struct DomainContext {
+    /// Its event store (with the outbox): embedded, the SQLite file [`event_store_file`];
+    /// distributed, the PostgreSQL schema of its name.
+    pub events: Database,
+    /// Its read model: embedded, the SQLite file [`read_model_file`], so that projecting never
+    /// contends with appends for SQLite's one write lock (it can always be rebuilt from the
+    /// events); distributed, the same schema as the events.
+    pub read_model: Database,
+    /// The chain's hash profile: it decides every event digest.
+    pub hash_alg: HashAlg,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// A domain service, as the platform runs it.
+#[async_trait::async_trait]
+pub trait Domain: Send + Sync {
+    /// Its name: the argument of `veritrace serve`, its PostgreSQL schema and database role,
+    /// the stem of its SQLite files, and the `service` of its events. Lowercase ASCII letters.
+    fn name(&self) -> &'static str;
+    /// One line saying what it does, for `veritrace serve --help`.
+    fn summary(&self) -> &'static str;
+    /// Its read model's migrations, for both backends (the event store's are the kernel's).
+    fn migrations(&self) -> &'static [Migration];
+    /// Its paths and schemas in the OpenAPI document.
+    fn openapi(&self) -> utoipa::openapi::OpenApi;
+    /// Migrates its databases and starts it (event store, read model, projector). The
+    /// process relays its outbox to the bus.
+    async fn start(&self, context: DomainContext) -> Result<Arc<dyn RunningDomain>, BoxError>;
+}
+
+/// A started domain.
+pub trait RunningDomain: Send + Sync {
+    /// Its event store: its outbox is relayed to the bus, its set-aside events reported.
+    fn event_store(&self) -> &EventStore;
+    /// Adds its routes, and the data they read, to the HTTP service (once per worker).
+    fn configure(self: Arc<Self>, cfg: &mut actix_web::web::ServiceConfig);
+}
+
+/// The embedded event store of domain `name` under `data_dir`.
+pub fn event_store_file(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join(format!("{name}.db"))
+}
+
+/// The embedded read model of domain `name` under `data_dir`.
+pub fn read_model_file(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join(format!("{name}-read.db"))
+}
+
+/// Whether `name` can name a domain: a schema, a role, a file and a command argument alike.
+pub fn is_domain_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 32 && name.bytes().all(|b| b.is_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_names_are_lowercase_letters() {
+        assert!(is_domain_name("evidence"));
+        assert!(is_domain_name("provenance"));
+        for bad in ["", "Evidence", "e-invoice", "a1", "x y", &"a".repeat(33)] {
+            assert!(!is_domain_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn embedded_files_sit_side_by_side() {
+        let dir = Path::new("/data");
+        assert_eq!(
+            event_store_file(dir, "evidence"),
+            Path::new("/data/evidence.db")
+        );
+        assert_eq!(
+            read_model_file(dir, "evidence"),
+            Path::new("/data/evidence-read.db")
+        );
+    }
+}
