@@ -2,15 +2,15 @@
 //! so a consensus vote can never pass for a block attestation (`veritrace/block/v1`) or for a
 //! vote of another chain, and the other way round.
 
-use crate::context::{ChainContext, Proposal, Signature, ValidatorKey, Vote};
+use crate::context::{BlockId, ChainContext, Proposal, Signature, ValidatorKey, Vote};
 use async_trait::async_trait;
 use borsh::BorshSerialize;
 use chain_core::keys::SigningKey;
 use malachitebft_app_channel::app::types::core::{
-    SignedMessage, ValidatorProof, VoteExtensionScope, VoteType,
+    Round, SignedMessage, ValidatorProof, VoteExtensionScope, VoteType,
 };
 use malachitebft_signing::{Error, Signer, VerificationResult, Verifier};
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::sync::Arc;
 
 pub const VOTE_TAG: &[u8] = b"veritrace/consensus/vote/v1";
@@ -164,26 +164,41 @@ impl SignedRecord {
     }
 
     /// Records that `content` is signed at (height, round, kind), durably, unless something
-    /// else was signed there already. Signing the same content again is allowed (a message
-    /// resent after a restart).
-    fn claim(&self, height: u64, round: i64, kind: u8, content: &[u8]) -> Result<(), SignRefusal> {
+    /// else was signed there already: then that earlier content comes back, and nothing is
+    /// recorded. Signing the same content again is allowed (a message resent after a restart).
+    fn claim(
+        &self,
+        height: u64,
+        round: i64,
+        kind: u8,
+        content: &[u8],
+    ) -> Result<Option<Vec<u8>>, SignRefusal> {
         let tx = self.db.begin_write().map_err(store_err)?;
         {
             let mut t = tx.open_table(SIGNED).map_err(store_err)?;
             if let Some(prior) = t.get((height, round, kind)).map_err(store_err)? {
                 if prior.value() == content {
-                    return Ok(());
+                    return Ok(None);
                 }
-                return Err(SignRefusal::Conflict {
-                    kind: kind_name(kind),
-                    height,
-                    round,
-                });
+                return Ok(Some(prior.value().to_vec()));
             }
             t.insert((height, round, kind), content)
                 .map_err(store_err)?;
         }
-        tx.commit().map_err(store_err)
+        tx.commit().map_err(store_err)?;
+        Ok(None)
+    }
+
+    /// The block this validator proposed at `height` and `round`, if it did.
+    pub fn proposal_at(&self, height: u64, round: i64) -> Result<Option<BlockId>, SignRefusal> {
+        let tx = self.db.begin_read().map_err(store_err)?;
+        let t = tx.open_table(SIGNED).map_err(store_err)?;
+        let Some(content) = t.get((height, round, PROPOSAL)).map_err(store_err)? else {
+            return Ok(None);
+        };
+        let (value, _pol_round): (BlockId, Round) =
+            borsh::from_slice(content.value()).map_err(store_err)?;
+        Ok(Some(value))
     }
 
     /// Forgets what was signed below `height` (committed heights are never voted on again).
@@ -234,9 +249,30 @@ impl Signer<ChainContext> for ChainSigner {
                 VoteType::Precommit => PRECOMMIT,
             };
             let content = borsh::to_vec(&vote.value).map_err(Error::from_source)?;
-            record
+            let prior = record
                 .claim(vote.height.0, vote.round.as_i64(), kind, &content)
                 .map_err(refused)?;
+            if let Some(prior) = prior {
+                // Already voted otherwise here (a write-ahead log lost or reset): the earlier
+                // vote is sent again, never a second, different one.
+                let value = borsh::from_slice(&prior).map_err(Error::from_source)?;
+                tracing::warn!(
+                    height = %vote.height,
+                    round = %vote.round,
+                    kind = kind_name(kind),
+                    "asked to vote differently where this validator has voted; repeating its vote"
+                );
+                let earlier = Vote { value, ..vote };
+                let body = (
+                    &earlier.vote_type,
+                    &earlier.height,
+                    &earlier.round,
+                    &earlier.value,
+                    &earlier.validator,
+                );
+                let signature = self.sign(VOTE_TAG, &body);
+                return Ok(SignedMessage::new(earlier, signature));
+            }
         }
         let signature = self.sign(VOTE_TAG, &body);
         Ok(SignedMessage::new(vote, signature))
@@ -249,7 +285,7 @@ impl Signer<ChainContext> for ChainSigner {
         if let Some(record) = &self.record {
             let content = borsh::to_vec(&(&proposal.value, &proposal.pol_round))
                 .map_err(Error::from_source)?;
-            record
+            let prior = record
                 .claim(
                     proposal.height.0,
                     proposal.round.as_i64(),
@@ -257,6 +293,15 @@ impl Signer<ChainContext> for ChainSigner {
                     &content,
                 )
                 .map_err(refused)?;
+            // The host proposes again what the record holds (`proposal_at`); anything else
+            // would be a second proposal for one round.
+            if prior.is_some() {
+                return Err(refused(SignRefusal::Conflict {
+                    kind: "proposal",
+                    height: proposal.height.0,
+                    round: proposal.round.as_i64(),
+                }));
+            }
         }
         let signature = self.sign(PROPOSAL_TAG, &proposal);
         Ok(SignedMessage::new(proposal, signature))
@@ -317,7 +362,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_conflicting_vote_is_refused_and_the_same_one_signed_again() {
+    async fn a_conflicting_vote_is_never_signed_the_earlier_one_is_repeated() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = signer(dir.path());
         let block = NilOrVal::Val(BlockId([9; 32]));
@@ -331,12 +376,13 @@ mod tests {
             .await
             .expect("same prevote");
         assert_eq!(first.signature, again.signature);
-        // Another value at the same height, round and kind: refused.
-        assert!(
-            s.sign_vote(vote(VoteType::Prevote, 0, NilOrVal::Nil))
-                .await
-                .is_err()
-        );
+        // Another value at the same height, round and kind: the earlier vote comes back.
+        let repeated = s
+            .sign_vote(vote(VoteType::Prevote, 0, NilOrVal::Nil))
+            .await
+            .expect("the earlier vote");
+        assert_eq!(repeated.message.value, block);
+        assert_eq!(repeated.signature, first.signature);
         // Another kind or another round is a different message.
         s.sign_vote(vote(VoteType::Precommit, 0, NilOrVal::Nil))
             .await
@@ -368,11 +414,11 @@ mod tests {
             key,
             record: Some(record),
         };
-        assert!(
-            s.sign_vote(vote(VoteType::Precommit, 2, NilOrVal::Nil))
-                .await
-                .is_err()
-        );
+        let repeated = s
+            .sign_vote(vote(VoteType::Precommit, 2, NilOrVal::Nil))
+            .await
+            .expect("the earlier vote");
+        assert_eq!(repeated.message.value, NilOrVal::Val(BlockId([3; 32])));
         // Once height 7 is committed its record goes.
         let tx = db.begin_write().expect("write");
         SignedRecord::forget_below(&tx, 8).expect("forget");
@@ -396,5 +442,11 @@ mod tests {
         s.sign_proposal(proposal(1)).await.expect("proposal");
         s.sign_proposal(proposal(1)).await.expect("the same again");
         assert!(s.sign_proposal(proposal(2)).await.is_err());
+        let record = s.record.as_ref().expect("record");
+        assert_eq!(
+            record.proposal_at(3, 0).expect("read"),
+            Some(BlockId([1; 32]))
+        );
+        assert_eq!(record.proposal_at(3, 1).expect("read"), None);
     }
 }

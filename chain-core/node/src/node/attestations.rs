@@ -109,11 +109,18 @@ async fn collect_from(shared: Arc<Shared>, peer: Peer, agent: ureq::Agent) {
             let (s, p, a) = (shared.clone(), peer.clone(), agent.clone());
             let outcome = tokio::task::spawn_blocking(move || {
                 let answer = peer_attestations(&a, &p, height, &hash);
-                if let PeerAnswer::Attestations(offered) = &answer {
-                    s.merge_attestations(height, offered)?;
-                    s.refresh_final_head()?;
-                }
-                Ok::<_, NodeError>(answer)
+                let PeerAnswer::Attestations(offered) = &answer else {
+                    return Ok::<_, NodeError>(answer);
+                };
+                s.merge_attestations(height, offered)?;
+                s.refresh_final_head()?;
+                // A copy without a valid attestation of the peer's own is no answer yet (it
+                // may sign with another key, or lie): asked again after a pause, not at once.
+                let signed = s
+                    .store
+                    .block(height)?
+                    .is_some_and(|b| b.attestations.iter().any(|x| x.validator == p.name));
+                Ok(if signed { answer } else { PeerAnswer::NotYet })
             })
             .await;
             match outcome {

@@ -1,4 +1,4 @@
-use super::proposals::{EarlyProposal, PartialStream, stream_height};
+use super::proposals::{EarlyProposal, KeptProposals, PartialStream, stream_height};
 use super::shared::Shared;
 use super::{NodeError, state_err};
 use crate::blocks::{MAX_BLOCK_TRANSACTIONS, Parent, build_block, encode_block};
@@ -27,8 +27,10 @@ pub(super) struct Host {
     pub(super) open_bytes: usize,
     /// Bytes held in `early`.
     pub(super) early_bytes: usize,
-    /// Valid proposals written to the consensus store at the current height.
-    pub(super) undecided_saved: usize,
+    /// The round the engine is in.
+    pub(super) round: Round,
+    /// Valid proposals written to the consensus store, per round, for one height.
+    pub(super) kept: KeptProposals,
     /// (peer id, height) already reported for flooding.
     pub(super) flooding_reported: HashSet<(String, u64)>,
 }
@@ -43,7 +45,8 @@ impl Host {
             early: BTreeMap::new(),
             open_bytes: 0,
             early_bytes: 0,
-            undecided_saved: 0,
+            round: Round::new(0),
+            kept: KeptProposals::default(),
             flooding_reported: HashSet::new(),
         }
     }
@@ -86,10 +89,11 @@ impl Host {
             },
             AppMsg::StartedRound {
                 height,
+                round,
                 reply_value,
                 ..
             } => {
-                let values = self.started_height(height);
+                let values = self.started_height(height, round);
                 let _ = reply_value.send(values);
             }
             AppMsg::GetValue {
@@ -97,10 +101,7 @@ impl Host {
                 round,
                 reply,
                 ..
-            } => match self.build(height).and_then(|(block, hash)| {
-                s.save_undecided(&hash, &block)?;
-                Ok((block, hash))
-            }) {
+            } => match self.value_to_propose(height, round) {
                 Ok((block, hash)) => {
                     let value = LocallyProposedValue::new(height, round, BlockId::from(hash));
                     let _ = reply.send(value);
@@ -216,11 +217,14 @@ impl Host {
 
     /// A new height (or round) started: drops streams that can no longer complete and hands
     /// the engine the proposals that arrived for this height early.
-    pub(super) fn started_height(&mut self, height: Height) -> Vec<ProposedValue<ChainContext>> {
-        if height != self.current {
-            self.undecided_saved = 0;
-            self.flooding_reported.retain(|(_, h)| *h >= height.0);
-        }
+    pub(super) fn started_height(
+        &mut self,
+        height: Height,
+        round: Round,
+    ) -> Vec<ProposedValue<ChainContext>> {
+        // Not tied to a change of `current`: `Finalized` moves it to the next height first.
+        self.flooding_reported.retain(|(_, h)| *h >= height.0);
+        self.round = round;
         self.current = height;
         let stale: Vec<_> = self
             .streams
@@ -242,6 +246,34 @@ impl Host {
         self.early.retain(|h, _| *h > height);
         self.early_bytes = self.early.values().flatten().map(|p| p.bytes.len()).sum();
         values
+    }
+
+    /// The block to propose at `height` and `round`: the one already proposed there if the
+    /// signed record holds one (a restart that lost the write-ahead log must not propose a
+    /// second block), else a new one, kept as undecided.
+    pub(super) fn value_to_propose(
+        &self,
+        height: Height,
+        round: Round,
+    ) -> Result<(Block, Digest), NodeError> {
+        let s = &self.shared;
+        if let Some(id) = s
+            .record
+            .proposal_at(height.0, round.as_i64())
+            .map_err(state_err)?
+        {
+            let hash = id.digest();
+            let block = s.undecided(&hash)?.ok_or_else(|| {
+                NodeError::State(format!(
+                    "block {hash} proposed at height {height}, round {round} is no longer kept"
+                ))
+            })?;
+            tracing::info!(%height, %round, block = %hash, "proposing again the block proposed before a restart");
+            return Ok((block, hash));
+        }
+        let (block, hash) = self.build(height)?;
+        s.save_undecided(&hash, &block)?;
+        Ok((block, hash))
     }
 
     /// Builds this node's proposal for `height` from its mempool.

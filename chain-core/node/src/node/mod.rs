@@ -168,8 +168,7 @@ impl ConsortiumNode {
     /// Opens the node's stores, starts the consensus engine and the tasks that drive it.
     pub async fn start(settings: NodeSettings) -> Result<Arc<ConsortiumNode>, NodeError> {
         let shared = open_shared(&settings)?;
-        let record = Arc::new(SignedRecord::open(shared.state.clone()).map_err(state_err)?);
-        let channels = start_engine(&shared, &settings, record).await?;
+        let channels = start_engine(&shared, &settings, shared.record.clone()).await?;
         tokio::spawn(Host::new(shared.clone(), settings.block_interval).run(channels));
         spawn_collectors(&shared, settings.block_interval);
         Ok(Arc::new(ConsortiumNode { shared }))
@@ -281,6 +280,7 @@ fn open_shared(settings: &NodeSettings) -> Result<Arc<Shared>, NodeError> {
         me,
         key: settings.key.clone(),
         store,
+        record: Arc::new(SignedRecord::open(state.clone()).map_err(state_err)?),
         state: state.clone(),
         mempool: Mutex::new(Mempool::default()),
         final_head: watch::channel(0).0,

@@ -2,10 +2,11 @@ use super::host::Host;
 use super::{NodeError, state_err};
 use crate::blocks::decode_block;
 use crate::context::{Address, BlockId, ChainContext, Height, ProposalPart};
+use chain_core::Digest;
 use malachitebft_app::streaming::{StreamContent, StreamId, StreamMessage};
 use malachitebft_app::types::core::{Round, Validity};
 use malachitebft_app::types::{PeerId, ProposedValue};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// Bounds on what other peers can make this node hold while proposals stream in: beyond them
 /// a part is dropped and the peer reported for `flooding` (once per peer and height).
@@ -23,8 +24,38 @@ pub(super) const MAX_PEER_BYTES: usize = 16 << 20;
 pub(super) const MAX_OPEN_BYTES: usize = 128 << 20;
 /// Bytes of the complete proposals kept for heights not reached yet.
 pub(super) const MAX_EARLY_BYTES: usize = 32 << 20;
-/// Valid proposals written to the consensus store per height (cleared when it is committed).
-pub(super) const MAX_UNDECIDED_PER_HEIGHT: usize = 16;
+/// Rounds beyond the engine's current one whose proposals are kept.
+pub(super) const MAX_ROUNDS_AHEAD: u32 = 4;
+/// Distinct blocks written to the consensus store per round (an honest proposer makes one; two
+/// is an equivocation the engine reports). Cleared when the height is committed.
+pub(super) const MAX_BLOCKS_PER_ROUND: usize = 2;
+
+/// The valid proposals written to the consensus store for one height, by round.
+#[derive(Default)]
+pub(super) struct KeptProposals {
+    height: u64,
+    by_round: BTreeMap<u32, HashSet<Digest>>,
+}
+
+impl KeptProposals {
+    /// Whether block `hash` of `round` at `height` may be written (and notes it): the same
+    /// block again is free, a new one counts against the round's bound.
+    fn admit(&mut self, height: u64, round: u32, hash: Digest) -> bool {
+        if self.height != height {
+            self.height = height;
+            self.by_round.clear();
+        }
+        let blocks = self.by_round.entry(round).or_default();
+        if blocks.contains(&hash) {
+            return true;
+        }
+        if blocks.len() >= MAX_BLOCKS_PER_ROUND {
+            return false;
+        }
+        blocks.insert(hash);
+        true
+    }
+}
 
 /// A proposal being received part by part.
 #[derive(Default)]
@@ -59,6 +90,13 @@ fn part_bytes(content: &StreamContent<ProposalPart>) -> usize {
 }
 
 impl Host {
+    /// Whether a first block of round 0 at `height` would be kept (tests).
+    #[cfg(test)]
+    pub(super) fn kept_admits(&mut self, height: u64) -> bool {
+        self.kept
+            .admit(height, 0, chain_core::Digest([height as u8; 32]))
+    }
+
     pub(super) fn received_part(
         &mut self,
         from: PeerId,
@@ -213,6 +251,25 @@ impl Host {
             return Ok(None);
         };
         let hash = block.header.hash(s.alg).map_err(state_err)?;
+        // Only the proposer whose turn it is, in a round not far ahead, gets a hearing: any
+        // other proposal would be ignored by the engine, so it is neither judged nor kept.
+        let Some(r) = round.as_u32() else {
+            return Ok(None);
+        };
+        if s.scheduled_proposer(height.0, round) != Some(proposer) {
+            tracing::debug!(%height, %round, "a proposal from a validator whose turn it is not");
+            return Ok(None);
+        }
+        if height == self.current
+            && r > self
+                .round
+                .as_u32()
+                .unwrap_or(0)
+                .saturating_add(MAX_ROUNDS_AHEAD)
+        {
+            tracing::debug!(%height, %round, "a proposal for a round far ahead");
+            return Ok(None);
+        }
         let validity = match s.judge(height.0, &block, valid_round == Round::Nil) {
             None => return Ok(None),
             Some(Ok(_)) => Validity::Valid,
@@ -227,12 +284,11 @@ impl Host {
             }
         };
         if validity == Validity::Valid {
-            if self.undecided_saved >= MAX_UNDECIDED_PER_HEIGHT {
-                tracing::warn!(%height, %round, "not keeping more valid proposals at this height");
+            if !self.kept.admit(height.0, r, hash) {
+                tracing::warn!(%height, %round, "a third block from one proposer in one round; not kept");
                 return Ok(None);
             }
             s.save_undecided(&hash, &block)?;
-            self.undecided_saved += 1;
         }
         Ok(Some(ProposedValue {
             height,

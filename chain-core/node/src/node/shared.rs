@@ -1,7 +1,8 @@
 use super::forwarding::Forwarding;
 use super::{MAX_OBSERVATIONS, Misbehaviour, NodeError, ObservedMisbehaviour, Peer, state_err};
 use crate::blocks::{Parent, check_transaction, decode_block, encode_block, validate_block};
-use crate::context::{Address, ChainContext, ValidatorKey, ValidatorSet};
+use crate::context::{Address, ChainContext, Height, ValidatorKey, ValidatorSet};
+use crate::signing::SignedRecord;
 use chain_core::block::{Block, Transaction};
 use chain_core::chain::ChainError;
 use chain_core::governance::{GovernanceError, ValidatorSetHistory};
@@ -10,7 +11,7 @@ use chain_core::store::BlockStore;
 use chain_core::{Digest, Genesis, HashAlg, ValidatorSetChange};
 use malachitebft_app::engine::host::HeightParams;
 use malachitebft_app::types::MisbehaviorEvidence;
-use malachitebft_app::types::core::LinearTimeouts;
+use malachitebft_app::types::core::{LinearTimeouts, Round};
 use redb::{Database, ReadableDatabase, TableDefinition};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -41,6 +42,8 @@ pub(super) struct Shared {
     pub(super) key: Arc<SigningKey>,
     pub(super) store: BlockStore,
     pub(super) state: Arc<Database>,
+    /// What this validator signed at heights not yet committed (in `state`).
+    pub(super) record: Arc<SignedRecord>,
     pub(super) mempool: Mutex<Mempool>,
     /// Highest height up to which every block holds an attestation quorum.
     pub(super) final_head: watch::Sender<u64>,
@@ -137,8 +140,13 @@ impl Shared {
             rebroadcast: Duration::from_millis(2500),
             max_timeout: Duration::from_secs(30),
         };
-        // The set carries the height's proposer ranking (priorities walked from the height
-        // its set took effect; docs/adr/0001 §4).
+        let set = self.validator_set_at(height);
+        HeightParams::new(set, timeouts, Some(block_interval))
+    }
+
+    /// The consensus validator set of `height`, carrying the height's proposer ranking
+    /// (priorities walked from the height its set took effect; docs/adr/0001 §4).
+    pub(super) fn validator_set_at(&self, height: u64) -> ValidatorSet {
         let set = {
             let sets = self.sets();
             let epoch = sets.at(height);
@@ -146,13 +154,26 @@ impl Shared {
                 .map(|set| set.scheduled(height.saturating_sub(epoch.from_height)))
         };
         // Every set in the history was validated (genesis rules), so it converts.
-        let set = set.unwrap_or_else(|err| {
+        set.unwrap_or_else(|err| {
             tracing::error!(%err, height, "validator set does not convert; keeping the genesis set");
             ValidatorSet::from_chain(self.alg, self.genesis.signature_alg, &self.genesis.validator_set)
                 .map(|set| set.scheduled(height.saturating_sub(1)))
                 .unwrap_or_default()
-        });
-        HeightParams::new(set, timeouts, Some(block_interval))
+        })
+    }
+
+    /// The validator whose turn it is to propose at `height` and `round`.
+    pub(super) fn scheduled_proposer(&self, height: u64, round: Round) -> Option<Address> {
+        use malachitebft_app::types::core::Context;
+        let set = self.validator_set_at(height);
+        if set.validators.is_empty() {
+            return None;
+        }
+        Some(
+            ChainContext
+                .select_proposer(&set, Height(height), round)
+                .address,
+        )
     }
 
     /// The committed block `height` builds on.

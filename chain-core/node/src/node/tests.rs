@@ -72,6 +72,28 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// The fixture's index of the validator whose turn it is at `height`, round 0, and the
+    /// index of another one.
+    fn turn(&self, height: u64) -> (usize, usize) {
+        let s = self.shared(3);
+        let address = s
+            .scheduled_proposer(height, Round::new(0))
+            .expect("a proposer");
+        let i = self
+            .keys
+            .iter()
+            .position(|k| {
+                let key =
+                    crate::context::ValidatorKey::parse(SignatureAlg::Ed25519, &k.public_key_hex())
+                        .expect("key");
+                crate::context::Address::of_key(HashAlg::Sha3_256, &key.bytes) == address
+            })
+            .expect("the proposer is a validator");
+        (i, (i + 1) % 4)
+    }
+}
+
 fn peer(n: u8) -> PeerId {
     // An identity multihash of 32 bytes.
     let mut bytes = vec![0x00, 32];
@@ -118,8 +140,9 @@ fn observed(host: &Host, kind: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_proposal_streamed_by_one_validator_is_judged_valid_by_another() {
     let f = Fixture::new();
-    let proposer = f.host(0);
-    let mut receiver = f.host(1);
+    let (turn, other) = f.turn(1);
+    let proposer = f.host(turn);
+    let mut receiver = f.host(other);
     receiver.current = Height(1);
     proposer
         .shared
@@ -152,8 +175,9 @@ async fn a_proposal_streamed_by_one_validator_is_judged_valid_by_another() {
 #[tokio::test]
 async fn a_forged_transaction_root_is_judged_invalid_and_reported() {
     let f = Fixture::new();
-    let proposer = f.host(0);
-    let mut receiver = f.host(1);
+    let (turn, other) = f.turn(1);
+    let proposer = f.host(turn);
+    let mut receiver = f.host(other);
     receiver.current = Height(1);
     proposer
         .shared
@@ -245,9 +269,9 @@ async fn a_new_height_lets_go_of_the_streams_of_past_ones() {
     host.received_part(peer(5), init_part(6, 0))
         .expect("received");
     assert!(host.open_bytes > 0);
-    let _ = host.started_height(Height(6));
+    let _ = host.started_height(Height(6), Round::new(0));
     assert_eq!(host.streams.len(), 1);
-    let _ = host.started_height(Height(7));
+    let _ = host.started_height(Height(7), Round::new(0));
     assert!(host.streams.is_empty());
     assert_eq!(host.open_bytes, 0);
 }
@@ -341,4 +365,99 @@ async fn a_corrupt_store_is_refused_naming_the_file() {
         let err = opened.err().expect("refused").to_string();
         assert!(err.contains(file), "{err}");
     }
+}
+
+#[tokio::test]
+async fn only_the_proposer_whose_turn_it_is_is_heard_and_a_round_keeps_two_blocks_at_most() {
+    let f = Fixture::new();
+    let (turn, other) = f.turn(1);
+    let mut receiver = f.host(other);
+    receiver.current = Height(1);
+    // Not its turn: no verdict, nothing kept.
+    let wrong = f.host((turn + 2) % 4);
+    wrong
+        .shared
+        .accept(anchor("host-test", 7))
+        .expect("accepted");
+    let (block, hash) = wrong.build(Height(1)).expect("build");
+    let mut verdict = None;
+    for m in proposal_messages(
+        wrong.shared.me,
+        Height(1),
+        Round::new(0),
+        Round::Nil,
+        &block,
+    ) {
+        verdict = verdict.or(receiver.received_part(peer(7), m).expect("received"));
+    }
+    assert!(verdict.is_none());
+    assert!(receiver.shared.undecided(&hash).expect("read").is_none());
+    // The proposer whose turn it is: three different blocks for one round, the third not kept.
+    let proposer = f.host(turn);
+    let mut verdicts = Vec::new();
+    for n in 0..3u64 {
+        proposer
+            .shared
+            .accept(anchor("host-test", 100 + n))
+            .expect("accepted");
+        let (block, _) = proposer.build(Height(1)).expect("build");
+        let mut verdict = None;
+        for m in proposal_messages(
+            proposer.shared.me,
+            Height(1),
+            Round::new(0),
+            Round::Nil,
+            &block,
+        ) {
+            verdict = verdict.or(receiver.received_part(peer(8), m).expect("received"));
+        }
+        verdicts.push(verdict.is_some());
+    }
+    assert_eq!(verdicts, [true, true, false]);
+    // Heights later, the bound is the new height's: it never runs out.
+    for height in 2..40 {
+        assert!(receiver.kept_admits(height));
+    }
+}
+
+#[tokio::test]
+async fn a_proposer_restarted_at_a_round_it_proposed_in_proposes_the_same_block() {
+    use malachitebft_signing::Signer;
+    let f = Fixture::new();
+    let (turn, _) = f.turn(1);
+    let host = f.host(turn);
+    host.shared
+        .accept(anchor("host-test", 11))
+        .expect("accepted");
+    let (_, first) = host
+        .value_to_propose(Height(1), Round::new(0))
+        .expect("a block");
+    let signer = crate::signing::ChainSigner {
+        chain_id: "host-test".into(),
+        key: f.keys[turn].clone(),
+        record: Some(host.shared.record.clone()),
+    };
+    signer
+        .sign_proposal(crate::context::Proposal {
+            height: Height(1),
+            round: Round::new(0),
+            value: BlockId::from(first),
+            pol_round: Round::Nil,
+            validator: host.shared.me,
+        })
+        .await
+        .expect("signed");
+    // More transactions arrive; asked again for round 0 (as after a restart that lost the
+    // write-ahead log), the node proposes what it signed, not a new block.
+    host.shared
+        .accept(anchor("host-test", 12))
+        .expect("accepted");
+    let (_, again) = host
+        .value_to_propose(Height(1), Round::new(0))
+        .expect("the same block");
+    assert_eq!(again, first);
+    let (_, next_round) = host
+        .value_to_propose(Height(1), Round::new(1))
+        .expect("a new block");
+    assert_ne!(next_round, first);
 }
