@@ -35,6 +35,13 @@ pub trait ChainClient: Send + Sync {
     async fn head(&self) -> Result<u64, ChainError>;
     /// Every validator-set change committed in a final block, oldest first.
     async fn validator_set_changes(&self) -> Result<Vec<CommittedChange>, ChainError>;
+    /// The validator-set changes this client already follows, without asking anyone: enough
+    /// for any block that [`ChainClient::block`] returned (a block of a set not followed yet
+    /// makes `block` learn the changes first). By default, the same as
+    /// `validator_set_changes`.
+    async fn followed_validator_set_changes(&self) -> Result<Vec<CommittedChange>, ChainError> {
+        self.validator_set_changes().await
+    }
     /// Resolves when a block newer than `height` is final (or after a node-chosen timeout).
     async fn wait_for_block_after(&self, height: u64);
 }

@@ -390,6 +390,10 @@ impl ChainClient for RemoteChain {
         Ok(sets.committed_changes())
     }
 
+    async fn followed_validator_set_changes(&self) -> Result<Vec<CommittedChange>, ChainError> {
+        Ok(self.sets().committed_changes())
+    }
+
     async fn wait_for_block_after(&self, height: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while tokio::time::Instant::now() < deadline {

@@ -441,7 +441,9 @@ impl AnchorService {
         // The chain of validator sets from genesis to the block, each change checked against
         // the set before it: a receipt this service serves verifies, or is not served.
         let genesis = self.chain.genesis();
-        let changes = self.chain.validator_set_changes().await?;
+        // The sets the client checked the block against: asking every node again for each
+        // receipt would cost a round trip to the slowest.
+        let changes = self.chain.followed_validator_set_changes().await?;
         let history = ValidatorSetHistory::from_changes(genesis, &changes)
             .map_err(|e| AnchorError::ValidatorSets(e.to_string()))?;
         let event: serde_json::Value = serde_json::from_str(&leaf.canonical)
@@ -472,19 +474,36 @@ impl AnchorService {
         let refused = match assembled {
             Ok(receipt) => match chain_core::receipt::verify(&receipt, genesis) {
                 Ok(_) => return Ok(Receipt::Anchored(Box::new(receipt))),
-                // The event side is this service's own record: no other location or block
-                // mends it, so it is an error, not a wait.
+                // What the block served this time got wrong (a node's junk): the next request
+                // reads the block again, from whichever node serves one that passes.
                 Err(
-                    e @ (VerifyError::EventDigest { .. }
-                    | VerifyError::EventField(_)
-                    | VerifyError::BatchProof(_)),
+                    e @ (VerifyError::ValidatorSet { .. }
+                    | VerifyError::ValidatorSetChange { .. }
+                    | VerifyError::BlockTime(_)
+                    | VerifyError::UnknownValidator(_)
+                    | VerifyError::DuplicateAttestation(_)
+                    | VerifyError::BadSignature { .. }
+                    | VerifyError::NoQuorum { .. }),
                 ) => {
+                    tracing::warn!(
+                        %batch_id,
+                        height,
+                        event_id = %leaf.event_id,
+                        reason = %e,
+                        "the block served would not make a verifiable receipt; pending until one does"
+                    );
+                    return Ok(pending());
+                }
+                // Only a wrong location makes the transaction proof fail.
+                Err(e @ VerifyError::TransactionProof(_)) => format!("{}: {e}", e.code()),
+                // The rest is this service's own record or configuration: no other location
+                // or block mends it, so it is an error, not a wait.
+                Err(e) => {
                     return Err(AnchorError::Unverifiable {
                         event_id: leaf.event_id.clone(),
                         reason: e.to_string(),
                     });
                 }
-                Err(e) => format!("{}: {e}", e.code()),
             },
             Err(
                 e @ (domain::AssemblyError::TransactionMismatch { .. }
@@ -492,9 +511,8 @@ impl AnchorService {
             ) => e.to_string(),
             Err(e) => return Err(e.into()),
         };
-        // A location recorded from a node that lied (or erred), or a block that does not make
-        // a receipt: forget the location, so the batch is located again (and submitted again
-        // if need be), and say pending meanwhile.
+        // A location recorded from a node that lied (or erred): forget it, so the batch is
+        // located again (and submitted again if need be), and say pending meanwhile.
         tracing::error!(
             %batch_id,
             height,

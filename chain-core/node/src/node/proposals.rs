@@ -12,13 +12,13 @@ use std::collections::{BTreeMap, HashSet};
 /// a part is dropped and the peer reported for `flooding` (once per peer and height).
 /// Heights beyond the current one whose proposal streams are kept.
 pub(super) const MAX_HEIGHTS_AHEAD: u64 = 2;
-/// Incomplete streams kept per publishing peer.
+/// Incomplete streams kept per configured peer, and for all other publishers together.
 pub(super) const MAX_STREAMS_PER_PEER: usize = 8;
 /// Bytes of one proposal: a block of 10,000 anchor transactions is well under this.
 pub(super) const MAX_STREAM_BYTES: usize = 8 << 20;
 /// Parts of one proposal (an honest one has `MAX_STREAM_BYTES / PART_BYTES` + 2 at most).
 pub(super) const MAX_STREAM_PARTS: usize = 64;
-/// Bytes of one peer's incomplete streams together.
+/// Bytes of one configured peer's incomplete streams, and of all other publishers' together.
 pub(super) const MAX_PEER_BYTES: usize = 16 << 20;
 /// Bytes of every incomplete stream together, whatever the number of peers.
 pub(super) const MAX_OPEN_BYTES: usize = 128 << 20;
@@ -184,10 +184,13 @@ impl Host {
 
     /// Which bound adding `size` bytes to stream `key` would break, if any.
     fn over_bounds(&self, key: &(PeerId, StreamId), size: usize) -> Option<String> {
-        let (peer, _) = key;
+        // A configured peer has a budget of its own; every other publisher (any identity can
+        // connect) shares one, so that many identities cannot fill the node between them.
+        let bucket = |p: &PeerId| self.is_configured_peer(p).then_some(*p);
+        let mine = bucket(&key.0);
         let (mut peer_streams, mut peer_bytes) = (0, 0);
         for ((p, _), s) in &self.streams {
-            if p == peer {
+            if bucket(p) == mine {
                 peer_streams += 1;
                 peer_bytes += s.bytes;
             }
@@ -210,6 +213,12 @@ impl Host {
             )),
             _ => None,
         }
+    }
+
+    /// Whether `peer` is one of the validators this node is configured with.
+    fn is_configured_peer(&self, peer: &PeerId) -> bool {
+        let suffix = format!("/p2p/{peer}");
+        self.shared.peers.iter().any(|p| p.p2p.ends_with(&suffix))
     }
 
     /// Forgets a stream, returning it.

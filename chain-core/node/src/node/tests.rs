@@ -60,7 +60,15 @@ impl Fixture {
             p2p_secret: [i as u8 + 1; 32],
             data_dir: self._dir.path().join(format!("v{i}")),
             listen: "/ip4/127.0.0.1/tcp/0".into(),
-            peers: Vec::new(),
+            // Two configured peers, whose publications get budgets of their own.
+            peers: [3u8, 4]
+                .iter()
+                .map(|n| super::Peer {
+                    name: format!("peer-{n}"),
+                    p2p: format!("/ip4/127.0.0.1/tcp/1/p2p/{}", peer(*n)),
+                    api: "http://127.0.0.1:1".into(),
+                })
+                .collect(),
             block_interval: Duration::from_millis(500),
             misbehaviour: Misbehaviour::default(),
         })
@@ -240,6 +248,12 @@ async fn a_peer_holds_only_so_many_streams_and_bytes() {
     host.received_part(peer(4), init_part(5, 0))
         .expect("received");
     assert_eq!(host.streams.len(), MAX_STREAMS_PER_PEER + 1);
+    // Publishers that are not configured peers share one budget, whatever their number.
+    for n in 0..MAX_STREAMS_PER_PEER as u8 + 4 {
+        host.received_part(peer(100 + n), init_part(5, 0))
+            .expect("received");
+    }
+    assert_eq!(host.streams.len(), 2 * MAX_STREAMS_PER_PEER + 1);
 
     // A proposal growing past its bound is dropped whole.
     let mut id = 5u64.to_be_bytes().to_vec();
