@@ -187,6 +187,26 @@ impl Domain for Evidence {
         http::EvidenceApi::openapi()
     }
 
+    /// Registrations of SHA-256 hashes of made-up files: one through `POST /evidence`, more
+    /// through `POST /evidence/batch`.
+    fn bench_request(&self, seed: &str, count: usize) -> Option<(String, serde_json::Value)> {
+        let item = |i: usize| {
+            let digest = HashAlg::Sha256.hash(format!("{seed}/{i}").as_bytes());
+            serde_json::json!({
+                "content_hash": {"algorithm": "sha-256", "digest": digest.to_hex()},
+                "title": format!("bench file {seed}/{i}"),
+            })
+        };
+        if count <= 1 {
+            return Some(("/evidence".into(), item(0)));
+        }
+        let items: Vec<_> = (0..count).map(item).collect();
+        Some((
+            "/evidence/batch".into(),
+            serde_json::json!({ "items": items }),
+        ))
+    }
+
     async fn start(&self, context: DomainContext) -> Result<Arc<dyn RunningDomain>, BoxError> {
         let service = EvidenceService::start(
             &context.events,

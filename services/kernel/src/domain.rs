@@ -40,6 +40,12 @@ pub trait Domain: Send + Sync {
     fn migrations(&self) -> &'static [Migration];
     /// Its paths and schemas in the OpenAPI document.
     fn openapi(&self) -> utoipa::openapi::OpenApi;
+    /// A request that records `count` new events for `veritrace bench`: a path and a JSON
+    /// body, answered 201 (`seed` makes every request's content its own). None if the domain
+    /// offers no load.
+    fn bench_request(&self, _seed: &str, _count: usize) -> Option<(String, serde_json::Value)> {
+        None
+    }
     /// Migrates its databases and starts it (event store, read model, projector). The
     /// process relays its outbox to the bus.
     async fn start(&self, context: DomainContext) -> Result<Arc<dyn RunningDomain>, BoxError>;

@@ -78,7 +78,7 @@ pub struct Finding {
     pub kind: FindingKind,
     /// `events`, `leaves`, `batches` or `chain`.
     pub object: &'static str,
-    /// The schema or file (`evidence`, `anchor`).
+    /// The schema or file: a registered domain's, or `anchor`.
     pub store: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,

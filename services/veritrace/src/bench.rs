@@ -1,4 +1,4 @@
-//! `veritrace bench`: events per second from capture (HTTP `POST /evidence`) to anchored
+//! `veritrace bench`: events per second from capture (HTTP, the benchmarked domain's commands) to anchored
 //! receipt, on the embedded platform, on this machine.
 
 use crate::platform::Platform;
@@ -9,7 +9,7 @@ use veritrace_kernel::config::Config;
 pub struct BenchOptions {
     pub events: usize,
     pub concurrency: usize,
-    /// Registrations per request: 1 uses `POST /evidence`, more `POST /evidence/batch`.
+    /// Events per request: 1 uses the domain's single command, more its batch command.
     pub batch: usize,
 }
 
@@ -81,6 +81,7 @@ async fn run_in(dir: &std::path::Path, opts: &BenchOptions) -> Result<BenchRepor
         .clone()
         .ok_or("a fresh data directory has an admin key")?;
     let url = platform.base_url();
+    let domain = crate::domains::benchmarked()?;
     let (events, concurrency, batch) = (
         opts.events.max(1),
         opts.concurrency.max(1),
@@ -89,7 +90,8 @@ async fn run_in(dir: &std::path::Path, opts: &BenchOptions) -> Result<BenchRepor
 
     let started = Instant::now();
     let latencies =
-        tokio::task::spawn_blocking(move || load(&url, &key, events, concurrency, batch)).await??;
+        tokio::task::spawn_blocking(move || load(domain, &url, &key, events, concurrency, batch))
+            .await??;
     let capture_secs = started.elapsed().as_secs_f64();
 
     // Wait for the anchoring service to report every leaf in a final block.
@@ -126,9 +128,10 @@ async fn run_in(dir: &std::path::Path, opts: &BenchOptions) -> Result<BenchRepor
     })
 }
 
-/// `concurrency` client threads register `events` evidence hashes, `batch` per request;
+/// `concurrency` client threads record `events` events of `domain`, `batch` per request;
 /// returns each request's latency in milliseconds.
 pub(crate) fn load(
+    domain: &'static dyn veritrace_kernel::domain::Domain,
     base: &str,
     key: &str,
     events: usize,
@@ -145,26 +148,14 @@ pub(crate) fn load(
                     .http_status_as_error(false)
                     .build()
                     .into();
-                let item = |i: usize| {
-                    let digest = chain_core::HashAlg::Sha256.hash(format!("{t}/{i}").as_bytes());
-                    serde_json::json!({
-                        "content_hash": {"algorithm": "sha-256", "digest": digest.to_hex()},
-                        "title": format!("bench file {t}/{i}"),
-                    })
-                };
                 let mut out = Vec::new();
                 let mut i = 0;
                 while i < n {
                     let k = batch.min(n - i);
-                    let (url, body) = if batch == 1 {
-                        (format!("{base}/evidence"), item(i))
-                    } else {
-                        let items: Vec<_> = (i..i + k).map(item).collect();
-                        (
-                            format!("{base}/evidence/batch"),
-                            serde_json::json!({ "items": items }),
-                        )
-                    };
+                    let (path, body) = domain
+                        .bench_request(&format!("{t}/{i}"), k)
+                        .ok_or_else(|| format!("domain {} offers no load", domain.name()))?;
+                    let url = format!("{base}{path}");
                     let start = Instant::now();
                     let mut resp = agent
                         .post(&url)
@@ -175,7 +166,7 @@ pub(crate) fn load(
                     let status = resp.status();
                     let _ = resp.body_mut().read_to_vec();
                     if status.as_u16() != 201 {
-                        return Err(format!("registration answered {status}"));
+                        return Err(format!("{url} answered {status}"));
                     }
                     out.push(start.elapsed().as_secs_f64() * 1000.0);
                     i += k;

@@ -25,7 +25,7 @@ pub struct DistributedBenchOptions {
     /// Concurrent HTTP clients.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
-    /// Registrations per `POST /evidence/batch` (1 to 1000).
+    /// Events per request of the benchmarked domain (1 to 1000; its batch command above 1).
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
     /// Rows of the raw INSERT baseline.
@@ -194,7 +194,8 @@ async fn run_in(
     let mut services = Services(Vec::new());
     let mut names = Vec::new();
     let mut key = None;
-    for (service, port) in ["identity", "anchor", "evidence"].into_iter().zip(ports) {
+    let domain = crate::domains::benchmarked()?;
+    for (service, port) in ["identity", "anchor", domain.name()].into_iter().zip(ports) {
         let env = vec![
             ("VERITRACE_DATABASE__URL", url.clone()),
             ("VERITRACE_AMQP__URL", opts.amqp_url.clone()),
@@ -216,7 +217,7 @@ async fn run_in(
         key = key.or(admin_key);
     }
     let key = key.ok_or("the identity service printed no admin key")?;
-    let evidence = format!("http://127.0.0.1:{}", ports[2]);
+    let domain_url = format!("http://127.0.0.1:{}", ports[2]);
     let (events, concurrency, batch) = (
         opts.events.max(1),
         opts.concurrency.max(1),
@@ -236,7 +237,7 @@ async fn run_in(
     let cpu_before = parts(&names);
     let started = Instant::now();
     let latencies = tokio::task::spawn_blocking(move || {
-        crate::bench::load(&evidence, &key, events, concurrency, batch)
+        crate::bench::load(domain, &domain_url, &key, events, concurrency, batch)
     })
     .await??;
     let capture_secs = started.elapsed().as_secs_f64();

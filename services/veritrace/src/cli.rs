@@ -112,7 +112,7 @@ pub struct BenchArgs {
     pub events: usize,
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// Registrations per request (1 to 1000; more than 1 uses POST /evidence/batch).
+    /// Events per request (1 to 1000; more than 1 uses the domain's batch command).
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
 }
@@ -122,7 +122,7 @@ pub enum BenchTarget {
     /// Start a throw-away consortium of `veritrace node` processes on loopback, submit anchor
     /// transactions at a steady rate and measure final blocks/s and submit-to-finality latency.
     Chain(crate::bench_chain::ChainBenchOptions),
-    /// Start identity, anchor and evidence as separate `veritrace serve` processes on
+    /// Start identity, anchor and the benchmarked domain as separate `veritrace serve` processes on
     /// PostgreSQL and RabbitMQ, measure events/s from capture to anchored receipt, and in the
     /// same run the raw INSERT and COPY rates of that PostgreSQL.
     Distributed(crate::bench_distributed::DistributedBenchOptions),

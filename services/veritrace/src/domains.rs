@@ -13,6 +13,15 @@ pub fn find(name: &str) -> Option<&'static dyn Domain> {
     DOMAINS.iter().copied().find(|d| d.name() == name)
 }
 
+/// The domain `veritrace bench` loads: the first that offers a load.
+pub fn benchmarked() -> Result<&'static dyn Domain, String> {
+    DOMAINS
+        .iter()
+        .copied()
+        .find(|d| d.bench_request("probe", 1).is_some())
+        .ok_or_else(|| "no registered domain offers a benchmark load".into())
+}
+
 /// Names that a domain cannot take: the other services and the shared schemas.
 pub const RESERVED_NAMES: &[&str] = &["identity", "anchor", "audit", "public"];
 

@@ -1405,7 +1405,12 @@ impl Drop for Scratch {
 /// init.sql with its roles and database renamed for one test run.
 fn rename(sql: &str, suffix: &str, database: &str) -> String {
     let mut sql = sql.to_string();
-    for role in ["identity", "evidence", "anchor", "audit"] {
+    let roles = Service::all()
+        .into_iter()
+        .map(|s| s.name())
+        .chain(["audit"])
+        .collect::<Vec<_>>();
+    for role in roles {
         sql = sql.replace(
             &format!("veritrace_{role}"),
             &format!("veritrace_{role}_{suffix}"),
@@ -1511,8 +1516,11 @@ fn init_sql_lets_each_role_run_its_service() {
     };
     rt.block_on(async {
         let identity_cfg = service_url("identity");
-        let evidence_cfg = service_url("evidence");
         let anchor_cfg = service_url("anchor");
+        let domains: Vec<_> = veritrace::domains::DOMAINS
+            .iter()
+            .map(|d| (*d, service_url(d.name())))
+            .collect();
         let db = |cfg: &DatabaseConfig, schema: &str| {
             Database::postgres(cfg, schema, "compose-test").expect("pool")
         };
@@ -1526,13 +1534,18 @@ fn init_sql_lets_each_role_run_its_service() {
             )
             .await
             .expect("identity migrates as veritrace_identity");
-            let evidence = db(&evidence_cfg, "evidence");
-            migrate::run(&evidence, "event_store", migrate::EVENT_STORE)
-                .await
-                .expect("the event store migrates as veritrace_evidence");
-            migrate::run(&evidence, "evidence", veritrace_evidence::MIGRATIONS)
-                .await
-                .expect("evidence migrates as veritrace_evidence");
+            for (domain, cfg) in &domains {
+                let name = domain.name();
+                let events = db(cfg, name);
+                migrate::run(&events, "event_store", migrate::EVENT_STORE)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("the event store migrates as veritrace_{name}: {e}")
+                    });
+                migrate::run(&events, name, domain.migrations())
+                    .await
+                    .unwrap_or_else(|e| panic!("{name} migrates as veritrace_{name}: {e}"));
+            }
             migrate::run(
                 &db(&anchor_cfg, "anchor"),
                 "anchor",
@@ -1548,7 +1561,7 @@ fn init_sql_lets_each_role_run_its_service() {
             .await
             .expect("bootstrap")
             .expect("a new admin key");
-        for cfg in [&evidence_cfg, &anchor_cfg] {
+        for cfg in domains.iter().map(|(_, cfg)| cfg).chain([&anchor_cfg]) {
             let org = Identity::new(&db(cfg, "identity"))
                 .authenticate(&key)
                 .await
@@ -1589,16 +1602,21 @@ fn init_sql_lets_each_role_run_its_service() {
                 .await
                 .expect("audit login")
         };
-        for table in [
+        let mut tables: Vec<String> = [
             "identity.organisations",
             "identity.api_keys",
-            "evidence.events",
-            "evidence.outbox",
-            "evidence.evidence_records",
             "anchor.leaves",
             "anchor.batches",
             "anchor.rejected_events",
-        ] {
+        ]
+        .map(String::from)
+        .to_vec();
+        for (domain, _) in &domains {
+            // Its event store, whatever its read model holds.
+            tables.push(format!("{}.events", domain.name()));
+            tables.push(format!("{}.outbox", domain.name()));
+        }
+        for table in tables {
             let n: i64 =
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
                     .fetch_one(&mut audit)

@@ -29,6 +29,28 @@ fn committed_openapi_document_matches_the_code() {
     }
 }
 
+/// Every registered domain documents its routes, and the served document holds them all.
+#[test]
+fn every_registered_domain_is_in_the_document() {
+    let doc: serde_json::Value =
+        serde_json::from_str(&veritrace::openapi::document_json()).unwrap();
+    for domain in veritrace::domains::DOMAINS {
+        let part = domain.openapi();
+        assert!(
+            !part.paths.paths.is_empty(),
+            "domain {} documents no route",
+            domain.name()
+        );
+        for path in part.paths.paths.keys() {
+            assert!(
+                doc["paths"].get(path).is_some(),
+                "{path} of domain {} is not in the document",
+                domain.name()
+            );
+        }
+    }
+}
+
 /// The text rules the document states are the kernel's own, and every problem is documented
 /// as `application/problem+json`.
 #[test]
