@@ -83,6 +83,21 @@ backend_tests! {
             let view = svc.read_model.get(ids[0].clone()).await.expect("get").expect("projected");
             assert_eq!(view.status, "withdrawn");
             assert_eq!(view.version, 2);
+            // Folded from its stream (what a command answers while the read model lags), the
+            // record is exactly the projected one.
+            for id in &ids {
+                let events = svc
+                    .store
+                    .read_stream(&veritrace_evidence::stream_of(id))
+                    .await
+                    .expect("stream");
+                let projected = svc.read_model.get(id.clone()).await.expect("get");
+                assert_eq!(
+                    veritrace_evidence::projections::EvidenceView::from_stream(&events),
+                    projected,
+                    "{id}"
+                );
+            }
             let _ = stop.send(true);
             ids
         };

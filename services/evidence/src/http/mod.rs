@@ -111,7 +111,20 @@ pub struct WithdrawEvidenceRequest {
     pub expected_version: u64,
 }
 
-/// A command's outcome: the record as it now stands and the event that changed it.
+/// A command that was recorded but whose record cannot be read back yet (202): the event is
+/// durable and will be anchored; read the record again shortly.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EvidenceCommandRecorded {
+    /// The recorded event; its receipt is at `receipt_url`.
+    pub event_id: String,
+    /// `H(JCS(envelope))` of the event.
+    pub event_digest: String,
+    pub receipt_url: String,
+    /// Why the record itself is not in the answer.
+    pub detail: String,
+}
+
+/// A command's answer: the record as it now stands, and the event that changed it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EvidenceCommandResponse {
     pub evidence: EvidenceView,
@@ -156,23 +169,20 @@ async fn respond(
     event: veritrace_kernel::event_store::StoredEvent,
     status: actix_web::http::StatusCode,
 ) -> Result<HttpResponse, ApiError> {
-    // A registration's view follows from its event alone; other commands read the record
-    // back from the read model, which normally shows the event already. If it is lagging, say
-    // so rather than guess.
-    let projected = match EvidenceView::registered(&event) {
-        Some(view) => Some(view),
-        None => svc.read_model.get(evidence_id.to_string()).await?,
-    };
-    // A view older than the event would misstate the record: say the read model is behind.
-    let evidence = projected
-        .filter(|v| v.version >= event.envelope.stream_version as i64)
-        .ok_or_else(|| {
-            ApiError::Unavailable(format!(
-                "evidence {evidence_id} was recorded (event {}) but the read model is behind; read it again shortly",
-                event.envelope.id
-            ))
-        })?;
     let event_id = event.envelope.id.to_string();
+    // The command has committed: whatever the read side does now, the answer is not an error.
+    let Some(evidence) = view_after(svc, evidence_id, &event).await else {
+        return Ok(HttpResponse::Accepted()
+            .insert_header((header::LOCATION, format!("/evidence/{evidence_id}")))
+            .json(EvidenceCommandRecorded {
+                receipt_url: links.receipt_url(&event_id),
+                event_id,
+                event_digest: event.digest.to_hex(),
+                detail: format!(
+                    "recorded durably, but evidence {evidence_id} cannot be read back yet; read it again shortly"
+                ),
+            }));
+    };
     Ok(HttpResponse::build(status)
         .insert_header((header::LOCATION, format!("/evidence/{evidence_id}")))
         .json(EvidenceCommandResponse {
@@ -181,6 +191,33 @@ async fn respond(
             event_id,
             event_digest: event.digest.to_hex(),
         }))
+}
+
+/// The record as of `event` (or later): a registration's view follows from its event alone;
+/// other commands read the record back from the read model, which normally shows the event
+/// already, else fold it from its stream, the source of truth. None only if neither can be
+/// read now.
+async fn view_after(
+    svc: &EvidenceService,
+    evidence_id: &str,
+    event: &veritrace_kernel::event_store::StoredEvent,
+) -> Option<EvidenceView> {
+    let current = |v: &EvidenceView| v.version >= event.envelope.stream_version as i64;
+    if let Some(view) = EvidenceView::registered(event) {
+        return Some(view);
+    }
+    match svc.read_model.get(evidence_id.to_string()).await {
+        Ok(Some(view)) if current(&view) => return Some(view),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "the read model cannot be read; folding the stream"),
+    }
+    match svc.store.read_stream(&crate::stream_of(evidence_id)).await {
+        Ok(events) => EvidenceView::from_stream(&events).filter(current),
+        Err(e) => {
+            tracing::warn!(error = %e, "the event store cannot be read back after a command");
+            None
+        }
+    }
 }
 
 /// Register the hash of an evidence file.
@@ -400,6 +437,7 @@ pub async fn list(
     request_body = WithdrawEvidenceRequest,
     responses(
         (status = 200, body = EvidenceCommandResponse),
+        (status = 202, body = EvidenceCommandRecorded, description = "Withdrawn durably, but the record cannot be read back yet"),
         (status = 401, body = veritrace_kernel::Problem), (status = 403, body = veritrace_kernel::Problem),
         (status = 404, body = veritrace_kernel::Problem),
         (status = 409, body = veritrace_kernel::Problem, description = "Version conflict or already withdrawn"),

@@ -125,6 +125,28 @@ impl EvidenceView {
     }
 }
 
+impl EvidenceView {
+    /// The view of a record folded from its stream's events, exactly as the read model holds
+    /// it once it has projected them all: what a command answers when the read model lags.
+    pub fn from_stream(events: &[StoredEvent]) -> Option<EvidenceView> {
+        let mut row: Option<EvidenceRow> = None;
+        for e in events {
+            let env = &e.envelope;
+            match EvidenceEvent::from_parts(&env.event_type, &env.payload).ok()? {
+                EvidenceEvent::EvidenceRegistered(r) => row = Some(registered_row(env, r)),
+                EvidenceEvent::EvidenceWithdrawn(w) => {
+                    let r = row.as_mut()?;
+                    r.status = status_name(EvidenceStatus::Withdrawn).into();
+                    r.withdrawn_at = Some(env.recorded_at.clone());
+                    r.withdrawal_reason = Some(w.reason);
+                    r.version = env.stream_version as i64;
+                }
+            }
+        }
+        row.map(EvidenceView::from)
+    }
+}
+
 /// The read-model row an `EvidenceRegistered` event creates.
 fn registered_row(env: &EventEnvelope, r: EvidenceRegistered) -> EvidenceRow {
     EvidenceRow {
