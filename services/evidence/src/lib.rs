@@ -110,6 +110,8 @@ impl EvidenceService {
             stream: sealed.envelope.stream.clone(),
             expected_version,
             events: vec![sealed],
+            // A registration is identified by its id; two parties may register one file.
+            claims: Vec::new(),
         })
     }
 

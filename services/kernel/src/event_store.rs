@@ -37,6 +37,12 @@ pub enum EventStoreError {
     Corrupt { position: i64, reason: String },
     #[error("invalid append: {0}")]
     Invalid(String),
+    #[error("{key} is already claimed by {stream} (event {event_id})")]
+    Duplicate {
+        key: String,
+        stream: String,
+        event_id: String,
+    },
 }
 
 impl From<EventStoreError> for crate::problem::ApiError {
@@ -47,6 +53,7 @@ impl From<EventStoreError> for crate::problem::ApiError {
                 ApiError::VersionConflict(format!("{e}; read the current state and retry"))
             }
             EventStoreError::Unavailable(cause) => ApiError::unavailable("the event store", cause),
+            EventStoreError::Duplicate { .. } => ApiError::Duplicate(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -84,6 +91,10 @@ pub struct StreamAppend {
     pub stream: String,
     pub expected_version: u64,
     pub events: Vec<SealedEnvelope>,
+    /// Business keys this append claims for its stream, in the same transaction: a key
+    /// already claimed (by any stream) refuses the whole append with
+    /// [`EventStoreError::Duplicate`] naming the holder.
+    pub claims: Vec<String>,
 }
 
 /// One caller's appends: committed all together or not at all.
@@ -142,6 +153,7 @@ impl EventStore {
                 stream: stream.to_string(),
                 expected_version,
                 events,
+                claims: Vec::new(),
             }])
             .await?;
         Ok(stored.pop().unwrap_or_default())
@@ -154,7 +166,21 @@ impl EventStore {
         appends: Vec<StreamAppend>,
     ) -> Result<Vec<Vec<StoredEvent>>, EventStoreError> {
         let mut streams = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
         for a in &appends {
+            if !a.claims.is_empty() && a.events.is_empty() {
+                return Err(EventStoreError::Invalid(format!(
+                    "stream {} claims keys without appending an event",
+                    a.stream
+                )));
+            }
+            for key in &a.claims {
+                if key.is_empty() || !keys.insert(key.as_str()) {
+                    return Err(EventStoreError::Invalid(format!(
+                        "key {key:?} is empty or claimed twice in one append"
+                    )));
+                }
+            }
             if !streams.insert(a.stream.as_str()) {
                 return Err(EventStoreError::Invalid(format!(
                     "stream {} appears twice in one append",
@@ -518,14 +544,36 @@ fn group_streams(jobs: &[AppendJob]) -> Vec<String> {
         .collect()
 }
 
-/// Decides each job against the streams' current versions as the earlier jobs of the group
-/// leave them: the events to insert, in order, and each job's conflict if it has one.
+/// The keys a group claims, each once.
+fn group_keys(jobs: &[AppendJob]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    jobs.iter()
+        .flat_map(|j| j.appends.iter().flat_map(|a| a.claims.iter().cloned()))
+        .filter(|k| seen.insert(k.clone()))
+        .collect()
+}
+
+/// Who holds a claimed key: the stream and the first event of the append that claimed it.
+type Holders = std::collections::HashMap<String, (String, String)>;
+
+/// A claim an accepted job makes: key, stream, event id.
+type NewClaim = (String, String, String);
+
+/// Decides each job against the streams' current versions and the keys already claimed, as
+/// the earlier jobs of the group leave them: the events to insert, in order, each job's
+/// conflict if it has one, and the claims to insert.
 fn decide(
     jobs: &[AppendJob],
     mut versions: std::collections::HashMap<String, u64>,
-) -> (Vec<&SealedEnvelope>, Vec<Option<EventStoreError>>) {
+    mut holders: Holders,
+) -> (
+    Vec<&SealedEnvelope>,
+    Vec<Option<EventStoreError>>,
+    Vec<NewClaim>,
+) {
     let mut accepted = Vec::with_capacity(jobs.len());
     let mut verdicts = Vec::with_capacity(jobs.len());
+    let mut claims = Vec::new();
     for job in jobs {
         let conflict = job.appends.iter().find_map(|a| {
             let actual = versions.get(&a.stream).copied().unwrap_or(0);
@@ -535,15 +583,68 @@ fn decide(
                 actual,
             })
         });
-        if conflict.is_none() {
+        let duplicate = || {
+            job.appends.iter().find_map(|a| {
+                a.claims.iter().find_map(|key| {
+                    holders
+                        .get(key)
+                        .map(|(stream, event_id)| EventStoreError::Duplicate {
+                            key: key.clone(),
+                            stream: stream.clone(),
+                            event_id: event_id.clone(),
+                        })
+                })
+            })
+        };
+        let verdict = conflict.or_else(duplicate);
+        if verdict.is_none() {
             for a in &job.appends {
                 versions.insert(a.stream.clone(), a.expected_version + a.events.len() as u64);
                 accepted.extend(a.events.iter());
+                // append_all refuses claims without events.
+                let Some(first) = a.events.first() else {
+                    continue;
+                };
+                for key in &a.claims {
+                    let holder = (a.stream.clone(), first.envelope.id.to_string());
+                    holders.insert(key.clone(), holder.clone());
+                    claims.push((key.clone(), holder.0, holder.1));
+                }
             }
         }
-        verdicts.push(conflict);
+        verdicts.push(verdict);
     }
-    (accepted, verdicts)
+    (accepted, verdicts, claims)
+}
+
+/// The claims' rows, column by column.
+#[derive(Default)]
+struct ClaimRows {
+    keys: Vec<String>,
+    streams: Vec<String>,
+    event_ids: Vec<String>,
+    positions: Vec<i64>,
+}
+
+/// The claims' rows, with the positions of the claiming events.
+fn claim_rows(
+    claims: &[NewClaim],
+    positions: &std::collections::HashMap<String, i64>,
+) -> Result<ClaimRows, EventStoreError> {
+    let mut rows = ClaimRows::default();
+    for (key, stream, event_id) in claims {
+        let position = *positions
+            .get(event_id)
+            .ok_or_else(|| EventStoreError::Corrupt {
+                position: 0,
+                reason: format!("claiming event {event_id} committed without a position"),
+            })?;
+        rows.keys.push(key.clone());
+        rows.streams.push(stream.clone());
+        rows.event_ids.push(event_id.clone());
+        rows.positions.push(position);
+    }
+    Ok(rows)
 }
 
 /// Each job's answer once the group committed, given the position of every inserted event.
@@ -613,7 +714,24 @@ async fn commit_group_sqlite(
     .fetch_all(&mut *tx)
     .await
     .map_err(unavailable)?;
-    let (accepted, verdicts) = decide(jobs, rows.into_iter().map(|(s, v)| (s, v as u64)).collect());
+    let keys = group_keys(jobs);
+    let holders: Vec<(String, String, String)> = if keys.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "SELECT claim_key, stream, event_id FROM claims
+             WHERE claim_key IN (SELECT value FROM json_each(?))",
+        )
+        .bind(serde_json::to_string(&keys).unwrap_or_default())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?
+    };
+    let (accepted, verdicts, claims) = decide(
+        jobs,
+        rows.into_iter().map(|(s, v)| (s, v as u64)).collect(),
+        holders.into_iter().map(|(k, s, e)| (k, (s, e))).collect(),
+    );
 
     let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
         .fetch_one(&mut *tx)
@@ -653,6 +771,20 @@ async fn commit_group_sqlite(
             .await
             .map_err(unavailable)?;
     }
+    if !claims.is_empty() {
+        let c = claim_rows(&claims, &positions)?;
+        let rows: Vec<serde_json::Value> = (0..c.keys.len())
+            .map(|i| serde_json::json!([c.keys[i], c.streams[i], c.event_ids[i], c.positions[i]]))
+            .collect();
+        sqlx::query(
+            "INSERT INTO claims (claim_key, stream, event_id, position)
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    }
     tx.commit().await.map_err(unavailable)?;
     Ok(answers(jobs, verdicts, &positions, before))
 }
@@ -681,7 +813,24 @@ async fn commit_group_postgres(
     .fetch_all(&mut *tx)
     .await
     .map_err(unavailable)?;
-    let (accepted, verdicts) = decide(jobs, rows.into_iter().map(|(s, v)| (s, v as u64)).collect());
+    // Under the append lock: no other writer claims between this read and the insert.
+    let keys = group_keys(jobs);
+    let holders: Vec<(String, String, String)> = if keys.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "SELECT claim_key, stream, event_id FROM claims WHERE claim_key = ANY($1::TEXT[])",
+        )
+        .bind(&keys)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?
+    };
+    let (accepted, verdicts, claims) = decide(
+        jobs,
+        rows.into_iter().map(|(s, v)| (s, v as u64)).collect(),
+        holders.into_iter().map(|(k, s, e)| (k, (s, e))).collect(),
+    );
 
     let mut positions = std::collections::HashMap::with_capacity(accepted.len());
     if !accepted.is_empty() {
@@ -728,6 +877,45 @@ async fn commit_group_postgres(
         .map_err(unavailable)?;
         positions.extend(inserted.into_iter().map(|(p, id)| (id, p)));
     }
+    if !claims.is_empty() {
+        let c = claim_rows(&claims, &positions)?;
+        sqlx::query(
+            "INSERT INTO claims (claim_key, stream, event_id, position)
+             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[])",
+        )
+        .bind(&c.keys)
+        .bind(&c.streams)
+        .bind(&c.event_ids)
+        .bind(&c.positions)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    }
     tx.commit().await.map_err(unavailable)?;
     Ok(answers(jobs, verdicts, &positions, 0))
+}
+
+#[cfg(test)]
+mod claim_tests {
+    use super::*;
+    use actix_web::ResponseError;
+
+    #[test]
+    fn a_duplicate_claim_is_a_409_problem_naming_the_holder() {
+        let e = EventStoreError::Duplicate {
+            key: "seller-1:no-7".into(),
+            stream: "invoice-3".into(),
+            event_id: "0192e0c4-0000-7000-8000-000000000000".into(),
+        };
+        let api = crate::problem::ApiError::from(e);
+        assert_eq!(api.status_code().as_u16(), 409);
+        let problem = api.to_problem();
+        assert_eq!(problem.problem_type, "urn:veritrace:problem:duplicate");
+        assert!(
+            problem.detail.contains("seller-1:no-7"),
+            "{}",
+            problem.detail
+        );
+        assert!(problem.detail.contains("invoice-3"), "{}", problem.detail);
+    }
 }

@@ -217,6 +217,7 @@ fn applied_log(component: &str, m: &Migration) {
 pub const EVENT_STORE: &[Migration] = &[
     crate::migration!(1, "event_store", "kernel/0001_event_store.sql"),
     crate::migration!(2, "set_aside_events", "kernel/0002_set_aside_events.sql"),
+    crate::migration!(3, "claims", "kernel/0003_claims.sql"),
 ];
 
 pub const IDENTITY: &[Migration] = &[crate::migration!(

@@ -61,6 +61,9 @@ pub enum ApiError {
     /// The command does not apply to the aggregate's current state.
     #[error("{0}")]
     InvalidState(String),
+    /// A business key the command claims belongs to another record, which `detail` names.
+    #[error("{0}")]
+    Duplicate(String),
     #[error("{0}")]
     Unavailable(String),
     /// The client did not send its request body within the time allowed.
@@ -97,6 +100,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
             ApiError::VersionConflict(_) => ("version-conflict", "Stream version conflict"),
             ApiError::InvalidState(_) => ("invalid-state", "Command does not apply"),
+            ApiError::Duplicate(_) => ("duplicate", "Already recorded"),
             ApiError::Unavailable(_) => ("unavailable", "Service temporarily unavailable"),
             ApiError::RequestTimeout(_) => ("request-timeout", "Request body not received in time"),
             ApiError::TooManyConnections(_) => ("too-many-connections", "Too many connections"),
@@ -137,7 +141,9 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::VersionConflict(_) | ApiError::InvalidState(_) => StatusCode::CONFLICT,
+            ApiError::VersionConflict(_) | ApiError::InvalidState(_) | ApiError::Duplicate(_) => {
+                StatusCode::CONFLICT
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,

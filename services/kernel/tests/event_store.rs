@@ -9,7 +9,7 @@ use veritrace_kernel::bus::{Bus, InProcessBus, Settlement};
 use veritrace_kernel::db::Database;
 use veritrace_kernel::envelope::{EventEnvelope, SealedEnvelope, now_rfc3339};
 use veritrace_kernel::event_store::{
-    EventStore, EventStoreError, LeaseRole, StoredEvent, UnreadableEvent,
+    EventStore, EventStoreError, LeaseRole, StoredEvent, StreamAppend, UnreadableEvent,
 };
 use veritrace_kernel::migrate;
 use veritrace_kernel::outbox::{EventBatch, OutboxRelay};
@@ -41,7 +41,99 @@ fn event(stream: &str, version: u64, n: u64) -> SealedEnvelope {
     .unwrap()
 }
 
+fn claiming(stream: &str, n: u64, keys: &[&str]) -> StreamAppend {
+    StreamAppend {
+        stream: stream.into(),
+        expected_version: 0,
+        events: vec![event(stream, 1, n)],
+        claims: keys.iter().map(|k| k.to_string()).collect(),
+    }
+}
+
 backend_tests! {
+    async fn a_business_key_is_claimed_once_among_32_concurrent_claims(db: TestDb) {
+        let store = open(&db).await;
+        // 32 records, each its own stream, race to claim one key (and a key of their own).
+        let mut tasks = Vec::new();
+        for n in 0..32u64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let stream = format!("invoice-{n}");
+                let own = format!("own:{n}");
+                store
+                    .append_all(vec![claiming(&stream, n, &["seller-1:no-7", &own])])
+                    .await
+                    .map(|_| stream)
+            }));
+        }
+        let (mut won, mut duplicates) = (Vec::new(), 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(stream) => won.push(stream),
+                Err(EventStoreError::Duplicate { key, stream, .. }) => {
+                    assert_eq!(key, "seller-1:no-7");
+                    duplicates += 1;
+                    // The refusal names the record that holds the key.
+                    assert!(stream.starts_with("invoice-"), "{stream}");
+                }
+                Err(other) => panic!("unexpected: {other}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "{won:?}");
+        assert_eq!(duplicates, 31);
+        // Nothing of a refused append was written, its own key included.
+        for n in 0..32u64 {
+            let stream = format!("invoice-{n}");
+            let events = store.read_stream(&stream).await.unwrap();
+            assert_eq!(events.len(), usize::from(won.contains(&stream)), "{stream}");
+        }
+        let free = store
+            .append_all(vec![claiming("other", 99, &["own:0", "own:31"])])
+            .await;
+        let winner_own = format!("own:{}", won[0].trim_start_matches("invoice-"));
+        match free {
+            Err(EventStoreError::Duplicate { key, .. }) => assert_eq!(key, winner_own),
+            Ok(_) => assert!(!["own:0", "own:31"].contains(&winner_own.as_str())),
+            Err(other) => panic!("unexpected: {other}"),
+        }
+        // A restarted store still knows the claim.
+        drop(store);
+        let store = open(&db).await;
+        let again = store
+            .append_all(vec![claiming("late", 100, &["seller-1:no-7"])])
+            .await;
+        assert!(
+            matches!(&again, Err(EventStoreError::Duplicate { stream, .. }) if *stream == won[0]),
+            "{again:?}"
+        );
+    }
+
+    async fn an_append_cannot_claim_a_key_twice_or_without_events(db: TestDb) {
+        let store = open(&db).await;
+        let twice = store
+            .append_all(vec![claiming("a", 1, &["k", "k"])])
+            .await;
+        assert!(matches!(twice, Err(EventStoreError::Invalid(_))), "{twice:?}");
+        let across = store
+            .append_all(vec![claiming("a", 1, &["k"]), claiming("b", 2, &["k"])])
+            .await;
+        assert!(matches!(across, Err(EventStoreError::Invalid(_))), "{across:?}");
+        let empty = store
+            .append_all(vec![StreamAppend {
+                stream: "c".into(),
+                expected_version: 0,
+                events: Vec::new(),
+                claims: vec!["k".into()],
+            }])
+            .await;
+        assert!(matches!(empty, Err(EventStoreError::Invalid(_))), "{empty:?}");
+        // None of it was written: the key is still free.
+        store
+            .append_all(vec![claiming("d", 3, &["k"])])
+            .await
+            .expect("the key is free");
+    }
+
     async fn concurrent_appends_at_one_version_one_wins(db: TestDb) {
         let store = open(&db).await;
         store
