@@ -46,7 +46,8 @@ pub trait Domain: Send + Sync {
     fn bench_request(&self, _seed: &str, _count: usize) -> Option<(String, serde_json::Value)> {
         None
     }
-    /// Migrates its databases and starts it (event store, read model, projector). The
+    /// Starts it (event store, read model, projector) on databases the platform has migrated
+    /// (the event store's and [`Domain::migrations`]; running them again is harmless). The
     /// process relays its outbox to the bus.
     async fn start(&self, context: DomainContext) -> Result<Arc<dyn RunningDomain>, BoxError>;
 }

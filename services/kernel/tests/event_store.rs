@@ -108,6 +108,38 @@ backend_tests! {
         );
     }
 
+    async fn two_stores_on_one_database_let_one_claim_win(db: TestDb) {
+        // Two writers (two processes, or two replicas of a service) on one database.
+        let (a, b) = (open(&db).await, open(&db).await);
+        let mut tasks = Vec::new();
+        for n in 0..16u64 {
+            let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move {
+                store
+                    .append_all(vec![claiming(&format!("r-{n}"), n, &["shared-key"])])
+                    .await
+            }));
+        }
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        let won = outcomes.iter().filter(|o| o.is_ok()).count();
+        let refused = outcomes
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Err(EventStoreError::Duplicate { .. } | EventStoreError::Unavailable(_))
+                )
+            })
+            .count();
+        // A writer that lost a race for the database's lock may be told to retry; two claims
+        // of one key never both pass.
+        assert_eq!(won, 1, "{outcomes:?}");
+        assert_eq!(won + refused, 16, "{outcomes:?}");
+    }
+
     async fn an_append_cannot_claim_a_key_twice_or_without_events(db: TestDb) {
         let store = open(&db).await;
         let twice = store
@@ -127,6 +159,11 @@ backend_tests! {
             }])
             .await;
         assert!(matches!(empty, Err(EventStoreError::Invalid(_))), "{empty:?}");
+        let long = "k".repeat(513);
+        for bad in ["", "nul\0inside", long.as_str()] {
+            let refused = store.append_all(vec![claiming("e", 4, &[bad])]).await;
+            assert!(matches!(refused, Err(EventStoreError::Invalid(_))), "{refused:?}");
+        }
         // None of it was written: the key is still free.
         store
             .append_all(vec![claiming("d", 3, &["k"])])
