@@ -33,6 +33,14 @@ impl Role {
             Role::Member => "member",
         }
     }
+
+    /// The role stored as `name`; None for a name this version does not know (a role added by
+    /// a later version must not pass for another).
+    pub fn from_name(name: &str) -> Option<Role> {
+        [Role::Admin, Role::Member]
+            .into_iter()
+            .find(|r| r.as_str() == name)
+    }
 }
 
 /// An organisation, as authenticated from its API key.
@@ -214,14 +222,16 @@ impl Identity {
             }
             return Err(ApiError::Unauthorized("the API key is not valid".into()));
         };
+        let Some(role) = Role::from_name(&role) else {
+            tracing::error!(%organisation_id, %role, "an organisation holds a role this version does not know");
+            return Err(ApiError::Forbidden(format!(
+                "the organisation's role {role:?} is not one this service knows"
+            )));
+        };
         let org = Organisation {
             organisation_id,
             name,
-            role: if role == "admin" {
-                Role::Admin
-            } else {
-                Role::Member
-            },
+            role,
         };
         if let Ok(mut c) = self.cache.write() {
             c.insert(hash, (org.clone(), Instant::now()));
@@ -332,4 +342,21 @@ pub async fn me(caller: Organisation) -> HttpResponse {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(crate::resource!("/organisations", post => create_organisation))
         .service(crate::resource!("/organisations/me", get => me));
+}
+
+#[cfg(test)]
+mod role_tests {
+    use super::*;
+
+    #[test]
+    fn only_known_role_names_are_roles() {
+        assert_eq!(Role::from_name("admin"), Some(Role::Admin));
+        assert_eq!(Role::from_name("member"), Some(Role::Member));
+        for unknown in ["auditor", "Admin", "", "member "] {
+            assert_eq!(Role::from_name(unknown), None, "{unknown:?}");
+        }
+        for role in [Role::Admin, Role::Member] {
+            assert_eq!(Role::from_name(role.as_str()), Some(role));
+        }
+    }
 }
