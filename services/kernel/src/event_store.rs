@@ -572,18 +572,25 @@ type Holders = std::collections::HashMap<String, (String, String)>;
 /// A claim an accepted job makes: key, stream, event id.
 type NewClaim = (String, String, String);
 
-/// Decides each job against the streams' current versions and the keys already claimed, as
+/// Decides each job against the streams' current versions and the keys already claimed (as
+/// read: stream and version; key, stream and event id), as
 /// the earlier jobs of the group leave them: the events to insert, in order, each job's
 /// conflict if it has one, and the claims to insert.
 fn decide(
     jobs: &[AppendJob],
-    mut versions: std::collections::HashMap<String, u64>,
-    mut holders: Holders,
+    versions: Vec<(String, i64)>,
+    holders: Vec<(String, String, String)>,
 ) -> (
     Vec<&SealedEnvelope>,
     Vec<Option<EventStoreError>>,
     Vec<NewClaim>,
 ) {
+    let mut versions: std::collections::HashMap<String, u64> =
+        versions.into_iter().map(|(s, v)| (s, v as u64)).collect();
+    let mut holders: Holders = holders
+        .into_iter()
+        .map(|(key, stream, event_id)| (key, (stream, event_id)))
+        .collect();
     let mut accepted = Vec::with_capacity(jobs.len());
     let mut verdicts = Vec::with_capacity(jobs.len());
     let mut claims = Vec::new();
@@ -740,11 +747,7 @@ async fn commit_group_sqlite(
         .await
         .map_err(unavailable)?
     };
-    let (accepted, verdicts, claims) = decide(
-        jobs,
-        rows.into_iter().map(|(s, v)| (s, v as u64)).collect(),
-        holders.into_iter().map(|(k, s, e)| (k, (s, e))).collect(),
-    );
+    let (accepted, verdicts, claims) = decide(jobs, rows, holders);
 
     let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
         .fetch_one(&mut *tx)
@@ -839,11 +842,7 @@ async fn commit_group_postgres(
         .await
         .map_err(unavailable)?
     };
-    let (accepted, verdicts, claims) = decide(
-        jobs,
-        rows.into_iter().map(|(s, v)| (s, v as u64)).collect(),
-        holders.into_iter().map(|(k, s, e)| (k, (s, e))).collect(),
-    );
+    let (accepted, verdicts, claims) = decide(jobs, rows, holders);
 
     let mut positions = std::collections::HashMap::with_capacity(accepted.len());
     if !accepted.is_empty() {
