@@ -45,6 +45,8 @@ pub struct HttpConfig {
     /// Open connections one client address may hold; the requests of further connections are
     /// answered 429 problem+json and those connections closed.
     pub max_connections_per_client: usize,
+    /// How long an `Idempotency-Key` and the answer it replays are kept (at least 24).
+    pub idempotency_retention_hours: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -169,6 +171,7 @@ impl Default for HttpConfig {
             request_head_timeout_ms: 5_000,
             body_timeout_ms: 10_000,
             max_connections_per_client: 256,
+            idempotency_retention_hours: 24,
         }
     }
 }

@@ -39,11 +39,6 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<BodyLimit>()
-            .or_else(|| req.app_data::<web::Data<BodyLimit>>().map(|d| d.get_ref()))
-            .map(|l| l.0)
-            .unwrap_or(256 * 1024);
         let content_type_ok = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -58,42 +53,58 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
                 mime == "application/json" || mime.ends_with("+json")
             })
             .unwrap_or(false);
-        let declared_len = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let timeout = req
-            .app_data::<BodyTimeout>()
-            .map(|t| t.0)
-            .unwrap_or(DEFAULT_BODY_TIMEOUT);
-        let mut payload = payload.take();
+        let read = read_body(req, payload);
         Box::pin(async move {
             if !content_type_ok {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            if declared_len.is_some_and(|n| n > limit) {
-                return Err(ApiError::PayloadTooLarge { limit });
-            }
-            let read = async {
-                let mut body = web::BytesMut::new();
-                while let Some(chunk) = payload.next().await {
-                    let chunk = chunk.map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-                    if body.len() + chunk.len() > limit {
-                        return Err(ApiError::PayloadTooLarge { limit });
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(body)
-            };
-            let body = tokio::time::timeout(timeout, read).await.map_err(|_| {
-                ApiError::RequestTimeout(format!(
-                    "the request body did not arrive within {} ms",
-                    timeout.as_millis()
-                ))
-            })??;
-            parse_json(&body).map(ValidJson)
+            parse_json(&read.await?).map(ValidJson)
         })
+    }
+}
+
+/// Reads a request's whole body within the [`BodyLimit`] and [`BodyTimeout`] of `app_data`:
+/// 413 over the limit (declared or sent), 408 when it does not arrive in time.
+pub fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> impl Future<Output = Result<web::Bytes, ApiError>> + 'static {
+    let limit = req
+        .app_data::<BodyLimit>()
+        .or_else(|| req.app_data::<web::Data<BodyLimit>>().map(|d| d.get_ref()))
+        .map(|l| l.0)
+        .unwrap_or(256 * 1024);
+    let declared_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let timeout = req
+        .app_data::<BodyTimeout>()
+        .map(|t| t.0)
+        .unwrap_or(DEFAULT_BODY_TIMEOUT);
+    let mut payload = payload.take();
+    async move {
+        if declared_len.is_some_and(|n| n > limit) {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        let read = async {
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge { limit });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body.freeze())
+        };
+        tokio::time::timeout(timeout, read).await.map_err(|_| {
+            ApiError::RequestTimeout(format!(
+                "the request body did not arrive within {} ms",
+                timeout.as_millis()
+            ))
+        })?
     }
 }
 

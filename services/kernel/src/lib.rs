@@ -10,6 +10,7 @@ pub mod domain;
 pub mod envelope;
 pub mod event_store;
 pub mod http;
+pub mod idempotency;
 pub mod migrate;
 pub mod outbox;
 pub mod problem;

@@ -225,3 +225,10 @@ pub const IDENTITY: &[Migration] = &[crate::migration!(
     "organisations",
     "identity/0001_organisations.sql"
 )];
+
+/// Idempotency keys, in the database of the process's service (embedded: `idempotency.db`).
+pub const IDEMPOTENCY: &[Migration] = &[crate::migration!(
+    1,
+    "idempotency_keys",
+    "idempotency/0001_idempotency_keys.sql"
+)];

@@ -64,6 +64,12 @@ pub enum ApiError {
     /// A business key the command claims belongs to another record, which `detail` names.
     #[error("{0}")]
     Duplicate(String),
+    /// An `Idempotency-Key` already used with another request (method, path or body).
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
+    /// The first request with this `Idempotency-Key` has not been answered (or was interrupted).
+    #[error("{0}")]
+    IdempotencyKeyInUse(String),
     #[error("{0}")]
     Unavailable(String),
     /// The client did not send its request body within the time allowed.
@@ -101,6 +107,13 @@ impl ApiError {
             ApiError::VersionConflict(_) => ("version-conflict", "Stream version conflict"),
             ApiError::InvalidState(_) => ("invalid-state", "Command does not apply"),
             ApiError::Duplicate(_) => ("duplicate", "Already recorded"),
+            ApiError::IdempotencyKeyReused(_) => (
+                "idempotency-key-reused",
+                "Idempotency key used with another request",
+            ),
+            ApiError::IdempotencyKeyInUse(_) => {
+                ("idempotency-key-in-use", "Idempotency key in use")
+            }
             ApiError::Unavailable(_) => ("unavailable", "Service temporarily unavailable"),
             ApiError::RequestTimeout(_) => ("request-timeout", "Request body not received in time"),
             ApiError::TooManyConnections(_) => ("too-many-connections", "Too many connections"),
@@ -141,9 +154,11 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::VersionConflict(_) | ApiError::InvalidState(_) | ApiError::Duplicate(_) => {
-                StatusCode::CONFLICT
-            }
+            ApiError::VersionConflict(_)
+            | ApiError::InvalidState(_)
+            | ApiError::Duplicate(_)
+            | ApiError::IdempotencyKeyInUse(_) => StatusCode::CONFLICT,
+            ApiError::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -161,7 +176,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => {
                 resp.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::IdempotencyKeyInUse(_) => {
                 resp.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             ApiError::RequestTimeout(_) | ApiError::TooManyConnections(_) => {

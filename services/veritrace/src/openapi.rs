@@ -66,11 +66,20 @@ fn edge_responses(doc: &mut serde_json::Value) {
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return;
     };
-    for operation in paths
+    for (method, operation) in paths
         .values_mut()
         .filter_map(|p| p.as_object_mut())
-        .flat_map(|p| p.values_mut())
+        .flat_map(|p| p.iter_mut())
     {
+        let is_post = method == "post";
+        if is_post && let Some(op) = operation.as_object_mut() {
+            let parameters = op
+                .entry("parameters")
+                .or_insert_with(|| serde_json::json!([]));
+            if let Some(parameters) = parameters.as_array_mut() {
+                parameters.push(idempotency_key_parameter());
+            }
+        }
         let has_body = operation.get("requestBody").is_some();
         let has_parameters = operation
             .get("parameters")
@@ -119,6 +128,16 @@ fn edge_responses(doc: &mut serde_json::Value) {
         if has_parameters {
             add("422", "A parameter is invalid; `errors` names it");
         }
+        if is_post {
+            add(
+                "409",
+                "The first request with this `Idempotency-Key` has not been answered yet",
+            );
+            add(
+                "422",
+                "This `Idempotency-Key` was used with another request (method, path or body)",
+            );
+        }
         if secured {
             add("401", "No API key, or not a valid one");
             add(
@@ -127,6 +146,28 @@ fn edge_responses(doc: &mut serde_json::Value) {
             );
         }
     }
+}
+
+/// The `Idempotency-Key` header every POST accepts ([`veritrace_kernel::idempotency`]).
+fn idempotency_key_parameter() -> serde_json::Value {
+    use veritrace_kernel::idempotency::{HEADER, MAX_KEY_BYTES, REPLAYED_HEADER};
+    serde_json::json!({
+        "name": HEADER,
+        "in": "header",
+        "required": false,
+        "description": format!(
+            "Makes a retry safe: a request sent again with the same key, method, path and body \
+             gets the first successful answer (with `{REPLAYED_HEADER}: true`) and records \
+             nothing new. Keys are per organisation and kept for \
+             `http.idempotency_retention_hours` (at least 24 h)."
+        ),
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_KEY_BYTES,
+            "pattern": "^[!#-~]+$",
+        },
+    })
 }
 
 async fn openapi_json() -> HttpResponse {

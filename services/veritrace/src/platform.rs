@@ -26,6 +26,7 @@ use veritrace_kernel::event_store::EventStore;
 use veritrace_kernel::http::{
     BodyLimit, BodyTimeout, ClientConnections, ReceiptLinks, refuse_excess_connections,
 };
+use veritrace_kernel::idempotency::{IdempotencyKeys, idempotent};
 use veritrace_kernel::migrate;
 use veritrace_kernel::outbox::OutboxRelay;
 use veritrace_kernel::telemetry::{Metrics, metrics_endpoint};
@@ -134,6 +135,10 @@ impl Platform {
         let identity_db = Database::open(&data.join("identity.db")).await?;
         migrate::run(&identity_db, "identity", migrate::IDENTITY).await?;
         let identity = Identity::new(&identity_db);
+        let idempotency_db = Database::open(&data.join("idempotency.db")).await?;
+        migrate::run(&idempotency_db, "idempotency", migrate::IDEMPOTENCY).await?;
+        let idempotency = IdempotencyKeys::configured(idempotency_db, &config.http);
+        tokio::spawn(idempotency.clone().sweep_hourly(shutdown_rx.clone()));
 
         let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
         let anchor_db = Database::open(&data.join("anchor.db")).await?;
@@ -167,6 +172,7 @@ impl Platform {
             Routes {
                 identity: identity.clone(),
                 organisations: true,
+                idempotency: Some(idempotency),
                 domains: domains.clone(),
                 anchor: Some((anchor.clone(), state)),
                 metrics: metrics.clone(),
@@ -254,6 +260,8 @@ pub struct Routes {
     pub identity: Identity,
     /// `/organisations` (the identity service's own routes).
     pub organisations: bool,
+    /// Where the `Idempotency-Key`s of this process's POSTs are kept (none: it has no POSTs).
+    pub idempotency: Option<IdempotencyKeys>,
     /// The domains this process runs.
     pub domains: Vec<Arc<dyn RunningDomain>>,
     /// Receipts, the explorer, the chain pages.
@@ -369,6 +377,7 @@ pub fn http_server(
     let receipt_links = ReceiptLinks::new(config.http.receipts_url.as_deref())?;
     let identity = web::Data::new(routes.identity);
     let organisations = routes.organisations;
+    let idempotency = routes.idempotency.map(web::Data::new);
     let domains = routes.domains;
     let anchor = routes.anchor.map(|(anchor, state)| {
         let explorer = web::Data::new(crate::explorer::Explorer {
@@ -382,8 +391,11 @@ pub fn http_server(
     let mut server = HttpServer::new(move || {
         let metrics = metrics.clone();
         let (domains, anchor) = (domains.clone(), anchor.clone());
-        App::new()
-            .app_data(limit)
+        let mut app = App::new();
+        if let Some(keys) = idempotency.clone() {
+            app = app.app_data(keys);
+        }
+        app.app_data(limit)
             .app_data(body_timeout)
             .app_data(receipt_links.clone())
             .app_data(identity.clone())
@@ -397,6 +409,7 @@ pub fn http_server(
                 web::PathConfig::default()
                     .error_handler(|err, _| ApiError::field("path", err.to_string()).into()),
             )
+            .wrap(actix_web::middleware::from_fn(idempotent))
             .wrap_fn(refuse_excess_connections)
             .wrap_fn(move |req, srv| {
                 let metrics = metrics.clone();

@@ -15,6 +15,7 @@ use veritrace_kernel::bus::Bus;
 use veritrace_kernel::config::Config;
 use veritrace_kernel::db::Database;
 use veritrace_kernel::domain::{Domain, DomainContext};
+use veritrace_kernel::idempotency::IdempotencyKeys;
 use veritrace_kernel::migrate::{self, MigrateError, Migration};
 use veritrace_kernel::outbox::OutboxRelay;
 use veritrace_kernel::telemetry::Metrics;
@@ -190,6 +191,7 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
     let mut routes = Routes {
         identity: identity.clone(),
         organisations: false,
+        idempotency: None,
         domains: Vec::new(),
         anchor: None,
         metrics: metrics.clone(),
@@ -198,7 +200,18 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
     match service {
         Service::Identity => {
             migrate_when_up(&identity_db, "identity", migrate::IDENTITY, &shutdown_rx).await?;
+            migrate_when_up(
+                &identity_db,
+                "idempotency",
+                migrate::IDEMPOTENCY,
+                &shutdown_rx,
+            )
+            .await?;
             routes.organisations = true;
+            routes.idempotency = Some(IdempotencyKeys::configured(
+                identity_db.clone(),
+                &config.http,
+            ));
         }
         Service::Domain(domain) => {
             let genesis_path = config.chain.genesis.clone().ok_or("chain.genesis")?;
@@ -213,6 +226,8 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
             let db = Database::postgres(&config.database, name, name)?;
             migrate_when_up(&db, "event_store", migrate::EVENT_STORE, &shutdown_rx).await?;
             migrate_when_up(&db, name, domain.migrations(), &shutdown_rx).await?;
+            migrate_when_up(&db, "idempotency", migrate::IDEMPOTENCY, &shutdown_rx).await?;
+            routes.idempotency = Some(IdempotencyKeys::configured(db.clone(), &config.http));
             let running = domain
                 .start(DomainContext {
                     events: db.clone(),
@@ -256,6 +271,9 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
             readiness.databases.push(db);
             readiness.consumer_bus = Some(bus);
         }
+    }
+    if let Some(keys) = &routes.idempotency {
+        tokio::spawn(keys.clone().sweep_hourly(shutdown_rx.clone()));
     }
     routes.readiness = readiness;
     let (server, addr) = http_server(&config, routes, listener)?;

@@ -1534,6 +1534,13 @@ fn init_sql_lets_each_role_run_its_service() {
             )
             .await
             .expect("identity migrates as veritrace_identity");
+            migrate::run(
+                &db(&identity_cfg, "identity"),
+                "idempotency",
+                migrate::IDEMPOTENCY,
+            )
+            .await
+            .expect("identity's idempotency keys migrate as veritrace_identity");
             for (domain, cfg) in &domains {
                 let name = domain.name();
                 let events = db(cfg, name);
@@ -1545,6 +1552,11 @@ fn init_sql_lets_each_role_run_its_service() {
                 migrate::run(&events, name, domain.migrations())
                     .await
                     .unwrap_or_else(|e| panic!("{name} migrates as veritrace_{name}: {e}"));
+                migrate::run(&events, "idempotency", migrate::IDEMPOTENCY)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("{name}'s idempotency keys migrate as veritrace_{name}: {e}")
+                    });
             }
             migrate::run(
                 &db(&anchor_cfg, "anchor"),

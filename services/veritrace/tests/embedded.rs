@@ -941,3 +941,170 @@ fn the_admin_key_is_never_lost() {
         assert_eq!(v["role"], "admin", "{v}");
     }
 }
+
+/// A POST with an `Idempotency-Key`: status, body, and whether the answer was replayed.
+fn post_once(p: &Running, key: &str, path: &str, idem: &str, body: &Value) -> (u16, Value, bool) {
+    let mut resp = agent()
+        .post(&format!("{}{path}", p.url))
+        .header("Content-Type", "application/json")
+        .header("Authorization", &format!("Bearer {key}"))
+        .header("Idempotency-Key", idem)
+        .send(body.to_string().as_bytes())
+        .expect("request");
+    let replayed = resp
+        .headers()
+        .get("idempotent-replayed")
+        .is_some_and(|v| v == "true");
+    let (status, _, v) = read_response(&mut resp);
+    (status, v, replayed)
+}
+
+#[test]
+fn a_retried_post_gets_the_first_answer_and_records_nothing_new_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = up(dir.path(), &[]);
+    let admin = p.key.clone().unwrap();
+    let file = b"exhibit retried";
+    let body = json!({
+        "content_hash": {"algorithm": "sha-256", "digest": sha256_hex(file)},
+        "title": "Retried exhibit",
+    });
+    let (s, first, replayed) = post_once(&p, &admin, "/evidence", "reg-1", &body);
+    assert_eq!((s, replayed), (201, false), "{first}");
+    assert!(first["event_id"].is_string(), "{first}");
+    let (s, again, replayed) = post_once(&p, &admin, "/evidence", "reg-1", &body);
+    assert_eq!((s, replayed), (201, true), "{again}");
+    assert_eq!(again, first);
+
+    // The same key with another body, or on another path: 422, and nothing recorded.
+    let mut other = body.clone();
+    other["title"] = json!("Another title");
+    let (s, v, _) = post_once(&p, &admin, "/evidence", "reg-1", &other);
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(
+        v["type"], "urn:veritrace:problem:idempotency-key-reused",
+        "{v}"
+    );
+    let (s, v, _) = post_once(&p, &admin, "/evidence/batch", "reg-1", &body);
+    assert_eq!(s, 422, "{v}");
+
+    // Keys belong to an organisation: another may use the same one for its own request.
+    let (s, _, org) = call(
+        "POST",
+        &format!("{}/organisations", p.url),
+        Some(&admin),
+        Some(json!({"name": "Second registrant"}).to_string().as_bytes()),
+    );
+    assert_eq!(s, 201, "{org}");
+    let member = org["api_key"].as_str().unwrap().to_string();
+    let (s, theirs, replayed) = post_once(&p, &member, "/evidence", "reg-1", &body);
+    assert_eq!((s, replayed), (201, false), "{theirs}");
+    assert_ne!(theirs["event_id"], first["event_id"]);
+
+    // A refused request releases its key: corrected, it goes through under the same key.
+    let (s, v, _) = post_once(
+        &p,
+        &admin,
+        "/evidence",
+        "reg-2",
+        &json!({"title": "no hash"}),
+    );
+    assert_eq!(s, 422, "{v}");
+    let mut second = body.clone();
+    second["title"] = json!("Second exhibit");
+    let (s, v, _) = post_once(&p, &admin, "/evidence", "reg-2", &second);
+    assert_eq!(s, 201, "{v}");
+
+    // Eight clients send one request at once: one records it, the others hear its answer or
+    // that it is still being answered.
+    let mut third = body.clone();
+    third["title"] = json!("Third exhibit");
+    let answers: Vec<(u16, Value, bool)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| post_once(&p, &admin, "/evidence", "reg-3", &third)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let recorded: Vec<&Value> = answers
+        .iter()
+        .filter(|a| a.0 == 201)
+        .map(|a| &a.1)
+        .collect();
+    assert!(!recorded.is_empty(), "{answers:?}");
+    assert!(
+        recorded
+            .iter()
+            .all(|v| v["event_id"] == recorded[0]["event_id"]),
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|a| a.0 == 201 && !a.2).count(),
+        1,
+        "{answers:?}"
+    );
+    for (s, v, _) in answers.iter().filter(|a| a.0 != 201) {
+        assert_eq!(*s, 409, "{v}");
+        assert_eq!(
+            v["type"], "urn:veritrace:problem:idempotency-key-in-use",
+            "{v}"
+        );
+    }
+
+    // A withdrawal retried moves the record once.
+    let id = first["evidence"]["evidence_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let withdraw = json!({"reason": "filed in error", "expected_version": 1});
+    let path = format!("/evidence/{id}/withdrawal");
+    let (s, w1, _) = post_once(&p, &admin, &path, "wd-1", &withdraw);
+    assert_eq!(s, 200, "{w1}");
+    let (s, w2, replayed) = post_once(&p, &admin, &path, "wd-1", &withdraw);
+    assert_eq!((s, replayed), (200, true), "{w2}");
+    assert_eq!(w1, w2);
+
+    // SIGKILL and restart: the keys and their answers are still there.
+    drop(p);
+    let p = up(dir.path(), &[]);
+    let (s, after, replayed) = post_once(&p, &admin, "/evidence", "reg-1", &body);
+    assert_eq!((s, replayed), (201, true), "{after}");
+    assert_eq!(after["event_id"], first["event_id"]);
+    let (s, v, _) = post_once(&p, &admin, "/evidence", "reg-1", &other);
+    assert_eq!(s, 422, "{v}");
+
+    // Exactly what was asked for is recorded: one record per organisation for this file,
+    // the second and third exhibits once each, and the withdrawal once.
+    let digest = sha256_hex(file);
+    let (_, _, list) = call(
+        "GET",
+        &format!("{}/evidence?digest={digest}", p.url),
+        Some(&admin),
+        None,
+    );
+    let titles: Vec<&str> = list
+        .as_array()
+        .or_else(|| list["items"].as_array())
+        .expect("a list")
+        .iter()
+        .filter_map(|r| r["title"].as_str())
+        .collect();
+    let mut sorted = titles.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "Retried exhibit",
+            "Retried exhibit",
+            "Second exhibit",
+            "Third exhibit"
+        ],
+        "{list}"
+    );
+    let (_, _, record) = call(
+        "GET",
+        &format!("{}/evidence/{id}", p.url),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(record["version"], 2, "{record}");
+}
