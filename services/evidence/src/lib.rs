@@ -50,11 +50,11 @@ impl EvidenceService {
         migrate::run(db, "event_store", migrate::EVENT_STORE).await?;
         migrate::run(read_db, SERVICE, MIGRATIONS).await?;
         let store = EventStore::start(db).await?.observed_by(metrics.clone());
-        let read_model = ReadModel::open(read_db)?;
+        let read_model = ReadModel::open(read_db).await?;
         let (reached, projected) = watch::channel(0);
         tokio::spawn(veritrace_kernel::projection::run_projector(
             store.clone(),
-            read_model.clone(),
+            read_model.projection(),
             reached,
             shutdown,
         ));
@@ -187,6 +187,10 @@ impl Domain for Evidence {
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         use utoipa::OpenApi;
         http::EvidenceApi::openapi()
+    }
+
+    fn event_types(&self) -> &'static [veritrace_kernel::domain::EventType] {
+        domain::EVENT_TYPES
     }
 
     /// Registrations of SHA-256 hashes of made-up files: one through `POST /evidence`, more

@@ -40,6 +40,10 @@ pub trait Domain: Send + Sync {
     fn migrations(&self) -> &'static [Migration];
     /// Its paths and schemas in the OpenAPI document.
     fn openapi(&self) -> utoipa::openapi::OpenApi;
+    /// Every event type it records, at every version it records, each with the published
+    /// JSON Schema of its payload ([`EventType`], declared with [`event_type!`](crate::event_type)):
+    /// the contract other domains consume. Tests hold every event the suite records against it.
+    fn event_types(&self) -> &'static [EventType];
     /// A request that records `count` new events for `veritrace bench`: a path and a JSON
     /// body, answered 201 (`seed` makes every request's content its own). None if the domain
     /// offers no load.
@@ -50,6 +54,61 @@ pub trait Domain: Send + Sync {
     /// (the event store's and [`Domain::migrations`]; running them again is harmless). The
     /// process relays its outbox to the bus.
     async fn start(&self, context: DomainContext) -> Result<Arc<dyn RunningDomain>, BoxError>;
+}
+
+/// One event type of a domain at one version: the contract of its events' `payload`. The
+/// envelope around every payload (`type`, `type_version`, `stream`, …) is the kernel's
+/// [`EventEnvelope`](crate::envelope::EventEnvelope), published as `$defs/event` of
+/// `schemas/receipt.schema.json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventType {
+    /// The envelope's `type`, e.g. `EvidenceRegistered`.
+    pub name: &'static str,
+    /// The envelope's `type_version`, from 1. A change that could make a consumer misread an
+    /// event (a member removed, renamed, retyped or constrained further) is a new version,
+    /// with a schema of its own; the old version stays declared while its events may be read.
+    pub version: u32,
+    /// JSON Schema (draft 2020-12) of the payload: the text of
+    /// `schemas/events/<domain>/`[`EventType::file_name`].
+    pub schema: &'static str,
+}
+
+impl EventType {
+    /// Its schema's file name under `schemas/events/<domain>/`: `<name>.v<version>.schema.json`.
+    pub fn file_name(&self) -> String {
+        format!("{}.v{}.schema.json", self.name, self.version)
+    }
+
+    /// Its schema's `$id`: `urn:veritrace:schema:event:<domain>:<name>:v<version>`.
+    pub fn schema_id(&self, domain: &str) -> String {
+        format!(
+            "urn:veritrace:schema:event:{domain}:{}:v{}",
+            self.name, self.version
+        )
+    }
+}
+
+/// Declares an [`EventType`] of domain `$domain` with its schema compiled in from
+/// `schemas/events/<domain>/<name>.v<version>.schema.json` (a missing file fails the build):
+/// `event_type!("evidence", "EvidenceRegistered", 1)`.
+#[macro_export]
+macro_rules! event_type {
+    ($domain:literal, $name:literal, $version:literal) => {
+        $crate::domain::EventType {
+            name: $name,
+            version: $version,
+            schema: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../schemas/events/",
+                $domain,
+                "/",
+                $name,
+                ".v",
+                $version,
+                ".schema.json"
+            )),
+        }
+    };
 }
 
 /// A started domain.
@@ -86,6 +145,27 @@ mod tests {
         for bad in ["", "Evidence", "e-invoice", "a1", "x y", &"a".repeat(33)] {
             assert!(!is_domain_name(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn event_types_name_their_schema_files_by_type_and_version() {
+        const TYPES: &[EventType] = &[
+            EventType {
+                name: "ThingDone",
+                version: 1,
+                schema: "{}",
+            },
+            EventType {
+                name: "ThingDone",
+                version: 2,
+                schema: "{}",
+            },
+        ];
+        assert_eq!(TYPES[1].file_name(), "ThingDone.v2.schema.json");
+        assert_eq!(
+            TYPES[0].schema_id("things"),
+            "urn:veritrace:schema:event:things:ThingDone:v1"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod migrate;
 pub mod outbox;
 pub mod problem;
 pub mod projection;
+pub mod read_model;
 pub mod strict_json;
 pub mod telemetry;
 #[cfg(feature = "testing")]

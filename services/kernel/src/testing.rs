@@ -4,9 +4,15 @@
 //! PostgreSQL comes from `VERITRACE_TEST_DATABASE_URL` (default: the server `scripts/services`
 //! starts). A test that cannot reach it fails and names `scripts/test`; only
 //! `VERITRACE_TEST_BACKENDS=sqlite` skips the PostgreSQL half, and says so.
+//!
+//! [`EventSchemas`] holds the events a test recorded against the payload schemas their domain
+//! publishes ([`Domain::event_types`]).
 
 use crate::config::DatabaseConfig;
 use crate::db::Database;
+use crate::domain::{Domain, EventType};
+use crate::envelope::EventEnvelope;
+use crate::event_store::{EventStore, StoredEvent};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use std::path::PathBuf;
@@ -183,4 +189,127 @@ macro_rules! backend_tests {
             }
         )*
     };
+}
+
+/// A domain's published event schemas ([`Domain::event_types`]), compiled (draft 2020-12, each
+/// checked against the meta-schema first), to check recorded events against.
+pub struct EventSchemas {
+    service: String,
+    compiled: Vec<(EventType, jsonschema::Validator)>,
+}
+
+impl std::fmt::Debug for EventSchemas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let types: Vec<String> = self.compiled.iter().map(|(t, _)| t.file_name()).collect();
+        f.debug_struct("EventSchemas")
+            .field("service", &self.service)
+            .field("types", &types)
+            .finish()
+    }
+}
+
+impl EventSchemas {
+    /// The schemas `domain` declares.
+    pub fn of(domain: &dyn Domain) -> Result<EventSchemas, String> {
+        EventSchemas::new(domain.name(), domain.event_types())
+    }
+
+    /// The schemas of `types`, the event types of the service `service`. Fails naming the
+    /// first schema that is not JSON, not a draft 2020-12 schema, or declared twice.
+    pub fn new(service: &str, types: &[EventType]) -> Result<EventSchemas, String> {
+        let mut compiled: Vec<(EventType, jsonschema::Validator)> = Vec::new();
+        for t in types {
+            let name = format!("{service}/{}", t.file_name());
+            if compiled
+                .iter()
+                .any(|(c, _)| (c.name, c.version) == (t.name, t.version))
+            {
+                return Err(format!("{name} is declared twice"));
+            }
+            let schema: serde_json::Value =
+                serde_json::from_str(t.schema).map_err(|e| format!("{name}: not JSON: {e}"))?;
+            if schema["$schema"] != "https://json-schema.org/draft/2020-12/schema" {
+                return Err(format!("{name}: $schema must name draft 2020-12"));
+            }
+            let validator = jsonschema::draft202012::options()
+                .build(&schema)
+                .map_err(|e| format!("{name}: not a valid schema: {e}"))?;
+            compiled.push((*t, validator));
+        }
+        Ok(EventSchemas {
+            service: service.to_string(),
+            compiled,
+        })
+    }
+
+    /// Checks one event: recorded by this service, of a declared type and version, and its
+    /// payload valid against that type's schema. An event of a type or version the domain
+    /// does not declare fails. The error names the event and every violation.
+    pub fn check(&self, event: &EventEnvelope) -> Result<(), String> {
+        let what = format!(
+            "event {} ({} v{}, stream {})",
+            event.id, event.event_type, event.type_version, event.stream
+        );
+        if event.service != self.service {
+            return Err(format!(
+                "{what}: recorded by {:?}, checked against the schemas of {:?}",
+                event.service, self.service
+            ));
+        }
+        let Some((_, validator)) = self
+            .compiled
+            .iter()
+            .find(|(t, _)| t.name == event.event_type && t.version == event.type_version)
+        else {
+            return Err(format!(
+                "{what}: {} declares no schema for this type and version (Domain::event_types)",
+                self.service
+            ));
+        };
+        let violations: Vec<String> = validator
+            .iter_errors(&event.payload)
+            .map(|e| format!("payload{}: {e}", e.instance_path()))
+            .collect();
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} breaks its schema: {}",
+                violations.join("; ")
+            ))
+        }
+    }
+
+    /// Checks every event in `store`, in position order, and returns them all; or every
+    /// failure, a row that cannot be read being one.
+    pub async fn check_store(&self, store: &EventStore) -> Result<Vec<StoredEvent>, Vec<String>> {
+        let (mut events, mut failures, mut after) = (Vec::new(), Vec::new(), 0);
+        loop {
+            let batch = store
+                .read_after(after, 1000)
+                .await
+                .map_err(|e| vec![format!("reading the {} event store: {e}", self.service)])?;
+            if batch.last == 0 {
+                break;
+            }
+            after = batch.last;
+            failures.extend(
+                batch
+                    .unreadable
+                    .iter()
+                    .map(|u| format!("unreadable event at position {}: {}", u.position, u.reason)),
+            );
+            for e in batch.events {
+                if let Err(f) = self.check(&e.envelope) {
+                    failures.push(f);
+                }
+                events.push(e);
+            }
+        }
+        if failures.is_empty() {
+            Ok(events)
+        } else {
+            Err(failures)
+        }
+    }
 }

@@ -1552,6 +1552,15 @@ fn init_sql_lets_each_role_run_its_service() {
                 migrate::run(&events, name, domain.migrations())
                     .await
                     .unwrap_or_else(|e| panic!("{name} migrates as veritrace_{name}: {e}"));
+                migrate::run(
+                    &events,
+                    "read_model",
+                    veritrace_kernel::read_model::MIGRATIONS,
+                )
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("{name}'s read-model tables migrate as veritrace_{name}: {e}")
+                });
                 migrate::run(&events, "idempotency", migrate::IDEMPOTENCY)
                     .await
                     .unwrap_or_else(|e| {

@@ -5,6 +5,7 @@
 use chain_core::{ContentHash, ContentHashAlg};
 use serde::{Deserialize, Serialize};
 use veritrace_kernel::FieldError;
+use veritrace_kernel::domain::EventType;
 use veritrace_kernel::strict_json::check_text_field;
 
 pub const SERVICE: &str = "evidence";
@@ -13,8 +14,15 @@ pub const MAX_CASE_REFERENCE_CHARS: usize = 100;
 pub const MAX_REASON_CHARS: usize = 1000;
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 
+/// Every event type the domain records, with the published schema of its payload
+/// (`schemas/events/evidence/<type>.v<version>.schema.json`): what other domains may rely on.
+pub const EVENT_TYPES: &[EventType] = &[
+    veritrace_kernel::event_type!("evidence", "EvidenceRegistered", 1),
+    veritrace_kernel::event_type!("evidence", "EvidenceWithdrawn", 1),
+];
+
 /// The events of an evidence record; each is the payload of an envelope whose `type` is the
-/// variant name.
+/// variant name (`type_version` 1, [`EVENT_TYPES`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload")]
 pub enum EvidenceEvent {
@@ -253,5 +261,232 @@ mod tests {
         // Events survive their envelope round trip.
         let back = EvidenceEvent::from_parts(w.event_type(), &w.payload()).unwrap();
         assert_eq!(back, w);
+    }
+
+    mod schemas {
+        use super::*;
+        use serde_json::{Value, json};
+        use veritrace_kernel::EventEnvelope;
+        use veritrace_kernel::strict_json::{TEXT_FIELD_PATTERN, value_schema};
+        use veritrace_kernel::testing::EventSchemas;
+
+        const ID: &str = "0190a000-0000-7000-8000-000000000002";
+        type Edit = dyn Fn(&mut Value);
+
+        fn envelope(event_type: &str, payload: Value) -> EventEnvelope {
+            EventEnvelope {
+                id: uuid::Uuid::now_v7(),
+                service: SERVICE.into(),
+                stream: format!("evidence-{ID}"),
+                stream_version: 1,
+                event_type: event_type.into(),
+                type_version: 1,
+                occurred_at: "2026-01-01T00:00:00.000Z".into(),
+                recorded_at: "2026-01-01T00:00:00.000Z".into(),
+                organisation: "org-a".into(),
+                payload,
+            }
+        }
+
+        fn checked(event: &EvidenceEvent) -> Result<(), String> {
+            let schemas = EventSchemas::new(SERVICE, EVENT_TYPES).expect("the schemas compile");
+            schemas.check(&envelope(event.event_type(), event.payload()))
+        }
+
+        /// Whatever `decide_*` accepts, at the edges of every rule, matches its schema.
+        #[test]
+        fn every_event_decided_matches_its_schema() {
+            let mut events = Vec::new();
+            for (i, alg) in ContentHashAlg::ALL.into_iter().enumerate() {
+                let digest = "Ab".repeat(alg.digest_len());
+                let metadata = json!({
+                    "exhibit": i, "pages": [1, 2.5, -9007199254740991_i64], "sealed": true,
+                    "note": "tab\tand\nline breaks, 中文, ☃", "nested": {"deeper": {"none": null}},
+                    "": "an empty key"
+                });
+                events.push(
+                    decide_register(
+                        ID,
+                        RegisterEvidence {
+                            algorithm: alg,
+                            digest,
+                            title: format!(" {} ", "証".repeat(MAX_TITLE_CHARS - 2)),
+                            case_reference: Some("c".repeat(MAX_CASE_REFERENCE_CHARS)),
+                            metadata: metadata.as_object().cloned(),
+                        },
+                    )
+                    .unwrap(),
+                );
+            }
+            let minimal = decide_register(ID, cmd(&"ab".repeat(32))).unwrap();
+            let record = EvidenceRecord::replay([(&minimal, "org-a")]).unwrap();
+            let withdrawn = decide_withdraw(
+                &record,
+                "org-a",
+                &format!("x{}", " ".repeat(MAX_REASON_CHARS - 1)),
+            )
+            .unwrap();
+            events.extend([minimal, withdrawn]);
+            for e in &events {
+                assert_eq!(checked(e), Ok(()), "{e:?}");
+            }
+        }
+
+        /// What the domain refuses, or never records, its schema refuses too: the schemas
+        /// constrain, they do not just describe.
+        #[test]
+        fn payloads_that_break_a_rule_break_the_schema() {
+            let good = decide_register(ID, cmd(&"ab".repeat(32)))
+                .unwrap()
+                .payload();
+            let registered = |edit: &Edit| {
+                let mut p = good.clone();
+                edit(&mut p);
+                envelope("EvidenceRegistered", p)
+            };
+            let schemas = EventSchemas::new(SERVICE, EVENT_TYPES).unwrap();
+            assert_eq!(schemas.check(&registered(&|_| {})), Ok(()));
+            let broken: &[(&str, &Edit)] = &[
+                ("unknown member", &|p| p["note"] = json!("x")),
+                ("unknown content_hash member", &|p| {
+                    p["content_hash"]["salt"] = json!("x")
+                }),
+                ("missing title", &|p| {
+                    p.as_object_mut().unwrap().remove("title");
+                }),
+                ("digest too short", &|p| {
+                    p["content_hash"]["digest"] = json!("ab".repeat(31))
+                }),
+                ("sha-512 digest of 32 bytes", &|p| {
+                    p["content_hash"]["algorithm"] = json!("sha-512")
+                }),
+                ("upper-case digest", &|p| {
+                    p["content_hash"]["digest"] = json!("AB".repeat(32))
+                }),
+                ("unknown algorithm", &|p| {
+                    p["content_hash"]["algorithm"] = json!("md5")
+                }),
+                ("blank title", &|p| p["title"] = json!(" \t ")),
+                ("title too long", &|p| {
+                    p["title"] = json!("t".repeat(MAX_TITLE_CHARS + 1))
+                }),
+                ("control character", &|p| p["title"] = json!("a\u{7}b")),
+                ("empty case reference", &|p| p["case_reference"] = json!("")),
+                ("null metadata", &|p| p["metadata"] = json!(null)),
+                ("unsafe integer", &|p| {
+                    p["metadata"] = json!({"n": 9007199254740992_i64})
+                }),
+                ("control character in metadata", &|p| {
+                    p["metadata"] = json!({"k": ["\u{1b}"]})
+                }),
+                ("evidence id not a UUIDv7", &|p| {
+                    p["evidence_id"] = json!("e1")
+                }),
+            ];
+            for (what, edit) in broken {
+                let e = registered(edit);
+                assert!(schemas.check(&e).is_err(), "{what}: {}", e.payload);
+            }
+            // What serde refuses on reading, the schema refuses on publishing.
+            assert!(
+                EvidenceEvent::from_parts("EvidenceRegistered", &registered(broken[0].1).payload)
+                    .is_err()
+            );
+            let withdrawn = envelope(
+                "EvidenceWithdrawn",
+                json!({"evidence_id": ID, "reason": "r".repeat(MAX_REASON_CHARS + 1)}),
+            );
+            assert!(schemas.check(&withdrawn).is_err());
+            // A type or version the domain does not declare has no schema to pass.
+            let mut v2 = registered(&|_| {});
+            v2.type_version = 2;
+            assert!(
+                schemas
+                    .check(&v2)
+                    .unwrap_err()
+                    .contains("declares no schema")
+            );
+            let other = envelope("EvidenceAmended", good.clone());
+            assert!(
+                schemas
+                    .check(&other)
+                    .unwrap_err()
+                    .contains("declares no schema")
+            );
+        }
+
+        /// The schemas state the domain's constants, the platform's text and value rules and
+        /// the receipt's content hash, not copies that could drift.
+        #[test]
+        fn schemas_state_the_rules_of_the_code() {
+            let schema = |name: &str| -> Value {
+                let t = EVENT_TYPES.iter().find(|t| t.name == name).expect(name);
+                serde_json::from_str(t.schema).unwrap()
+            };
+            let registered = schema("EvidenceRegistered");
+            let withdrawn = schema("EvidenceWithdrawn");
+            for (s, field, max) in [
+                (&registered, "title", MAX_TITLE_CHARS),
+                (&registered, "case_reference", MAX_CASE_REFERENCE_CHARS),
+                (&withdrawn, "reason", MAX_REASON_CHARS),
+            ] {
+                let f = &s["properties"][field];
+                assert_eq!(f["maxLength"], json!(max), "{field}");
+                assert_eq!(f["pattern"], json!(TEXT_FIELD_PATTERN), "{field}");
+            }
+            // The kernel's value schema, its self-reference moved into this document.
+            let mut value = value_schema();
+            rewrite_refs(&mut value);
+            assert_eq!(
+                as_f64s(registered["$defs"]["jsonValue"].clone()),
+                as_f64s(value)
+            );
+            let receipt: Value =
+                serde_json::from_str(include_str!("../../../../schemas/receipt.schema.json"))
+                    .unwrap();
+            assert_eq!(
+                registered["$defs"]["contentHash"],
+                receipt["$defs"]["contentHash"]
+            );
+            let algorithms: Vec<&str> = ContentHashAlg::ALL.iter().map(|a| a.name()).collect();
+            assert_eq!(
+                registered["$defs"]["contentHash"]["properties"]["algorithm"]["enum"],
+                json!(algorithms)
+            );
+            assert!(
+                registered["properties"]["metadata"]["description"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("at most {MAX_METADATA_BYTES} bytes"))
+            );
+        }
+
+        fn rewrite_refs(v: &mut Value) {
+            match v {
+                Value::Object(m) => {
+                    for (k, x) in m.iter_mut() {
+                        if k == "$ref" {
+                            *x = json!("#/$defs/jsonValue");
+                        } else {
+                            rewrite_refs(x);
+                        }
+                    }
+                }
+                Value::Array(a) => a.iter_mut().for_each(rewrite_refs),
+                _ => {}
+            }
+        }
+
+        /// Numbers compared by value (the kernel writes its bounds as doubles).
+        fn as_f64s(v: Value) -> Value {
+            match v {
+                Value::Number(n) => json!(n.as_f64()),
+                Value::Array(a) => Value::Array(a.into_iter().map(as_f64s).collect()),
+                Value::Object(m) => {
+                    Value::Object(m.into_iter().map(|(k, x)| (k, as_f64s(x))).collect())
+                }
+                other => other,
+            }
+        }
     }
 }

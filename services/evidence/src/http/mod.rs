@@ -2,7 +2,7 @@
 
 use crate::EvidenceService;
 use crate::domain::{self, EvidenceError, RegisterEvidence};
-use crate::projections::{EvidenceFilter, EvidenceView, ProjectionError};
+use crate::projections::{EvidenceFilter, EvidenceView};
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use chain_core::ContentHashAlg;
@@ -18,15 +18,6 @@ impl From<EvidenceError> for ApiError {
             EvidenceError::Invalid(errors) => ApiError::Validation(errors),
             EvidenceError::NotOwner(_) => ApiError::Forbidden(e.to_string()),
             EvidenceError::AlreadyWithdrawn(_) => ApiError::InvalidState(e.to_string()),
-        }
-    }
-}
-
-impl From<ProjectionError> for ApiError {
-    fn from(e: ProjectionError) -> Self {
-        match e {
-            ProjectionError::Pool(_) => ApiError::unavailable("the evidence read model", e),
-            other => ApiError::Internal(other.to_string()),
         }
     }
 }

@@ -1,19 +1,18 @@
 //! The read side (diesel): evidence records as the query endpoints serve them, kept up to date
-//! from the event store by the projector. Each batch of events and the checkpoint move in one
-//! transaction, so a crash replays nothing twice and skips nothing.
+//! from the event store by the projector. What is the evidence domain's own lives here (its
+//! table, rows and views, how each event changes the table, its queries); the pool, the
+//! checkpoint and the transaction that applies a batch and moves it are the kernel's
+//! ([`veritrace_kernel::read_model`]).
 
 use crate::domain::{EvidenceEvent, EvidenceRegistered, EvidenceStatus};
-use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
-use diesel::sqlite::SqliteConnection;
 use serde::Serialize;
-use std::sync::Arc;
-use std::time::Duration;
 use utoipa::ToSchema;
 use veritrace_kernel::EventEnvelope;
 use veritrace_kernel::db::Database;
 use veritrace_kernel::event_store::StoredEvent;
+use veritrace_kernel::read_model::{self, ApplyError, ProjectedTables, ReadModelError};
+use veritrace_kernel::with_read_conn;
 
 pub const PROJECTION: &str = "evidence_records";
 
@@ -32,13 +31,6 @@ diesel::table! {
         withdrawn_at -> Nullable<Text>,
         withdrawal_reason -> Nullable<Text>,
         version -> BigInt,
-    }
-}
-
-diesel::table! {
-    projection_checkpoints (projection) {
-        projection -> Text,
-        position -> BigInt,
     }
 }
 
@@ -166,46 +158,6 @@ fn registered_row(env: &EventEnvelope, r: EvidenceRegistered) -> EvidenceRow {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectionError {
-    #[error("read model unavailable: {0}")]
-    Pool(String),
-    #[error("read model query failed: {0}")]
-    Query(#[from] diesel::result::Error),
-    #[error("event at position {0} cannot be projected: {1}")]
-    Event(i64, String),
-}
-
-#[derive(Debug)]
-struct SqlitePragmas;
-
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        // NORMAL, not FULL: the read model is rebuilt from the event store if a power loss
-        // takes its last commits (rows and checkpoint move together, so it stays consistent).
-        diesel::sql_query("PRAGMA busy_timeout = 10000")
-            .execute(conn)
-            .map_err(diesel::r2d2::Error::QueryError)?;
-        diesel::sql_query("PRAGMA synchronous = NORMAL")
-            .execute(conn)
-            .map(|_| ())
-            .map_err(diesel::r2d2::Error::QueryError)
-    }
-}
-
-/// The read model's connection pool: the SQLite file beside the event store, or the service's
-/// schema in PostgreSQL.
-#[derive(Clone)]
-pub struct ReadModel {
-    pool: ReadPool,
-}
-
-#[derive(Clone)]
-enum ReadPool {
-    Sqlite(Pool<ConnectionManager<SqliteConnection>>),
-    Postgres(Pool<ConnectionManager<PgConnection>>),
-}
-
 /// Filters of the evidence list.
 #[derive(Debug, Default, Clone)]
 pub struct EvidenceFilter {
@@ -216,113 +168,65 @@ pub struct EvidenceFilter {
     pub limit: i64,
 }
 
-/// Runs `$body` with `$c` bound to a pooled connection, on a blocking thread. The body is
-/// expanded once per backend, so typed diesel queries are written once for both.
-macro_rules! with_conn {
-    ($model:expr, |$c:ident| $body:expr) => {
-        match &$model.pool {
-            ReadPool::Sqlite(pool) => {
-                let pool = pool.clone();
-                blocking(move || {
-                    let mut conn = pool.get().map_err(pool_error)?;
-                    let $c: &mut SqliteConnection = &mut conn;
-                    $body
-                })
-                .await
+/// How evidence events change `evidence_records`.
+pub struct EvidenceRecords;
+
+impl ProjectedTables for EvidenceRecords {
+    const PROJECTION: &'static str = PROJECTION;
+
+    veritrace_kernel::apply_on_each_backend!(|c, event| {
+        let env = &event.envelope;
+        match EvidenceEvent::from_parts(&env.event_type, &env.payload)
+            .map_err(ApplyError::Unappliable)?
+        {
+            EvidenceEvent::EvidenceRegistered(r) => {
+                diesel::insert_into(evidence_records::table)
+                    .values(registered_row(env, r))
+                    .on_conflict_do_nothing()
+                    .execute(c)?;
             }
-            ReadPool::Postgres(pool) => {
-                let pool = pool.clone();
-                blocking(move || {
-                    let mut conn = pool.get().map_err(pool_error)?;
-                    let $c: &mut PgConnection = &mut conn;
-                    $body
-                })
-                .await
-            }
-        }
-    };
-}
-
-fn pool_error(e: diesel::r2d2::PoolError) -> ProjectionError {
-    ProjectionError::Pool(e.to_string())
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ProjectionError> + Send + 'static,
-) -> Result<T, ProjectionError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ProjectionError::Pool(e.to_string()))?
-}
-
-/// Applies events in position order and moves the checkpoint (inside the caller's transaction).
-macro_rules! apply_events {
-    ($c:ident, $events:expr, $through:expr) => {{
-        for e in $events.iter() {
-            let env = &e.envelope;
-            let event = EvidenceEvent::from_parts(&env.event_type, &env.payload)
-                .map_err(|m| ProjectionError::Event(e.position, m))?;
-            match event {
-                EvidenceEvent::EvidenceRegistered(r) => {
-                    diesel::insert_into(evidence_records::table)
-                        .values(registered_row(env, r))
-                        .on_conflict_do_nothing()
-                        .execute($c)?;
-                }
-                EvidenceEvent::EvidenceWithdrawn(w) => {
-                    diesel::update(evidence_records::table.find(w.evidence_id))
-                        .set((
-                            evidence_records::status.eq(status_name(EvidenceStatus::Withdrawn)),
-                            evidence_records::withdrawn_at.eq(Some(env.recorded_at.clone())),
-                            evidence_records::withdrawal_reason.eq(Some(w.reason)),
-                            evidence_records::version.eq(env.stream_version as i64),
-                        ))
-                        .execute($c)?;
-                }
+            EvidenceEvent::EvidenceWithdrawn(w) => {
+                diesel::update(evidence_records::table.find(w.evidence_id))
+                    .set((
+                        evidence_records::status.eq(status_name(EvidenceStatus::Withdrawn)),
+                        evidence_records::withdrawn_at.eq(Some(env.recorded_at.clone())),
+                        evidence_records::withdrawal_reason.eq(Some(w.reason)),
+                        evidence_records::version.eq(env.stream_version as i64),
+                    ))
+                    .execute(c)?;
             }
         }
-        let last: i64 = $through;
-        diesel::insert_into(projection_checkpoints::table)
-            .values((
-                projection_checkpoints::projection.eq(PROJECTION),
-                projection_checkpoints::position.eq(last),
-            ))
-            .on_conflict(projection_checkpoints::projection)
-            .do_update()
-            .set(projection_checkpoints::position.eq(last))
-            .execute($c)?;
-        Ok::<i64, ProjectionError>(last)
-    }};
+        Ok(())
+    });
+}
+
+/// The evidence read model (the kernel's, fed with [`EvidenceRecords`]) and its queries.
+#[derive(Clone)]
+pub struct ReadModel {
+    model: read_model::ReadModel<EvidenceRecords>,
 }
 
 impl ReadModel {
-    /// A pool on `db`: its SQLite file, or its PostgreSQL schema. The tables must exist
-    /// (`migrate::run` with [`crate::MIGRATIONS`]).
-    pub fn open(db: &Database) -> Result<Self, ProjectionError> {
-        let pool = match db {
-            Database::Sqlite(db) => ReadPool::Sqlite(
-                Pool::builder()
-                    .max_size(4)
-                    .connection_timeout(Duration::from_secs(10))
-                    .connection_customizer(Box::new(SqlitePragmas))
-                    .build(ConnectionManager::new(db.path.display().to_string()))
-                    .map_err(pool_error)?,
-            ),
-            // Lazily: a service starts while PostgreSQL is down.
-            Database::Postgres(db) => ReadPool::Postgres(
-                Pool::builder()
-                    .max_size(db.read_connections)
-                    .min_idle(Some(0))
-                    .connection_timeout(db.acquire_timeout)
-                    .test_on_check_out(true)
-                    .build_unchecked(ConnectionManager::new(db.libpq_url.clone())),
-            ),
-        };
-        Ok(ReadModel { pool })
+    /// A pool on `db`: its SQLite file, or its PostgreSQL schema. The evidence tables must
+    /// exist (`migrate::run` with [`crate::MIGRATIONS`]).
+    pub async fn open(db: &Database) -> Result<Self, ReadModelError> {
+        Ok(ReadModel {
+            model: read_model::ReadModel::open(db).await?,
+        })
     }
 
-    pub async fn get(&self, id: String) -> Result<Option<EvidenceView>, ProjectionError> {
-        with_conn!(self, |c| {
+    /// What the projector keeps up to date.
+    pub fn projection(&self) -> read_model::ReadModel<EvidenceRecords> {
+        self.model.clone()
+    }
+
+    /// The position of the last event projected.
+    pub async fn checkpoint(&self) -> Result<i64, ReadModelError> {
+        self.model.checkpoint().await
+    }
+
+    pub async fn get(&self, id: String) -> Result<Option<EvidenceView>, ReadModelError> {
+        with_read_conn!(self.model, |c| {
             Ok(evidence_records::table
                 .find(id)
                 .select(EvidenceRow::as_select())
@@ -332,8 +236,8 @@ impl ReadModel {
         })
     }
 
-    pub async fn list(&self, filter: EvidenceFilter) -> Result<Vec<EvidenceView>, ProjectionError> {
-        with_conn!(self, |c| {
+    pub async fn list(&self, filter: EvidenceFilter) -> Result<Vec<EvidenceView>, ReadModelError> {
+        with_read_conn!(self.model, |c| {
             let mut q = evidence_records::table.into_boxed();
             if let Some(o) = filter.organisation {
                 q = q.filter(evidence_records::organisation.eq(o));
@@ -355,76 +259,11 @@ impl ReadModel {
             Ok(rows.into_iter().map(EvidenceView::from).collect())
         })
     }
-
-    pub async fn checkpoint(&self) -> Result<i64, ProjectionError> {
-        with_conn!(self, |c| {
-            Ok(projection_checkpoints::table
-                .find(PROJECTION)
-                .select(projection_checkpoints::position)
-                .first(c)
-                .optional()?
-                .unwrap_or(0))
-        })
-    }
-
-    /// Applies events (in position order) and moves the checkpoint to `through`, atomically.
-    pub async fn apply(
-        &self,
-        events: Arc<[StoredEvent]>,
-        through: i64,
-    ) -> Result<i64, ProjectionError> {
-        match &self.pool {
-            ReadPool::Sqlite(pool) => {
-                let pool = pool.clone();
-                blocking(move || {
-                    let mut conn = pool.get().map_err(pool_error)?;
-                    conn.immediate_transaction(|c| apply_events!(c, &events, through))
-                })
-                .await
-            }
-            ReadPool::Postgres(pool) => {
-                let pool = pool.clone();
-                blocking(move || {
-                    let mut conn = pool.get().map_err(pool_error)?;
-                    conn.transaction(|c| apply_events!(c, &events, through))
-                })
-                .await
-            }
-        }
-    }
 }
 
 pub fn status_name(s: EvidenceStatus) -> &'static str {
     match s {
         EvidenceStatus::Registered => "registered",
         EvidenceStatus::Withdrawn => "withdrawn",
-    }
-}
-
-#[async_trait::async_trait]
-impl veritrace_kernel::projection::Projection for ReadModel {
-    type Error = ProjectionError;
-
-    fn name(&self) -> &'static str {
-        PROJECTION
-    }
-
-    async fn checkpoint(&self) -> Result<i64, ProjectionError> {
-        ReadModel::checkpoint(self).await
-    }
-
-    async fn apply(
-        &self,
-        events: Arc<[StoredEvent]>,
-        through: i64,
-    ) -> Result<i64, ProjectionError> {
-        ReadModel::apply(self, events, through).await
-    }
-
-    fn unappliable(error: &ProjectionError) -> Option<i64> {
-        match error {
-            ProjectionError::Event(position, _) => Some(*position),
-            _ => None,
-        }
     }
 }

@@ -1,0 +1,606 @@
+//! The read side every domain shares (diesel): the connection pool on the domain's read-model
+//! database, the projection's checkpoint, and the apply loop the projector
+//! ([`crate::projection::run_projector`]) drives. A domain writes only what is its own:
+//!
+//! - its tables (`diesel::table!`, and their migration, [`crate::domain::Domain::migrations`]);
+//! - how each event changes them: [`ProjectedTables`], whose body
+//!   [`apply_on_each_backend!`](crate::apply_on_each_backend) writes once for SQLite and
+//!   PostgreSQL;
+//! - its queries, typed diesel queries written once in [`with_read_conn!`](crate::with_read_conn).
+//!
+//! [`ReadModel`] does the rest: the pool (SQLite file or PostgreSQL schema), the table
+//! `projection_checkpoints` ([`MIGRATIONS`], run by [`ReadModel::open`]), and the
+//! [`Projection`] the projector feeds, which applies a batch of events and moves the checkpoint
+//! in one transaction, so a crash replays nothing twice and skips nothing.
+//!
+//! Typed diesel queries are per backend, hence the macros that expand one body once per
+//! connection type. Diesel's `MultiConnection` derive would give one connection type instead,
+//! but its backend (diesel 2.3) has no `ON CONFLICT` clause, which idempotent inserts and the
+//! checkpoint's upsert need, nor SQLite's `BEGIN IMMEDIATE`.
+//!
+//! ```ignore
+//! pub struct EvidenceRecords;
+//!
+//! impl ProjectedTables for EvidenceRecords {
+//!     const PROJECTION: &'static str = "evidence_records";
+//!     veritrace_kernel::apply_on_each_backend!(|c, event| {
+//!         let e = EvidenceEvent::from_parts(&event.envelope.event_type, &event.envelope.payload)
+//!             .map_err(ApplyError::Unappliable)?;
+//!         diesel::insert_into(evidence_records::table).values(row(e)).on_conflict_do_nothing().execute(c)?;
+//!         Ok(())
+//!     });
+//! }
+//!
+//! let model = ReadModel::<EvidenceRecords>::open(&read_db).await?;
+//! tokio::spawn(run_projector(store, model.clone(), reached, shutdown));
+//! let n: i64 = with_read_conn!(model, |c| Ok(evidence_records::table.count().get_result(c)?))?;
+//! ```
+
+use crate::db::Database;
+use crate::event_store::StoredEvent;
+use crate::migrate::{self, Migration};
+use crate::problem::ApiError;
+use crate::projection::Projection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, R2D2Connection};
+use diesel::sqlite::SqliteConnection;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The kernel's read-model tables (`projection_checkpoints`), component `read_model` of the
+/// read-model database. [`ReadModel::open`] runs them after the domain's own migrations have
+/// run (the platform runs those before [`crate::domain::Domain::start`]); not before: evidence's
+/// first migration, from before the kernel owned the table, creates it without `IF NOT EXISTS`.
+pub const MIGRATIONS: &[Migration] = &[crate::migration!(
+    1,
+    "projection_checkpoints",
+    "read_model/0001_projection_checkpoints.sql"
+)];
+
+/// Connections of one SQLite read model: a projector writing and a few request handlers reading.
+const SQLITE_CONNECTIONS: u32 = 4;
+const SQLITE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+mod schema {
+    diesel::table! {
+        projection_checkpoints (projection) {
+            projection -> Text,
+            position -> BigInt,
+        }
+    }
+}
+use schema::projection_checkpoints;
+
+/// The connection types [`apply_on_each_backend!`](crate::apply_on_each_backend) and
+/// [`with_read_conn!`](crate::with_read_conn) name, so a domain's expansion needs no path of
+/// its own to them.
+#[doc(hidden)]
+pub mod backends {
+    pub use diesel::pg::PgConnection;
+    pub use diesel::sqlite::SqliteConnection;
+}
+
+/// A domain's read-model tables as the projector keeps them: the projection's name and how one
+/// event changes them. Write the two `apply_*` functions with one body through
+/// [`apply_on_each_backend!`](crate::apply_on_each_backend).
+///
+/// Applying an event twice must leave the tables as applying it once (insert with
+/// `on_conflict_do_nothing`, update to values taken from the event): a projector that lost its
+/// lease mid-way may have applied it already.
+pub trait ProjectedTables: Send + Sync + 'static {
+    /// Unique within the read-model database: the key of its checkpoint; its events set aside
+    /// are recorded as `projection:<PROJECTION>`.
+    const PROJECTION: &'static str;
+
+    /// Applies `event` on SQLite, inside the transaction that moves the checkpoint.
+    fn apply_sqlite(c: &mut SqliteConnection, event: &StoredEvent) -> Result<(), ApplyError>;
+
+    /// Applies `event` on PostgreSQL, inside the transaction that moves the checkpoint.
+    fn apply_postgres(c: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError>;
+}
+
+/// Why one event was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The event can never be applied (its payload does not read as the domain's event): the
+    /// projector sets it aside and applies the others.
+    #[error("{0}")]
+    Unappliable(String),
+    /// The tables could not be written now: the whole batch is retried.
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadModelError {
+    /// No connection (pool exhausted, database down, worker thread lost): worth retrying.
+    #[error("read model unavailable: {0}")]
+    Unavailable(String),
+    #[error("read model query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("event at position {position} cannot be projected: {reason}")]
+    Unappliable { position: i64, reason: String },
+    /// The kernel's read-model tables could not be created ([`ReadModel::open`]).
+    #[error("read model tables: {0}")]
+    Migrate(#[from] migrate::MigrateError),
+}
+
+impl ApplyError {
+    /// This error as the read model reports it, naming the event's position.
+    fn at(self, position: i64) -> ReadModelError {
+        match self {
+            ApplyError::Unappliable(reason) => ReadModelError::Unappliable { position, reason },
+            ApplyError::Query(e) => ReadModelError::Query(e),
+        }
+    }
+}
+
+impl From<ReadModelError> for ApiError {
+    fn from(e: ReadModelError) -> Self {
+        match e {
+            ReadModelError::Unavailable(_) => ApiError::unavailable("the read model", e),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        // The projector and the event store's process write the file concurrently: wait for
+        // the lock rather than fail at once. NORMAL, not FULL: the read model is rebuilt from
+        // the event store if a power loss takes its last commits (rows and checkpoint move
+        // together, so it stays consistent).
+        diesel::sql_query("PRAGMA busy_timeout = 10000")
+            .execute(conn)
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        diesel::sql_query("PRAGMA synchronous = NORMAL")
+            .execute(conn)
+            .map(|_| ())
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// The pool of a read model: the SQLite file beside the event store, or the service's schema
+/// in PostgreSQL. [`with_read_conn!`](crate::with_read_conn) matches on it.
+#[derive(Clone)]
+pub enum ReadPool {
+    Sqlite(Pool<ConnectionManager<SqliteConnection>>),
+    Postgres(Pool<ConnectionManager<PgConnection>>),
+}
+
+impl ReadPool {
+    fn open(db: &Database) -> Result<Self, ReadModelError> {
+        Ok(match db {
+            Database::Sqlite(db) => ReadPool::Sqlite(
+                Pool::builder()
+                    .max_size(SQLITE_CONNECTIONS)
+                    .connection_timeout(SQLITE_CONNECTION_TIMEOUT)
+                    .connection_customizer(Box::new(SqlitePragmas))
+                    .build(ConnectionManager::new(db.path.display().to_string()))
+                    .map_err(unavailable)?,
+            ),
+            // Lazily: a service starts while PostgreSQL is down.
+            Database::Postgres(db) => ReadPool::Postgres(
+                Pool::builder()
+                    .max_size(db.read_connections)
+                    .min_idle(Some(0))
+                    .connection_timeout(db.acquire_timeout)
+                    .test_on_check_out(true)
+                    .build_unchecked(ConnectionManager::new(db.libpq_url.clone())),
+            ),
+        })
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ReadModelError {
+    ReadModelError::Unavailable(e.to_string())
+}
+
+/// Runs `f` on a connection of `pool`, on a blocking thread (diesel is synchronous).
+pub async fn on_connection<C, R>(
+    pool: Pool<ConnectionManager<C>>,
+    f: impl FnOnce(&mut C) -> Result<R, ReadModelError> + Send + 'static,
+) -> Result<R, ReadModelError>
+where
+    C: R2D2Connection + Send + 'static,
+    R: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().map_err(unavailable)?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(unavailable)?
+}
+
+/// Runs `$body` with `$c` bound to a connection of a [`ReadModel`]'s pool, on a blocking
+/// thread, and evaluates to its `Result<_, ReadModelError>` (`?` turns diesel's errors into
+/// it). The body is expanded once per backend, so a typed diesel query is written once for
+/// both; it is a `move` closure, so what it uses must be owned. Use it in an async function.
+///
+/// ```ignore
+/// pub async fn get(&self, id: String) -> Result<Option<Row>, ReadModelError> {
+///     with_read_conn!(self.model, |c| Ok(rows::table.find(id).first(c).optional()?))
+/// }
+/// ```
+#[macro_export]
+macro_rules! with_read_conn {
+    ($model:expr, |$c:ident| $body:expr) => {
+        match $model.pool() {
+            $crate::read_model::ReadPool::Sqlite(pool) => {
+                $crate::read_model::on_connection(
+                    pool.clone(),
+                    move |$c: &mut $crate::read_model::backends::SqliteConnection| $body,
+                )
+                .await
+            }
+            $crate::read_model::ReadPool::Postgres(pool) => {
+                $crate::read_model::on_connection(
+                    pool.clone(),
+                    move |$c: &mut $crate::read_model::backends::PgConnection| $body,
+                )
+                .await
+            }
+        }
+    };
+}
+
+/// Writes [`ProjectedTables::apply_sqlite`] and [`ProjectedTables::apply_postgres`] from one
+/// body, inside `impl ProjectedTables for ...`: `$c` is the connection (in the transaction that
+/// moves the checkpoint), `$event` the [`StoredEvent`]; the body evaluates to
+/// `Result<(), ApplyError>` (`?` turns diesel's errors into it).
+///
+/// ```ignore
+/// impl ProjectedTables for Notes {
+///     const PROJECTION: &'static str = "notes";
+///     veritrace_kernel::apply_on_each_backend!(|c, event| {
+///         diesel::insert_into(notes::table).values(note(event)?).on_conflict_do_nothing().execute(c)?;
+///         Ok(())
+///     });
+/// }
+/// ```
+#[macro_export]
+macro_rules! apply_on_each_backend {
+    (|$c:ident, $event:ident| $body:expr) => {
+        fn apply_sqlite(
+            $c: &mut $crate::read_model::backends::SqliteConnection,
+            $event: &$crate::event_store::StoredEvent,
+        ) -> ::std::result::Result<(), $crate::read_model::ApplyError> {
+            $body
+        }
+
+        fn apply_postgres(
+            $c: &mut $crate::read_model::backends::PgConnection,
+            $event: &$crate::event_store::StoredEvent,
+        ) -> ::std::result::Result<(), $crate::read_model::ApplyError> {
+            $body
+        }
+    };
+}
+
+/// A domain's read model: the pool on its read-model database and the checkpoint of its
+/// projection `T`. It is the [`Projection`] the projector feeds; the domain's queries read it
+/// through [`with_read_conn!`](crate::with_read_conn).
+pub struct ReadModel<T: ProjectedTables> {
+    pool: ReadPool,
+    tables: PhantomData<fn() -> T>,
+}
+
+// Not derived: that would require `T: Clone`, and `T` is only a marker.
+impl<T: ProjectedTables> Clone for ReadModel<T> {
+    fn clone(&self) -> Self {
+        ReadModel {
+            pool: self.pool.clone(),
+            tables: PhantomData,
+        }
+    }
+}
+
+/// Moves the checkpoint of `$projection` to `$position`, on the connection `$c` (one typed
+/// query for both backends).
+macro_rules! save_checkpoint {
+    ($c:expr, $projection:expr, $position:expr) => {
+        diesel::insert_into(projection_checkpoints::table)
+            .values((
+                projection_checkpoints::projection.eq($projection),
+                projection_checkpoints::position.eq($position),
+            ))
+            .on_conflict(projection_checkpoints::projection)
+            .do_update()
+            .set(projection_checkpoints::position.eq($position))
+            .execute($c)
+    };
+}
+
+/// Applies `events` in order; the first that fails stops the batch, naming its position.
+fn apply_each<C>(
+    c: &mut C,
+    events: &[StoredEvent],
+    apply: fn(&mut C, &StoredEvent) -> Result<(), ApplyError>,
+) -> Result<(), ReadModelError> {
+    for event in events {
+        apply(c, event).map_err(|e| e.at(event.position))?;
+    }
+    Ok(())
+}
+
+impl<T: ProjectedTables> ReadModel<T> {
+    /// Runs the kernel's read-model migrations ([`MIGRATIONS`]) on `db` and opens a pool on it:
+    /// its SQLite file, or its PostgreSQL schema (connected lazily). The domain's own tables
+    /// must exist already (`migrate::run` with its migrations).
+    pub async fn open(db: &Database) -> Result<Self, ReadModelError> {
+        migrate::run(db, "read_model", MIGRATIONS).await?;
+        Ok(ReadModel {
+            pool: ReadPool::open(db)?,
+            tables: PhantomData,
+        })
+    }
+
+    /// The pool, for [`with_read_conn!`](crate::with_read_conn).
+    pub fn pool(&self) -> &ReadPool {
+        &self.pool
+    }
+
+    /// The position of the last event applied (0 for none).
+    pub async fn checkpoint(&self) -> Result<i64, ReadModelError> {
+        crate::with_read_conn!(self, |c| {
+            Ok(projection_checkpoints::table
+                .find(T::PROJECTION)
+                .select(projection_checkpoints::position)
+                .first(c)
+                .optional()?
+                .unwrap_or(0))
+        })
+    }
+
+    /// Applies `events` (in position order) and moves the checkpoint to `through`, in one
+    /// transaction (`BEGIN IMMEDIATE` on SQLite: it writes, and a deferred transaction could
+    /// not take the write lock once another writer committed). Returns `through`.
+    pub async fn apply(
+        &self,
+        events: Arc<[StoredEvent]>,
+        through: i64,
+    ) -> Result<i64, ReadModelError> {
+        match &self.pool {
+            ReadPool::Sqlite(pool) => {
+                on_connection(pool.clone(), move |c: &mut SqliteConnection| {
+                    c.immediate_transaction(|c| {
+                        apply_each(c, &events, T::apply_sqlite)?;
+                        save_checkpoint!(c, T::PROJECTION, through)?;
+                        Ok(through)
+                    })
+                })
+                .await
+            }
+            ReadPool::Postgres(pool) => {
+                on_connection(pool.clone(), move |c: &mut PgConnection| {
+                    c.transaction(|c| {
+                        apply_each(c, &events, T::apply_postgres)?;
+                        save_checkpoint!(c, T::PROJECTION, through)?;
+                        Ok(through)
+                    })
+                })
+                .await
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: ProjectedTables> Projection for ReadModel<T> {
+    type Error = ReadModelError;
+
+    fn name(&self) -> &'static str {
+        T::PROJECTION
+    }
+
+    async fn checkpoint(&self) -> Result<i64, ReadModelError> {
+        ReadModel::checkpoint(self).await
+    }
+
+    async fn apply(&self, events: Arc<[StoredEvent]>, through: i64) -> Result<i64, ReadModelError> {
+        ReadModel::apply(self, events, through).await
+    }
+
+    fn unappliable(error: &ReadModelError) -> Option<i64> {
+        match error {
+            ReadModelError::Unappliable { position, .. } => Some(*position),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::EventEnvelope;
+    use crate::testing::TestDb;
+    use chain_core::HashAlg;
+
+    mod notes_schema {
+        diesel::table! {
+            notes (id) {
+                id -> Text,
+                body -> Text,
+            }
+        }
+    }
+    use notes_schema::notes;
+
+    const NOTES_TABLE: &[Migration] = &[Migration {
+        version: 1,
+        name: "notes",
+        sqlite: "CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT NOT NULL)",
+        postgres: "CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT NOT NULL)",
+    }];
+
+    /// One row per event `{"id": .., "body": ..}`; any other payload cannot be applied.
+    struct Notes;
+
+    impl ProjectedTables for Notes {
+        const PROJECTION: &'static str = "notes";
+        crate::apply_on_each_backend!(|c, event| {
+            let payload = &event.envelope.payload;
+            let (Some(id), Some(body)) = (payload["id"].as_str(), payload["body"].as_str()) else {
+                return Err(ApplyError::Unappliable(
+                    "a note needs an id and a body".into(),
+                ));
+            };
+            diesel::insert_into(notes::table)
+                .values((notes::id.eq(id), notes::body.eq(body)))
+                .on_conflict_do_nothing()
+                .execute(c)?;
+            Ok(())
+        });
+    }
+
+    fn event(position: i64, payload: serde_json::Value) -> StoredEvent {
+        StoredEvent {
+            position,
+            envelope: EventEnvelope {
+                id: uuid::Uuid::now_v7(),
+                service: "notes".into(),
+                stream: format!("note-{position}"),
+                stream_version: 1,
+                event_type: "NoteWritten".into(),
+                type_version: 1,
+                occurred_at: "2025-01-01T00:00:00.000Z".into(),
+                recorded_at: "2025-01-01T00:00:00.000Z".into(),
+                organisation: "org".into(),
+                payload,
+            },
+            canonical: String::new(),
+            digest: HashAlg::Sha3_256.hash(b""),
+        }
+    }
+
+    fn note(position: i64, id: &str) -> StoredEvent {
+        event(
+            position,
+            serde_json::json!({ "id": id, "body": format!("note {id}") }),
+        )
+    }
+
+    async fn notes_model(db: &TestDb) -> ReadModel<Notes> {
+        let db = db.open("notes").await;
+        migrate::run(&db, "notes", NOTES_TABLE)
+            .await
+            .expect("the notes table");
+        ReadModel::open(&db).await.expect("the read model")
+    }
+
+    async fn rows(model: &ReadModel<Notes>) -> Vec<(String, String)> {
+        crate::with_read_conn!(model, |c| {
+            Ok(notes::table
+                .select((notes::id, notes::body))
+                .order(notes::id)
+                .load(c)?)
+        })
+        .expect("the notes")
+    }
+
+    crate::backend_tests! {
+        async fn a_failing_event_leaves_neither_rows_nor_checkpoint(db: TestDb) {
+            let model = notes_model(&db).await;
+            let batch: Arc<[StoredEvent]> =
+                vec![note(1, "a"), event(2, serde_json::json!({ "id": "b" })), note(3, "c")].into();
+            let err = model.apply(batch, 3).await.expect_err("event 2 cannot be applied");
+            // The projector sets aside the event the error names, and only that one.
+            assert_eq!(ReadModel::<Notes>::unappliable(&err), Some(2));
+            assert!(err.to_string().contains("position 2"), "{err}");
+            assert_eq!(rows(&model).await, vec![]);
+            assert_eq!(model.checkpoint().await.expect("checkpoint"), 0);
+
+            let without: Arc<[StoredEvent]> = vec![note(1, "a"), note(3, "c")].into();
+            assert_eq!(model.apply(without, 3).await.expect("applied"), 3);
+            assert_eq!(
+                rows(&model).await,
+                vec![("a".into(), "note a".into()), ("c".into(), "note c".into())]
+            );
+            assert_eq!(model.checkpoint().await.expect("checkpoint"), 3);
+        }
+
+        async fn applying_a_batch_again_changes_nothing(db: TestDb) {
+            let model = notes_model(&db).await;
+            let batch: Arc<[StoredEvent]> = vec![note(1, "a"), note(2, "b")].into();
+            assert_eq!(model.apply(batch.clone(), 2).await.expect("applied"), 2);
+            let once = rows(&model).await;
+            // A projector that lost its lease mid-way applies the same batch again.
+            assert_eq!(model.apply(batch, 2).await.expect("applied again"), 2);
+            assert_eq!(rows(&model).await, once);
+            assert_eq!(once.len(), 2);
+            assert_eq!(model.checkpoint().await.expect("checkpoint"), 2);
+        }
+
+        async fn the_projector_sets_aside_the_event_it_cannot_apply(db: TestDb) {
+            let events = db.open("events").await;
+            migrate::run(&events, "event_store", migrate::EVENT_STORE)
+                .await
+                .expect("the event store's tables");
+            let store = crate::event_store::EventStore::start(&events)
+                .await
+                .expect("the event store");
+            for (n, payload) in [
+                serde_json::json!({ "id": "a", "body": "note a" }),
+                serde_json::json!({ "id": "b" }),
+                serde_json::json!({ "id": "c", "body": "note c" }),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let mut written = event(0, payload).envelope;
+                written.stream = format!("note-{n}");
+                let sealed = written.seal(HashAlg::Sha3_256).expect("sealed");
+                store.append(&sealed.envelope.stream.clone(), 0, vec![sealed])
+                    .await
+                    .expect("appended");
+            }
+            let model = notes_model(&db).await;
+            let (reached, mut projected) = tokio::sync::watch::channel(0);
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let projector = tokio::spawn(crate::projection::run_projector(
+                store.clone(),
+                model.clone(),
+                reached,
+                stopped,
+            ));
+            tokio::time::timeout(Duration::from_secs(10), projected.wait_for(|p| *p >= 3))
+                .await
+                .expect("projected in time")
+                .expect("the projector runs");
+            assert_eq!(
+                rows(&model).await,
+                vec![("a".into(), "note a".into()), ("c".into(), "note c".into())]
+            );
+            assert_eq!(model.checkpoint().await.expect("checkpoint"), 3);
+            assert_eq!(
+                store.set_aside_counts().await.expect("set aside"),
+                vec![("projection:notes".to_string(), 1)]
+            );
+            let _ = stop.send(true);
+            projector.await.expect("the projector stops");
+        }
+
+        async fn a_checkpoint_table_a_domain_created_is_kept(db: TestDb) {
+            // Before the kernel owned it, evidence's first migration created the table.
+            let database = db.open("notes").await;
+            let legacy = "CREATE TABLE projection_checkpoints (
+                projection TEXT PRIMARY KEY, position BIGINT NOT NULL);
+                INSERT INTO projection_checkpoints (projection, position) VALUES ('notes', 5)";
+            migrate::run(
+                &database,
+                "legacy",
+                &[Migration { version: 1, name: "legacy", sqlite: legacy, postgres: legacy }],
+            )
+            .await
+            .expect("the legacy table");
+            let model = notes_model(&db).await;
+            assert_eq!(model.checkpoint().await.expect("checkpoint"), 5);
+        }
+    }
+}
