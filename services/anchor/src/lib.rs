@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[Migration] = &[
         "rejected_message_id",
         "anchor/0002_rejected_message_id.sql"
     ),
+    veritrace_kernel::migration!(3, "leaf_readers", "anchor/0003_leaf_readers.sql"),
 ];
 
 /// The queue the anchoring service consumes: every event of every service.
@@ -198,6 +199,7 @@ impl AnchorService {
                     digest: sealed.digest,
                     event_id: sealed.envelope.id.to_string(),
                     canonical: sealed.canonical,
+                    readers: e.readers,
                 }),
                 Err(reason) => {
                     tracing::error!(%reason, "event rejected");

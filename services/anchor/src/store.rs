@@ -31,13 +31,15 @@ type BatchRow = (
     Option<i64>,
     Option<i64>,
 );
-type LeafRow = (String, String, String, Option<String>, Option<i64>);
+type LeafRow = (String, String, String, Option<String>, Option<i64>, String);
 const BATCH_COLUMNS: &str = "batch_id, root, size, tx_hash, submitted_at, block_height, tx_index";
 
 pub struct NewLeaf {
     pub digest: Digest,
     pub event_id: String,
     pub canonical: String,
+    /// Who may read its receipt, as the recording service said.
+    pub readers: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -47,6 +49,8 @@ pub struct LeafRecord {
     pub canonical: String,
     pub batch_id: Option<String>,
     pub leaf_index: Option<i64>,
+    /// Who may read its receipt (organisation ids, and `role:court` where courts may).
+    pub readers: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -87,11 +91,19 @@ impl AnchorStore {
                 // hop to sqlx's SQLite thread.
                 let rows: Vec<serde_json::Value> = leaves
                     .iter()
-                    .map(|l| serde_json::json!([l.digest.to_hex(), l.event_id, l.canonical]))
+                    .map(|l| {
+                        serde_json::json!([
+                            l.digest.to_hex(),
+                            l.event_id,
+                            l.canonical,
+                            readers_text(&l.readers)
+                        ])
+                    })
                     .collect();
                 sqlx::query(
-                    "INSERT INTO leaves (digest, event_id, envelope, received_at)
-                     SELECT value ->> 0, value ->> 1, value ->> 2, ? FROM json_each(?) WHERE true
+                    "INSERT INTO leaves (digest, event_id, envelope, readers, received_at)
+                     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, ?
+                     FROM json_each(?) WHERE true
                      ORDER BY key
                      ON CONFLICT DO NOTHING",
                 )
@@ -105,16 +117,20 @@ impl AnchorStore {
                 let digests: Vec<String> = leaves.iter().map(|l| l.digest.to_hex()).collect();
                 let ids: Vec<&str> = leaves.iter().map(|l| l.event_id.as_str()).collect();
                 let envelopes: Vec<&str> = leaves.iter().map(|l| l.canonical.as_str()).collect();
+                let readers: Vec<String> =
+                    leaves.iter().map(|l| readers_text(&l.readers)).collect();
                 sqlx::query(
-                    "INSERT INTO leaves (digest, event_id, envelope, received_at)
-                     SELECT d, i, e, $4
-                     FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]) WITH ORDINALITY AS r(d, i, e, n)
+                    "INSERT INTO leaves (digest, event_id, envelope, readers, received_at)
+                     SELECT d, i, e, r, $5
+                     FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[])
+                         WITH ORDINALITY AS r(d, i, e, r, n)
                      ORDER BY n
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(&digests)
                 .bind(&ids)
                 .bind(&envelopes)
+                .bind(&readers)
                 .bind(&received_at)
                 .execute(&db.pool)
                 .await?
@@ -302,7 +318,8 @@ impl AnchorStore {
     ) -> Result<Option<LeafRecord>, StoreError> {
         let row: Option<LeafRow> = on_pool!(&self.db, reader, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT digest, event_id, envelope, batch_id, leaf_index FROM leaves WHERE {column} = $1"
+                "SELECT digest, event_id, envelope, batch_id, leaf_index, readers
+                 FROM leaves WHERE {column} = $1"
             )))
             .bind(value)
             .fetch_optional(pool)
@@ -361,13 +378,21 @@ fn batch_row(
 }
 
 fn leaf_row(
-    (d, event_id, canonical, batch_id, leaf_index): LeafRow,
+    (d, event_id, canonical, batch_id, leaf_index, readers): LeafRow,
 ) -> Result<LeafRecord, StoreError> {
+    let readers = serde_json::from_str(&readers)
+        .map_err(|e| StoreError::Corrupt(format!("readers of leaf {event_id}: {e}")))?;
     Ok(LeafRecord {
         digest: digest(&d)?,
         event_id,
         canonical,
         batch_id,
         leaf_index,
+        readers,
     })
+}
+
+/// An access list as stored: a JSON array of strings.
+fn readers_text(readers: &[String]) -> String {
+    serde_json::to_string(readers).unwrap_or_else(|_| "[]".into())
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use veritrace_kernel::ApiError;
-use veritrace_kernel::auth::Organisation;
+use veritrace_kernel::auth::Caller;
 use veritrace_kernel::db::Database;
 use veritrace_kernel::domain::{BoxError, Domain, DomainContext, RunningDomain};
 use veritrace_kernel::envelope::{EventEnvelope, now_rfc3339};
@@ -20,11 +20,10 @@ use veritrace_kernel::event_store::{EventStore, StoredEvent, StreamAppend};
 use veritrace_kernel::migrate::{self, Migration};
 use veritrace_kernel::telemetry::Metrics;
 
-pub const MIGRATIONS: &[Migration] = &[veritrace_kernel::migration!(
-    1,
-    "evidence_records",
-    "evidence/0001_evidence_records.sql"
-)];
+pub const MIGRATIONS: &[Migration] = &[
+    veritrace_kernel::migration!(1, "evidence_records", "evidence/0001_evidence_records.sql"),
+    veritrace_kernel::migration!(2, "evidence_readers", "evidence/0002_evidence_readers.sql"),
+];
 
 /// How long a command waits for the read model to show its effect before answering anyway.
 const READ_YOUR_WRITES: Duration = Duration::from_secs(2);
@@ -83,13 +82,14 @@ impl EvidenceService {
         ))
     }
 
-    fn seal(
-        &self,
-        caller: &Organisation,
-        evidence_id: &str,
-        expected_version: u64,
-        event: &EvidenceEvent,
-    ) -> Result<StreamAppend, ApiError> {
+    fn seal(&self, caller: &Caller, change: &RecordChange) -> Result<StreamAppend, ApiError> {
+        let RecordChange {
+            evidence_id,
+            expected_version,
+            event,
+            readers,
+        } = change;
+        let expected_version = *expected_version;
         let now = now_rfc3339();
         let envelope = EventEnvelope {
             id: uuid::Uuid::now_v7(),
@@ -112,6 +112,7 @@ impl EvidenceService {
             events: vec![sealed],
             // A registration is identified by its id; two parties may register one file.
             claims: Vec::new(),
+            readers: readers.clone(),
         })
     }
 
@@ -119,30 +120,25 @@ impl EvidenceService {
     /// model shows it.
     pub async fn record(
         &self,
-        caller: &Organisation,
-        evidence_id: &str,
-        expected_version: u64,
-        event: EvidenceEvent,
+        caller: &Caller,
+        change: RecordChange,
     ) -> Result<StoredEvent, ApiError> {
-        self.record_all(
-            caller,
-            vec![(evidence_id.to_string(), expected_version, event)],
-        )
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::Internal("append returned no event".into()))
+        self.record_all(caller, vec![change])
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::Internal("append returned no event".into()))
     }
 
     /// Appends one event to each of several records' streams, all or nothing, and waits
     /// (briefly) until the read model shows them. Events come back in the order given.
     pub async fn record_all(
         &self,
-        caller: &Organisation,
-        items: Vec<(String, u64, EvidenceEvent)>,
+        caller: &Caller,
+        items: Vec<RecordChange>,
     ) -> Result<Vec<StoredEvent>, ApiError> {
         let appends = items
             .iter()
-            .map(|(id, expected, event)| self.seal(caller, id, *expected, event))
+            .map(|change| self.seal(caller, change))
             .collect::<Result<Vec<_>, _>>()?;
         let stored: Vec<StoredEvent> = self
             .store
@@ -162,6 +158,15 @@ impl EvidenceService {
         }
         Ok(stored)
     }
+}
+
+/// One event for a record's stream, if it is at `expected_version`, and who may read it
+/// besides the caller's organisation ([`EvidenceRecord::readers`]).
+pub struct RecordChange {
+    pub evidence_id: String,
+    pub expected_version: u64,
+    pub event: EvidenceEvent,
+    pub readers: Vec<String>,
 }
 
 /// The judicial evidence domain, as the platform registers it.

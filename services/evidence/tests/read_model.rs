@@ -6,9 +6,10 @@ use chain_core::{ContentHashAlg, HashAlg};
 use std::sync::Arc;
 use std::time::Duration;
 use veritrace_evidence::EvidenceService;
+use veritrace_evidence::RecordChange;
 use veritrace_evidence::domain::{self, RegisterEvidence};
 use veritrace_evidence::projections::EvidenceFilter;
-use veritrace_kernel::auth::{Organisation, Role};
+use veritrace_kernel::auth::{Caller, OrganisationRole, Role};
 use veritrace_kernel::backend_tests;
 use veritrace_kernel::telemetry::Metrics;
 use veritrace_kernel::testing::TestDb;
@@ -35,11 +36,13 @@ async fn start(db: &TestDb) -> (Arc<EvidenceService>, tokio::sync::watch::Sender
     (svc, stop)
 }
 
-fn org(name: &str) -> Organisation {
-    Organisation {
+fn org(name: &str) -> Caller {
+    Caller {
         organisation_id: format!("org-{name}"),
         name: name.into(),
-        role: Role::Member,
+        organisation_role: OrganisationRole::Member,
+        key_id: format!("key-{name}"),
+        role: Role::Writer,
     }
 }
 
@@ -49,7 +52,7 @@ fn digest(n: u32) -> String {
         .expect("hash")
 }
 
-async fn register(svc: &EvidenceService, who: &Organisation, n: u32) -> String {
+async fn register(svc: &EvidenceService, who: &Caller, n: u32) -> String {
     let id = uuid::Uuid::now_v7().to_string();
     let event = domain::decide_register(
         &id,
@@ -62,7 +65,13 @@ async fn register(svc: &EvidenceService, who: &Organisation, n: u32) -> String {
         },
     )
     .expect("valid registration");
-    svc.record(who, &id, 0, event).await.expect("recorded");
+    let change = RecordChange {
+        evidence_id: id.clone(),
+        expected_version: 0,
+        event,
+        readers: domain::readers(&[]),
+    };
+    svc.record(who, change).await.expect("recorded");
     id
 }
 
@@ -79,7 +88,54 @@ backend_tests! {
             let record = svc.load(&ids[0]).await.expect("load").expect("exists");
             let event = domain::decide_withdraw(&record, &court.organisation_id, "filed in error")
                 .expect("the owner may withdraw");
-            svc.record(&court, &ids[0], record.version, event).await.expect("withdrawn");
+            let change = RecordChange {
+                evidence_id: ids[0].clone(),
+                expected_version: record.version,
+                event,
+                readers: record.readers(),
+            };
+            svc.record(&court, change).await.expect("withdrawn");
+            // Shared with another party: the record is readable by it, the registrant and
+            // every court, and by no one else.
+            let record = svc.load(&ids[1]).await.expect("load").expect("exists");
+            let event = domain::decide_share(&record, &court.organisation_id, "org-bank")
+                .expect("the owner may share");
+            let change = RecordChange {
+                evidence_id: ids[1].clone(),
+                expected_version: record.version,
+                readers: domain::readers(&["org-bank".to_string()]),
+                event,
+            };
+            svc.record(&court, change).await.expect("shared");
+            let readable = |reader: &str| {
+                let svc = svc.clone();
+                let reader = reader.to_string();
+                async move {
+                    let mut ids: Vec<String> = svc
+                        .read_model
+                        .list(EvidenceFilter {
+                            readable_by: Some(vec![reader]),
+                            limit: 100,
+                            ..Default::default()
+                        })
+                        .await
+                        .expect("list")
+                        .into_iter()
+                        .map(|v| v.evidence_id)
+                        .collect();
+                    ids.sort();
+                    ids
+                }
+            };
+            let mut all = ids.clone();
+            all.sort();
+            assert_eq!(readable("org-court").await, all);
+            assert_eq!(readable("role:court").await, all);
+            assert_eq!(readable("org-bank").await, vec![ids[1].clone()]);
+            assert!(readable("org-other").await.is_empty());
+            let shared = svc.read_model.get(ids[1].clone()).await.expect("get").expect("projected");
+            assert_eq!(shared.shared_with, vec!["org-bank".to_string()]);
+            assert_eq!(shared.version, 2);
             let view = svc.read_model.get(ids[0].clone()).await.expect("get").expect("projected");
             assert_eq!(view.status, "withdrawn");
             assert_eq!(view.version, 2);
@@ -104,7 +160,7 @@ backend_tests! {
 
         // A new process over the same stores: the checkpoint holds, nothing is projected twice.
         let (svc, _stop) = start(&db).await;
-        assert_eq!(svc.read_model.checkpoint().await.expect("checkpoint"), 7);
+        assert_eq!(svc.read_model.checkpoint().await.expect("checkpoint"), 8);
         let by_digest = svc
             .read_model
             .list(EvidenceFilter { digest: Some(digest(3)), limit: 10, ..Default::default() })

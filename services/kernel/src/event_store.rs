@@ -21,7 +21,12 @@ pub struct StoredEvent {
     pub envelope: EventEnvelope,
     pub canonical: String,
     pub digest: Digest,
+    /// Who may read it: [`StreamAppend::readers`] and the recording organisation.
+    pub readers: Vec<String>,
 }
+
+/// Most readers an append may name (besides the recording organisation).
+pub const MAX_READERS: usize = 64;
 
 /// Longest business key a domain may claim.
 pub const MAX_CLAIM_KEY_BYTES: usize = 512;
@@ -102,6 +107,11 @@ pub struct StreamAppend {
     /// already claimed (by any stream) refuses the whole append with
     /// [`EventStoreError::Duplicate`] naming the holder.
     pub claims: Vec<String>,
+    /// Who may read these events besides the organisation that records them (which always
+    /// may): organisation ids, and [`crate::access::COURTS`] where every court may. Kept
+    /// beside each event, never hashed into it; the relay publishes it and the anchor grants
+    /// receipts by it.
+    pub readers: Vec<String>,
 }
 
 /// One caller's appends: committed all together or not at all.
@@ -119,7 +129,7 @@ pub struct EventStore {
 }
 
 /// Columns every read returns, in this order.
-type EventRow = (i64, String, String);
+type EventRow = (i64, String, String, String);
 
 impl EventStore {
     /// Starts the writer task on `db`. The event store's migrations must have run.
@@ -161,6 +171,7 @@ impl EventStore {
                 expected_version,
                 events,
                 claims: Vec::new(),
+                readers: Vec::new(),
             }])
             .await?;
         Ok(stored.pop().unwrap_or_default())
@@ -193,6 +204,15 @@ impl EventStore {
                         "key {key:?} is claimed twice in one append"
                     )));
                 }
+            }
+            if a.readers.len() > MAX_READERS
+                || a.readers
+                    .iter()
+                    .any(|r| r.is_empty() || r.len() > 128 || r.contains('\0'))
+            {
+                return Err(EventStoreError::Invalid(format!(
+                    "an access list holds at most {MAX_READERS} readers of 1 to 128 bytes without NUL"
+                )));
             }
             if !streams.insert(a.stream.as_str()) {
                 return Err(EventStoreError::Invalid(format!(
@@ -229,7 +249,7 @@ impl EventStore {
     pub async fn read_stream(&self, stream: &str) -> Result<Vec<StoredEvent>, EventStoreError> {
         let rows: Vec<EventRow> = crate::on_pool!(&self.db, reader, |pool| {
             sqlx::query_as(
-                "SELECT position, envelope, digest FROM events WHERE stream = $1 ORDER BY stream_version",
+                "SELECT position, envelope, digest, readers FROM events WHERE stream = $1 ORDER BY stream_version",
             )
             .bind(stream)
             .fetch_all(pool)
@@ -247,7 +267,7 @@ impl EventStore {
     ) -> Result<ReadBatch, EventStoreError> {
         let rows: Vec<EventRow> = crate::on_pool!(&self.db, reader, |pool| {
             sqlx::query_as(
-                "SELECT position, envelope, digest FROM events WHERE position > $1 ORDER BY position LIMIT $2",
+                "SELECT position, envelope, digest, readers FROM events WHERE position > $1 ORDER BY position LIMIT $2",
             )
             .bind(position)
             .bind(limit)
@@ -263,7 +283,7 @@ impl EventStore {
     pub async fn unpublished(&self, limit: i64) -> Result<ReadBatch, EventStoreError> {
         let rows: Vec<EventRow> = crate::on_pool!(&self.db, reader, |pool| {
             sqlx::query_as(
-                "SELECT e.position, e.envelope, e.digest FROM outbox o JOIN events e ON e.position = o.position
+                "SELECT e.position, e.envelope, e.digest, e.readers FROM outbox o JOIN events e ON e.position = o.position
                  ORDER BY o.position LIMIT $1",
             )
             .bind(limit)
@@ -486,18 +506,22 @@ fn read_batch(rows: Vec<EventRow>) -> ReadBatch {
     batch
 }
 
-fn row_to_event((position, canonical, digest): EventRow) -> Result<StoredEvent, EventStoreError> {
+fn row_to_event(
+    (position, canonical, digest, readers): EventRow,
+) -> Result<StoredEvent, EventStoreError> {
     let corrupt = |reason: String| EventStoreError::Corrupt { position, reason };
     let envelope: EventEnvelope =
         serde_json::from_str(&canonical).map_err(|e| corrupt(e.to_string()))?;
     let digest: Digest = digest
         .parse()
         .map_err(|e: chain_core::hash::DigestParseError| corrupt(e.to_string()))?;
+    let readers = serde_json::from_str(&readers).map_err(|e| corrupt(format!("readers: {e}")))?;
     Ok(StoredEvent {
         position,
         envelope,
         canonical,
         digest,
+        readers,
     })
 }
 
@@ -569,6 +593,14 @@ fn group_keys(jobs: &[AppendJob]) -> Vec<String> {
 /// Who holds a claimed key: the stream and the first event of the append that claimed it.
 type Holders = std::collections::HashMap<String, (String, String)>;
 
+/// What [`decide`] gives: the events to insert, in order, each with its access list as
+/// stored; each job's verdict; the claims to insert.
+type Decided<'a> = (
+    Vec<(&'a SealedEnvelope, String)>,
+    Vec<Option<EventStoreError>>,
+    Vec<NewClaim>,
+);
+
 /// A claim an accepted job makes: key, stream, event id.
 type NewClaim = (String, String, String);
 
@@ -580,11 +612,7 @@ fn decide(
     jobs: &[AppendJob],
     versions: Vec<(String, i64)>,
     holders: Vec<(String, String, String)>,
-) -> (
-    Vec<&SealedEnvelope>,
-    Vec<Option<EventStoreError>>,
-    Vec<NewClaim>,
-) {
+) -> Decided<'_> {
     let mut versions: std::collections::HashMap<String, u64> =
         versions.into_iter().map(|(s, v)| (s, v as u64)).collect();
     let mut holders: Holders = holders
@@ -620,7 +648,11 @@ fn decide(
         if verdict.is_none() {
             for a in &job.appends {
                 versions.insert(a.stream.clone(), a.expected_version + a.events.len() as u64);
-                accepted.extend(a.events.iter());
+                accepted.extend(
+                    a.events
+                        .iter()
+                        .map(|e| (e, readers_text(&readers_of(a, e)))),
+                );
                 // append_all refuses claims without events.
                 let Some(first) = a.events.first() else {
                     continue;
@@ -635,6 +667,23 @@ fn decide(
         verdicts.push(verdict);
     }
     (accepted, verdicts, claims)
+}
+
+/// Who may read `event` of `append`: the recording organisation, then the append's readers,
+/// each once, in that order.
+fn readers_of(append: &StreamAppend, event: &SealedEnvelope) -> Vec<String> {
+    let mut readers = vec![event.envelope.organisation.clone()];
+    for r in &append.readers {
+        if !readers.contains(r) {
+            readers.push(r.clone());
+        }
+    }
+    readers
+}
+
+/// An access list as stored: a JSON array of strings.
+fn readers_text(readers: &[String]) -> String {
+    serde_json::to_string(readers).unwrap_or_else(|_| "[]".into())
 }
 
 /// The claims' rows, column by column.
@@ -704,6 +753,7 @@ fn answers(
                             envelope: e.envelope.clone(),
                             canonical: e.canonical.clone(),
                             digest: e.digest,
+                            readers: readers_of(a, e),
                         })
                     })
                     .collect()
@@ -757,7 +807,7 @@ async fn commit_group_sqlite(
     if !accepted.is_empty() {
         let rows: Vec<serde_json::Value> = accepted
             .iter()
-            .map(|e| {
+            .map(|(e, readers)| {
                 serde_json::json!([
                     e.envelope.id.to_string(),
                     e.envelope.stream,
@@ -766,13 +816,14 @@ async fn commit_group_sqlite(
                     e.canonical,
                     e.digest.to_hex(),
                     e.envelope.recorded_at,
+                    readers,
                 ])
             })
             .collect();
         // `json_each` yields rows in array order, so positions follow the given order.
         let inserted: Vec<(i64, String)> = sqlx::query_as(
-            "INSERT INTO events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at)
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6
+            "INSERT INTO events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at, readers)
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7
              FROM json_each(?) ORDER BY key
              RETURNING position, event_id",
         )
@@ -853,7 +904,8 @@ async fn commit_group_postgres(
         let mut envelopes = Vec::with_capacity(accepted.len());
         let mut digests = Vec::with_capacity(accepted.len());
         let mut recorded = Vec::with_capacity(accepted.len());
-        for e in &accepted {
+        let mut readers = Vec::with_capacity(accepted.len());
+        for (e, readers_of_e) in &accepted {
             ids.push(e.envelope.id.to_string());
             streams.push(e.envelope.stream.as_str());
             versions.push(e.envelope.stream_version as i64);
@@ -861,15 +913,16 @@ async fn commit_group_postgres(
             envelopes.push(e.canonical.as_str());
             digests.push(e.digest.to_hex());
             recorded.push(e.envelope.recorded_at.as_str());
+            readers.push(readers_of_e.as_str());
         }
         // Identity values are drawn in the order the SELECT yields its rows, so positions
         // follow the given order.
         let inserted: Vec<(i64, String)> = sqlx::query_as(
             "WITH new AS (
-                INSERT INTO events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at)
-                SELECT id::UUID, stream, version, event_type, envelope, digest, recorded_at
-                FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[])
-                    WITH ORDINALITY AS r(id, stream, version, event_type, envelope, digest, recorded_at, n)
+                INSERT INTO events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at, readers)
+                SELECT id::UUID, stream, version, event_type, envelope, digest, recorded_at, readers
+                FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[])
+                    WITH ORDINALITY AS r(id, stream, version, event_type, envelope, digest, recorded_at, readers, n)
                 ORDER BY n
                 RETURNING position, event_id
              ), queued AS (
@@ -884,6 +937,7 @@ async fn commit_group_postgres(
         .bind(&envelopes)
         .bind(&digests)
         .bind(&recorded)
+        .bind(&readers)
         .fetch_all(&mut *tx)
         .await
         .map_err(unavailable)?;

@@ -15,7 +15,7 @@
 //! `http.idempotency_retention_hours` (at least 24), across restarts.
 
 use crate::ApiError;
-use crate::auth::Organisation;
+use crate::auth::Caller;
 use crate::db::Database;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -310,7 +310,7 @@ pub async fn idempotent(
         Some(Err(err)) => return Ok(req.error_response(err).map_into_boxed_body()),
         None => return Ok(next.call(req).await?.map_into_boxed_body()),
     };
-    let Ok(caller) = Organisation::from_request(req.request(), &mut Payload::None).await else {
+    let Ok(caller) = Caller::from_request(req.request(), &mut Payload::None).await else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let organisation = caller.organisation_id;

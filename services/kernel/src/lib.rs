@@ -1,6 +1,7 @@
 //! What every Veritrace service shares: the event envelope, the event store and its outbox,
 //! the bus, configuration, problem+json errors, API-key authentication and telemetry.
 
+pub mod access;
 pub mod amqp;
 pub mod auth;
 pub mod bus;

@@ -218,13 +218,13 @@ pub const EVENT_STORE: &[Migration] = &[
     crate::migration!(1, "event_store", "kernel/0001_event_store.sql"),
     crate::migration!(2, "set_aside_events", "kernel/0002_set_aside_events.sql"),
     crate::migration!(3, "claims", "kernel/0003_claims.sql"),
+    crate::migration!(4, "readers", "kernel/0004_readers.sql"),
 ];
 
-pub const IDENTITY: &[Migration] = &[crate::migration!(
-    1,
-    "organisations",
-    "identity/0001_organisations.sql"
-)];
+pub const IDENTITY: &[Migration] = &[
+    crate::migration!(1, "organisations", "identity/0001_organisations.sql"),
+    crate::migration!(2, "roles", "identity/0002_roles.sql"),
+];
 
 /// Idempotency keys, in the database of the process's service (embedded: `idempotency.db`).
 pub const IDEMPOTENCY: &[Migration] = &[crate::migration!(

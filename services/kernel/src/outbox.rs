@@ -22,6 +22,11 @@ pub struct EventBatch {
 pub struct PublishedEvent {
     pub digest: Digest,
     pub envelope: serde_json::Value,
+    /// Who may read the event (its access list, beside the envelope and not hashed into it).
+    /// Absent from a message of a publisher that predates access lists: then the recording
+    /// organisation only, as the stores' migrations also assume.
+    #[serde(default)]
+    pub readers: Vec<String>,
 }
 
 /// Builds a message body from stored canonical envelopes without re-serialising them.
@@ -36,6 +41,8 @@ fn batch_body(events: &[StoredEvent]) -> Vec<u8> {
         body.push_str(&e.digest.to_hex());
         body.push_str("\",\"envelope\":");
         body.push_str(&e.canonical);
+        body.push_str(",\"readers\":");
+        body.push_str(&serde_json::to_string(&e.readers).unwrap_or_else(|_| "[]".into()));
         body.push('}');
     }
     body.push_str("]}");

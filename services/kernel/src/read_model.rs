@@ -476,6 +476,7 @@ mod tests {
             },
             canonical: String::new(),
             digest: HashAlg::Sha3_256.hash(b""),
+            readers: vec!["org".into()],
         }
     }
 

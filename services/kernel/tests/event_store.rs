@@ -47,10 +47,63 @@ fn claiming(stream: &str, n: u64, keys: &[&str]) -> StreamAppend {
         expected_version: 0,
         events: vec![event(stream, 1, n)],
         claims: keys.iter().map(|k| k.to_string()).collect(),
+        readers: Vec::new(),
     }
 }
 
 backend_tests! {
+    async fn each_event_keeps_its_access_list_through_every_read_and_the_relay(db: TestDb) {
+        let store = open(&db).await;
+        let shared = StreamAppend {
+            stream: "voucher-1".into(),
+            expected_version: 0,
+            events: vec![event("voucher-1", 1, 1), event("voucher-1", 2, 2)],
+            claims: Vec::new(),
+            // The recorder ("org") is always a reader, once, first.
+            readers: vec!["holder".into(), "org".into(), "role:court".into(), "holder".into()],
+        };
+        let own = claiming("voucher-2", 3, &[]);
+        let stored = store.append_all(vec![shared, own]).await.unwrap();
+        let expected = vec!["org".to_string(), "holder".into(), "role:court".into()];
+        assert!(stored[0].iter().all(|e| e.readers == expected), "{stored:?}");
+        assert_eq!(stored[1][0].readers, vec!["org".to_string()]);
+        let read = store.read_stream("voucher-1").await.unwrap();
+        assert!(read.len() == 2 && read.iter().all(|e| e.readers == expected), "{read:?}");
+        let after = store.read_after(0, 10).await.unwrap();
+        assert_eq!(after.events.len(), 3);
+        assert_eq!(after.events[2].readers, vec!["org".to_string()]);
+
+        // The relay publishes each event's list beside its envelope.
+        let bus = Arc::new(InProcessBus::new());
+        let mut sub = bus.subscribe("q", &["#"]).await.unwrap();
+        let relay = OutboxRelay {
+            store: store.clone(),
+            bus: bus.clone(),
+            batch_size: 10,
+            sweep_interval: Duration::from_millis(50),
+        };
+        relay.relay_once().await.unwrap();
+        let mut published = Vec::new();
+        while published.len() < 3 {
+            let delivery = tokio::time::timeout(Duration::from_secs(5), sub.next())
+                .await
+                .expect("a delivery")
+                .expect("the bus is open");
+            let batch: EventBatch = serde_json::from_slice(&delivery.body).unwrap();
+            published.extend(batch.events.into_iter().map(|e| e.readers));
+            delivery.settle(Settlement::Ack);
+        }
+        assert_eq!(published, vec![expected.clone(), expected, vec!["org".to_string()]]);
+
+        // A list too long, or with an empty entry, refuses the append.
+        for readers in [vec![String::new()], (0..65).map(|i| format!("o{i}")).collect()] {
+            let mut bad = claiming("voucher-3", 4, &[]);
+            bad.readers = readers;
+            let refused = store.append_all(vec![bad]).await;
+            assert!(matches!(refused, Err(EventStoreError::Invalid(_))), "{refused:?}");
+        }
+    }
+
     async fn a_business_key_is_claimed_once_among_32_concurrent_claims(db: TestDb) {
         let store = open(&db).await;
         // 32 records, each its own stream, race to claim one key (and a key of their own).
@@ -156,6 +209,7 @@ backend_tests! {
                 expected_version: 0,
                 events: Vec::new(),
                 claims: vec!["k".into()],
+                readers: Vec::new(),
             }])
             .await;
         assert!(matches!(empty, Err(EventStoreError::Invalid(_))), "{empty:?}");

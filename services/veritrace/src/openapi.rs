@@ -11,10 +11,6 @@ use veritrace_kernel::strict_json;
         title = "Veritrace",
         description = "Records business facts as events, anchors them on a consortium chain, and serves receipts anyone can verify offline."
     ),
-    paths(
-        veritrace_kernel::auth::create_organisation,
-        veritrace_kernel::auth::me,
-    ),
     modifiers(&BearerAuth)
 )]
 struct PlatformApi;
@@ -34,6 +30,7 @@ impl utoipa::Modify for BearerAuth {
 /// The whole API's document.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = PlatformApi::openapi();
+    doc.merge(veritrace_kernel::auth::IdentityApi::openapi());
     for domain in crate::domains::DOMAINS {
         doc.merge(domain.openapi());
     }

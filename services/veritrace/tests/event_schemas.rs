@@ -193,6 +193,16 @@ fn every_event_the_embedded_platform_records_matches_its_schema() {
     );
     assert!(status == 200 || status == 202, "{status}: {v}");
     event_id(&v);
+    // A sharing with another organisation.
+    let (status, org) = post(&p, "/organisations", json!({"name": "Opposing party"}));
+    assert_eq!(status, 201, "{org}");
+    let (status, v) = post(
+        &p,
+        &format!("/evidence/{}/sharing", evidence_ids[1]),
+        json!({"organisation_id": org["organisation"]["organisation_id"], "expected_version": 1}),
+    );
+    assert!(status == 200 || status == 202, "{status}: {v}");
+    event_id(&v);
     // Refused commands record nothing.
     let (status, v) = post(
         &p,
@@ -200,7 +210,7 @@ fn every_event_the_embedded_platform_records_matches_its_schema() {
         json!({"reason": "again", "expected_version": 2}),
     );
     assert_eq!(status, 409, "{v}");
-    assert_eq!(answered.len(), 4 + 3 + 1);
+    assert_eq!(answered.len(), 4 + 3 + 1 + 1);
     drop(p); // the platform stops; its stores are ours to read
 
     let envelope = envelope_validator();

@@ -4,7 +4,7 @@ use crate::AnchorService;
 use crate::store::LeafRecord;
 use actix_web::{HttpResponse, web};
 use chain_core::Digest;
-use veritrace_kernel::auth::{Organisation, Role};
+use veritrace_kernel::auth::Caller;
 use veritrace_kernel::{ApiError, resource};
 
 impl From<crate::AnchorError> for ApiError {
@@ -21,11 +21,13 @@ impl From<crate::AnchorError> for ApiError {
     }
 }
 
-/// Receipts are the recording organisation's (and the admin's) to read: the envelope they
-/// carry may hold confidential payload. Others get the same 404 as for an unknown event.
+/// A receipt is for whoever may read its event, as the recording service said (its access
+/// list; courts where it names them), and for the admin and auditors: the envelope it carries
+/// may hold confidential payload.
+/// Anyone else gets the same 404 as for an unknown event.
 async fn respond(
     anchor: &AnchorService,
-    caller: &Organisation,
+    caller: &Caller,
     leaf: Option<LeafRecord>,
     what: String,
 ) -> Result<HttpResponse, ApiError> {
@@ -35,17 +37,8 @@ async fn respond(
         ))
     };
     let leaf = leaf.ok_or_else(not_found)?;
-    if caller.role != Role::Admin {
-        let owner = serde_json::from_str::<serde_json::Value>(&leaf.canonical)
-            .ok()
-            .and_then(|v| {
-                v.get("organisation")
-                    .and_then(|o| o.as_str())
-                    .map(str::to_string)
-            });
-        if owner.as_deref() != Some(caller.organisation_id.as_str()) {
-            return Err(not_found());
-        }
+    if !caller.may_read(&leaf.readers) {
+        return Err(not_found());
     }
     let receipt = anchor.receipt(&leaf).await?;
     Ok(HttpResponse::Ok().json(receipt))
@@ -66,7 +59,7 @@ async fn respond(
 )]
 pub async fn receipt_by_event(
     anchor: web::Data<AnchorService>,
-    caller: Organisation,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let event_id = path.into_inner();
@@ -94,7 +87,7 @@ pub async fn receipt_by_event(
 )]
 pub async fn receipt_by_digest(
     anchor: web::Data<AnchorService>,
-    caller: Organisation,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let text = path.into_inner();

@@ -19,7 +19,11 @@ pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 pub const EVENT_TYPES: &[EventType] = &[
     veritrace_kernel::event_type!("evidence", "EvidenceRegistered", 1),
     veritrace_kernel::event_type!("evidence", "EvidenceWithdrawn", 1),
+    veritrace_kernel::event_type!("evidence", "EvidenceShared", 1),
 ];
+
+/// Most organisations a registration is shared with.
+pub const MAX_SHARED_WITH: usize = 16;
 
 /// The events of an evidence record; each is the payload of an envelope whose `type` is the
 /// variant name (`type_version` 1, [`EVENT_TYPES`]).
@@ -28,6 +32,7 @@ pub const EVENT_TYPES: &[EventType] = &[
 pub enum EvidenceEvent {
     EvidenceRegistered(EvidenceRegistered),
     EvidenceWithdrawn(EvidenceWithdrawn),
+    EvidenceShared(EvidenceShared),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,11 +54,21 @@ pub struct EvidenceWithdrawn {
     pub reason: String,
 }
 
+/// The registrant lets another organisation (the opposing party, an expert) read the
+/// registration and its receipts from now on. Courts read every registration anyway.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceShared {
+    pub evidence_id: String,
+    pub organisation_id: String,
+}
+
 impl EvidenceEvent {
     pub fn event_type(&self) -> &'static str {
         match self {
             EvidenceEvent::EvidenceRegistered(_) => "EvidenceRegistered",
             EvidenceEvent::EvidenceWithdrawn(_) => "EvidenceWithdrawn",
+            EvidenceEvent::EvidenceShared(_) => "EvidenceShared",
         }
     }
 
@@ -61,6 +76,7 @@ impl EvidenceEvent {
         let v = match self {
             EvidenceEvent::EvidenceRegistered(e) => serde_json::to_value(e),
             EvidenceEvent::EvidenceWithdrawn(e) => serde_json::to_value(e),
+            EvidenceEvent::EvidenceShared(e) => serde_json::to_value(e),
         };
         v.unwrap_or(serde_json::Value::Null)
     }
@@ -85,6 +101,8 @@ pub struct EvidenceRecord {
     pub owner: String,
     pub content_hash: ContentHash,
     pub status: EvidenceStatus,
+    /// The organisations it is shared with, in the order they were added.
+    pub shared_with: Vec<String>,
     pub version: u64,
 }
 
@@ -101,10 +119,18 @@ impl EvidenceRecord {
                     owner: organisation.to_string(),
                     content_hash: e.content_hash.clone(),
                     status: EvidenceStatus::Registered,
+                    shared_with: Vec::new(),
                     version: 1,
                 }),
                 (Some(mut r), EvidenceEvent::EvidenceWithdrawn(_)) => {
                     r.status = EvidenceStatus::Withdrawn;
+                    r.version += 1;
+                    Some(r)
+                }
+                (Some(mut r), EvidenceEvent::EvidenceShared(s)) => {
+                    if !r.shared_with.contains(&s.organisation_id) {
+                        r.shared_with.push(s.organisation_id.clone());
+                    }
                     r.version += 1;
                     Some(r)
                 }
@@ -113,11 +139,26 @@ impl EvidenceRecord {
                     r.version += 1;
                     Some(r)
                 }
-                (None, EvidenceEvent::EvidenceWithdrawn(_)) => None,
+                (None, EvidenceEvent::EvidenceWithdrawn(_) | EvidenceEvent::EvidenceShared(_)) => {
+                    None
+                }
             };
         }
         record
     }
+
+    /// Who may read it besides its registrant (who always may): the organisations it is
+    /// shared with, and every court. Each of its events carries this access list.
+    pub fn readers(&self) -> Vec<String> {
+        readers(&self.shared_with)
+    }
+}
+
+/// The access list of a registration shared with `shared_with`: those, and every court.
+pub fn readers(shared_with: &[String]) -> Vec<String> {
+    let mut readers = shared_with.to_vec();
+    readers.push(veritrace_kernel::access::COURTS.to_string());
+    readers
 }
 
 /// What a caller asks to register, before validation.
@@ -138,6 +179,8 @@ pub enum EvidenceError {
     NotOwner(String),
     #[error("evidence {0} is already withdrawn")]
     AlreadyWithdrawn(String),
+    #[error("evidence {0} is already shared with organisation {1}")]
+    AlreadyShared(String, String),
 }
 
 /// The platform's one rule for text fields ([`check_text_field`]); the value is recorded as
@@ -204,6 +247,40 @@ pub fn decide_withdraw(
     Ok(EvidenceEvent::EvidenceWithdrawn(EvidenceWithdrawn {
         evidence_id: record.evidence_id.clone(),
         reason: reason.to_string(),
+    }))
+}
+
+/// Shares a registration with `organisation_id` (which the caller has checked exists): only
+/// its registrant may, with another organisation, once each.
+pub fn decide_share(
+    record: &EvidenceRecord,
+    caller: &str,
+    organisation_id: &str,
+) -> Result<EvidenceEvent, EvidenceError> {
+    if record.owner != caller {
+        return Err(EvidenceError::NotOwner(record.evidence_id.clone()));
+    }
+    if organisation_id == record.owner {
+        return Err(EvidenceError::Invalid(vec![FieldError::new(
+            "organisation_id",
+            "is the registrant, who always reads it",
+        )]));
+    }
+    if record.shared_with.iter().any(|o| o == organisation_id) {
+        return Err(EvidenceError::AlreadyShared(
+            record.evidence_id.clone(),
+            organisation_id.to_string(),
+        ));
+    }
+    if record.shared_with.len() >= MAX_SHARED_WITH {
+        return Err(EvidenceError::Invalid(vec![FieldError::new(
+            "organisation_id",
+            format!("a registration is shared with at most {MAX_SHARED_WITH} organisations"),
+        )]));
+    }
+    Ok(EvidenceEvent::EvidenceShared(EvidenceShared {
+        evidence_id: record.evidence_id.clone(),
+        organisation_id: organisation_id.to_string(),
     }))
 }
 

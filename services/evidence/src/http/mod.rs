@@ -1,14 +1,14 @@
 //! Evidence endpoints.
 
-use crate::EvidenceService;
 use crate::domain::{self, EvidenceError, RegisterEvidence};
 use crate::projections::{EvidenceFilter, EvidenceView};
+use crate::{EvidenceService, RecordChange};
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use chain_core::ContentHashAlg;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use veritrace_kernel::auth::{Organisation, Role};
+use veritrace_kernel::auth::{Caller, Identity};
 use veritrace_kernel::http::{ReceiptLinks, ValidJson, ValidQuery};
 use veritrace_kernel::{ApiError, FieldError, resource};
 
@@ -17,7 +17,9 @@ impl From<EvidenceError> for ApiError {
         match e {
             EvidenceError::Invalid(errors) => ApiError::Validation(errors),
             EvidenceError::NotOwner(_) => ApiError::Forbidden(e.to_string()),
-            EvidenceError::AlreadyWithdrawn(_) => ApiError::InvalidState(e.to_string()),
+            EvidenceError::AlreadyWithdrawn(_) | EvidenceError::AlreadyShared(..) => {
+                ApiError::InvalidState(e.to_string())
+            }
         }
     }
 }
@@ -226,9 +228,10 @@ async fn view_after(
 pub async fn register(
     svc: web::Data<EvidenceService>,
     links: ReceiptLinks,
-    caller: Organisation,
+    caller: Caller,
     ValidJson(body): ValidJson<RegisterEvidenceRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_recording()?;
     let evidence_id = uuid::Uuid::now_v7().to_string();
     let event = domain::decide_register(
         &evidence_id,
@@ -240,7 +243,13 @@ pub async fn register(
             metadata: body.metadata,
         },
     )?;
-    let stored = svc.record(&caller, &evidence_id, 0, event).await?;
+    let change = RecordChange {
+        evidence_id: evidence_id.clone(),
+        expected_version: 0,
+        event,
+        readers: domain::readers(&[]),
+    };
+    let stored = svc.record(&caller, change).await?;
     respond(
         &svc,
         &links,
@@ -267,9 +276,10 @@ pub async fn register(
 pub async fn register_batch(
     svc: web::Data<EvidenceService>,
     links: ReceiptLinks,
-    caller: Organisation,
+    caller: Caller,
     ValidJson(body): ValidJson<RegisterEvidenceBatchRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_recording()?;
     let n = body.items.len();
     if n == 0 || n > MAX_BATCH_ITEMS {
         return Err(ApiError::field(
@@ -292,7 +302,12 @@ pub async fn register_batch(
             },
         );
         match decided {
-            Ok(event) => items.push((evidence_id, 0, event)),
+            Ok(event) => items.push(RecordChange {
+                evidence_id,
+                expected_version: 0,
+                event,
+                readers: domain::readers(&[]),
+            }),
             Err(EvidenceError::Invalid(fields)) => errors.extend(
                 fields
                     .into_iter()
@@ -304,7 +319,7 @@ pub async fn register_batch(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let ids: Vec<String> = items.iter().map(|(id, _, _)| id.clone()).collect();
+    let ids: Vec<String> = items.iter().map(|c| c.evidence_id.clone()).collect();
     let stored = svc.record_all(&caller, items).await?;
     let items = ids
         .into_iter()
@@ -328,8 +343,8 @@ fn parse_id(id: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::field("evidence_id", "must be a UUID"))
 }
 
-fn visible(caller: &Organisation, v: &EvidenceView) -> bool {
-    caller.role == Role::Admin || v.organisation == caller.organisation_id
+fn visible(caller: &Caller, v: &EvidenceView) -> bool {
+    caller.may_read(&v.readers)
 }
 
 /// One evidence record.
@@ -344,7 +359,7 @@ fn visible(caller: &Organisation, v: &EvidenceView) -> bool {
 )]
 pub async fn get(
     svc: web::Data<EvidenceService>,
-    caller: Organisation,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path.into_inner())?;
@@ -357,7 +372,9 @@ pub async fn get(
 }
 
 /// Evidence records, newest first: look a file up by its digest, or list a case's records.
-/// Organisations see their own records; the admin sees all.
+/// An organisation sees what it registered and what was shared with it; a court sees every
+/// registration (to look a file up by its digest across organisations); the admin and
+/// auditors see all.
 #[utoipa::path(
     get, path = "/evidence", tag = "evidence",
     params(EvidenceQuery),
@@ -369,7 +386,7 @@ pub async fn get(
 )]
 pub async fn list(
     svc: web::Data<EvidenceService>,
-    caller: Organisation,
+    caller: Caller,
     ValidQuery(q): ValidQuery<EvidenceQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = Vec::new();
@@ -411,7 +428,8 @@ pub async fn list(
     let items = svc
         .read_model
         .list(EvidenceFilter {
-            organisation: (caller.role != Role::Admin).then(|| caller.organisation_id.clone()),
+            readable_by: readable_by(&caller),
+            evidence_id: None,
             digest,
             algorithm: q.algorithm,
             case_reference: q.case_reference,
@@ -439,24 +457,117 @@ pub async fn list(
 pub async fn withdraw(
     svc: web::Data<EvidenceService>,
     links: ReceiptLinks,
-    caller: Organisation,
+    caller: Caller,
     path: web::Path<String>,
     ValidJson(body): ValidJson<WithdrawEvidenceRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path.into_inner())?;
+    caller.require_recording()?;
+    let record = readable_record(&svc, &caller, &id, body.expected_version).await?;
+    let event = domain::decide_withdraw(&record, &caller.organisation_id, &body.reason)?;
+    let change = RecordChange {
+        evidence_id: id.clone(),
+        expected_version: record.version,
+        event,
+        readers: record.readers(),
+    };
+    let stored = svc.record(&caller, change).await?;
+    respond(&svc, &links, &id, stored, actix_web::http::StatusCode::OK).await
+}
+
+/// The readers whose records `caller` may list: None for all (the admin, auditors).
+fn readable_by(caller: &Caller) -> Option<Vec<String>> {
+    if caller.reads_everything() {
+        return None;
+    }
+    let mut readers = vec![caller.organisation_id.clone()];
+    if caller.is_court() {
+        readers.push(veritrace_kernel::access::COURTS.to_string());
+    }
+    Some(readers)
+}
+
+/// Record `id` rebuilt from its stream, if `caller` may read it (else the same 404 as for an
+/// unknown one), at `expected_version` (else 409).
+async fn readable_record(
+    svc: &EvidenceService,
+    caller: &Caller,
+    id: &str,
+    expected_version: u64,
+) -> Result<domain::EvidenceRecord, ApiError> {
     let record = svc
-        .load(&id)
+        .load(id)
         .await?
-        .filter(|r| caller.role == Role::Admin || r.owner == caller.organisation_id)
+        .filter(|r| {
+            let mut readers = r.readers();
+            readers.push(r.owner.clone());
+            caller.may_read(&readers)
+        })
         .ok_or_else(|| ApiError::NotFound(format!("no evidence {id}")))?;
-    if record.version != body.expected_version {
+    if record.version != expected_version {
         return Err(ApiError::VersionConflict(format!(
-            "evidence {id} is at version {}, the request expected {}; read it again and retry",
-            record.version, body.expected_version
+            "evidence {id} is at version {}, the request expected {expected_version}; read it again and retry",
+            record.version
         )));
     }
-    let event = domain::decide_withdraw(&record, &caller.organisation_id, &body.reason)?;
-    let stored = svc.record(&caller, &id, record.version, event).await?;
+    Ok(record)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareEvidenceRequest {
+    /// The organisation that may read the registration, and its receipts, from now on.
+    #[schema(example = "0193f1a2-6c1e-7d2a-9b1c-3f4e5d6c7b8a")]
+    pub organisation_id: String,
+    /// The record's version the caller read; a different current version answers 409.
+    #[schema(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
+    pub expected_version: u64,
+}
+
+/// Share a registration with another organisation (the opposing party, an expert): it reads
+/// the record, and the receipts of its events from this one on. Only the registrant shares;
+/// courts, the admin and auditors read every registration anyway.
+#[utoipa::path(
+    post, path = "/evidence/{evidence_id}/sharing", tag = "evidence",
+    params(("evidence_id" = uuid::Uuid, Path)),
+    request_body = ShareEvidenceRequest,
+    responses(
+        (status = 200, body = EvidenceCommandResponse),
+        (status = 202, body = EvidenceCommandRecorded, description = "Shared durably, but the record cannot be read back yet"),
+        (status = 401, body = veritrace_kernel::Problem), (status = 403, body = veritrace_kernel::Problem),
+        (status = 404, body = veritrace_kernel::Problem),
+        (status = 409, body = veritrace_kernel::Problem, description = "Version conflict or already shared with it"),
+        (status = 422, body = veritrace_kernel::Problem, description = "No such organisation, or the registrant itself"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn share(
+    svc: web::Data<EvidenceService>,
+    identity: web::Data<Identity>,
+    links: ReceiptLinks,
+    caller: Caller,
+    path: web::Path<String>,
+    ValidJson(body): ValidJson<ShareEvidenceRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path.into_inner())?;
+    caller.require_recording()?;
+    let record = readable_record(&svc, &caller, &id, body.expected_version).await?;
+    let organisation = uuid::Uuid::parse_str(&body.organisation_id)
+        .map(|u| u.to_string())
+        .map_err(|_| ApiError::field("organisation_id", "must be an organisation's id (a UUID)"))?;
+    if identity.organisation(&organisation).await?.is_none() {
+        return Err(ApiError::field("organisation_id", "no such organisation"));
+    }
+    let event = domain::decide_share(&record, &caller.organisation_id, &organisation)?;
+    let mut readers = record.readers();
+    readers.push(organisation);
+    let change = RecordChange {
+        evidence_id: id.clone(),
+        expected_version: record.version,
+        event,
+        readers,
+    };
+    let stored = svc.record(&caller, change).await?;
     respond(&svc, &links, &id, stored, actix_web::http::StatusCode::OK).await
 }
 
@@ -464,11 +575,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource!("/evidence", post => register, get => list))
         .service(resource!("/evidence/batch", post => register_batch))
         .service(resource!("/evidence/{evidence_id}", get => get))
-        .service(resource!("/evidence/{evidence_id}/withdrawal", post => withdraw));
+        .service(resource!("/evidence/{evidence_id}/withdrawal", post => withdraw))
+        .service(resource!("/evidence/{evidence_id}/sharing", post => share));
 }
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(register, register_batch, get, list, withdraw))]
+#[openapi(paths(register, register_batch, get, list, withdraw, share))]
 pub struct EvidenceApi;
 
 /// `content_hash` as JSON Schema can state it: the digest's length follows the algorithm.

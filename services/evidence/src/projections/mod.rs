@@ -34,6 +34,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    evidence_readers (evidence_id, reader) {
+        evidence_id -> Text,
+        reader -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(evidence_records, evidence_readers);
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = evidence_records)]
 pub struct EvidenceRow {
@@ -75,6 +84,12 @@ pub struct EvidenceView {
     pub withdrawal_reason: Option<String>,
     /// Stream version; send it as `expected_version` with a command on this record.
     pub version: i64,
+    /// The organisations the registrant shared it with (`POST /evidence/{id}/sharing`).
+    pub shared_with: Vec<String>,
+    /// Who may read it: the registrant, `shared_with`, and `role:court` (every court); the
+    /// admin and auditors read everything.
+    #[serde(skip)]
+    pub readers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema, PartialEq)]
@@ -83,8 +98,23 @@ pub struct ContentHashView {
     pub digest: String,
 }
 
-impl From<EvidenceRow> for EvidenceView {
-    fn from(r: EvidenceRow) -> Self {
+impl EvidenceView {
+    /// The view of `r`, readable by `readers`: kept as the registrant, then the others sorted,
+    /// so a view reads the same whichever way it was built.
+    fn of(r: EvidenceRow, readers: Vec<String>) -> Self {
+        let mut others: Vec<String> = readers
+            .into_iter()
+            .filter(|x| *x != r.organisation)
+            .collect();
+        others.sort();
+        others.dedup();
+        let shared_with = others
+            .iter()
+            .filter(|x| *x != veritrace_kernel::access::COURTS)
+            .cloned()
+            .collect();
+        let mut readers = vec![r.organisation.clone()];
+        readers.extend(others);
         EvidenceView {
             evidence_id: r.evidence_id,
             organisation: r.organisation,
@@ -101,6 +131,8 @@ impl From<EvidenceRow> for EvidenceView {
             withdrawn_at: r.withdrawn_at,
             withdrawal_reason: r.withdrawal_reason,
             version: r.version,
+            shared_with,
+            readers,
         }
     }
 }
@@ -111,7 +143,10 @@ impl EvidenceView {
     pub fn registered(event: &StoredEvent) -> Option<EvidenceView> {
         let env = &event.envelope;
         match EvidenceEvent::from_parts(&env.event_type, &env.payload).ok()? {
-            EvidenceEvent::EvidenceRegistered(r) => Some(registered_row(env, r).into()),
+            EvidenceEvent::EvidenceRegistered(r) => Some(EvidenceView::of(
+                registered_row(env, r),
+                event.readers.clone(),
+            )),
             _ => None,
         }
     }
@@ -122,10 +157,19 @@ impl EvidenceView {
     /// it once it has projected them all: what a command answers when the read model lags.
     pub fn from_stream(events: &[StoredEvent]) -> Option<EvidenceView> {
         let mut row: Option<EvidenceRow> = None;
+        let mut readers: Vec<String> = Vec::new();
         for e in events {
             let env = &e.envelope;
+            for r in &e.readers {
+                if !readers.contains(r) {
+                    readers.push(r.clone());
+                }
+            }
             match EvidenceEvent::from_parts(&env.event_type, &env.payload).ok()? {
                 EvidenceEvent::EvidenceRegistered(r) => row = Some(registered_row(env, r)),
+                EvidenceEvent::EvidenceShared(_) => {
+                    row.as_mut()?.version = env.stream_version as i64
+                }
                 EvidenceEvent::EvidenceWithdrawn(w) => {
                     let r = row.as_mut()?;
                     r.status = status_name(EvidenceStatus::Withdrawn).into();
@@ -135,7 +179,7 @@ impl EvidenceView {
                 }
             }
         }
-        row.map(EvidenceView::from)
+        row.map(|r| EvidenceView::of(r, readers))
     }
 }
 
@@ -161,7 +205,9 @@ fn registered_row(env: &EventEnvelope, r: EvidenceRegistered) -> EvidenceRow {
 /// Filters of the evidence list.
 #[derive(Debug, Default, Clone)]
 pub struct EvidenceFilter {
-    pub organisation: Option<String>,
+    /// Only records one of these readers may read (None: every record).
+    pub readable_by: Option<Vec<String>>,
+    pub evidence_id: Option<String>,
     pub digest: Option<String>,
     pub algorithm: Option<String>,
     pub case_reference: Option<String>,
@@ -176,17 +222,25 @@ impl ProjectedTables for EvidenceRecords {
 
     veritrace_kernel::apply_on_each_backend!(|c, event| {
         let env = &event.envelope;
-        match EvidenceEvent::from_parts(&env.event_type, &env.payload)
+        let event_id = match EvidenceEvent::from_parts(&env.event_type, &env.payload)
             .map_err(ApplyError::Unappliable)?
         {
             EvidenceEvent::EvidenceRegistered(r) => {
+                let id = r.evidence_id.clone();
                 diesel::insert_into(evidence_records::table)
                     .values(registered_row(env, r))
                     .on_conflict_do_nothing()
                     .execute(c)?;
+                id
+            }
+            EvidenceEvent::EvidenceShared(s) => {
+                diesel::update(evidence_records::table.find(&s.evidence_id))
+                    .set(evidence_records::version.eq(env.stream_version as i64))
+                    .execute(c)?;
+                s.evidence_id
             }
             EvidenceEvent::EvidenceWithdrawn(w) => {
-                diesel::update(evidence_records::table.find(w.evidence_id))
+                diesel::update(evidence_records::table.find(&w.evidence_id))
                     .set((
                         evidence_records::status.eq(status_name(EvidenceStatus::Withdrawn)),
                         evidence_records::withdrawn_at.eq(Some(env.recorded_at.clone())),
@@ -194,8 +248,24 @@ impl ProjectedTables for EvidenceRecords {
                         evidence_records::version.eq(env.stream_version as i64),
                     ))
                     .execute(c)?;
+                w.evidence_id
             }
-        }
+        };
+        // The record is readable by whoever may read any of its events.
+        let rows: Vec<_> = event
+            .readers
+            .iter()
+            .map(|r| {
+                (
+                    evidence_readers::evidence_id.eq(event_id.as_str()),
+                    evidence_readers::reader.eq(r.as_str()),
+                )
+            })
+            .collect();
+        diesel::insert_into(evidence_readers::table)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .execute(c)?;
         Ok(())
     });
 }
@@ -226,21 +296,30 @@ impl ReadModel {
     }
 
     pub async fn get(&self, id: String) -> Result<Option<EvidenceView>, ReadModelError> {
-        with_read_conn!(self.model, |c| {
-            Ok(evidence_records::table
-                .find(id)
-                .select(EvidenceRow::as_select())
-                .first(c)
-                .optional()?
-                .map(EvidenceView::from))
-        })
+        Ok(self
+            .list(EvidenceFilter {
+                evidence_id: Some(id),
+                limit: 1,
+                ..EvidenceFilter::default()
+            })
+            .await?
+            .pop())
     }
 
     pub async fn list(&self, filter: EvidenceFilter) -> Result<Vec<EvidenceView>, ReadModelError> {
         with_read_conn!(self.model, |c| {
             let mut q = evidence_records::table.into_boxed();
-            if let Some(o) = filter.organisation {
-                q = q.filter(evidence_records::organisation.eq(o));
+            if let Some(id) = filter.evidence_id {
+                q = q.filter(evidence_records::evidence_id.eq(id));
+            }
+            if let Some(readers) = filter.readable_by {
+                q = q.filter(
+                    evidence_records::evidence_id.eq_any(
+                        evidence_readers::table
+                            .filter(evidence_readers::reader.eq_any(readers))
+                            .select(evidence_readers::evidence_id),
+                    ),
+                );
             }
             if let Some(d) = filter.digest {
                 q = q.filter(evidence_records::digest.eq(d));
@@ -256,7 +335,25 @@ impl ReadModel {
                 .limit(filter.limit)
                 .select(EvidenceRow::as_select())
                 .load(c)?;
-            Ok(rows.into_iter().map(EvidenceView::from).collect())
+            let ids: Vec<&str> = rows.iter().map(|r| r.evidence_id.as_str()).collect();
+            let pairs: Vec<(String, String)> = evidence_readers::table
+                .filter(evidence_readers::evidence_id.eq_any(&ids))
+                .select((evidence_readers::evidence_id, evidence_readers::reader))
+                .load(c)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    // The registrant first, then the others as stored.
+                    let mut readers = vec![r.organisation.clone()];
+                    readers.extend(
+                        pairs
+                            .iter()
+                            .filter(|(id, x)| *id == r.evidence_id && *x != r.organisation)
+                            .map(|(_, x)| x.clone()),
+                    );
+                    EvidenceView::of(r, readers)
+                })
+                .collect())
         })
     }
 }
