@@ -54,6 +54,12 @@ pub trait Domain: Send + Sync {
     /// (the event store's and [`Domain::migrations`]; running them again is harmless). The
     /// process relays its outbox to the bus.
     async fn start(&self, context: DomainContext) -> Result<Arc<dyn RunningDomain>, BoxError>;
+    /// Its reactions to other domains' events ([`crate::reaction`]): each gets its queue on
+    /// the bus, declared by every service from its first start, and is handled by
+    /// [`RunningDomain::reactor`].
+    fn reactions(&self) -> &'static [crate::reaction::ReactionSpec] {
+        &[]
+    }
 }
 
 /// One event type of a domain at one version: the contract of its events' `payload`. The
@@ -117,6 +123,10 @@ pub trait RunningDomain: Send + Sync {
     fn event_store(&self) -> &EventStore;
     /// Adds its routes, and the data they read, to the HTTP service (once per worker).
     fn configure(self: Arc<Self>, cfg: &mut actix_web::web::ServiceConfig);
+    /// What decides its [`Domain::reactions`]; None when it has none.
+    fn reactor(self: Arc<Self>) -> Option<Arc<dyn crate::reaction::React>> {
+        None
+    }
 }
 
 /// The embedded event store of domain `name` under `data_dir`.

@@ -16,6 +16,7 @@ pub mod migrate;
 pub mod outbox;
 pub mod problem;
 pub mod projection;
+pub mod reaction;
 pub mod read_model;
 pub mod strict_json;
 pub mod telemetry;

@@ -156,6 +156,17 @@ impl Platform {
         for domain in crate::domains::DOMAINS {
             let running =
                 start_embedded_domain(*domain, &data, &genesis, &metrics, &shutdown_rx).await?;
+            veritrace_kernel::reaction::start_domain(
+                *domain,
+                running.clone(),
+                bus.as_ref(),
+                &shutdown_rx,
+            )
+            .await?;
+            domains.push(running);
+        }
+        // Once every queue exists: the relays publish.
+        for running in &domains {
             let relay = OutboxRelay {
                 store: running.event_store().clone(),
                 bus: bus.clone(),
@@ -163,7 +174,6 @@ impl Platform {
                 sweep_interval: Duration::from_millis(config.outbox.sweep_interval_ms.max(10)),
             };
             tokio::spawn(relay.run(shutdown_rx.clone()));
-            domains.push(running);
         }
 
         let state = ChainState::new(genesis.clone(), chain.clone())?;

@@ -246,6 +246,20 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
             {
                 tracing::warn!(error = %e, "cannot declare the anchor queue yet; the relay retries");
             }
+            // Likewise every domain's reaction queues: an event published before the reacting
+            // service first starts waits in its queue.
+            for other in crate::domains::DOMAINS {
+                for spec in other.reactions() {
+                    if let Err(e) = bus
+                        .declare_queue(&spec.queue(other.name()), spec.follows)
+                        .await
+                    {
+                        tracing::warn!(error = %e, queue = %spec.queue(other.name()), "cannot declare a reaction queue yet");
+                    }
+                }
+            }
+            veritrace_kernel::reaction::start_domain(domain, running.clone(), &bus, &shutdown_rx)
+                .await?;
             let relay = OutboxRelay {
                 store: running.event_store().clone(),
                 bus: Arc::new(bus) as Arc<dyn Bus>,

@@ -220,6 +220,7 @@ async fn view_after(
     responses(
         (status = 201, body = EvidenceCommandResponse, description = "Recorded durably; anchoring follows within seconds"),
         (status = 400, body = veritrace_kernel::Problem), (status = 401, body = veritrace_kernel::Problem),
+        (status = 403, body = veritrace_kernel::Problem, description = "The key's role records nothing (reader, auditor, court)"),
         (status = 413, body = veritrace_kernel::Problem), (status = 415, body = veritrace_kernel::Problem),
         (status = 422, body = veritrace_kernel::Problem), (status = 503, body = veritrace_kernel::Problem),
     ),
@@ -267,6 +268,7 @@ pub async fn register(
     responses(
         (status = 201, body = RegisterEvidenceBatchResponse, description = "All recorded durably; anchoring follows within seconds"),
         (status = 400, body = veritrace_kernel::Problem), (status = 401, body = veritrace_kernel::Problem),
+        (status = 403, body = veritrace_kernel::Problem, description = "The key's role records nothing (reader, auditor, court)"),
         (status = 413, body = veritrace_kernel::Problem), (status = 415, body = veritrace_kernel::Problem),
         (status = 422, body = veritrace_kernel::Problem, description = "Fields are named `items[i].field`; nothing was recorded"),
         (status = 503, body = veritrace_kernel::Problem),
