@@ -198,8 +198,14 @@ impl AnchorService {
                 Ok(sealed) => leaves.push(NewLeaf {
                     digest: sealed.digest,
                     event_id: sealed.envelope.id.to_string(),
+                    // A publisher from before access lists sends none: its events were the
+                    // recording organisation's alone, as the stores' migrations also say.
+                    readers: if e.readers.is_empty() {
+                        vec![sealed.envelope.organisation.clone()]
+                    } else {
+                        e.readers
+                    },
                     canonical: sealed.canonical,
-                    readers: e.readers,
                 }),
                 Err(reason) => {
                     tracing::error!(%reason, "event rejected");

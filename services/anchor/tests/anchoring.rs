@@ -147,13 +147,25 @@ backend_tests! {
             ]
         );
         assert!(rejections[0].2.contains("stated digest"), "{rejections:?}");
+        // Who may read each receipt is as the publisher said; a publisher from before access
+        // lists said nothing, and its events are the recording organisation's.
+        let leaf = anchor.store.leaf_by_event(&events[0].envelope.id.to_string()).await.unwrap().unwrap();
+        assert_eq!(leaf.readers, vec!["org".to_string()]);
+        let shared = sealed(9);
+        let mut with_readers = message(&[(&shared, None)]);
+        let mut body: serde_json::Value = serde_json::from_slice(&with_readers.body).unwrap();
+        body["events"][0]["readers"] = json!(["org", "holder", "role:court"]);
+        with_readers.body = body.to_string().into_bytes();
+        bus.publish(vec![with_readers]).await.unwrap();
+        let leaf = anchor.store.leaf_by_event(&shared.envelope.id.to_string()).await.unwrap().unwrap();
+        assert_eq!(leaf.readers, vec!["org".to_string(), "holder".into(), "role:court".into()]);
 
         // Three leaves make a full batch: sealed by size and anchored without waiting for the schedule.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let (total, anchored) = anchor.store.progress().await.unwrap();
-            assert_eq!(total, 3, "duplicates and rejected events are not leaves");
-            if anchored == 3 {
+            assert_eq!(total, 4, "duplicates and rejected events are not leaves");
+            if anchored >= 3 {
                 break;
             }
             assert!(Instant::now() < deadline, "batch not anchored");
