@@ -20,9 +20,13 @@ until grep -q 'database' anchor.out; do sleep 0.2; done          # the anchor's 
 VERITRACE_CHAIN__GENESIS=anchor-data/chain/genesis.json VERITRACE_HTTP__RECEIPTS_URL=http://127.0.0.1:8083 \
 veritrace serve evidence --bind 127.0.0.1:8082 > evidence.out &
 started $!
+VERITRACE_CHAIN__GENESIS=anchor-data/chain/genesis.json VERITRACE_HTTP__RECEIPTS_URL=http://127.0.0.1:8083 \
+veritrace serve cases --bind 127.0.0.1:8084 > cases.out &
+started $!
 until curl -sf http://127.0.0.1:8082/readyz > /dev/null; do sleep 0.2; done
+until curl -sf http://127.0.0.1:8084/readyz > /dev/null; do sleep 0.2; done
 until grep -q 'admin API key' identity.out; do sleep 0.2; done
-cat identity.out anchor.out evidence.out
+cat identity.out anchor.out evidence.out cases.out
 KEY=$(sed -n 's/^  admin API key  //p' identity.out)
 
 # 1. Register the file's hash with the evidence service.
@@ -38,6 +42,12 @@ RECEIPT_URL=$(sed 's/.*"receipt_url":"\([^"]*\)".*/\1/' registration.json)   # o
 until curl -s "$RECEIPT_URL" -H "Authorization: Bearer $KEY" > receipt.json &&
       grep -q '"status":"anchored"' receipt.json; do sleep 0.2; done
 
-# 3. Verify it offline, and audit the stores against the chain (exit status 0: clean).
+# 3. The court's case file: the cases service, reacting to the registration's event, filed it
+#    as an exhibit of case 2026-CV-0042.
+until curl -sf http://127.0.0.1:8084/cases/2026-CV-0042 -H "Authorization: Bearer $KEY" > case.json; do sleep 0.2; done
+cat case.json
+grep -q "\"content_hash\":{\"algorithm\":\"sha-256\",\"digest\":\"$DIGEST\"}" case.json
+
+# 4. Verify it offline, and audit the stores against the chain (exit status 0: clean).
 veritrace verify receipt.json --genesis anchor-data/chain/genesis.json --file contract.txt
 veritrace audit --chain-node http://127.0.0.1:8083 --genesis anchor-data/chain/genesis.json

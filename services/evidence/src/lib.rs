@@ -15,7 +15,7 @@ use veritrace_kernel::ApiError;
 use veritrace_kernel::auth::Caller;
 use veritrace_kernel::db::Database;
 use veritrace_kernel::domain::{BoxError, Domain, DomainContext, RunningDomain};
-use veritrace_kernel::envelope::{EventEnvelope, now_rfc3339};
+use veritrace_kernel::envelope::{self, EventEnvelope, business_time, envelope_time};
 use veritrace_kernel::event_store::{EventStore, StoredEvent, StreamAppend};
 use veritrace_kernel::migrate::{self, Migration};
 use veritrace_kernel::telemetry::Metrics;
@@ -23,6 +23,11 @@ use veritrace_kernel::telemetry::Metrics;
 pub const MIGRATIONS: &[Migration] = &[
     veritrace_kernel::migration!(1, "evidence_records", "evidence/0001_evidence_records.sql"),
     veritrace_kernel::migration!(2, "evidence_readers", "evidence/0002_evidence_readers.sql"),
+    veritrace_kernel::migration!(
+        3,
+        "evidence_occurred_at_and_file",
+        "evidence/0003_evidence_occurred_at_and_file.sql"
+    ),
 ];
 
 /// How long a command waits for the read model to show its effect before answering anyway.
@@ -66,13 +71,13 @@ impl EvidenceService {
         }))
     }
 
-    /// Rebuilds a record from its stream.
+    /// Rebuilds a record from its stream (events of every version it reads, upcast).
     pub async fn load(&self, evidence_id: &str) -> Result<Option<EvidenceRecord>, ApiError> {
         let events = self.store.read_stream(&stream_of(evidence_id)).await?;
         let decoded = events
             .iter()
             .map(|e| {
-                EvidenceEvent::from_parts(&e.envelope.event_type, &e.envelope.payload)
+                EvidenceEvent::from_envelope(&e.envelope)
                     .map(|ev| (ev, e.envelope.organisation.clone()))
             })
             .collect::<Result<Vec<_>, _>>()
@@ -88,18 +93,27 @@ impl EvidenceService {
             expected_version,
             event,
             readers,
+            occurred_at,
         } = change;
         let expected_version = *expected_version;
-        let now = now_rfc3339();
+        let now = envelope::now();
+        let recorded_at = envelope_time(now);
+        // Checked already where the caller gave it (against an earlier now, so it holds now).
+        let occurred_at = match occurred_at {
+            Some(t) => {
+                business_time("occurred_at", t, now).map_err(|e| ApiError::Validation(vec![e]))?
+            }
+            None => recorded_at.clone(),
+        };
         let envelope = EventEnvelope {
             id: uuid::Uuid::now_v7(),
             service: SERVICE.to_string(),
             stream: stream_of(evidence_id),
             stream_version: expected_version + 1,
             event_type: event.event_type().to_string(),
-            type_version: 1,
-            occurred_at: now.clone(),
-            recorded_at: now,
+            type_version: event.type_version(),
+            occurred_at,
+            recorded_at,
             organisation: caller.organisation_id.clone(),
             payload: event.payload(),
         };
@@ -167,6 +181,9 @@ pub struct RecordChange {
     pub expected_version: u64,
     pub event: EvidenceEvent,
     pub readers: Vec<String>,
+    /// When the fact happened, as the caller stated it (the envelope's `occurred_at`, checked
+    /// by [`business_time`]); None: when it is recorded.
+    pub occurred_at: Option<String>,
 }
 
 /// The judicial evidence domain, as the platform registers it.

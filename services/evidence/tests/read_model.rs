@@ -1,18 +1,23 @@
 //! The evidence service's write and read sides on SQLite and on PostgreSQL: commands append
 //! events, the projector builds the read model, queries answer from it, and a restart resumes
-//! from the checkpoint without projecting anything twice.
+//! from the checkpoint without projecting anything twice. Events stored at an older version of
+//! their type read as the current one everywhere, and the read model's migrations keep what
+//! was projected before them.
 
 use chain_core::{ContentHashAlg, HashAlg};
+use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use veritrace_evidence::EvidenceService;
 use veritrace_evidence::RecordChange;
 use veritrace_evidence::domain::{self, RegisterEvidence};
-use veritrace_evidence::projections::EvidenceFilter;
+use veritrace_evidence::projections::{EvidenceFilter, EvidenceView};
+use veritrace_kernel::EventEnvelope;
 use veritrace_kernel::auth::{Caller, OrganisationRole, Role};
 use veritrace_kernel::backend_tests;
+use veritrace_kernel::migrate::{self, Migration};
 use veritrace_kernel::telemetry::Metrics;
-use veritrace_kernel::testing::TestDb;
+use veritrace_kernel::testing::{EventSchemas, TestDb};
 
 async fn start(db: &TestDb) -> (Arc<EvidenceService>, tokio::sync::watch::Sender<bool>) {
     // Embedded: event store and read model in two files; PostgreSQL: one schema.
@@ -62,6 +67,8 @@ async fn register(svc: &EvidenceService, who: &Caller, n: u32) -> String {
             title: format!("file {n}"),
             case_reference: Some(format!("case-{}", n % 2)),
             metadata: None,
+            file_name: None,
+            size_bytes: None,
         },
     )
     .expect("valid registration");
@@ -70,9 +77,47 @@ async fn register(svc: &EvidenceService, who: &Caller, n: u32) -> String {
         expected_version: 0,
         event,
         readers: domain::readers(&[]),
+        occurred_at: None,
     };
     svc.record(who, change).await.expect("recorded");
     id
+}
+
+/// Waits until the read model shows record `id`.
+async fn projected(svc: &EvidenceService, id: &str) -> EvidenceView {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(v) = svc.read_model.get(id.to_string()).await.expect("get") {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{id} is projected"))
+}
+
+/// A registration as the service wrote it before `EvidenceRegistered` version 2: type_version
+/// 1, `occurred_at` the recording time, and a payload without `file_name` and `size_bytes`.
+fn registered_v1(id: &str, organisation: &str) -> EventEnvelope {
+    let at = "2025-06-01T08:00:00.125Z";
+    EventEnvelope {
+        id: uuid::Uuid::now_v7(),
+        service: domain::SERVICE.into(),
+        stream: veritrace_evidence::stream_of(id),
+        stream_version: 1,
+        event_type: "EvidenceRegistered".into(),
+        type_version: 1,
+        occurred_at: at.into(),
+        recorded_at: at.into(),
+        organisation: organisation.into(),
+        payload: json!({
+            "evidence_id": id,
+            "content_hash": {"algorithm": "sha-256", "digest": digest(1)},
+            "title": "a file registered at version 1",
+            "case_reference": "case-v1",
+        }),
+    }
 }
 
 backend_tests! {
@@ -93,6 +138,7 @@ backend_tests! {
                 expected_version: record.version,
                 event,
                 readers: record.readers(),
+                occurred_at: None,
             };
             svc.record(&court, change).await.expect("withdrawn");
             // Shared with another party: the record is readable by it, the registrant and
@@ -105,6 +151,7 @@ backend_tests! {
                 expected_version: record.version,
                 readers: domain::readers(&["org-bank".to_string()]),
                 event,
+                occurred_at: None,
             };
             svc.record(&court, change).await.expect("shared");
             let readable = |reader: &str| {
@@ -187,5 +234,117 @@ backend_tests! {
         .await
         .expect("the late registration is projected");
         assert_eq!(view.status, "registered");
+    }
+
+    /// A registration stored at version 1 (before `file_name` and `size_bytes`) reads as
+    /// version 2 without them: in the projection, in the fold of its stream and in the record
+    /// a command is decided on; new registrations are written at version 2, with their
+    /// business time.
+    async fn a_registration_stored_at_v1_reads_as_v2_everywhere(db: TestDb) {
+        let (svc, _stop) = start(&db).await;
+        let court = org("court");
+        let old_id = uuid::Uuid::now_v7().to_string();
+        let old = registered_v1(&old_id, &court.organisation_id);
+        let sealed = old.clone().seal(HashAlg::Sha3_256).expect("seal");
+        svc.store
+            .append(&old.stream, 0, vec![sealed])
+            .await
+            .expect("append the v1 event");
+
+        let view = projected(&svc, &old_id).await;
+        assert_eq!(view.title, "a file registered at version 1");
+        assert_eq!(view.case_reference.as_deref(), Some("case-v1"));
+        assert_eq!((view.file_name.as_deref(), view.size_bytes), (None, None));
+        assert_eq!(view.occurred_at, old.occurred_at);
+        assert_eq!(view.registered_at, old.recorded_at);
+        assert_eq!(view.version, 1);
+        let events = svc.store.read_stream(&old.stream).await.expect("stream");
+        assert_eq!(events[0].envelope.type_version, 1, "stored as written");
+        assert_eq!(EvidenceView::from_stream(&events), Some(view));
+
+        // A command on it is decided on the record folded from the v1 event.
+        let record = svc.load(&old_id).await.expect("load").expect("the fold sees it");
+        assert_eq!((record.version, record.owner.as_str()), (1, "org-court"));
+        let event = domain::decide_withdraw(&record, &court.organisation_id, "superseded")
+            .expect("the owner may withdraw");
+        let change = RecordChange {
+            evidence_id: old_id.clone(),
+            expected_version: record.version,
+            event,
+            readers: record.readers(),
+            occurred_at: None,
+        };
+        svc.record(&court, change).await.expect("withdrawn");
+        let view = svc.read_model.get(old_id.clone()).await.expect("get").expect("projected");
+        assert_eq!((view.status.as_str(), view.version), ("withdrawn", 2));
+        let events = svc.store.read_stream(&old.stream).await.expect("stream");
+        assert_eq!(EvidenceView::from_stream(&events), Some(view));
+
+        // A new registration is written at version 2, with the file's name and size and the
+        // time the fact happened, as given.
+        let new_id = uuid::Uuid::now_v7().to_string();
+        let event = domain::decide_register(
+            &new_id,
+            RegisterEvidence {
+                algorithm: ContentHashAlg::Sha256,
+                digest: digest(2),
+                title: "a file registered at version 2".into(),
+                case_reference: None,
+                metadata: None,
+                file_name: Some("contract.pdf".into()),
+                size_bytes: Some(9_007_199_254_740_991),
+            },
+        )
+        .expect("valid");
+        let change = RecordChange {
+            evidence_id: new_id.clone(),
+            expected_version: 0,
+            event,
+            readers: domain::readers(&[]),
+            occurred_at: Some("2026-01-31T09:30:00.250Z".into()),
+        };
+        let stored = svc.record(&court, change).await.expect("recorded");
+        assert_eq!(stored.envelope.type_version, 2);
+        assert_eq!(stored.envelope.occurred_at, "2026-01-31T09:30:00.250Z");
+        assert_ne!(stored.envelope.recorded_at, stored.envelope.occurred_at);
+        let view = projected(&svc, &new_id).await;
+        assert_eq!(view.file_name.as_deref(), Some("contract.pdf"));
+        assert_eq!(view.size_bytes, Some(9_007_199_254_740_991));
+        assert_eq!(view.occurred_at, "2026-01-31T09:30:00.250Z");
+        assert_eq!(view.registered_at, stored.envelope.recorded_at);
+        let events = svc.store.read_stream(&stored.envelope.stream).await.expect("stream");
+        assert_eq!(EvidenceView::from_stream(&events), Some(view));
+
+        // Every stored event matches the schema of its own version, and read as the current
+        // version, the current one's.
+        let schemas = EventSchemas::of(veritrace_evidence::DOMAIN).expect("schemas");
+        let events = schemas.check_store(&svc.store).await.expect("every event matches");
+        assert_eq!(events.len(), 3);
+        for e in &events {
+            schemas.check_upcast(&e.envelope).expect("upcast, it matches the current version");
+        }
+    }
+
+    /// Records projected before migration 3 keep their registration time as the time the
+    /// registered fact happened (what their events' `occurred_at` holds), without a file name
+    /// or size.
+    async fn migration_3_backfills_occurred_at_from_registered_at(db: TestDb) {
+        let read = db.open("evidence").await;
+        migrate::run(&read, domain::SERVICE, &veritrace_evidence::MIGRATIONS[..2])
+            .await
+            .expect("migrations 1 and 2");
+        let insert = "INSERT INTO evidence_records (evidence_id, organisation, algorithm, digest, \
+            title, status, registered_at, registered_event_id, version) VALUES ('e-old', 'org-a', \
+            'sha-256', 'ab', 'old', 'registered', '2025-01-02T03:04:05.678Z', 'ev-1', 1)";
+        let seed = [Migration { version: 1, name: "old record", sqlite: insert, postgres: insert }];
+        migrate::run(&read, "test_seed", &seed).await.expect("seed");
+        migrate::run(&read, domain::SERVICE, veritrace_evidence::MIGRATIONS)
+            .await
+            .expect("migration 3");
+        let model = veritrace_evidence::projections::ReadModel::open(&read).await.expect("open");
+        let view = model.get("e-old".into()).await.expect("get").expect("kept");
+        assert_eq!(view.occurred_at, "2025-01-02T03:04:05.678Z");
+        assert_eq!(view.occurred_at, view.registered_at);
+        assert_eq!((view.file_name, view.size_bytes), (None, None));
     }
 }

@@ -24,8 +24,8 @@
 //! impl ProjectedTables for EvidenceRecords {
 //!     const PROJECTION: &'static str = "evidence_records";
 //!     veritrace_kernel::apply_on_each_backend!(|c, event| {
-//!         let e = EvidenceEvent::from_parts(&event.envelope.event_type, &event.envelope.payload)
-//!             .map_err(ApplyError::Unappliable)?;
+//!         // Read at the current version of its type, whatever version it was stored at.
+//!         let e = EvidenceEvent::from_envelope(&event.envelope).map_err(ApplyError::Unappliable)?;
 //!         diesel::insert_into(evidence_records::table).values(row(e)).on_conflict_do_nothing().execute(c)?;
 //!         Ok(())
 //!     });

@@ -215,7 +215,9 @@ impl EventSchemas {
     }
 
     /// The schemas of `types`, the event types of the service `service`. Fails naming the
-    /// first schema that is not JSON, not a draft 2020-12 schema, or declared twice.
+    /// first schema that is not JSON, not a draft 2020-12 schema, or declared twice, or the
+    /// first type whose versions break [`check_event_types`](crate::domain::check_event_types)
+    /// (versions 1 to n, each older one with its upcast).
     pub fn new(service: &str, types: &[EventType]) -> Result<EventSchemas, String> {
         let mut compiled: Vec<(EventType, jsonschema::Validator)> = Vec::new();
         for t in types {
@@ -236,6 +238,7 @@ impl EventSchemas {
                 .map_err(|e| format!("{name}: not a valid schema: {e}"))?;
             compiled.push((*t, validator));
         }
+        crate::domain::check_event_types(types).map_err(|e| format!("{service}: {e}"))?;
         Ok(EventSchemas {
             service: service.to_string(),
             compiled,
@@ -278,6 +281,32 @@ impl EventSchemas {
                 violations.join("; ")
             ))
         }
+    }
+
+    /// Checks one event as the domain reads it: against the schema of its own version
+    /// ([`EventSchemas::check`]), then its payload upcast to the current version of its type
+    /// ([`upcast`](crate::domain::upcast)) against the current version's schema. Returns the
+    /// upcast payload.
+    pub fn check_upcast(&self, event: &EventEnvelope) -> Result<serde_json::Value, String> {
+        self.check(event)?;
+        let types: Vec<EventType> = self.compiled.iter().map(|(t, _)| *t).collect();
+        let payload = crate::domain::upcast(
+            &types,
+            &event.event_type,
+            event.type_version,
+            &event.payload,
+        )
+        .map_err(|e| format!("event {}: {e}", event.id))?
+        .into_owned();
+        let current =
+            crate::domain::current_version(&types, &event.event_type).unwrap_or(event.type_version);
+        self.check(&EventEnvelope {
+            type_version: current,
+            payload: payload.clone(),
+            ..event.clone()
+        })
+        .map_err(|e| format!("upcast to v{current}: {e}"))?;
+        Ok(payload)
     }
 
     /// Checks every event in `store`, in position order, and returns them all; or every

@@ -1020,7 +1020,12 @@ fn compose_file_matches_the_binary() {
             .collect::<Vec<_>>(),
         "one variable, figment's array syntax, four URLs"
     );
-    for (service, port) in [("identity", 8081u16), ("evidence", 8082), ("anchor", 8083)] {
+    for (service, port) in [
+        ("identity", 8081u16),
+        ("evidence", 8082),
+        ("anchor", 8083),
+        ("cases", 8084),
+    ] {
         assert_eq!(compose.services[service].ports, [(port, 8080)]);
     }
 }
@@ -1611,6 +1616,9 @@ fn init_sql_lets_each_role_run_its_service() {
         refused("evidence", "DELETE FROM identity.api_keys").await;
         refused("anchor", "UPDATE identity.organisations SET name = name").await;
         refused("evidence", "SELECT * FROM anchor.leaves").await;
+        // A domain reads another's events from the bus only, never from its schema.
+        refused("cases", "SELECT * FROM evidence.events").await;
+        refused("evidence", "SELECT * FROM cases.events").await;
         refused("anchor", "CREATE TABLE evidence.stray (i int)").await;
         refused("audit", "DELETE FROM evidence.events").await;
         refused("audit", "CREATE SCHEMA IF NOT EXISTS audit").await;

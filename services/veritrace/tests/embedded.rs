@@ -283,7 +283,18 @@ fn killed_before_anchoring_the_event_is_anchored_after_restart_exactly_once() {
         &[("VERITRACE_CHAIN__BLOCK_INTERVAL_MS", "3600000")],
     );
     let key = p.key.clone().unwrap();
-    let reg = register(&p, b"exhibit B");
+    // No case_reference: the cases domain files nothing, so the batch holds this event alone.
+    let body = json!({
+        "content_hash": {"algorithm": "sha-256", "digest": sha256_hex(b"exhibit B")},
+        "title": "exhibit B",
+    });
+    let (status, _, reg) = call(
+        "POST",
+        &format!("{}/evidence", p.url),
+        Some(&key),
+        Some(body.to_string().as_bytes()),
+    );
+    assert_eq!(status, 201, "{reg}");
     let event_id = reg["event_id"].as_str().unwrap().to_string();
     // Wait until the anchoring service holds it (pending), then SIGKILL.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -504,6 +515,26 @@ fn audit_reads_the_embedded_stores() {
         last = reg["event_id"].as_str().expect("event_id").to_string();
     }
     anchored_receipt(&p, &key, &last, Duration::from_secs(10)).expect("anchored");
+    // Each registration names case 2026-CV-0042: the cases domain files it as an exhibit, an
+    // event of its own. Audited with no grace, those must be anchored too.
+    let case_file = format!("{}/cases/2026-CV-0042", p.url);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let filed = loop {
+        let (status, _, v) = call("GET", &case_file, Some(&key), None);
+        let exhibits = v["exhibits"].as_array().cloned().unwrap_or_default();
+        if status == 200 && exhibits.len() == 5 {
+            break exhibits;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the exhibits were never filed: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for exhibit in &filed {
+        let id = exhibit["event_id"].as_str().expect("event_id");
+        anchored_receipt(&p, &key, id, Duration::from_secs(10)).expect("the exhibit anchored");
+    }
     let audit = || {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_veritrace"))
             .args(["audit", "--json", "--grace", "0s", "--data-dir"])
@@ -521,7 +552,8 @@ fn audit_reads_the_embedded_stores() {
     };
     let (code, report, stderr) = audit();
     assert_eq!(code, 0, "{report} {stderr}");
-    assert_eq!(report["checked"]["events"], 5);
+    // 5 registrations, and the 5 exhibits the cases domain filed from them.
+    assert_eq!(report["checked"]["events"], 10);
 
     // Another chain's genesis, or a URL that serves no chain, is an audit that cannot be done
     // (status 2, saying why), not a list of false findings.

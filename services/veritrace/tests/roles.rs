@@ -36,6 +36,7 @@ fn expected(method: &str, path: &str) -> Option<[u16; 7]> {
         ("post", "/evidence")                                           => [401, 201, 201, 403, 201, 403, 403],
         ("post", "/evidence/batch")                                     => [401, 201, 201, 403, 201, 403, 403],
         ("get",  "/evidence/{evidence_id}")                             => [401, 200, 200, 200, 404, 200, 200],
+        ("get",  "/cases/{case_reference}")                             => [401, 200, 200, 200, 404, 200, 200],
         ("post", "/evidence/{evidence_id}/withdrawal")                  => [401, 403, 200, 403, 404, 403, 403],
         ("post", "/evidence/{evidence_id}/sharing")                     => [401, 403, 200, 403, 404, 403, 403],
         ("get",  "/receipts/{event_id}")                                => [401, 200, 200, 200, 404, 200, 200],
@@ -175,11 +176,18 @@ fn get_ok(base: &str, path: &str, key: &str) -> Value {
     v
 }
 
+/// The case of the records the matrix reads.
+const CASE: &str = "2026-CV-0042";
+
 fn registration(content_digest: &str) -> Value {
+    registration_in(content_digest, CASE)
+}
+
+fn registration_in(content_digest: &str, case_reference: &str) -> Value {
     json!({
         "content_hash": {"algorithm": "sha-256", "digest": content_digest},
         "title": "Signed delivery contract",
-        "case_reference": "2026-CV-0042",
+        "case_reference": case_reference,
     })
 }
 
@@ -296,6 +304,8 @@ impl Matrix<'_> {
                     "evidence_id" => self.record.evidence_id.clone(),
                     "event_id" => self.record.event_id.clone(),
                     "event_digest" => self.record.event_digest.clone(),
+                    // The case of A's records, and of no other party's.
+                    "case_reference" => CASE.to_string(),
                     "height" => "1".to_string(),
                     other => panic!("no value for parameter {other} of {template}"),
                 };
@@ -310,12 +320,15 @@ impl Matrix<'_> {
             })),
             ("post", "/organisations/{organisation_id}/keys") => Some(json!({"role": "reader"})),
             ("post", "/organisations/{organisation_id}/keys/{key_id}/revocation") => None,
-            ("post", "/evidence") => Some(registration(&sha256_hex(
-                format!("registered by {caller} ({n})").as_bytes(),
-            ))),
-            ("post", "/evidence/batch") => Some(json!({"items": [registration(&sha256_hex(
-                format!("batch of {caller} ({n})").as_bytes(),
-            ))]})),
+            // In a case of their own: what others register does not change who reads A's case.
+            ("post", "/evidence") => Some(registration_in(
+                &sha256_hex(format!("registered by {caller} ({n})").as_bytes()),
+                &format!("2026-CV-R{n}"),
+            )),
+            ("post", "/evidence/batch") => Some(json!({"items": [registration_in(
+                &sha256_hex(format!("batch of {caller} ({n})").as_bytes()),
+                &format!("2026-CV-B{n}"),
+            )]})),
             ("post", "/evidence/{evidence_id}/withdrawal") => Some(json!({
                 "reason": "filed in error",
                 "expected_version": w.version(&self.to_withdraw.evidence_id),
@@ -389,6 +402,21 @@ fn every_operation_answers_each_caller_as_the_role_matrix_says() {
         calls: Default::default(),
         w: &w,
     };
+    // A's case file holds its three records once the cases domain has filed them.
+    let case_file = w.url(&format!("/cases/{CASE}"));
+    let filed = || {
+        let (status, _, v) = call("GET", &case_file, Some(&w.admin), None);
+        (status == 200 && v["exhibits"].as_array().map_or(0, |x| x.len()) == 3).then_some(())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while filed().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A's records are not filed in {CASE}: {:?}",
+            call("GET", &case_file, Some(&w.admin), None)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let keys: [Option<&str>; 8] = [
         None,
         Some(w.admin.as_str()),
@@ -470,6 +498,16 @@ fn every_operation_answers_each_caller_as_the_role_matrix_says() {
                     }
                     ("get", "/evidence/{evidence_id}") => {
                         assert_eq!(v["evidence_id"], json!(m.record.evidence_id), "{what}")
+                    }
+                    ("get", "/cases/{case_reference}") => {
+                        let ids: Vec<&str> = v["exhibits"]
+                            .as_array()
+                            .expect("exhibits")
+                            .iter()
+                            .filter_map(|x| x["evidence_id"].as_str())
+                            .collect();
+                        assert!(ids.contains(&m.record.evidence_id.as_str()), "{what}: {v}");
+                        assert_eq!(ids.len(), 3, "{what}: A's three records: {v}");
                     }
                     ("get", "/receipts/{event_id}" | "/receipts/by-digest/{event_digest}") => {
                         assert_eq!(v["event"]["id"], json!(m.record.event_id), "{what}");
@@ -642,7 +680,7 @@ fn keys_are_rotated_and_revoked_by_whom_they_may_be_and_a_revoked_key_stops_at_o
             Some(&w.admin),
             Some(&json!({"role": "writer"})),
         );
-        assert_eq!(s, 422, "the admin minting a writer key for a {role}: {v}");
+        assert_eq!(s, 409, "the admin minting a writer key for a {role}: {v}");
         assert_problem("a role the organisation may not hold", s, &c, &v);
     }
 

@@ -5,7 +5,8 @@
 use chain_core::{ContentHash, ContentHashAlg};
 use serde::{Deserialize, Serialize};
 use veritrace_kernel::FieldError;
-use veritrace_kernel::domain::EventType;
+use veritrace_kernel::domain::{self as kernel_domain, EventType};
+use veritrace_kernel::envelope::EventEnvelope;
 use veritrace_kernel::strict_json::check_text_field;
 
 pub const SERVICE: &str = "evidence";
@@ -13,20 +14,43 @@ pub const MAX_TITLE_CHARS: usize = 300;
 pub const MAX_CASE_REFERENCE_CHARS: usize = 100;
 pub const MAX_REASON_CHARS: usize = 1000;
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+pub const MAX_FILE_NAME_CHARS: usize = 255;
+/// The largest `size_bytes`: 2^53 − 1, the largest integer every JSON reader keeps exactly.
+pub const MAX_SIZE_BYTES: u64 = 9_007_199_254_740_991;
 
-/// Every event type the domain records, with the published schema of its payload
-/// (`schemas/events/evidence/<type>.v<version>.schema.json`): what other domains may rely on.
+/// Every event type the domain records, at every version it reads, with the published schema
+/// of its payload (`schemas/events/evidence/<type>.v<version>.schema.json`): what other domains
+/// may rely on. It writes the newest version of each type; older ones are read, upcast.
 pub const EVENT_TYPES: &[EventType] = &[
-    veritrace_kernel::event_type!("evidence", "EvidenceRegistered", 1),
+    veritrace_kernel::event_type!(
+        "evidence",
+        "EvidenceRegistered",
+        1,
+        upcast = registered_v1_to_v2
+    ),
+    veritrace_kernel::event_type!("evidence", "EvidenceRegistered", 2),
     veritrace_kernel::event_type!("evidence", "EvidenceWithdrawn", 1),
     veritrace_kernel::event_type!("evidence", "EvidenceShared", 1),
 ];
+
+/// `EvidenceRegistered` v2 is v1 with two optional members more, `file_name` and `size_bytes`:
+/// a v1 payload reads as a v2 one without them (and one that has them was never v1).
+fn registered_v1_to_v2(payload: serde_json::Value) -> Result<serde_json::Value, String> {
+    for member in ["file_name", "size_bytes"] {
+        if payload.get(member).is_some() {
+            return Err(format!("version 1 has no `{member}`"));
+        }
+    }
+    Ok(payload)
+}
 
 /// Most organisations a registration is shared with.
 pub const MAX_SHARED_WITH: usize = 16;
 
 /// The events of an evidence record; each is the payload of an envelope whose `type` is the
-/// variant name (`type_version` 1, [`EVENT_TYPES`]).
+/// variant name, at the current version of that type ([`EvidenceEvent::type_version`],
+/// [`EVENT_TYPES`]); events stored at an older version read as the current one
+/// ([`EvidenceEvent::from_parts`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload")]
 pub enum EvidenceEvent {
@@ -45,6 +69,12 @@ pub struct EvidenceRegistered {
     pub case_reference: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The file's name, as the party gave it (since v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// The file's size in bytes, as the party gave it (since v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -72,6 +102,14 @@ impl EvidenceEvent {
         }
     }
 
+    /// The version of its type it is written at: the current one ([`EVENT_TYPES`]).
+    pub fn type_version(&self) -> u32 {
+        match self {
+            EvidenceEvent::EvidenceRegistered(_) => 2,
+            EvidenceEvent::EvidenceWithdrawn(_) | EvidenceEvent::EvidenceShared(_) => 1,
+        }
+    }
+
     pub fn payload(&self) -> serde_json::Value {
         let v = match self {
             EvidenceEvent::EvidenceRegistered(e) => serde_json::to_value(e),
@@ -81,9 +119,30 @@ impl EvidenceEvent {
         v.unwrap_or(serde_json::Value::Null)
     }
 
-    pub fn from_parts(event_type: &str, payload: &serde_json::Value) -> Result<Self, String> {
-        serde_json::from_value(serde_json::json!({"type": event_type, "payload": payload}))
-            .map_err(|e| format!("{event_type}: {e}"))
+    /// The event an envelope's `type`, `type_version` and `payload` hold, at whatever version
+    /// it was stored: an older one is upcast to the current one first
+    /// ([`veritrace_kernel::domain::upcast`]). Fails naming the type for a type or version the
+    /// domain does not read, or a payload that is not one of it.
+    pub fn from_parts(
+        event_type: &str,
+        type_version: u32,
+        payload: &serde_json::Value,
+    ) -> Result<Self, String> {
+        let payload = kernel_domain::upcast(EVENT_TYPES, event_type, type_version, payload)?;
+        let mut parts = serde_json::Map::new();
+        parts.insert("type".into(), event_type.into());
+        parts.insert("payload".into(), payload.into_owned());
+        serde_json::from_value(serde_json::Value::Object(parts))
+            .map_err(|e| format!("{event_type} v{type_version}: {e}"))
+    }
+
+    /// The event of a stored envelope ([`EvidenceEvent::from_parts`]).
+    pub fn from_envelope(envelope: &EventEnvelope) -> Result<Self, String> {
+        Self::from_parts(
+            &envelope.event_type,
+            envelope.type_version,
+            &envelope.payload,
+        )
     }
 }
 
@@ -169,6 +228,8 @@ pub struct RegisterEvidence {
     pub title: String,
     pub case_reference: Option<String>,
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    pub file_name: Option<String>,
+    pub size_bytes: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -216,6 +277,17 @@ pub fn decide_register(
             ));
         }
     }
+    if let Some(f) = &cmd.file_name {
+        check_text("file_name", f, MAX_FILE_NAME_CHARS, &mut errors);
+    }
+    if let Some(n) = cmd.size_bytes
+        && n > MAX_SIZE_BYTES
+    {
+        errors.push(FieldError::new(
+            "size_bytes",
+            format!("must be at most {MAX_SIZE_BYTES} (2^53 - 1)"),
+        ));
+    }
     match (content_hash, errors.is_empty()) {
         (Some(content_hash), true) => Ok(EvidenceEvent::EvidenceRegistered(EvidenceRegistered {
             evidence_id: evidence_id.to_string(),
@@ -223,6 +295,8 @@ pub fn decide_register(
             title: cmd.title,
             case_reference: cmd.case_reference,
             metadata: cmd.metadata,
+            file_name: cmd.file_name,
+            size_bytes: cmd.size_bytes,
         })),
         _ => Err(EvidenceError::Invalid(errors)),
     }
@@ -295,6 +369,8 @@ mod tests {
             title: " Contract scan ".into(),
             case_reference: None,
             metadata: None,
+            file_name: None,
+            size_bytes: None,
         }
     }
 
@@ -336,8 +412,83 @@ mod tests {
             Err(EvidenceError::AlreadyWithdrawn("e1".into()))
         );
         // Events survive their envelope round trip.
-        let back = EvidenceEvent::from_parts(w.event_type(), &w.payload()).unwrap();
-        assert_eq!(back, w);
+        let back = EvidenceEvent::from_parts(w.event_type(), w.type_version(), &w.payload());
+        assert_eq!(back, Ok(w));
+    }
+
+    /// Each event is written at the current version of its type, the newest declared.
+    #[test]
+    fn events_are_written_at_the_current_version_of_their_type() {
+        let reg = decide_register("e1", cmd(&"ab".repeat(32))).unwrap();
+        let record = EvidenceRecord::replay([(&reg, "org-a")]).unwrap();
+        let events = [
+            reg,
+            decide_share(&record, "org-a", "org-b").unwrap(),
+            decide_withdraw(&record, "org-a", "r").unwrap(),
+        ];
+        for e in &events {
+            assert_eq!(
+                Some(e.type_version()),
+                kernel_domain::current_version(EVENT_TYPES, e.event_type()),
+                "{e:?}"
+            );
+        }
+        assert_eq!(kernel_domain::check_event_types(EVENT_TYPES), Ok(()));
+        let written: Vec<_> = EVENT_TYPES
+            .iter()
+            .filter(|t| t.is_current())
+            .map(|t| (t.name, t.version))
+            .collect();
+        assert_eq!(
+            written,
+            [
+                ("EvidenceRegistered", 2),
+                ("EvidenceWithdrawn", 1),
+                ("EvidenceShared", 1)
+            ]
+        );
+    }
+
+    /// A registration stored at version 1 reads as version 2 without the file's name and size;
+    /// a "v1" payload with them was never v1, and versions the domain never wrote are refused.
+    #[test]
+    fn stored_v1_registrations_read_as_v2() {
+        let mut c = cmd(&"ab".repeat(32));
+        c.case_reference = Some("2026-CV-0042".into());
+        let EvidenceEvent::EvidenceRegistered(v2) = decide_register("e1", c).unwrap() else {
+            panic!()
+        };
+        let v1 = serde_json::json!({
+            "evidence_id": "e1",
+            "content_hash": {"algorithm": "sha-256", "digest": "ab".repeat(32)},
+            "title": " Contract scan ",
+            "case_reference": "2026-CV-0042",
+        });
+        assert_eq!(
+            EvidenceEvent::from_parts("EvidenceRegistered", 1, &v1),
+            Ok(EvidenceEvent::EvidenceRegistered(v2.clone()))
+        );
+        let mut with_file = v1.clone();
+        with_file["file_name"] = "contract.pdf".into();
+        let err = EvidenceEvent::from_parts("EvidenceRegistered", 1, &with_file).unwrap_err();
+        assert!(err.contains("version 1 has no `file_name`"), "{err}");
+        let read = EvidenceEvent::from_parts("EvidenceRegistered", 2, &with_file).unwrap();
+        assert_eq!(
+            read,
+            EvidenceEvent::EvidenceRegistered(EvidenceRegistered {
+                file_name: Some("contract.pdf".into()),
+                ..v2
+            })
+        );
+        for (event_type, version) in [
+            ("EvidenceRegistered", 3),
+            ("EvidenceRegistered", 0),
+            ("EvidenceWithdrawn", 2),
+            ("EvidenceAmended", 1),
+        ] {
+            let err = EvidenceEvent::from_parts(event_type, version, &v1).unwrap_err();
+            assert!(err.contains(event_type), "{err}");
+        }
     }
 
     mod schemas {
@@ -351,13 +502,14 @@ mod tests {
         type Edit = dyn Fn(&mut Value);
 
         fn envelope(event_type: &str, payload: Value) -> EventEnvelope {
+            let type_version = kernel_domain::current_version(EVENT_TYPES, event_type).unwrap_or(1);
             EventEnvelope {
                 id: uuid::Uuid::now_v7(),
                 service: SERVICE.into(),
                 stream: format!("evidence-{ID}"),
                 stream_version: 1,
                 event_type: event_type.into(),
-                type_version: 1,
+                type_version,
                 occurred_at: "2026-01-01T00:00:00.000Z".into(),
                 recorded_at: "2026-01-01T00:00:00.000Z".into(),
                 organisation: "org-a".into(),
@@ -390,6 +542,12 @@ mod tests {
                             title: format!(" {} ", "証".repeat(MAX_TITLE_CHARS - 2)),
                             case_reference: Some("c".repeat(MAX_CASE_REFERENCE_CHARS)),
                             metadata: metadata.as_object().cloned(),
+                            file_name: Some(if i % 2 == 0 {
+                                format!("{}\t", "ф".repeat(MAX_FILE_NAME_CHARS - 1))
+                            } else {
+                                "x".into()
+                            }),
+                            size_bytes: Some([0, 1, MAX_SIZE_BYTES, 4096][i % 4]),
                         },
                     )
                     .unwrap(),
@@ -459,6 +617,17 @@ mod tests {
                 ("evidence id not a UUIDv7", &|p| {
                     p["evidence_id"] = json!("e1")
                 }),
+                ("blank file name", &|p| p["file_name"] = json!(" ")),
+                ("file name too long", &|p| {
+                    p["file_name"] = json!("f".repeat(MAX_FILE_NAME_CHARS + 1))
+                }),
+                ("null file name", &|p| p["file_name"] = json!(null)),
+                ("negative size", &|p| p["size_bytes"] = json!(-1)),
+                ("unsafe size", &|p| {
+                    p["size_bytes"] = json!(MAX_SIZE_BYTES + 1)
+                }),
+                ("fractional size", &|p| p["size_bytes"] = json!(1.5)),
+                ("size as a string", &|p| p["size_bytes"] = json!("1")),
             ];
             for (what, edit) in broken {
                 let e = registered(edit);
@@ -466,20 +635,31 @@ mod tests {
             }
             // What serde refuses on reading, the schema refuses on publishing.
             assert!(
-                EvidenceEvent::from_parts("EvidenceRegistered", &registered(broken[0].1).payload)
-                    .is_err()
+                EvidenceEvent::from_parts(
+                    "EvidenceRegistered",
+                    2,
+                    &registered(broken[0].1).payload
+                )
+                .is_err()
             );
+            // Version 1 stays as it was published: without the members v2 added.
+            let mut v1 = registered(&|p| p["file_name"] = json!("contract.pdf"));
+            assert_eq!(schemas.check(&v1), Ok(()));
+            v1.type_version = 1;
+            assert!(schemas.check(&v1).unwrap_err().contains("file_name"));
+            v1.payload.as_object_mut().unwrap().remove("file_name");
+            assert_eq!(schemas.check(&v1), Ok(()));
             let withdrawn = envelope(
                 "EvidenceWithdrawn",
                 json!({"evidence_id": ID, "reason": "r".repeat(MAX_REASON_CHARS + 1)}),
             );
             assert!(schemas.check(&withdrawn).is_err());
             // A type or version the domain does not declare has no schema to pass.
-            let mut v2 = registered(&|_| {});
-            v2.type_version = 2;
+            let mut v3 = registered(&|_| {});
+            v3.type_version = 3;
             assert!(
                 schemas
-                    .check(&v2)
+                    .check(&v3)
                     .unwrap_err()
                     .contains("declares no schema")
             );
@@ -496,15 +676,19 @@ mod tests {
         /// the receipt's content hash, not copies that could drift.
         #[test]
         fn schemas_state_the_rules_of_the_code() {
-            let schema = |name: &str| -> Value {
-                let t = EVENT_TYPES.iter().find(|t| t.name == name).expect(name);
+            let schema = |name: &str, version: u32| -> Value {
+                let t = EVENT_TYPES
+                    .iter()
+                    .find(|t| t.name == name && t.version == version)
+                    .expect(name);
                 serde_json::from_str(t.schema).unwrap()
             };
-            let registered = schema("EvidenceRegistered");
-            let withdrawn = schema("EvidenceWithdrawn");
+            let registered = schema("EvidenceRegistered", 2);
+            let withdrawn = schema("EvidenceWithdrawn", 1);
             for (s, field, max) in [
                 (&registered, "title", MAX_TITLE_CHARS),
                 (&registered, "case_reference", MAX_CASE_REFERENCE_CHARS),
+                (&registered, "file_name", MAX_FILE_NAME_CHARS),
                 (&withdrawn, "reason", MAX_REASON_CHARS),
             ] {
                 let f = &s["properties"][field];
@@ -536,6 +720,27 @@ mod tests {
                     .unwrap()
                     .contains(&format!("at most {MAX_METADATA_BYTES} bytes"))
             );
+            let size = &registered["properties"]["size_bytes"];
+            assert_eq!(
+                (&size["type"], &size["minimum"], &size["maximum"]),
+                (&json!("integer"), &json!(0), &json!(MAX_SIZE_BYTES))
+            );
+            // Version 2 is version 1 and two optional members: the upcast adds nothing else.
+            let v1 = schema("EvidenceRegistered", 1);
+            let mut v2 = registered.clone();
+            for member in ["file_name", "size_bytes"] {
+                assert!(v1["properties"][member].is_null(), "{member}");
+                v2["properties"].as_object_mut().unwrap().remove(member);
+            }
+            for part in [
+                "type",
+                "additionalProperties",
+                "required",
+                "properties",
+                "$defs",
+            ] {
+                assert_eq!(v1[part], v2[part], "{part}");
+            }
         }
 
         fn rewrite_refs(v: &mut Value) {

@@ -9,6 +9,7 @@ use chain_core::ContentHashAlg;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use veritrace_kernel::auth::{Caller, Identity};
+use veritrace_kernel::envelope;
 use veritrace_kernel::http::{ReceiptLinks, ValidJson, ValidQuery};
 use veritrace_kernel::{ApiError, FieldError, resource};
 
@@ -60,6 +61,61 @@ pub struct RegisterEvidenceRequest {
     /// within ±(2^53 − 1), and other numbers must keep their value as IEEE 754 doubles.
     #[schema(schema_with = metadata_schema)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// When the fact happened, e.g. when the document was signed: an RFC 3339 date-time with
+    /// its offset (`Z` or ±hh:mm), recorded as the event's `occurred_at` in UTC to the
+    /// millisecond. Not before 1970, nor later than the time of recording plus 5 minutes of
+    /// clock skew. Absent: the time of recording.
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-01-31T10:30:00+01:00")]
+    pub occurred_at: Option<String>,
+    /// The file's name, 1 to 255 characters, recorded as sent.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$",
+        example = "delivery-contract.pdf"
+    )]
+    pub file_name: Option<String>,
+    /// The file's size in bytes: with `file_name` and `content_hash`, what a court checks a
+    /// file against.
+    #[schema(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
+    pub size_bytes: Option<u64>,
+}
+
+impl RegisterEvidenceRequest {
+    /// The registration decided, with its checked business time, as of `now`; or every field
+    /// at fault, named as in the request.
+    fn decide(
+        self,
+        evidence_id: &str,
+        now: envelope::DateTime<envelope::Utc>,
+    ) -> Result<(domain::EvidenceEvent, Option<String>), EvidenceError> {
+        let occurred_at = self
+            .occurred_at
+            .as_deref()
+            .map(|t| envelope::business_time("occurred_at", t, now))
+            .transpose();
+        let decided = domain::decide_register(
+            evidence_id,
+            RegisterEvidence {
+                algorithm: self.content_hash.algorithm,
+                digest: self.content_hash.digest,
+                title: self.title,
+                case_reference: self.case_reference,
+                metadata: self.metadata,
+                file_name: self.file_name,
+                size_bytes: self.size_bytes,
+            },
+        );
+        match (decided, occurred_at) {
+            (Ok(event), Ok(occurred_at)) => Ok((event, occurred_at)),
+            (Err(EvidenceError::Invalid(mut fields)), Err(time)) => {
+                fields.push(time);
+                Err(EvidenceError::Invalid(fields))
+            }
+            (Ok(_), Err(time)) => Err(EvidenceError::Invalid(vec![time])),
+            (Err(other), _) => Err(other),
+        }
+    }
 }
 
 /// At most this many registrations in one batch request.
@@ -234,21 +290,13 @@ pub async fn register(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_recording()?;
     let evidence_id = uuid::Uuid::now_v7().to_string();
-    let event = domain::decide_register(
-        &evidence_id,
-        RegisterEvidence {
-            algorithm: body.content_hash.algorithm,
-            digest: body.content_hash.digest,
-            title: body.title,
-            case_reference: body.case_reference,
-            metadata: body.metadata,
-        },
-    )?;
+    let (event, occurred_at) = body.decide(&evidence_id, envelope::now())?;
     let change = RecordChange {
         evidence_id: evidence_id.clone(),
         expected_version: 0,
         event,
         readers: domain::readers(&[]),
+        occurred_at,
     };
     let stored = svc.record(&caller, change).await?;
     respond(
@@ -291,24 +339,16 @@ pub async fn register_batch(
     }
     let mut errors = Vec::new();
     let mut items = Vec::with_capacity(n);
+    let now = envelope::now();
     for (i, item) in body.items.into_iter().enumerate() {
         let evidence_id = uuid::Uuid::now_v7().to_string();
-        let decided = domain::decide_register(
-            &evidence_id,
-            RegisterEvidence {
-                algorithm: item.content_hash.algorithm,
-                digest: item.content_hash.digest,
-                title: item.title,
-                case_reference: item.case_reference,
-                metadata: item.metadata,
-            },
-        );
-        match decided {
-            Ok(event) => items.push(RecordChange {
+        match item.decide(&evidence_id, now) {
+            Ok((event, occurred_at)) => items.push(RecordChange {
                 evidence_id,
                 expected_version: 0,
                 event,
                 readers: domain::readers(&[]),
+                occurred_at,
             }),
             Err(EvidenceError::Invalid(fields)) => errors.extend(
                 fields
@@ -472,6 +512,7 @@ pub async fn withdraw(
         expected_version: record.version,
         event,
         readers: record.readers(),
+        occurred_at: None,
     };
     let stored = svc.record(&caller, change).await?;
     respond(&svc, &links, &id, stored, actix_web::http::StatusCode::OK).await
@@ -539,7 +580,8 @@ pub struct ShareEvidenceRequest {
         (status = 401, body = veritrace_kernel::Problem), (status = 403, body = veritrace_kernel::Problem),
         (status = 404, body = veritrace_kernel::Problem),
         (status = 409, body = veritrace_kernel::Problem, description = "Version conflict or already shared with it"),
-        (status = 422, body = veritrace_kernel::Problem, description = "No such organisation, or the registrant itself"),
+        (status = 404, body = veritrace_kernel::Problem, description = "No such evidence, or no such organisation"),
+        (status = 422, body = veritrace_kernel::Problem, description = "The registrant itself"),
     ),
     security(("api_key" = []))
 )]
@@ -558,7 +600,9 @@ pub async fn share(
         .map(|u| u.to_string())
         .map_err(|_| ApiError::field("organisation_id", "must be an organisation's id (a UUID)"))?;
     if identity.organisation(&organisation).await?.is_none() {
-        return Err(ApiError::field("organisation_id", "no such organisation"));
+        return Err(ApiError::NotFound(format!(
+            "no organisation {organisation}"
+        )));
     }
     let event = domain::decide_share(&record, &caller.organisation_id, &organisation)?;
     let mut readers = record.readers();
@@ -568,6 +612,7 @@ pub async fn share(
         expected_version: record.version,
         event,
         readers,
+        occurred_at: None,
     };
     let stored = svc.record(&caller, change).await?;
     respond(&svc, &links, &id, stored, actix_web::http::StatusCode::OK).await

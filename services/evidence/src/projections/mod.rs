@@ -31,6 +31,9 @@ diesel::table! {
         withdrawn_at -> Nullable<Text>,
         withdrawal_reason -> Nullable<Text>,
         version -> BigInt,
+        occurred_at -> Text,
+        file_name -> Nullable<Text>,
+        size_bytes -> Nullable<BigInt>,
     }
 }
 
@@ -59,6 +62,9 @@ pub struct EvidenceRow {
     pub withdrawn_at: Option<String>,
     pub withdrawal_reason: Option<String>,
     pub version: i64,
+    pub occurred_at: String,
+    pub file_name: Option<String>,
+    pub size_bytes: Option<i64>,
 }
 
 /// An evidence record as the API shows it.
@@ -73,8 +79,21 @@ pub struct EvidenceView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
+    /// The file's name, as the registrant gave it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// The file's size in bytes, as the registrant gave it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
+    pub size_bytes: Option<u64>,
     /// `registered` or `withdrawn`.
     pub status: String,
+    /// When the registered fact happened (the registering event's `occurred_at`): as the
+    /// registrant stated it, else when it was recorded. RFC 3339 UTC with milliseconds.
+    #[schema(format = DateTime, example = "2026-01-31T09:30:00.000Z")]
+    pub occurred_at: String,
+    /// When the registration was recorded (its event's `recorded_at`).
+    #[schema(format = DateTime, example = "2026-01-31T09:41:07.123Z")]
     pub registered_at: String,
     /// The event that registered it: its receipt is at `/receipts/{registered_event_id}`.
     pub registered_event_id: String,
@@ -125,7 +144,10 @@ impl EvidenceView {
             title: r.title,
             case_reference: r.case_reference,
             metadata: r.metadata.and_then(|m| serde_json::from_str(&m).ok()),
+            file_name: r.file_name,
+            size_bytes: r.size_bytes.and_then(|n| u64::try_from(n).ok()),
             status: r.status,
+            occurred_at: r.occurred_at,
             registered_at: r.registered_at,
             registered_event_id: r.registered_event_id,
             withdrawn_at: r.withdrawn_at,
@@ -142,7 +164,7 @@ impl EvidenceView {
     /// the read model holds once it has projected that event.
     pub fn registered(event: &StoredEvent) -> Option<EvidenceView> {
         let env = &event.envelope;
-        match EvidenceEvent::from_parts(&env.event_type, &env.payload).ok()? {
+        match EvidenceEvent::from_envelope(env).ok()? {
             EvidenceEvent::EvidenceRegistered(r) => Some(EvidenceView::of(
                 registered_row(env, r),
                 event.readers.clone(),
@@ -165,7 +187,7 @@ impl EvidenceView {
                     readers.push(r.clone());
                 }
             }
-            match EvidenceEvent::from_parts(&env.event_type, &env.payload).ok()? {
+            match EvidenceEvent::from_envelope(env).ok()? {
                 EvidenceEvent::EvidenceRegistered(r) => row = Some(registered_row(env, r)),
                 EvidenceEvent::EvidenceShared(_) => {
                     row.as_mut()?.version = env.stream_version as i64
@@ -199,6 +221,10 @@ fn registered_row(env: &EventEnvelope, r: EvidenceRegistered) -> EvidenceRow {
         withdrawn_at: None,
         withdrawal_reason: None,
         version: env.stream_version as i64,
+        occurred_at: env.occurred_at.clone(),
+        file_name: r.file_name,
+        // At most 2^53 − 1 (`decide_register`, the schema).
+        size_bytes: r.size_bytes.and_then(|n| i64::try_from(n).ok()),
     }
 }
 
@@ -222,9 +248,8 @@ impl ProjectedTables for EvidenceRecords {
 
     veritrace_kernel::apply_on_each_backend!(|c, event| {
         let env = &event.envelope;
-        let event_id = match EvidenceEvent::from_parts(&env.event_type, &env.payload)
-            .map_err(ApplyError::Unappliable)?
-        {
+        // Whatever version it was stored at, read as the current one.
+        let event_id = match EvidenceEvent::from_envelope(env).map_err(ApplyError::Unappliable)? {
             EvidenceEvent::EvidenceRegistered(r) => {
                 let id = r.evidence_id.clone();
                 diesel::insert_into(evidence_records::table)

@@ -21,8 +21,26 @@ pub struct CreateOrganisation {
     pub name: String,
     /// `member` (the default), `auditor` or `court`. There is one admin organisation.
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "member")]
-    pub role: Option<OrganisationRole>,
+    pub role: Option<NewOrganisationRole>,
+}
+
+/// The roles an organisation created over the API may hold: there is one admin organisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NewOrganisationRole {
+    Member,
+    Auditor,
+    Court,
+}
+
+impl From<NewOrganisationRole> for OrganisationRole {
+    fn from(role: NewOrganisationRole) -> Self {
+        match role {
+            NewOrganisationRole::Member => OrganisationRole::Member,
+            NewOrganisationRole::Auditor => OrganisationRole::Auditor,
+            NewOrganisationRole::Court => OrganisationRole::Court,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -39,7 +57,6 @@ pub struct MintKey {
     /// The new key's role, one its organisation may hold (a member's: `writer` or `reader`).
     /// Default: the first of those.
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "reader")]
     pub role: Option<Role>,
 }
 
@@ -73,13 +90,10 @@ pub async fn create_organisation(
     }
     crate::strict_json::check_text_field(&body.name, 200)
         .map_err(|m| ApiError::field("name", m))?;
-    let role = body.role.unwrap_or(OrganisationRole::Member);
-    if role == OrganisationRole::Admin {
-        return Err(ApiError::field(
-            "role",
-            "there is one admin organisation; `veritrace admin-key` mints more of its keys",
-        ));
-    }
+    let role = body
+        .role
+        .map(OrganisationRole::from)
+        .unwrap_or(OrganisationRole::Member);
     // Names are compared for uniqueness without the blanks around them.
     let name = body.name.trim();
     let (organisation, api_key) = identity.create_organisation(name, role).await?;
@@ -150,7 +164,9 @@ pub async fn list_keys(
     responses(
         (status = 201, body = CreatedKey),
         (status = 401, body = crate::Problem), (status = 403, body = crate::Problem),
-        (status = 404, body = crate::Problem), (status = 422, body = crate::Problem),
+        (status = 404, body = crate::Problem),
+        (status = 409, body = crate::Problem, description = "The organisation does not hold keys of that role"),
+        (status = 422, body = crate::Problem),
     ),
     security(("api_key" = []))
 )]

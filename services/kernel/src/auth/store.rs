@@ -242,8 +242,9 @@ impl Identity {
         Ok((listed, key))
     }
 
-    /// A new key of `role` for `organisation` (whose role must allow it: 422 naming `role`
-    /// otherwise). Returns it listed, and the key itself, shown once.
+    /// A new key of `role` for `organisation` (whose role must allow it: 409 otherwise, since
+    /// it depends on the organisation, not on the request alone). Returns it listed, and the
+    /// key itself, shown once.
     pub async fn mint_key(
         &self,
         organisation: &Organisation,
@@ -256,14 +257,12 @@ impl Identity {
                 .iter()
                 .map(|r| r.as_str())
                 .collect();
-            return Err(ApiError::field(
-                "role",
-                format!(
-                    "an organisation of role {} holds keys of role {}",
-                    organisation.role.as_str(),
-                    allowed.join(" or ")
-                ),
-            ));
+            return Err(ApiError::InvalidState(format!(
+                "an organisation of role {} holds keys of role {}, not {}",
+                organisation.role.as_str(),
+                allowed.join(" or "),
+                role.as_str()
+            )));
         }
         self.insert_key(&organisation.organisation_id, role).await
     }

@@ -1,4 +1,4 @@
-//! A distributed deployment for tests: `veritrace serve identity|anchor|evidence` as child
+//! A distributed deployment for tests: `veritrace serve identity|anchor|evidence|cases` as child
 //! processes on a database and an AMQP namespace of their own, against the real PostgreSQL
 //! and RabbitMQ that `scripts/services` starts.
 #![allow(dead_code)] // each test binary uses its own subset
@@ -12,7 +12,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use veritrace_kernel::testing::TestDb;
 
-pub const SERVICES: [&str; 3] = ["identity", "anchor", "evidence"];
+pub const SERVICES: [&str; 4] = ["identity", "anchor", "evidence", "cases"];
+
+/// The services that keep an event store (each in the schema of its name): every event in them
+/// is anchored once.
+pub const DOMAINS: [&str; 2] = ["evidence", "cases"];
 
 /// Polls `probe` every 50 ms until it returns `Some`, or panics after `within` with the last
 /// value `describe` gives.
@@ -52,6 +56,8 @@ pub struct Deployment {
     pub dir: tempfile::TempDir,
     pub ports: HashMap<&'static str, u16>,
     children: std::sync::Mutex<HashMap<&'static str, Child>>,
+    /// Every service started at least once: the domains among them have their schema.
+    started: std::sync::Mutex<std::collections::BTreeSet<&'static str>>,
     key: std::sync::Mutex<Option<String>>,
     /// Overrides per service (`VERITRACE_*` variables), applied at each (re)start.
     pub env: HashMap<&'static str, Vec<(String, String)>>,
@@ -71,6 +77,8 @@ impl Drop for Deployment {
         for q in [
             format!("{ns}.anchor.events"),
             format!("{ns}.anchor.events.dlq"),
+            format!("{ns}.cases.exhibits"),
+            format!("{ns}.cases.exhibits.dlq"),
         ] {
             let _ = Command::new("rabbitmqctl")
                 .args(["-q", "delete_queue", &q])
@@ -110,6 +118,7 @@ impl Deployment {
             dir: tempfile::tempdir().expect("tempdir"),
             ports,
             children: Default::default(),
+            started: Default::default(),
             key: Default::default(),
             env: HashMap::new(),
         })
@@ -188,7 +197,7 @@ impl Deployment {
                 ));
                 env.push(("VERITRACE_CHAIN__BLOCK_INTERVAL_MS".into(), "200".into()));
             }
-            "evidence" => {
+            "evidence" | "cases" => {
                 env.push((
                     "VERITRACE_CHAIN__GENESIS".into(),
                     self.genesis().display().to_string(),
@@ -257,9 +266,31 @@ impl Deployment {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(service, child);
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(service);
     }
 
-    /// identity, anchor, evidence.
+    /// The domains started so far, whose schemas hold an event store.
+    pub fn domains(&self) -> Vec<&'static str> {
+        let started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        DOMAINS
+            .into_iter()
+            .filter(|d| started.contains(d))
+            .collect()
+    }
+
+    /// `SELECT COUNT(*)` of `table` summed over every started domain's schema (`{}` stands
+    /// for the schema); None when a query fails.
+    fn count_in_domains(&self, table: &str) -> Option<i64> {
+        self.domains().iter().try_fold(0, |sum, d| {
+            let table = table.replace("{}", d);
+            Some(sum + self.try_sql_i64(&format!("SELECT COUNT(*) FROM {table}"))?)
+        })
+    }
+
+    /// identity, anchor, evidence, cases.
     pub fn start_all(&self) {
         for s in SERVICES {
             self.start(s);
@@ -316,22 +347,38 @@ impl Deployment {
             .expect("test statement")
     }
 
-    /// (events stored, leaves, leaves in anchored batches, outbox rows).
+    /// (events stored, leaves, leaves in anchored batches, outbox rows), events and outbox rows
+    /// over every domain started.
     pub fn progress(&self) -> (i64, i64, i64, i64) {
         (
-            self.try_sql_i64("SELECT COUNT(*) FROM evidence.events").unwrap_or(-1),
+            self.count_in_domains("{}.events").unwrap_or(-1),
             self.try_sql_i64("SELECT COUNT(*) FROM anchor.leaves").unwrap_or(-1),
             self.try_sql_i64(
                 "SELECT COALESCE(SUM(size), 0)::BIGINT FROM anchor.batches WHERE block_height IS NOT NULL",
             )
             .unwrap_or(-1),
-            self.try_sql_i64("SELECT COUNT(*) FROM evidence.outbox").unwrap_or(-1),
+            self.count_in_domains("{}.outbox").unwrap_or(-1),
         )
     }
 
     /// Registers `n` documents through `POST /evidence/batch` (`per_request` at a time);
     /// returns the event ids of the 201 answers. Panics on any other answer.
     pub fn register(&self, n: usize, per_request: usize, tag: &str) -> Vec<String> {
+        self.register_in_cases(n, per_request, tag, |_| None)
+            .into_iter()
+            .map(|(_, event_id)| event_id)
+            .collect()
+    }
+
+    /// As [`Deployment::register`], document `j` in the case `case_of(j)` names (none: no
+    /// `case_reference`); returns (evidence id, event id) of each.
+    pub fn register_in_cases(
+        &self,
+        n: usize,
+        per_request: usize,
+        tag: &str,
+        case_of: impl Fn(usize) -> Option<String>,
+    ) -> Vec<(String, String)> {
         let agent = agent();
         let key = self.key();
         let mut ids = Vec::with_capacity(n);
@@ -340,10 +387,14 @@ impl Deployment {
             let k = per_request.min(n - i);
             let items: Vec<Value> = (i..i + k)
                 .map(|j| {
-                    json!({
+                    let mut item = json!({
                         "content_hash": {"algorithm": "sha-256", "digest": digest_of(tag, j)},
                         "title": format!("document {tag}-{j}"),
-                    })
+                    });
+                    if let Some(case) = case_of(j) {
+                        item["case_reference"] = json!(case);
+                    }
+                    item
                 })
                 .collect();
             let (status, body) = post(
@@ -361,7 +412,8 @@ impl Deployment {
                     format!("{}/receipts/{id}", self.url("anchor")),
                     "{item}"
                 );
-                ids.push(id.to_string());
+                let evidence_id = item["evidence_id"].as_str().expect("evidence_id");
+                ids.push((evidence_id.to_string(), id.to_string()));
             }
             i += k;
         }
@@ -382,20 +434,34 @@ impl Deployment {
         );
     }
 
-    /// The exactly-once oracle: every acknowledged id is stored once, and each stored event is
-    /// one leaf, in one anchored batch.
+    /// The exactly-once oracle: every acknowledged id is stored once, and each stored event (of
+    /// every domain started) is one leaf, in one anchored batch.
     pub fn assert_exactly_once(&self, acknowledged: &[String]) {
-        let events = self.sql_i64("SELECT COUNT(*) FROM evidence.events");
-        let distinct = self.sql_i64("SELECT COUNT(DISTINCT event_id) FROM evidence.events");
+        let domains = self.domains();
+        let events = self.count_in_domains("{}.events").expect("count events");
+        let distinct = self.sql_i64(&format!(
+            "SELECT COUNT(DISTINCT event_id) FROM ({}) e",
+            domains
+                .iter()
+                .map(|d| format!("SELECT event_id FROM {d}.events"))
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ")
+        ));
         let leaves = self.sql_i64("SELECT COUNT(*) FROM anchor.leaves");
         let leaf_ids = self.sql_i64("SELECT COUNT(DISTINCT event_id) FROM anchor.leaves");
         let unsealed = self.sql_i64("SELECT COUNT(*) FROM anchor.leaves WHERE batch_id IS NULL");
         let unanchored =
             self.sql_i64("SELECT COUNT(*) FROM anchor.batches WHERE block_height IS NULL");
-        let foreign = self.sql_i64(
-            "SELECT COUNT(*) FROM anchor.leaves l LEFT JOIN evidence.events e
-             ON e.event_id::TEXT = l.event_id WHERE e.event_id IS NULL",
-        );
+        let foreign = self.sql_i64(&format!(
+            "SELECT COUNT(*) FROM anchor.leaves l WHERE {}",
+            domains
+                .iter()
+                .map(|d| format!(
+                    "NOT EXISTS (SELECT 1 FROM {d}.events e WHERE e.event_id::TEXT = l.event_id)"
+                ))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        ));
         assert_eq!(events, distinct);
         assert_eq!(leaves, events, "one leaf per event");
         assert_eq!(leaf_ids, leaves);
