@@ -82,7 +82,8 @@ backend_tests! {
             batch_size: 10,
             sweep_interval: Duration::from_millis(50),
         };
-        relay.relay_once().await.unwrap();
+        // The in-process bus confirms a publish once its consumer settled it: consume meanwhile.
+        let relaying = tokio::spawn(async move { relay.relay_once().await });
         let mut published = Vec::new();
         while published.len() < 3 {
             let delivery = tokio::time::timeout(Duration::from_secs(5), sub.next())
@@ -93,6 +94,7 @@ backend_tests! {
             published.extend(batch.events.into_iter().map(|e| e.readers));
             delivery.settle(Settlement::Ack);
         }
+        assert_eq!(relaying.await.unwrap().unwrap(), 3);
         assert_eq!(published, vec![expected.clone(), expected, vec!["org".to_string()]]);
 
         // A list too long, or with an empty entry, refuses the append.
