@@ -101,8 +101,8 @@ backend_tests! {
                 "INSERT INTO organisations VALUES ('o-admin', 'admin', 'admin', '2026-01-01T00:00:00Z');
                  INSERT INTO organisations VALUES ('o-bank', 'Bank', 'member', '2026-01-01T00:00:00Z');
                  INSERT INTO api_keys VALUES ('c7b1b9b6c55a3f0e49e3a1d0e8f8d7c4f1e2d3c4b5a69788a9b0c1d2e3f40516', 'o-admin', '2026-01-01T00:00:00Z', NULL);
-                 INSERT INTO api_keys VALUES ('00000000000000000000000000000000000000000000000000000000000000aa', 'o-bank', '2026-01-01T00:00:00Z', NULL);
-                 INSERT INTO api_keys VALUES ('00000000000000000000000000000000000000000000000000000000000000bb', 'o-bank', '2026-01-01T00:00:00Z', '2026-02-01T00:00:00Z');",
+                 INSERT INTO api_keys VALUES ('aa00000000000000000000000000000000000000000000000000000000000000', 'o-bank', '2026-01-01T00:00:00Z', NULL);
+                 INSERT INTO api_keys VALUES ('bb00000000000000000000000000000000000000000000000000000000000000', 'o-bank', '2026-01-01T00:00:00Z', '2026-02-01T00:00:00Z');",
             )
             .execute(pool)
             .await
