@@ -8,58 +8,36 @@ pub mod domain;
 pub mod http;
 pub mod projections;
 
-use chain_core::HashAlg;
 use domain::{CaseEvent, EXHIBITS, Exhibit, SERVICE, stream_of};
-use projections::ReadModel;
+use projections::CaseExhibits;
 use std::sync::Arc;
-use tokio::sync::watch;
-use veritrace_kernel::db::Database;
 use veritrace_kernel::domain::{BoxError, Domain, DomainContext, RunningDomain};
 use veritrace_kernel::envelope::{EventEnvelope, now_rfc3339};
 use veritrace_kernel::event_store::{EventStore, EventStoreError, StreamAppend};
-use veritrace_kernel::migrate::{self, Migration};
+use veritrace_kernel::migrate::Migration;
 use veritrace_kernel::reaction::{ObservedEvent, React, ReactionError, ReactionSpec};
-use veritrace_kernel::telemetry::Metrics;
+use veritrace_kernel::storage::DomainStorage;
 
-pub const MIGRATIONS: &[Migration] = &[veritrace_kernel::migration!(
-    1,
-    "case_exhibits",
-    "cases/0001_case_exhibits.sql"
-)];
+pub const MIGRATIONS: &[Migration] = &[
+    veritrace_kernel::migration!(1, "case_exhibits", "cases/0001_case_exhibits.sql"),
+    veritrace_kernel::migration!(2, "record_readers", "cases/0002_record_readers.sql"),
+];
 
 pub struct CasesService {
-    pub store: EventStore,
-    pub read_model: ReadModel,
-    hash_alg: HashAlg,
+    pub storage: DomainStorage<CaseExhibits>,
 }
 
 impl CasesService {
-    /// Migrates `db` (event store) and `read_db` (read model; the same database in PostgreSQL,
-    /// where both live in the service's schema), then starts the event store and the projector.
-    pub async fn start(
-        db: &Database,
-        read_db: &Database,
-        hash_alg: HashAlg,
-        metrics: Arc<Metrics>,
-        shutdown: watch::Receiver<bool>,
-    ) -> Result<Arc<Self>, BoxError> {
-        migrate::run(db, "event_store", migrate::EVENT_STORE).await?;
-        migrate::run(read_db, SERVICE, MIGRATIONS).await?;
-        let store = EventStore::start(db).await?.observed_by(metrics);
-        let read_model = ReadModel::open(read_db).await?;
-        // Nothing waits for the projector here: no command answers with what it recorded.
-        let (reached, _) = watch::channel(0);
-        tokio::spawn(veritrace_kernel::projection::run_projector(
-            store.clone(),
-            read_model.projection(),
-            reached,
-            shutdown,
-        ));
-        Ok(Arc::new(CasesService {
-            store,
-            read_model,
-            hash_alg,
-        }))
+    /// Migrates its databases and starts its event store and projector
+    /// ([`DomainStorage::start`]).
+    pub async fn start(context: &DomainContext) -> Result<Arc<Self>, BoxError> {
+        let storage = DomainStorage::start(SERVICE, MIGRATIONS, context).await?;
+        Ok(Arc::new(CasesService { storage }))
+    }
+
+    /// The read model, which [`projections`]' queries read.
+    pub fn read_model(&self) -> &projections::Model {
+        &self.storage.read_model
     }
 
     /// The exhibit of `evidence_id` rebuilt from its stream, the source of truth (None: the
@@ -69,6 +47,7 @@ impl CasesService {
         evidence_id: &str,
     ) -> Result<(Option<Exhibit>, u64), ReactionError> {
         let stored = self
+            .storage
             .store
             .read_stream(&stream_of(evidence_id))
             .await
@@ -122,7 +101,7 @@ impl React for CasesService {
             organisation: event.envelope.organisation.clone(),
             payload: decided.payload(),
         }
-        .seal(self.hash_alg)
+        .seal(self.storage.hash_alg)
         .map_err(|e| ReactionError::Poison(e.to_string()))?;
         Ok(vec![StreamAppend {
             stream,
@@ -170,21 +149,13 @@ impl Domain for Cases {
     }
 
     async fn start(&self, context: DomainContext) -> Result<Arc<dyn RunningDomain>, BoxError> {
-        let service = CasesService::start(
-            &context.events,
-            &context.read_model,
-            context.hash_alg,
-            context.metrics,
-            context.shutdown,
-        )
-        .await?;
-        Ok(service)
+        Ok(CasesService::start(&context).await?)
     }
 }
 
 impl RunningDomain for CasesService {
     fn event_store(&self) -> &EventStore {
-        &self.store
+        &self.storage.store
     }
 
     fn configure(self: Arc<Self>, cfg: &mut actix_web::web::ServiceConfig) {

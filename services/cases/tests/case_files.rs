@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use veritrace_cases::CasesService;
 use veritrace_cases::domain::{EXHIBITS, SERVICE, stream_of};
-use veritrace_cases::projections::CaseFilter;
+use veritrace_cases::projections::{self, CaseFilter};
 use veritrace_kernel::EventEnvelope;
 use veritrace_kernel::auth::{Caller, OrganisationRole, Role};
 use veritrace_kernel::backend_tests;
@@ -16,7 +16,6 @@ use veritrace_kernel::bus::{Bus, InProcessBus, Message};
 use veritrace_kernel::envelope::now_rfc3339;
 use veritrace_kernel::event_store::StoredEvent;
 use veritrace_kernel::reaction;
-use veritrace_kernel::telemetry::Metrics;
 use veritrace_kernel::testing::{EventSchemas, TestDb};
 
 const CASE: &str = "2026-CV-0042";
@@ -28,29 +27,16 @@ struct Started {
 }
 
 async fn start(db: &TestDb) -> Started {
-    // Embedded: event store and read model in two files; PostgreSQL: one schema.
-    let (store, read) = match db.backend() {
-        "sqlite" => (db.open("cases").await, db.open("cases-read").await),
-        _ => {
-            let d = db.open("cases").await;
-            (d.clone(), d)
-        }
-    };
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let svc = CasesService::start(
-        &store,
-        &read,
-        HashAlg::Sha3_256,
-        Arc::new(Metrics::new().expect("metrics")),
-        stop_rx.clone(),
-    )
-    .await
-    .expect("start the cases service");
+    let (context, stop) = db.domain_context(SERVICE).await;
+    let stop_rx = context.shutdown.clone();
+    let svc = CasesService::start(&context)
+        .await
+        .expect("start the cases service");
     let bus = Arc::new(InProcessBus::new());
     reaction::start(
         SERVICE,
         EXHIBITS,
-        svc.store.clone(),
+        svc.storage.store.clone(),
         svc.clone(),
         bus.as_ref(),
         stop_rx,
@@ -142,25 +128,14 @@ fn caller(organisation_id: &str, organisation_role: OrganisationRole, role: Role
     }
 }
 
-fn readable_by(c: &Caller) -> Option<Vec<String>> {
-    if c.reads_everything() {
-        return None;
-    }
-    let mut readers = vec![c.organisation_id.clone()];
-    if c.is_court() {
-        readers.push("role:court".into());
-    }
-    Some(readers)
-}
-
 /// The exhibits of `case` that `c` may read: (evidence id, status), newest first.
 async fn case_file(svc: &CasesService, c: &Caller, case: &str) -> Vec<(String, String)> {
-    svc.read_model
-        .exhibits(CaseFilter {
-            case_reference: case.into(),
-            readable_by: readable_by(c),
-            limit: 1000,
-        })
+    let filter = CaseFilter {
+        case_reference: case.into(),
+        readable_by: c.reads_as(),
+        limit: 1000,
+    };
+    projections::exhibits(svc.read_model(), filter)
         .await
         .expect("query")
         .into_iter()
@@ -171,16 +146,11 @@ async fn case_file(svc: &CasesService, c: &Caller, case: &str) -> Vec<(String, S
 
 /// Every event of the cases store, once the projector has applied them all.
 async fn projected(svc: &CasesService) -> Vec<StoredEvent> {
-    let head = *svc.store.committed().borrow();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while svc.read_model.checkpoint().await.unwrap_or(0) < head {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the projector did not reach {head}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    svc.store
+    tokio::time::timeout(Duration::from_secs(20), svc.storage.caught_up())
+        .await
+        .expect("the projector catches up");
+    svc.storage
+        .store
         .read_after(0, 10_000)
         .await
         .expect("read the store")

@@ -7,18 +7,15 @@ pub mod projections;
 
 use chain_core::HashAlg;
 use domain::{EvidenceEvent, EvidenceRecord, SERVICE};
-use projections::ReadModel;
+use projections::EvidenceRecords;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::watch;
 use veritrace_kernel::ApiError;
 use veritrace_kernel::auth::Caller;
-use veritrace_kernel::db::Database;
 use veritrace_kernel::domain::{BoxError, Domain, DomainContext, RunningDomain};
 use veritrace_kernel::envelope::{self, EventEnvelope, business_time, envelope_time};
 use veritrace_kernel::event_store::{EventStore, StoredEvent, StreamAppend};
-use veritrace_kernel::migrate::{self, Migration};
-use veritrace_kernel::telemetry::Metrics;
+use veritrace_kernel::migrate::Migration;
+use veritrace_kernel::storage::DomainStorage;
 
 pub const MIGRATIONS: &[Migration] = &[
     veritrace_kernel::migration!(1, "evidence_records", "evidence/0001_evidence_records.sql"),
@@ -28,52 +25,33 @@ pub const MIGRATIONS: &[Migration] = &[
         "evidence_occurred_at_and_file",
         "evidence/0003_evidence_occurred_at_and_file.sql"
     ),
+    veritrace_kernel::migration!(4, "record_readers", "evidence/0004_record_readers.sql"),
 ];
 
-/// How long a command waits for the read model to show its effect before answering anyway.
-const READ_YOUR_WRITES: Duration = Duration::from_secs(2);
-
 pub struct EvidenceService {
-    pub store: EventStore,
-    pub read_model: ReadModel,
-    hash_alg: HashAlg,
-    metrics: Arc<Metrics>,
-    projected: watch::Receiver<i64>,
+    pub storage: DomainStorage<EvidenceRecords>,
 }
 
 impl EvidenceService {
-    /// Migrates `db` (event store) and `read_db` (read model; the same database in PostgreSQL,
-    /// where both live in the service's schema), then starts the event store and the projector.
-    pub async fn start(
-        db: &Database,
-        read_db: &Database,
-        hash_alg: HashAlg,
-        metrics: Arc<Metrics>,
-        shutdown: watch::Receiver<bool>,
-    ) -> Result<Arc<Self>, BoxError> {
-        migrate::run(db, "event_store", migrate::EVENT_STORE).await?;
-        migrate::run(read_db, SERVICE, MIGRATIONS).await?;
-        let store = EventStore::start(db).await?.observed_by(metrics.clone());
-        let read_model = ReadModel::open(read_db).await?;
-        let (reached, projected) = watch::channel(0);
-        tokio::spawn(veritrace_kernel::projection::run_projector(
-            store.clone(),
-            read_model.projection(),
-            reached,
-            shutdown,
-        ));
-        Ok(Arc::new(EvidenceService {
-            store,
-            read_model,
-            hash_alg,
-            metrics,
-            projected,
-        }))
+    /// Migrates its databases and starts its event store and projector
+    /// ([`DomainStorage::start`]).
+    pub async fn start(context: &DomainContext) -> Result<Arc<Self>, BoxError> {
+        let storage = DomainStorage::start(SERVICE, MIGRATIONS, context).await?;
+        Ok(Arc::new(EvidenceService { storage }))
+    }
+
+    /// The read model, which [`projections`]' queries read.
+    pub fn read_model(&self) -> &projections::Model {
+        &self.storage.read_model
     }
 
     /// Rebuilds a record from its stream (events of every version it reads, upcast).
     pub async fn load(&self, evidence_id: &str) -> Result<Option<EvidenceRecord>, ApiError> {
-        let events = self.store.read_stream(&stream_of(evidence_id)).await?;
+        let events = self
+            .storage
+            .store
+            .read_stream(&stream_of(evidence_id))
+            .await?;
         let decoded = events
             .iter()
             .map(|e| {
@@ -118,7 +96,7 @@ impl EvidenceService {
             payload: event.payload(),
         };
         let sealed = envelope
-            .seal(self.hash_alg)
+            .seal(self.storage.hash_alg)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         Ok(StreamAppend {
             stream: sealed.envelope.stream.clone(),
@@ -144,7 +122,8 @@ impl EvidenceService {
     }
 
     /// Appends one event to each of several records' streams, all or nothing, and waits
-    /// (briefly) until the read model shows them. Events come back in the order given.
+    /// (briefly) until the read model shows them ([`DomainStorage::record`]). Events come back
+    /// in the order given.
     pub async fn record_all(
         &self,
         caller: &Caller,
@@ -154,23 +133,7 @@ impl EvidenceService {
             .iter()
             .map(|change| self.seal(caller, change))
             .collect::<Result<Vec<_>, _>>()?;
-        let stored: Vec<StoredEvent> = self
-            .store
-            .append_all(appends)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
-        self.metrics
-            .events_appended
-            .with_label_values(&[SERVICE])
-            .inc_by(stored.len() as u64);
-        if let Some(last) = stored.iter().map(|e| e.position).max() {
-            let mut projected = self.projected.clone();
-            let _ =
-                tokio::time::timeout(READ_YOUR_WRITES, projected.wait_for(|p| *p >= last)).await;
-        }
-        Ok(stored)
+        self.storage.record(appends).await
     }
 }
 
@@ -236,21 +199,13 @@ impl Domain for Evidence {
     }
 
     async fn start(&self, context: DomainContext) -> Result<Arc<dyn RunningDomain>, BoxError> {
-        let service = EvidenceService::start(
-            &context.events,
-            &context.read_model,
-            context.hash_alg,
-            context.metrics,
-            context.shutdown,
-        )
-        .await?;
-        Ok(service)
+        Ok(EvidenceService::start(&context).await?)
     }
 }
 
 impl RunningDomain for EvidenceService {
     fn event_store(&self) -> &EventStore {
-        &self.store
+        &self.storage.store
     }
 
     fn configure(self: Arc<Self>, cfg: &mut actix_web::web::ServiceConfig) {

@@ -11,33 +11,18 @@ use std::time::Duration;
 use veritrace_evidence::EvidenceService;
 use veritrace_evidence::RecordChange;
 use veritrace_evidence::domain::{self, RegisterEvidence};
-use veritrace_evidence::projections::{EvidenceFilter, EvidenceView};
+use veritrace_evidence::projections::{self, EvidenceFilter, EvidenceView};
 use veritrace_kernel::EventEnvelope;
 use veritrace_kernel::auth::{Caller, OrganisationRole, Role};
 use veritrace_kernel::backend_tests;
 use veritrace_kernel::migrate::{self, Migration};
-use veritrace_kernel::telemetry::Metrics;
 use veritrace_kernel::testing::{EventSchemas, TestDb};
 
 async fn start(db: &TestDb) -> (Arc<EvidenceService>, tokio::sync::watch::Sender<bool>) {
-    // Embedded: event store and read model in two files; PostgreSQL: one schema.
-    let (store, read) = match db.backend() {
-        "sqlite" => (db.open("evidence").await, db.open("evidence-read").await),
-        _ => {
-            let d = db.open("evidence").await;
-            (d.clone(), d)
-        }
-    };
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let svc = EvidenceService::start(
-        &store,
-        &read,
-        HashAlg::Sha3_256,
-        Arc::new(Metrics::new().expect("metrics")),
-        stop_rx,
-    )
-    .await
-    .expect("start the evidence service");
+    let (context, stop) = db.domain_context(domain::SERVICE).await;
+    let svc = EvidenceService::start(&context)
+        .await
+        .expect("start the evidence service");
     (svc, stop)
 }
 
@@ -87,7 +72,10 @@ async fn register(svc: &EvidenceService, who: &Caller, n: u32) -> String {
 async fn projected(svc: &EvidenceService, id: &str) -> EvidenceView {
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            if let Some(v) = svc.read_model.get(id.to_string()).await.expect("get") {
+            if let Some(v) = projections::get(svc.read_model(), id.to_string())
+                .await
+                .expect("get")
+            {
                 return v;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -158,13 +146,12 @@ backend_tests! {
                 let svc = svc.clone();
                 let reader = reader.to_string();
                 async move {
-                    let mut ids: Vec<String> = svc
-                        .read_model
-                        .list(EvidenceFilter {
-                            readable_by: Some(vec![reader]),
-                            limit: 100,
-                            ..Default::default()
-                        })
+                    let filter = EvidenceFilter {
+                        readable_by: Some(vec![reader]),
+                        limit: 100,
+                        ..Default::default()
+                    };
+                    let mut ids: Vec<String> = projections::list(svc.read_model(), filter)
                         .await
                         .expect("list")
                         .into_iter()
@@ -180,21 +167,22 @@ backend_tests! {
             assert_eq!(readable("role:court").await, all);
             assert_eq!(readable("org-bank").await, vec![ids[1].clone()]);
             assert!(readable("org-other").await.is_empty());
-            let shared = svc.read_model.get(ids[1].clone()).await.expect("get").expect("projected");
+            let shared = projections::get(svc.read_model(), ids[1].clone()).await.expect("get").expect("projected");
             assert_eq!(shared.shared_with, vec!["org-bank".to_string()]);
             assert_eq!(shared.version, 2);
-            let view = svc.read_model.get(ids[0].clone()).await.expect("get").expect("projected");
+            let view = projections::get(svc.read_model(), ids[0].clone()).await.expect("get").expect("projected");
             assert_eq!(view.status, "withdrawn");
             assert_eq!(view.version, 2);
             // Folded from its stream (what a command answers while the read model lags), the
             // record is exactly the projected one.
             for id in &ids {
                 let events = svc
+                    .storage
                     .store
                     .read_stream(&veritrace_evidence::stream_of(id))
                     .await
                     .expect("stream");
-                let projected = svc.read_model.get(id.clone()).await.expect("get");
+                let projected = projections::get(svc.read_model(), id.clone()).await.expect("get");
                 assert_eq!(
                     veritrace_evidence::projections::EvidenceView::from_stream(&events),
                     projected,
@@ -207,17 +195,13 @@ backend_tests! {
 
         // A new process over the same stores: the checkpoint holds, nothing is projected twice.
         let (svc, _stop) = start(&db).await;
-        assert_eq!(svc.read_model.checkpoint().await.expect("checkpoint"), 8);
-        let by_digest = svc
-            .read_model
-            .list(EvidenceFilter { digest: Some(digest(3)), limit: 10, ..Default::default() })
+        assert_eq!(svc.read_model().checkpoint().await.expect("checkpoint"), 8);
+        let by_digest = projections::list(svc.read_model(), EvidenceFilter { digest: Some(digest(3)), limit: 10, ..Default::default() })
             .await
             .expect("list");
         assert_eq!(by_digest.len(), 1);
         assert_eq!(by_digest[0].evidence_id, ids[3]);
-        let case_1 = svc
-            .read_model
-            .list(EvidenceFilter { case_reference: Some("case-1".into()), limit: 10, ..Default::default() })
+        let case_1 = projections::list(svc.read_model(), EvidenceFilter { case_reference: Some("case-1".into()), limit: 10, ..Default::default() })
             .await
             .expect("list");
         assert_eq!(case_1.len(), 3);
@@ -225,7 +209,7 @@ backend_tests! {
         let late = register(&svc, &court, 99).await;
         let view = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
-                if let Some(v) = svc.read_model.get(late.clone()).await.expect("get") {
+                if let Some(v) = projections::get(svc.read_model(), late.clone()).await.expect("get") {
                     return v;
                 }
                 tokio::task::yield_now().await;
@@ -246,7 +230,7 @@ backend_tests! {
         let old_id = uuid::Uuid::now_v7().to_string();
         let old = registered_v1(&old_id, &court.organisation_id);
         let sealed = old.clone().seal(HashAlg::Sha3_256).expect("seal");
-        svc.store
+        svc.storage.store
             .append(&old.stream, 0, vec![sealed])
             .await
             .expect("append the v1 event");
@@ -258,7 +242,7 @@ backend_tests! {
         assert_eq!(view.occurred_at, old.occurred_at);
         assert_eq!(view.registered_at, old.recorded_at);
         assert_eq!(view.version, 1);
-        let events = svc.store.read_stream(&old.stream).await.expect("stream");
+        let events = svc.storage.store.read_stream(&old.stream).await.expect("stream");
         assert_eq!(events[0].envelope.type_version, 1, "stored as written");
         assert_eq!(EvidenceView::from_stream(&events), Some(view));
 
@@ -275,9 +259,9 @@ backend_tests! {
             occurred_at: None,
         };
         svc.record(&court, change).await.expect("withdrawn");
-        let view = svc.read_model.get(old_id.clone()).await.expect("get").expect("projected");
+        let view = projections::get(svc.read_model(), old_id.clone()).await.expect("get").expect("projected");
         assert_eq!((view.status.as_str(), view.version), ("withdrawn", 2));
-        let events = svc.store.read_stream(&old.stream).await.expect("stream");
+        let events = svc.storage.store.read_stream(&old.stream).await.expect("stream");
         assert_eq!(EvidenceView::from_stream(&events), Some(view));
 
         // A new registration is written at version 2, with the file's name and size and the
@@ -312,13 +296,13 @@ backend_tests! {
         assert_eq!(view.size_bytes, Some(9_007_199_254_740_991));
         assert_eq!(view.occurred_at, "2026-01-31T09:30:00.250Z");
         assert_eq!(view.registered_at, stored.envelope.recorded_at);
-        let events = svc.store.read_stream(&stored.envelope.stream).await.expect("stream");
+        let events = svc.storage.store.read_stream(&stored.envelope.stream).await.expect("stream");
         assert_eq!(EvidenceView::from_stream(&events), Some(view));
 
         // Every stored event matches the schema of its own version, and read as the current
         // version, the current one's.
         let schemas = EventSchemas::of(veritrace_evidence::DOMAIN).expect("schemas");
-        let events = schemas.check_store(&svc.store).await.expect("every event matches");
+        let events = schemas.check_store(&svc.storage.store).await.expect("every event matches");
         assert_eq!(events.len(), 3);
         for e in &events {
             schemas.check_upcast(&e.envelope).expect("upcast, it matches the current version");
@@ -327,24 +311,38 @@ backend_tests! {
 
     /// Records projected before migration 3 keep their registration time as the time the
     /// registered fact happened (what their events' `occurred_at` holds), without a file name
-    /// or size.
-    async fn migration_3_backfills_occurred_at_from_registered_at(db: TestDb) {
+    /// or size; and after migration 4 the readers they had (`evidence_readers`), now in the
+    /// kernel's `record_readers`.
+    async fn migrations_3_and_4_keep_what_was_projected_before_them(db: TestDb) {
         let read = db.open("evidence").await;
         migrate::run(&read, domain::SERVICE, &veritrace_evidence::MIGRATIONS[..2])
             .await
             .expect("migrations 1 and 2");
         let insert = "INSERT INTO evidence_records (evidence_id, organisation, algorithm, digest, \
             title, status, registered_at, registered_event_id, version) VALUES ('e-old', 'org-a', \
-            'sha-256', 'ab', 'old', 'registered', '2025-01-02T03:04:05.678Z', 'ev-1', 1)";
+            'sha-256', 'ab', 'old', 'registered', '2025-01-02T03:04:05.678Z', 'ev-1', 1); \
+            INSERT INTO evidence_readers (evidence_id, reader) VALUES ('e-old', 'org-a'), \
+            ('e-old', 'org-b'), ('e-old', 'role:court')";
         let seed = [Migration { version: 1, name: "old record", sqlite: insert, postgres: insert }];
         migrate::run(&read, "test_seed", &seed).await.expect("seed");
         migrate::run(&read, domain::SERVICE, veritrace_evidence::MIGRATIONS)
             .await
-            .expect("migration 3");
-        let model = veritrace_evidence::projections::ReadModel::open(&read).await.expect("open");
-        let view = model.get("e-old".into()).await.expect("get").expect("kept");
+            .expect("migrations 3 and 4");
+        let model = projections::Model::open(&read).await.expect("open");
+        let view = projections::get(&model, "e-old".into()).await.expect("get").expect("kept");
         assert_eq!(view.occurred_at, "2025-01-02T03:04:05.678Z");
         assert_eq!(view.occurred_at, view.registered_at);
         assert_eq!((view.file_name, view.size_bytes), (None, None));
+        assert_eq!(view.shared_with, vec!["org-b".to_string()]);
+        assert_eq!(view.readers, ["org-a", "org-b", "role:court"]);
+        let readable = |reader: &str| EvidenceFilter {
+            readable_by: Some(vec![reader.to_string()]),
+            limit: 10,
+            ..Default::default()
+        };
+        for (reader, count) in [("org-b", 1), ("role:court", 1), ("org-c", 0)] {
+            let found = projections::list(&model, readable(reader)).await.expect("list");
+            assert_eq!(found.len(), count, "{reader}");
+        }
     }
 }

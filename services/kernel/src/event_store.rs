@@ -150,7 +150,7 @@ impl EventStore {
         })
     }
 
-    /// The same store, counting the events it sets aside in `metrics`.
+    /// The same store, counting in `metrics` the events it appends and those it sets aside.
     pub fn observed_by(mut self, metrics: std::sync::Arc<crate::telemetry::Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
@@ -236,9 +236,28 @@ impl EventStore {
             .send(AppendJob { appends, reply })
             .await
             .map_err(|_| EventStoreError::Unavailable("the writer has stopped".into()))?;
-        answer
+        let stored = answer
             .await
-            .map_err(|_| EventStoreError::Unavailable("the writer has stopped".into()))?
+            .map_err(|_| EventStoreError::Unavailable("the writer has stopped".into()))??;
+        if let Some(metrics) = &self.metrics {
+            // Every append counts, a command's or a reaction's, by the service that recorded it.
+            let mut services = stored.iter().flatten().map(|e| e.envelope.service.as_str());
+            if let Some(first) = services.next() {
+                let mut count = 1;
+                for service in services {
+                    if service == first {
+                        count += 1;
+                    } else {
+                        metrics.events_appended.with_label_values(&[service]).inc();
+                    }
+                }
+                metrics
+                    .events_appended
+                    .with_label_values(&[first])
+                    .inc_by(count);
+            }
+        }
+        Ok(stored)
     }
 
     /// Position of the last committed event; changes on every commit.

@@ -53,11 +53,14 @@ use std::time::Duration;
 /// read-model database. [`ReadModel::open`] runs them after the domain's own migrations have
 /// run (the platform runs those before [`crate::domain::Domain::start`]); not before: evidence's
 /// first migration, from before the kernel owned the table, creates it without `IF NOT EXISTS`.
-pub const MIGRATIONS: &[Migration] = &[crate::migration!(
-    1,
-    "projection_checkpoints",
-    "read_model/0001_projection_checkpoints.sql"
-)];
+pub const MIGRATIONS: &[Migration] = &[
+    crate::migration!(
+        1,
+        "projection_checkpoints",
+        "read_model/0001_projection_checkpoints.sql"
+    ),
+    crate::migration!(2, "record_readers", "read_model/0002_record_readers.sql"),
+];
 
 /// Connections of one SQLite read model: a projector writing and a few request handlers reading.
 const SQLITE_CONNECTIONS: u32 = 4;
@@ -70,8 +73,145 @@ mod schema {
             position -> BigInt,
         }
     }
+
+    diesel::table! {
+        /// Who may read each record of a projection ([`super::RecordReaders`]).
+        record_readers (projection, record_id, reader) {
+            projection -> Text,
+            record_id -> Text,
+            reader -> Text,
+        }
+    }
 }
 use schema::projection_checkpoints;
+/// The kernel's access-list table, for a domain's `allow_tables_to_appear_in_same_query!`
+/// beside the table it filters with [`readable_by`].
+pub use schema::record_readers;
+
+/// Who may read a projection's records, kept as its events are applied: each record is
+/// readable by every reader of any of its events (the access list the event store keeps beside
+/// each event, [`StoredEvent::readers`]). Implemented on both backends' connections; a domain
+/// calls it inside [`apply_on_each_backend!`](crate::apply_on_each_backend) (grant) and
+/// [`with_read_conn!`](crate::with_read_conn) (look up), and filters its queries with
+/// [`readable_by`]. The admin and auditors read everything whatever the list says
+/// (`auth::Caller::may_read`).
+pub trait RecordReaders {
+    /// Adds `readers` to those of `record_id` in `projection` (a reader already there stays
+    /// once): a record, once readable by a party, stays readable by it.
+    fn grant_readers(
+        &mut self,
+        projection: &str,
+        record_id: &str,
+        readers: &[String],
+    ) -> QueryResult<()>;
+
+    /// The readers of each of `record_ids` in `projection`, as `(record_id, reader)` pairs,
+    /// ordered by record and reader.
+    fn readers_of(
+        &mut self,
+        projection: &str,
+        record_ids: &[&str],
+    ) -> QueryResult<Vec<(String, String)>>;
+}
+
+/// One body, both connection types: diesel's typed queries are per backend.
+macro_rules! impl_record_readers {
+    ($conn:ty) => {
+        impl RecordReaders for $conn {
+            fn grant_readers(
+                &mut self,
+                projection: &str,
+                record_id: &str,
+                readers: &[String],
+            ) -> QueryResult<()> {
+                let rows: Vec<_> = readers
+                    .iter()
+                    .map(|r| {
+                        (
+                            record_readers::projection.eq(projection),
+                            record_readers::record_id.eq(record_id),
+                            record_readers::reader.eq(r.as_str()),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(record_readers::table)
+                    .values(rows)
+                    .on_conflict_do_nothing()
+                    .execute(self)
+                    .map(|_| ())
+            }
+
+            fn readers_of(
+                &mut self,
+                projection: &str,
+                record_ids: &[&str],
+            ) -> QueryResult<Vec<(String, String)>> {
+                record_readers::table
+                    .filter(record_readers::projection.eq(projection))
+                    .filter(record_readers::record_id.eq_any(record_ids))
+                    .select((record_readers::record_id, record_readers::reader))
+                    .order((record_readers::record_id, record_readers::reader))
+                    .load(self)
+            }
+        }
+    };
+}
+impl_record_readers!(SqliteConnection);
+impl_record_readers!(PgConnection);
+
+/// Lets the domain's table `$table` (the module `diesel::table!` made) be filtered with
+/// [`readable_by`], whose subquery reads [`record_readers`]: diesel's
+/// `allow_tables_to_appear_in_same_query!` for the two, less its PostgreSQL-only forms (`ONLY`,
+/// `TABLESAMPLE`), which the orphan rule forbids outside the crate of one of the tables.
+#[macro_export]
+macro_rules! filtered_by_readers {
+    ($table:ident) => {
+        impl ::diesel::query_source::TableNotEqual<$crate::read_model::record_readers::table>
+            for $table::table
+        {
+        }
+        impl ::diesel::query_source::TableNotEqual<$table::table>
+            for $crate::read_model::record_readers::table
+        {
+        }
+    };
+}
+
+/// The ids of `projection`'s records that one of `readers` may read: the subquery
+/// [`readable_by`] compares a record's id with.
+pub type ReadableRecords = diesel::dsl::Select<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<
+            record_readers::table,
+            diesel::dsl::Eq<record_readers::projection, &'static str>,
+        >,
+        diesel::dsl::EqAny<record_readers::reader, Vec<String>>,
+    >,
+    record_readers::record_id,
+>;
+
+/// A filter for a domain's query: the record whose id is `record_id` (a text column) is one
+/// that one of `readers` may read in `projection` (`auth::Caller::reads_as`). Its table must
+/// be declared [`filtered_by_readers!`](crate::filtered_by_readers):
+///
+/// ```ignore
+/// veritrace_kernel::filtered_by_readers!(evidence_records);
+/// q = q.filter(readable_by(evidence_records::evidence_id, PROJECTION, readers));
+/// ```
+pub fn readable_by<C>(
+    record_id: C,
+    projection: &'static str,
+    readers: Vec<String>,
+) -> diesel::dsl::EqAny<C, ReadableRecords>
+where
+    C: diesel::expression::Expression<SqlType = diesel::sql_types::Text>,
+{
+    let readable: ReadableRecords = record_readers::table
+        .filter(record_readers::projection.eq(projection))
+        .filter(record_readers::reader.eq_any(readers))
+        .select(record_readers::record_id);
+    record_id.eq_any(readable)
+}
 
 /// The connection types [`apply_on_each_backend!`](crate::apply_on_each_backend) and
 /// [`with_read_conn!`](crate::with_read_conn) name, so a domain's expansion needs no path of
@@ -431,6 +571,7 @@ mod tests {
         }
     }
     use notes_schema::notes;
+    crate::filtered_by_readers!(notes);
 
     const NOTES_TABLE: &[Migration] = &[Migration {
         version: 1,
@@ -455,6 +596,7 @@ mod tests {
                 .values((notes::id.eq(id), notes::body.eq(body)))
                 .on_conflict_do_nothing()
                 .execute(c)?;
+            c.grant_readers(Self::PROJECTION, id, &event.readers)?;
             Ok(())
         });
     }
@@ -505,7 +647,59 @@ mod tests {
         .expect("the notes")
     }
 
+    /// The notes one of `readers` may read, by id.
+    async fn readable(model: &ReadModel<Notes>, readers: &[&str]) -> Vec<String> {
+        let readers: Vec<String> = readers.iter().map(|r| r.to_string()).collect();
+        crate::with_read_conn!(model, |c| {
+            Ok(notes::table
+                .filter(readable_by(notes::id, Notes::PROJECTION, readers))
+                .select(notes::id)
+                .order(notes::id)
+                .load(c)?)
+        })
+        .expect("the readable notes")
+    }
+
     crate::backend_tests! {
+        async fn a_record_is_readable_by_the_readers_of_any_of_its_events(db: TestDb) {
+            let model = notes_model(&db).await;
+            let with = |mut e: StoredEvent, readers: &[&str]| {
+                e.readers = readers.iter().map(|r| r.to_string()).collect();
+                e
+            };
+            let batch: Arc<[StoredEvent]> = vec![
+                with(note(1, "a"), &["org", "org-b"]),
+                with(note(2, "b"), &["org"]),
+                // A later event of "a" (applied twice, as a projector may) adds a reader.
+                with(note(3, "a"), &["org", "role:court"]),
+                with(note(4, "a"), &["org", "role:court"]),
+            ]
+            .into();
+            model.apply(batch, 4).await.expect("applied");
+            assert_eq!(readable(&model, &["org"]).await, ["a", "b"]);
+            assert_eq!(readable(&model, &["org-b"]).await, ["a"]);
+            assert_eq!(readable(&model, &["org-x", "role:court"]).await, ["a"]);
+            assert!(readable(&model, &["org-x"]).await.is_empty());
+            let pairs = crate::with_read_conn!(model, |c| Ok(c.readers_of(
+                Notes::PROJECTION,
+                &["a", "b", "z"]
+            )?))
+            .expect("readers");
+            let pair = |id: &str, r: &str| (id.to_string(), r.to_string());
+            assert_eq!(
+                pairs,
+                [pair("a", "org"), pair("a", "org-b"), pair("a", "role:court"), pair("b", "org")]
+            );
+            // Another projection's grants are its own.
+            crate::with_read_conn!(model, |c| Ok(c.grant_readers(
+                "other",
+                "b",
+                &["org-x".to_string()]
+            )?))
+            .expect("granted");
+            assert!(readable(&model, &["org-x"]).await.is_empty());
+        }
+
         async fn a_failing_event_leaves_neither_rows_nor_checkpoint(db: TestDb) {
             let model = notes_model(&db).await;
             let batch: Arc<[StoredEvent]> =

@@ -115,6 +115,32 @@ impl TestDb {
         }
     }
 
+    /// What domain `name` starts on, as the platform lays it out: embedded, its event store
+    /// and read model in two files (`<name>.db`, `<name>-read.db`); PostgreSQL, both in the
+    /// schema `<name>`. SHA3-256 digests, fresh metrics; the sender stops its tasks.
+    pub async fn domain_context(
+        &self,
+        name: &str,
+    ) -> (
+        crate::domain::DomainContext,
+        tokio::sync::watch::Sender<bool>,
+    ) {
+        let events = self.open(name).await;
+        let read_model = match self {
+            TestDb::Sqlite { .. } => self.open(&format!("{name}-read")).await,
+            TestDb::Postgres { .. } => events.clone(),
+        };
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let context = crate::domain::DomainContext {
+            events,
+            read_model,
+            hash_alg: chain_core::HashAlg::Sha3_256,
+            metrics: std::sync::Arc::new(crate::telemetry::Metrics::new().expect("metrics")),
+            shutdown,
+        };
+        (context, stop)
+    }
+
     /// The database of one service (`schema`): the file `<schema>.db`, or the schema.
     pub async fn open(&self, schema: &str) -> Database {
         match self {

@@ -2,7 +2,7 @@
 
 use crate::CasesService;
 use crate::domain::MAX_CASE_REFERENCE_CHARS;
-use crate::projections::{CaseFilter, ExhibitView};
+use crate::projections::{self, CaseFilter, ExhibitView};
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -29,18 +29,6 @@ pub struct CaseFileQuery {
     /// At most this many exhibits (1-1000, default 500), newest first.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
-}
-
-/// The readers whose exhibits `caller` may read: None for all (the admin, auditors).
-fn readable_by(caller: &Caller) -> Option<Vec<String>> {
-    if caller.reads_everything() {
-        return None;
-    }
-    let mut readers = vec![caller.organisation_id.clone()];
-    if caller.is_court() {
-        readers.push(veritrace_kernel::access::COURTS.to_string());
-    }
-    Some(readers)
 }
 
 /// A court case's file: its exhibits across organisations.
@@ -89,13 +77,12 @@ pub async fn case_file(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let exhibits: Vec<ExhibitView> = svc
-        .read_model
-        .exhibits(CaseFilter {
-            case_reference: case_reference.clone(),
-            readable_by: readable_by(&caller),
-            limit,
-        })
+    let filter = CaseFilter {
+        case_reference: case_reference.clone(),
+        readable_by: caller.reads_as(),
+        limit,
+    };
+    let exhibits: Vec<ExhibitView> = projections::exhibits(svc.read_model(), filter)
         .await?
         .into_iter()
         // The query selected by reader already; the kernel's own rule decides all the same.

@@ -7,9 +7,10 @@ use crate::domain::{CaseEvent, ExhibitStatus};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use veritrace_kernel::db::Database;
 use veritrace_kernel::http::ReceiptLinks;
-use veritrace_kernel::read_model::{self, ApplyError, ProjectedTables, ReadModelError};
+use veritrace_kernel::read_model::{
+    self, ApplyError, ProjectedTables, ReadModelError, RecordReaders, readable_by,
+};
 use veritrace_kernel::with_read_conn;
 
 pub const PROJECTION: &str = "case_exhibits";
@@ -32,14 +33,7 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    case_exhibit_readers (evidence_id, reader) {
-        evidence_id -> Text,
-        reader -> Text,
-    }
-}
-
-diesel::allow_tables_to_appear_in_same_query!(case_exhibits, case_exhibit_readers);
+veritrace_kernel::filtered_by_readers!(case_exhibits);
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = case_exhibits)]
@@ -126,7 +120,7 @@ impl FiledExhibit {
     }
 }
 
-/// How case events change `case_exhibits` and `case_exhibit_readers`.
+/// How case events change `case_exhibits` (and who may read each exhibit).
 pub struct CaseExhibits;
 
 impl ProjectedTables for CaseExhibits {
@@ -177,20 +171,7 @@ impl ProjectedTables for CaseExhibits {
             }
         }
         // The exhibit is readable by whoever may read any of its events.
-        let rows: Vec<_> = event
-            .readers
-            .iter()
-            .map(|r| {
-                (
-                    case_exhibit_readers::evidence_id.eq(evidence_id.as_str()),
-                    case_exhibit_readers::reader.eq(r.as_str()),
-                )
-            })
-            .collect();
-        diesel::insert_into(case_exhibit_readers::table)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .execute(c)?;
+        c.grant_readers(PROJECTION, &evidence_id, &event.readers)?;
         Ok(())
     });
 }
@@ -204,73 +185,41 @@ pub struct CaseFilter {
     pub limit: i64,
 }
 
-/// The case files' read model (the kernel's, fed with [`CaseExhibits`]) and its queries.
-#[derive(Clone)]
-pub struct ReadModel {
-    model: read_model::ReadModel<CaseExhibits>,
-}
+/// The case files' read model: the kernel's, fed with [`CaseExhibits`].
+pub type Model = read_model::ReadModel<CaseExhibits>;
 
-impl ReadModel {
-    /// A pool on `db`: its SQLite file, or its PostgreSQL schema. The case tables must exist
-    /// (`migrate::run` with [`crate::MIGRATIONS`]).
-    pub async fn open(db: &Database) -> Result<Self, ReadModelError> {
-        Ok(ReadModel {
-            model: read_model::ReadModel::open(db).await?,
-        })
-    }
-
-    /// What the projector keeps up to date.
-    pub fn projection(&self) -> read_model::ReadModel<CaseExhibits> {
-        self.model.clone()
-    }
-
-    /// The position of the last event projected.
-    pub async fn checkpoint(&self) -> Result<i64, ReadModelError> {
-        self.model.checkpoint().await
-    }
-
-    /// The exhibits of a case, newest registration first.
-    pub async fn exhibits(&self, filter: CaseFilter) -> Result<Vec<FiledExhibit>, ReadModelError> {
-        with_read_conn!(self.model, |c| {
-            let mut q = case_exhibits::table
-                .filter(case_exhibits::case_reference.eq(filter.case_reference))
-                .into_boxed();
-            if let Some(readers) = filter.readable_by {
-                q = q.filter(
-                    case_exhibits::evidence_id.eq_any(
-                        case_exhibit_readers::table
-                            .filter(case_exhibit_readers::reader.eq_any(readers))
-                            .select(case_exhibit_readers::evidence_id),
-                    ),
-                );
-            }
-            let rows = q
-                .order((
-                    case_exhibits::registered_at.desc(),
-                    case_exhibits::evidence_id.desc(),
-                ))
-                .limit(filter.limit)
-                .select(ExhibitRow::as_select())
-                .load(c)?;
-            let ids: Vec<&str> = rows.iter().map(|r| r.evidence_id.as_str()).collect();
-            let pairs: Vec<(String, String)> = case_exhibit_readers::table
-                .filter(case_exhibit_readers::evidence_id.eq_any(&ids))
-                .select((
-                    case_exhibit_readers::evidence_id,
-                    case_exhibit_readers::reader,
-                ))
-                .load(c)?;
-            Ok(rows
-                .into_iter()
-                .map(|row| {
-                    let readers = pairs
-                        .iter()
-                        .filter(|(id, _)| *id == row.evidence_id)
-                        .map(|(_, x)| x.clone())
-                        .collect();
-                    FiledExhibit { row, readers }
-                })
-                .collect())
-        })
-    }
+/// The exhibits of a case, newest registration first.
+pub async fn exhibits(
+    model: &Model,
+    filter: CaseFilter,
+) -> Result<Vec<FiledExhibit>, ReadModelError> {
+    with_read_conn!(model, |c| {
+        let mut q = case_exhibits::table
+            .filter(case_exhibits::case_reference.eq(filter.case_reference))
+            .into_boxed();
+        if let Some(readers) = filter.readable_by {
+            q = q.filter(readable_by(case_exhibits::evidence_id, PROJECTION, readers));
+        }
+        let rows = q
+            .order((
+                case_exhibits::registered_at.desc(),
+                case_exhibits::evidence_id.desc(),
+            ))
+            .limit(filter.limit)
+            .select(ExhibitRow::as_select())
+            .load(c)?;
+        let ids: Vec<&str> = rows.iter().map(|r| r.evidence_id.as_str()).collect();
+        let pairs = c.readers_of(PROJECTION, &ids)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let readers = pairs
+                    .iter()
+                    .filter(|(id, _)| *id == row.evidence_id)
+                    .map(|(_, x)| x.clone())
+                    .collect();
+                FiledExhibit { row, readers }
+            })
+            .collect())
+    })
 }

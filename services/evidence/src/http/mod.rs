@@ -1,7 +1,7 @@
 //! Evidence endpoints.
 
-use crate::domain::{self, EvidenceError, RegisterEvidence};
-use crate::projections::{EvidenceFilter, EvidenceView};
+use crate::domain::{self, EvidenceError, EvidenceEvent, RegisterEvidence};
+use crate::projections::{self, EvidenceFilter, EvidenceView};
 use crate::{EvidenceService, RecordChange};
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -255,12 +255,17 @@ async fn view_after(
     if let Some(view) = EvidenceView::registered(event) {
         return Some(view);
     }
-    match svc.read_model.get(evidence_id.to_string()).await {
+    match projections::get(svc.read_model(), evidence_id.to_string()).await {
         Ok(Some(view)) if current(&view) => return Some(view),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "the read model cannot be read; folding the stream"),
     }
-    match svc.store.read_stream(&crate::stream_of(evidence_id)).await {
+    match svc
+        .storage
+        .store
+        .read_stream(&crate::stream_of(evidence_id))
+        .await
+    {
         Ok(events) => EvidenceView::from_stream(&events).filter(current),
         Err(e) => {
             tracing::warn!(error = %e, "the event store cannot be read back after a command");
@@ -405,7 +410,7 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path.into_inner())?;
-    match svc.read_model.get(id.clone()).await? {
+    match projections::get(svc.read_model(), id.clone()).await? {
         Some(v) if visible(&caller, &v) => Ok(HttpResponse::Ok()
             .insert_header((header::ETAG, format!("\"{}\"", v.version)))
             .json(v)),
@@ -467,17 +472,15 @@ pub async fn list(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let items = svc
-        .read_model
-        .list(EvidenceFilter {
-            readable_by: readable_by(&caller),
-            evidence_id: None,
-            digest,
-            algorithm: q.algorithm,
-            case_reference: q.case_reference,
-            limit,
-        })
-        .await?;
+    let filter = EvidenceFilter {
+        readable_by: caller.reads_as(),
+        evidence_id: None,
+        digest,
+        algorithm: q.algorithm,
+        case_reference: q.case_reference,
+        limit,
+    };
+    let items = projections::list(svc.read_model(), filter).await?;
     Ok(HttpResponse::Ok().json(EvidenceList { items }))
 }
 
@@ -503,31 +506,45 @@ pub async fn withdraw(
     path: web::Path<String>,
     ValidJson(body): ValidJson<WithdrawEvidenceRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path.into_inner())?;
-    caller.require_recording()?;
-    let record = readable_record(&svc, &caller, &id, body.expected_version).await?;
+    let (id, record) = record_to_change(&svc, &caller, &path, body.expected_version).await?;
     let event = domain::decide_withdraw(&record, &caller.organisation_id, &body.reason)?;
-    let change = RecordChange {
-        evidence_id: id.clone(),
-        expected_version: record.version,
-        event,
-        readers: record.readers(),
-        occurred_at: None,
-    };
-    let stored = svc.record(&caller, change).await?;
-    respond(&svc, &links, &id, stored, actix_web::http::StatusCode::OK).await
+    let readers = record.readers();
+    record_change(&svc, &links, &caller, (&id, &record), event, readers).await
 }
 
-/// The readers whose records `caller` may list: None for all (the admin, auditors).
-fn readable_by(caller: &Caller) -> Option<Vec<String>> {
-    if caller.reads_everything() {
-        return None;
-    }
-    let mut readers = vec![caller.organisation_id.clone()];
-    if caller.is_court() {
-        readers.push(veritrace_kernel::access::COURTS.to_string());
-    }
-    Some(readers)
+/// The record a command changes: its id parsed from the path, rebuilt from its stream, if
+/// `caller` may record and may read it, at `expected_version`.
+async fn record_to_change(
+    svc: &EvidenceService,
+    caller: &Caller,
+    id: &str,
+    expected_version: u64,
+) -> Result<(String, domain::EvidenceRecord), ApiError> {
+    let id = parse_id(id)?;
+    caller.require_recording()?;
+    let record = readable_record(svc, caller, &id, expected_version).await?;
+    Ok((id, record))
+}
+
+/// Records `event`, decided on `record`, readable by `readers`, and answers with the record as
+/// of it.
+async fn record_change(
+    svc: &EvidenceService,
+    links: &ReceiptLinks,
+    caller: &Caller,
+    (id, record): (&str, &domain::EvidenceRecord),
+    event: EvidenceEvent,
+    readers: Vec<String>,
+) -> Result<HttpResponse, ApiError> {
+    let change = RecordChange {
+        evidence_id: id.to_string(),
+        expected_version: record.version,
+        event,
+        readers,
+        occurred_at: None,
+    };
+    let stored = svc.record(caller, change).await?;
+    respond(svc, links, id, stored, actix_web::http::StatusCode::OK).await
 }
 
 /// Record `id` rebuilt from its stream, if `caller` may read it (else the same 404 as for an
@@ -593,9 +610,7 @@ pub async fn share(
     path: web::Path<String>,
     ValidJson(body): ValidJson<ShareEvidenceRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path.into_inner())?;
-    caller.require_recording()?;
-    let record = readable_record(&svc, &caller, &id, body.expected_version).await?;
+    let (id, record) = record_to_change(&svc, &caller, &path, body.expected_version).await?;
     let organisation = uuid::Uuid::parse_str(&body.organisation_id)
         .map(|u| u.to_string())
         .map_err(|_| ApiError::field("organisation_id", "must be an organisation's id (a UUID)"))?;
@@ -607,15 +622,7 @@ pub async fn share(
     let event = domain::decide_share(&record, &caller.organisation_id, &organisation)?;
     let mut readers = record.readers();
     readers.push(organisation);
-    let change = RecordChange {
-        evidence_id: id.clone(),
-        expected_version: record.version,
-        event,
-        readers,
-        occurred_at: None,
-    };
-    let stored = svc.record(&caller, change).await?;
-    respond(&svc, &links, &id, stored, actix_web::http::StatusCode::OK).await
+    record_change(&svc, &links, &caller, (&id, &record), event, readers).await
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -9,9 +9,10 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 use veritrace_kernel::EventEnvelope;
-use veritrace_kernel::db::Database;
 use veritrace_kernel::event_store::StoredEvent;
-use veritrace_kernel::read_model::{self, ApplyError, ProjectedTables, ReadModelError};
+use veritrace_kernel::read_model::{
+    self, ApplyError, ProjectedTables, ReadModelError, RecordReaders, readable_by,
+};
 use veritrace_kernel::with_read_conn;
 
 pub const PROJECTION: &str = "evidence_records";
@@ -37,14 +38,7 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    evidence_readers (evidence_id, reader) {
-        evidence_id -> Text,
-        reader -> Text,
-    }
-}
-
-diesel::allow_tables_to_appear_in_same_query!(evidence_records, evidence_readers);
+veritrace_kernel::filtered_by_readers!(evidence_records);
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = evidence_records)]
@@ -277,110 +271,73 @@ impl ProjectedTables for EvidenceRecords {
             }
         };
         // The record is readable by whoever may read any of its events.
-        let rows: Vec<_> = event
-            .readers
-            .iter()
-            .map(|r| {
-                (
-                    evidence_readers::evidence_id.eq(event_id.as_str()),
-                    evidence_readers::reader.eq(r.as_str()),
-                )
-            })
-            .collect();
-        diesel::insert_into(evidence_readers::table)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .execute(c)?;
+        c.grant_readers(PROJECTION, &event_id, &event.readers)?;
         Ok(())
     });
 }
 
-/// The evidence read model (the kernel's, fed with [`EvidenceRecords`]) and its queries.
-#[derive(Clone)]
-pub struct ReadModel {
-    model: read_model::ReadModel<EvidenceRecords>,
+/// The evidence read model: the kernel's, fed with [`EvidenceRecords`].
+pub type Model = read_model::ReadModel<EvidenceRecords>;
+
+/// The record `id`, whoever may read it (the caller checks `readers`).
+pub async fn get(model: &Model, id: String) -> Result<Option<EvidenceView>, ReadModelError> {
+    Ok(list(
+        model,
+        EvidenceFilter {
+            evidence_id: Some(id),
+            limit: 1,
+            ..EvidenceFilter::default()
+        },
+    )
+    .await?
+    .pop())
 }
 
-impl ReadModel {
-    /// A pool on `db`: its SQLite file, or its PostgreSQL schema. The evidence tables must
-    /// exist (`migrate::run` with [`crate::MIGRATIONS`]).
-    pub async fn open(db: &Database) -> Result<Self, ReadModelError> {
-        Ok(ReadModel {
-            model: read_model::ReadModel::open(db).await?,
-        })
-    }
-
-    /// What the projector keeps up to date.
-    pub fn projection(&self) -> read_model::ReadModel<EvidenceRecords> {
-        self.model.clone()
-    }
-
-    /// The position of the last event projected.
-    pub async fn checkpoint(&self) -> Result<i64, ReadModelError> {
-        self.model.checkpoint().await
-    }
-
-    pub async fn get(&self, id: String) -> Result<Option<EvidenceView>, ReadModelError> {
-        Ok(self
-            .list(EvidenceFilter {
-                evidence_id: Some(id),
-                limit: 1,
-                ..EvidenceFilter::default()
+/// The records `filter` selects, newest registration first.
+pub async fn list(
+    model: &Model,
+    filter: EvidenceFilter,
+) -> Result<Vec<EvidenceView>, ReadModelError> {
+    with_read_conn!(model, |c| {
+        let mut q = evidence_records::table.into_boxed();
+        if let Some(id) = filter.evidence_id {
+            q = q.filter(evidence_records::evidence_id.eq(id));
+        }
+        if let Some(readers) = filter.readable_by {
+            q = q.filter(readable_by(
+                evidence_records::evidence_id,
+                PROJECTION,
+                readers,
+            ));
+        }
+        if let Some(d) = filter.digest {
+            q = q.filter(evidence_records::digest.eq(d));
+        }
+        if let Some(a) = filter.algorithm {
+            q = q.filter(evidence_records::algorithm.eq(a));
+        }
+        if let Some(r) = filter.case_reference {
+            q = q.filter(evidence_records::case_reference.eq(r));
+        }
+        let rows = q
+            .order(evidence_records::registered_at.desc())
+            .limit(filter.limit)
+            .select(EvidenceRow::as_select())
+            .load(c)?;
+        let ids: Vec<&str> = rows.iter().map(|r| r.evidence_id.as_str()).collect();
+        let pairs = c.readers_of(PROJECTION, &ids)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let readers = pairs
+                    .iter()
+                    .filter(|(id, _)| *id == r.evidence_id)
+                    .map(|(_, x)| x.clone())
+                    .collect();
+                EvidenceView::of(r, readers)
             })
-            .await?
-            .pop())
-    }
-
-    pub async fn list(&self, filter: EvidenceFilter) -> Result<Vec<EvidenceView>, ReadModelError> {
-        with_read_conn!(self.model, |c| {
-            let mut q = evidence_records::table.into_boxed();
-            if let Some(id) = filter.evidence_id {
-                q = q.filter(evidence_records::evidence_id.eq(id));
-            }
-            if let Some(readers) = filter.readable_by {
-                q = q.filter(
-                    evidence_records::evidence_id.eq_any(
-                        evidence_readers::table
-                            .filter(evidence_readers::reader.eq_any(readers))
-                            .select(evidence_readers::evidence_id),
-                    ),
-                );
-            }
-            if let Some(d) = filter.digest {
-                q = q.filter(evidence_records::digest.eq(d));
-            }
-            if let Some(a) = filter.algorithm {
-                q = q.filter(evidence_records::algorithm.eq(a));
-            }
-            if let Some(r) = filter.case_reference {
-                q = q.filter(evidence_records::case_reference.eq(r));
-            }
-            let rows = q
-                .order(evidence_records::registered_at.desc())
-                .limit(filter.limit)
-                .select(EvidenceRow::as_select())
-                .load(c)?;
-            let ids: Vec<&str> = rows.iter().map(|r| r.evidence_id.as_str()).collect();
-            let pairs: Vec<(String, String)> = evidence_readers::table
-                .filter(evidence_readers::evidence_id.eq_any(&ids))
-                .select((evidence_readers::evidence_id, evidence_readers::reader))
-                .load(c)?;
-            Ok(rows
-                .into_iter()
-                .map(|r| {
-                    // The registrant first, then the others as stored.
-                    let mut readers = vec![r.organisation.clone()];
-                    readers.extend(
-                        pairs
-                            .iter()
-                            .filter(|(id, x)| *id == r.evidence_id && *x != r.organisation)
-                            .map(|(_, x)| x.clone()),
-                    );
-                    EvidenceView::of(r, readers)
-                })
-                .collect())
-        })
-    }
+            .collect())
+    })
 }
 
 pub fn status_name(s: EvidenceStatus) -> &'static str {

@@ -173,6 +173,20 @@ impl Caller {
         self.role == Role::Court
     }
 
+    /// The access-list entries it reads through, for a query to filter by
+    /// (`read_model::readable_by`): its organisation, and [`COURTS`](crate::access::COURTS)
+    /// for a court's key. None for the admin and auditors, who read everything.
+    pub fn reads_as(&self) -> Option<Vec<String>> {
+        if self.reads_everything() {
+            return None;
+        }
+        let mut readers = vec![self.organisation_id.clone()];
+        if self.is_court() {
+            readers.push(crate::access::COURTS.to_string());
+        }
+        Some(readers)
+    }
+
     /// Whether a record whose readers are `readers` (organisation ids, and
     /// [`COURTS`](crate::access::COURTS) where courts may see it) is visible to it.
     pub fn may_read(&self, readers: &[String]) -> bool {
