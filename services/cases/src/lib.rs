@@ -82,6 +82,9 @@ impl React for CasesService {
         }
         let observed =
             domain::observe(&event.envelope).map_err(|e| ReactionError::Poison(e.to_string()))?;
+        if !observed.needs_exhibit() {
+            return Ok(Vec::new());
+        }
         let (exhibit, version) = self.exhibit(&observed.evidence_id).await?;
         let Some(decided) = domain::decide(&observed, exhibit.as_ref()) else {
             return Ok(Vec::new());

@@ -151,6 +151,20 @@ pub struct Observation {
     pub recorded_at: String,
 }
 
+impl Observation {
+    /// Whether deciding on it needs its exhibit's state: a registration naming no case files
+    /// nothing, whatever the state (most registrations: deciding them must cost no read).
+    pub fn needs_exhibit(&self) -> bool {
+        !matches!(
+            self.fact,
+            EvidenceFact::Registered {
+                case_reference: None,
+                ..
+            }
+        )
+    }
+}
+
 /// Why an event delivered to the reaction cannot be read; it is dead-lettered, not guessed at.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum UnreadableEvent {
@@ -508,6 +522,15 @@ mod tests {
     fn a_registration_without_a_case_files_nothing() {
         let registration = observed("EvidenceRegistered", registered(None));
         assert_eq!(decide(&registration, None), None);
+        // Decided without reading the exhibit's stream: whatever the state, nothing is filed.
+        assert!(!registration.needs_exhibit());
+        let filed_one = filed(&[observed(
+            "EvidenceRegistered",
+            registered(Some("2026-CV-0042")),
+        )]);
+        let exhibit = Exhibit::replay(&filed_one).expect("an exhibit");
+        assert_eq!(decide(&registration, Some(&exhibit)), None);
+        assert!(observed("EvidenceRegistered", registered(Some("2026-CV-0042"))).needs_exhibit());
         // Its withdrawal and sharing then find no exhibit, and file nothing either.
         let withdrawal = observed(
             "EvidenceWithdrawn",
