@@ -124,21 +124,20 @@ macro_rules! impl_record_readers {
                 record_id: &str,
                 readers: &[String],
             ) -> QueryResult<()> {
-                let rows: Vec<_> = readers
-                    .iter()
-                    .map(|r| {
-                        (
+                // One row a statement: diesel prepares a multi-row insert anew every time (its
+                // text varies with the count), a one-row insert once per connection; a record
+                // has a few readers, and this runs for every event projected.
+                for reader in readers {
+                    diesel::insert_into(record_readers::table)
+                        .values((
                             record_readers::projection.eq(projection),
                             record_readers::record_id.eq(record_id),
-                            record_readers::reader.eq(r.as_str()),
-                        )
-                    })
-                    .collect();
-                diesel::insert_into(record_readers::table)
-                    .values(rows)
-                    .on_conflict_do_nothing()
-                    .execute(self)
-                    .map(|_| ())
+                            record_readers::reader.eq(reader.as_str()),
+                        ))
+                        .on_conflict_do_nothing()
+                        .execute(self)?;
+                }
+                Ok(())
             }
 
             fn readers_of(
