@@ -74,6 +74,18 @@ pub struct AnchorStore {
     db: Database,
 }
 
+/// Gives the leaves `$2` (a JSON array of `seq`s) to batch `$1`, each its index in the array.
+/// `+batch_id`: no index on that term, so SQLite walks the array and finds each leaf by its key.
+/// Offered the partial index on unsealed leaves instead, it scanned every unsealed leaf and, for
+/// each, the whole array: quadratic (10,000 of 20,000 unsealed leaves took 21 s, against
+/// 0.05 s now; `tests::sealing_walks_the_batch_not_every_unsealed_leaf`).
+const SEAL_LEAVES_SQLITE: &str = "UPDATE leaves SET batch_id = $1, leaf_index = j.key
+     FROM json_each($2) AS j WHERE leaves.seq = j.value AND +leaves.batch_id IS NULL";
+/// The same for PostgreSQL, which hashes the array and joins it to the leaves in one pass.
+const SEAL_LEAVES_POSTGRES: &str = "UPDATE leaves SET batch_id = $1, leaf_index = j.n - 1
+     FROM json_array_elements_text($2::JSON) WITH ORDINALITY AS j(seq, n)
+     WHERE leaves.seq = j.seq::BIGINT AND leaves.batch_id IS NULL";
+
 impl AnchorStore {
     pub fn new(db: &Database) -> Self {
         AnchorStore { db: db.clone() }
@@ -185,15 +197,8 @@ impl AnchorStore {
         // Leaf index = position in `seqs`, which travel as one JSON array.
         let seqs_json = serde_json::to_string(seqs).unwrap_or_default();
         let update = match self.db {
-            Database::Sqlite(_) => {
-                "UPDATE leaves SET batch_id = $1, leaf_index = j.key
-                 FROM json_each($2) AS j WHERE leaves.seq = j.value AND leaves.batch_id IS NULL"
-            }
-            Database::Postgres(_) => {
-                "UPDATE leaves SET batch_id = $1, leaf_index = j.n - 1
-                 FROM json_array_elements_text($2::JSON) WITH ORDINALITY AS j(seq, n)
-                 WHERE leaves.seq = j.seq::BIGINT AND leaves.batch_id IS NULL"
-            }
+            Database::Sqlite(_) => SEAL_LEAVES_SQLITE,
+            Database::Postgres(_) => SEAL_LEAVES_POSTGRES,
         };
         on_pool!(&self.db, writer, |pool, begin| async {
             let mut tx = pool.begin_with(begin).await?;
@@ -395,4 +400,39 @@ fn leaf_row(
 /// An access list as stored: a JSON array of strings.
 fn readers_text(readers: &[String]) -> String {
     serde_json::to_string(readers).unwrap_or_else(|_| "[]".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veritrace_kernel::testing::TestDb;
+
+    /// The seal statement's plan on SQLite: the array of the batch outside, each leaf found by
+    /// its key inside; never every unsealed leaf, each against the whole array.
+    #[tokio::test]
+    async fn sealing_walks_the_batch_not_every_unsealed_leaf() {
+        let db = TestDb::sqlite().await;
+        let anchor = db.open("anchor").await;
+        veritrace_kernel::migrate::run(&anchor, "anchor", crate::MIGRATIONS)
+            .await
+            .expect("the anchor's tables");
+        let Database::Sqlite(sqlite) = &anchor else {
+            unreachable!("a SQLite test database")
+        };
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {SEAL_LEAVES_SQLITE}"
+        )))
+        .bind("batch")
+        .bind("[1, 2, 3]")
+        .fetch_all(&sqlite.reader)
+        .await
+        .expect("the plan");
+        let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
+        assert_eq!(steps.len(), 2, "{steps:?}");
+        assert!(steps[0].starts_with("SCAN j"), "{steps:?}");
+        assert!(
+            steps[1].starts_with("SEARCH leaves USING INTEGER PRIMARY KEY"),
+            "{steps:?}"
+        );
+    }
 }
