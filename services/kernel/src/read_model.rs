@@ -45,6 +45,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,13 +106,13 @@ pub trait RecordReaders {
         readers: &[String],
     ) -> QueryResult<()>;
 
-    /// The readers of each of `record_ids` in `projection`, as `(record_id, reader)` pairs,
-    /// ordered by record and reader.
+    /// The readers of each of `record_ids` in `projection`, each record's sorted (a record
+    /// with none has no entry).
     fn readers_of(
         &mut self,
         projection: &str,
         record_ids: &[&str],
-    ) -> QueryResult<Vec<(String, String)>>;
+    ) -> QueryResult<HashMap<String, Vec<String>>>;
 }
 
 /// One body, both connection types: diesel's typed queries are per backend.
@@ -144,13 +145,18 @@ macro_rules! impl_record_readers {
                 &mut self,
                 projection: &str,
                 record_ids: &[&str],
-            ) -> QueryResult<Vec<(String, String)>> {
-                record_readers::table
+            ) -> QueryResult<HashMap<String, Vec<String>>> {
+                let pairs: Vec<(String, String)> = record_readers::table
                     .filter(record_readers::projection.eq(projection))
                     .filter(record_readers::record_id.eq_any(record_ids))
                     .select((record_readers::record_id, record_readers::reader))
                     .order((record_readers::record_id, record_readers::reader))
-                    .load(self)
+                    .load(self)?;
+                let mut readers: HashMap<String, Vec<String>> = HashMap::new();
+                for (record_id, reader) in pairs {
+                    readers.entry(record_id).or_default().push(reader);
+                }
+                Ok(readers)
             }
         }
     };
@@ -684,10 +690,13 @@ mod tests {
                 &["a", "b", "z"]
             )?))
             .expect("readers");
-            let pair = |id: &str, r: &str| (id.to_string(), r.to_string());
+            let list = |rs: &[&str]| rs.iter().map(|r| r.to_string()).collect::<Vec<_>>();
             assert_eq!(
                 pairs,
-                [pair("a", "org"), pair("a", "org-b"), pair("a", "role:court"), pair("b", "org")]
+                HashMap::from([
+                    ("a".to_string(), list(&["org", "org-b", "role:court"])),
+                    ("b".to_string(), list(&["org"])),
+                ])
             );
             // Another projection's grants are its own.
             crate::with_read_conn!(model, |c| Ok(c.grant_readers(

@@ -209,15 +209,11 @@ pub async fn exhibits(
             .select(ExhibitRow::as_select())
             .load(c)?;
         let ids: Vec<&str> = rows.iter().map(|r| r.evidence_id.as_str()).collect();
-        let pairs = c.readers_of(PROJECTION, &ids)?;
+        let mut readers = c.readers_of(PROJECTION, &ids)?;
         Ok(rows
             .into_iter()
             .map(|row| {
-                let readers = pairs
-                    .iter()
-                    .filter(|(id, _)| *id == row.evidence_id)
-                    .map(|(_, x)| x.clone())
-                    .collect();
+                let readers = readers.remove(&row.evidence_id).unwrap_or_default();
                 FiledExhibit { row, readers }
             })
             .collect())

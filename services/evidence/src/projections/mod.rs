@@ -325,15 +325,11 @@ pub async fn list(
             .select(EvidenceRow::as_select())
             .load(c)?;
         let ids: Vec<&str> = rows.iter().map(|r| r.evidence_id.as_str()).collect();
-        let pairs = c.readers_of(PROJECTION, &ids)?;
+        let mut readers = c.readers_of(PROJECTION, &ids)?;
         Ok(rows
             .into_iter()
             .map(|r| {
-                let readers = pairs
-                    .iter()
-                    .filter(|(id, _)| *id == r.evidence_id)
-                    .map(|(_, x)| x.clone())
-                    .collect();
+                let readers = readers.remove(&r.evidence_id).unwrap_or_default();
                 EvidenceView::of(r, readers)
             })
             .collect())
