@@ -356,6 +356,40 @@ impl AnchorStore {
         })?)
     }
 
+    /// When each of `event_ids` was anchored (its batch's `anchored_at`), for those that are.
+    pub async fn anchored_at(
+        &self,
+        event_ids: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let ids = serde_json::to_string(event_ids).unwrap_or_default();
+        let sql = match self.db {
+            Database::Sqlite(_) => {
+                "SELECT l.event_id, b.anchored_at FROM json_each($1) AS j
+                 JOIN leaves l ON l.event_id = j.value
+                 JOIN batches b ON b.batch_id = l.batch_id WHERE b.anchored_at IS NOT NULL"
+            }
+            Database::Postgres(_) => {
+                "SELECT l.event_id, b.anchored_at FROM json_array_elements_text($1::JSON) AS j(id)
+                 JOIN leaves l ON l.event_id = j.id
+                 JOIN batches b ON b.batch_id = l.batch_id WHERE b.anchored_at IS NOT NULL"
+            }
+        };
+        Ok(on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(sql).bind(&ids).fetch_all(pool).await
+        })?)
+    }
+
+    /// Every anchored batch's `anchored_at` and size, in the order they were anchored.
+    pub async fn anchoring_timeline(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(
+                "SELECT anchored_at, size FROM batches WHERE anchored_at IS NOT NULL ORDER BY anchored_at",
+            )
+            .fetch_all(pool)
+            .await
+        })?)
+    }
+
     /// What was refused, oldest first: (routing key, message id, reason).
     pub async fn rejections(&self) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
         Ok(on_pool!(&self.db, reader, |pool| {

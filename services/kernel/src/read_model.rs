@@ -26,8 +26,9 @@
 //!     veritrace_kernel::apply_on_each_backend!(|c, event| {
 //!         // Read at the current version of its type, whatever version it was stored at.
 //!         let e = EvidenceEvent::from_envelope(&event.envelope).map_err(ApplyError::Unappliable)?;
+//!         let id = e.evidence_id().to_string();
 //!         diesel::insert_into(evidence_records::table).values(row(e)).on_conflict_do_nothing().execute(c)?;
-//!         Ok(())
+//!         Ok(vec![id]) // the event's readers may read the record from now on
 //!     });
 //! }
 //!
@@ -61,6 +62,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "read_model/0001_projection_checkpoints.sql"
     ),
     crate::migration!(2, "record_readers", "read_model/0002_record_readers.sql"),
+    crate::migration!(
+        3,
+        "record_readers_without_rowid",
+        "read_model/0003_record_readers_without_rowid.sql"
+    ),
 ];
 
 /// Connections of one SQLite read model: a projector writing and a few request handlers reading.
@@ -91,20 +97,16 @@ pub use schema::record_readers;
 
 /// Who may read a projection's records, kept as its events are applied: each record is
 /// readable by every reader of any of its events (the access list the event store keeps beside
-/// each event, [`StoredEvent::readers`]). Implemented on both backends' connections; a domain
-/// calls it inside [`apply_on_each_backend!`](crate::apply_on_each_backend) (grant) and
-/// [`with_read_conn!`](crate::with_read_conn) (look up), and filters its queries with
-/// [`readable_by`]. The admin and auditors read everything whatever the list says
+/// each event, [`StoredEvent::readers`]). Implemented on both backends' connections. The
+/// kernel grants, once per batch, to the records a domain's apply body names
+/// ([`ProjectedTables`]); a domain looks up in [`with_read_conn!`](crate::with_read_conn) and
+/// filters its queries with [`readable_by`]. The admin and auditors read everything whatever the list says
 /// (`auth::Caller::may_read`).
 pub trait RecordReaders {
-    /// Adds `readers` to those of `record_id` in `projection` (a reader already there stays
-    /// once): a record, once readable by a party, stays readable by it.
-    fn grant_readers(
-        &mut self,
-        projection: &str,
-        record_id: &str,
-        readers: &[String],
-    ) -> QueryResult<()>;
+    /// Adds each `(record_id, reader)` of `grants` to `projection`'s access lists (a pair
+    /// already there stays once), in one statement: a record, once readable by a party, stays
+    /// readable by it.
+    fn grant_readers(&mut self, projection: &str, grants: &[(String, String)]) -> QueryResult<()>;
 
     /// The readers of each of `record_ids` in `projection`, each record's sorted (a record
     /// with none has no entry).
@@ -115,28 +117,54 @@ pub trait RecordReaders {
     ) -> QueryResult<HashMap<String, Vec<String>>>;
 }
 
+/// The grants of a batch of events as one statement's rows (SQLite: a JSON array of pairs, one
+/// parameter; PostgreSQL: two arrays), whatever their number.
+const GRANT_SQLITE: &str = "INSERT INTO record_readers (projection, record_id, reader)
+     SELECT ?, value ->> 0, value ->> 1 FROM json_each(?) WHERE true
+     ON CONFLICT DO NOTHING";
+const GRANT_POSTGRES: &str = "INSERT INTO record_readers (projection, record_id, reader)
+     SELECT $1, r, d FROM UNNEST($2::TEXT[], $3::TEXT[]) AS g(r, d)
+     ON CONFLICT DO NOTHING";
+
+/// Grants on SQLite: the pairs as one JSON array parameter.
+fn grant_sqlite(
+    c: &mut SqliteConnection,
+    projection: &str,
+    grants: &[(String, String)],
+) -> QueryResult<usize> {
+    diesel::sql_query(GRANT_SQLITE)
+        .bind::<diesel::sql_types::Text, _>(projection)
+        .bind::<diesel::sql_types::Text, _>(serde_json::to_string(grants).unwrap_or_default())
+        .execute(c)
+}
+
+/// Grants on PostgreSQL: the pairs as two arrays.
+fn grant_postgres(
+    c: &mut PgConnection,
+    projection: &str,
+    grants: &[(String, String)],
+) -> QueryResult<usize> {
+    type TextArray = diesel::sql_types::Array<diesel::sql_types::Text>;
+    let (records, readers): (Vec<&str>, Vec<&str>) =
+        grants.iter().map(|(r, d)| (r.as_str(), d.as_str())).unzip();
+    diesel::sql_query(GRANT_POSTGRES)
+        .bind::<diesel::sql_types::Text, _>(projection)
+        .bind::<TextArray, _>(records)
+        .bind::<TextArray, _>(readers)
+        .execute(c)
+}
+
 /// One body, both connection types: diesel's typed queries are per backend.
 macro_rules! impl_record_readers {
-    ($conn:ty) => {
+    ($conn:ty, $grant:ident) => {
         impl RecordReaders for $conn {
             fn grant_readers(
                 &mut self,
                 projection: &str,
-                record_id: &str,
-                readers: &[String],
+                grants: &[(String, String)],
             ) -> QueryResult<()> {
-                // One row a statement: diesel prepares a multi-row insert anew every time (its
-                // text varies with the count), a one-row insert once per connection; a record
-                // has a few readers, and this runs for every event projected.
-                for reader in readers {
-                    diesel::insert_into(record_readers::table)
-                        .values((
-                            record_readers::projection.eq(projection),
-                            record_readers::record_id.eq(record_id),
-                            record_readers::reader.eq(reader.as_str()),
-                        ))
-                        .on_conflict_do_nothing()
-                        .execute(self)?;
+                if !grants.is_empty() {
+                    $grant(self, projection, grants)?;
                 }
                 Ok(())
             }
@@ -161,8 +189,8 @@ macro_rules! impl_record_readers {
         }
     };
 }
-impl_record_readers!(SqliteConnection);
-impl_record_readers!(PgConnection);
+impl_record_readers!(SqliteConnection, grant_sqlite);
+impl_record_readers!(PgConnection, grant_postgres);
 
 /// Lets the domain's table `$table` (the module `diesel::table!` made) be filtered with
 /// [`readable_by`], whose subquery reads [`record_readers`]: diesel's
@@ -239,11 +267,36 @@ pub trait ProjectedTables: Send + Sync + 'static {
     /// are recorded as `projection:<PROJECTION>`.
     const PROJECTION: &'static str;
 
-    /// Applies `event` on SQLite, inside the transaction that moves the checkpoint.
-    fn apply_sqlite(c: &mut SqliteConnection, event: &StoredEvent) -> Result<(), ApplyError>;
+    /// Applies `event` on SQLite, inside the transaction that moves the checkpoint. Returns
+    /// the ids of the records the event concerns, which the event's readers may read from then
+    /// on (the kernel grants them, for a whole batch at once).
+    fn apply_sqlite(c: &mut SqliteConnection, event: &StoredEvent) -> Result<Applied, ApplyError>;
 
-    /// Applies `event` on PostgreSQL, inside the transaction that moves the checkpoint.
-    fn apply_postgres(c: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError>;
+    /// Applies `event` on PostgreSQL, as [`ProjectedTables::apply_sqlite`] on SQLite.
+    fn apply_postgres(c: &mut PgConnection, event: &StoredEvent) -> Result<Applied, ApplyError>;
+}
+
+/// What applying one event returns: the ids of the records it concerns (one, mostly; none, or
+/// several, as a split creates records), whose readers then include the event's
+/// ([`StoredEvent::readers`]).
+pub type Applied = Vec<String>;
+
+/// The `(record, reader)` pairs a batch grants, each once, in the order first met.
+#[derive(Default)]
+struct Grants {
+    pairs: Vec<(String, String)>,
+    seen: std::collections::HashSet<(String, String)>,
+}
+
+impl Grants {
+    fn add(&mut self, record: String, readers: &[String]) {
+        for reader in readers {
+            let pair = (record.clone(), reader.clone());
+            if self.seen.insert(pair.clone()) {
+                self.pairs.push(pair);
+            }
+        }
+    }
 }
 
 /// Why one event was not applied.
@@ -398,14 +451,16 @@ macro_rules! with_read_conn {
 /// Writes [`ProjectedTables::apply_sqlite`] and [`ProjectedTables::apply_postgres`] from one
 /// body, inside `impl ProjectedTables for ...`: `$c` is the connection (in the transaction that
 /// moves the checkpoint), `$event` the [`StoredEvent`]; the body evaluates to
-/// `Result<(), ApplyError>` (`?` turns diesel's errors into it).
+/// `Result<Applied, ApplyError>` (`?` turns diesel's errors into it): the ids of the records
+/// the event concerns, whose readers the kernel then grants.
 ///
 /// ```ignore
 /// impl ProjectedTables for Notes {
 ///     const PROJECTION: &'static str = "notes";
 ///     veritrace_kernel::apply_on_each_backend!(|c, event| {
-///         diesel::insert_into(notes::table).values(note(event)?).on_conflict_do_nothing().execute(c)?;
-///         Ok(())
+///         let n = note(event)?;
+///         diesel::insert_into(notes::table).values(&n).on_conflict_do_nothing().execute(c)?;
+///         Ok(vec![n.id])
 ///     });
 /// }
 /// ```
@@ -415,14 +470,14 @@ macro_rules! apply_on_each_backend {
         fn apply_sqlite(
             $c: &mut $crate::read_model::backends::SqliteConnection,
             $event: &$crate::event_store::StoredEvent,
-        ) -> ::std::result::Result<(), $crate::read_model::ApplyError> {
+        ) -> ::std::result::Result<$crate::read_model::Applied, $crate::read_model::ApplyError> {
             $body
         }
 
         fn apply_postgres(
             $c: &mut $crate::read_model::backends::PgConnection,
             $event: &$crate::event_store::StoredEvent,
-        ) -> ::std::result::Result<(), $crate::read_model::ApplyError> {
+        ) -> ::std::result::Result<$crate::read_model::Applied, $crate::read_model::ApplyError> {
             $body
         }
     };
@@ -462,15 +517,21 @@ macro_rules! save_checkpoint {
     };
 }
 
-/// Applies `events` in order; the first that fails stops the batch, naming its position.
-fn apply_each<C>(
+/// Applies `events` in order, then grants their readers the records they concern in one
+/// statement; the first event that fails stops the batch, naming its position.
+fn apply_each<C: RecordReaders>(
     c: &mut C,
+    projection: &str,
     events: &[StoredEvent],
-    apply: fn(&mut C, &StoredEvent) -> Result<(), ApplyError>,
+    apply: fn(&mut C, &StoredEvent) -> Result<Applied, ApplyError>,
 ) -> Result<(), ReadModelError> {
+    let mut grants = Grants::default();
     for event in events {
-        apply(c, event).map_err(|e| e.at(event.position))?;
+        for record in apply(c, event).map_err(|e| e.at(event.position))? {
+            grants.add(record, &event.readers);
+        }
     }
+    c.grant_readers(projection, &grants.pairs)?;
     Ok(())
 }
 
@@ -515,7 +576,7 @@ impl<T: ProjectedTables> ReadModel<T> {
             ReadPool::Sqlite(pool) => {
                 on_connection(pool.clone(), move |c: &mut SqliteConnection| {
                     c.immediate_transaction(|c| {
-                        apply_each(c, &events, T::apply_sqlite)?;
+                        apply_each(c, T::PROJECTION, &events, T::apply_sqlite)?;
                         save_checkpoint!(c, T::PROJECTION, through)?;
                         Ok(through)
                     })
@@ -525,7 +586,7 @@ impl<T: ProjectedTables> ReadModel<T> {
             ReadPool::Postgres(pool) => {
                 on_connection(pool.clone(), move |c: &mut PgConnection| {
                     c.transaction(|c| {
-                        apply_each(c, &events, T::apply_postgres)?;
+                        apply_each(c, T::PROJECTION, &events, T::apply_postgres)?;
                         save_checkpoint!(c, T::PROJECTION, through)?;
                         Ok(through)
                     })
@@ -601,8 +662,7 @@ mod tests {
                 .values((notes::id.eq(id), notes::body.eq(body)))
                 .on_conflict_do_nothing()
                 .execute(c)?;
-            c.grant_readers(Self::PROJECTION, id, &event.readers)?;
-            Ok(())
+            Ok(vec![id.to_string()])
         });
     }
 
@@ -701,8 +761,7 @@ mod tests {
             // Another projection's grants are its own.
             crate::with_read_conn!(model, |c| Ok(c.grant_readers(
                 "other",
-                "b",
-                &["org-x".to_string()]
+                &[("b".to_string(), "org-x".to_string())]
             )?))
             .expect("granted");
             assert!(readable(&model, &["org-x"]).await.is_empty());

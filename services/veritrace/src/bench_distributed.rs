@@ -55,8 +55,10 @@ pub struct DistributedBenchReport {
     pub raw_copy_rows_per_sec: f64,
     /// End-to-end events/s over raw INSERT rows/s.
     pub ratio_to_raw_insert: f64,
-    pub latency_p50_ms: f64,
-    pub latency_p99_ms: f64,
+    /// Request latency (HTTP round trip to the 201).
+    pub request_ms: Option<crate::bench::measures::Spread>,
+    /// From an event's 201 to its receipt being anchored, over the sampled events.
+    pub anchored_after_201_ms: Option<crate::bench::measures::Spread>,
     /// CPU seconds each part used from the first request to the last anchored receipt, and
     /// the seconds of CPU the machine had meanwhile (cores × wall time): what the run was
     /// spent on, hence what limits it.
@@ -84,13 +86,19 @@ impl std::fmt::Display for DistributedBenchReport {
         )?;
         writeln!(
             f,
-            "  capture      {:>8.0} events/s  (latency p50 {:.1} ms, p99 {:.1} ms)",
-            self.capture_events_per_sec, self.latency_p50_ms, self.latency_p99_ms
+            "  capture      {:>8.0} events/s  (request {})",
+            self.capture_events_per_sec,
+            crate::bench::spread(&self.request_ms)
         )?;
         writeln!(
             f,
             "  end to end   {:>8.0} events/s  (first request to every receipt anchored)",
             self.end_to_end_events_per_sec
+        )?;
+        writeln!(
+            f,
+            "  201 to anchored  {}",
+            crate::bench::spread(&self.anchored_after_201_ms)
         )?;
         writeln!(
             f,
@@ -236,8 +244,14 @@ async fn run_in(
     };
     let cpu_before = parts(&names);
     let started = Instant::now();
-    let latencies = tokio::task::spawn_blocking(move || {
-        crate::bench::load(domain, &domain_url, &key, events, concurrency, batch)
+    let load = crate::bench::load::Load {
+        events,
+        concurrency,
+        batch,
+        rate: None,
+    };
+    let outcome = tokio::task::spawn_blocking(move || {
+        crate::bench::load::run(domain, &domain_url, &key, load)
     })
     .await??;
     let capture_secs = started.elapsed().as_secs_f64();
@@ -266,6 +280,19 @@ async fn run_in(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let end_to_end_secs = started.elapsed().as_secs_f64();
+    let anchor_db = veritrace_kernel::db::Database::postgres(
+        &veritrace_kernel::config::DatabaseConfig {
+            url: Some(url.clone()),
+            ..Default::default()
+        },
+        "anchor",
+        "bench",
+    )?;
+    let anchored_after_201_ms = crate::bench::anchored_latency(
+        &veritrace_anchor::store::AnchorStore::new(&anchor_db),
+        &outcome.samples,
+    )
+    .await?;
     let mut cpu = parts(&names);
     for (k, v) in cpu.iter_mut() {
         *v -= cpu_before.get(k).copied().unwrap_or(0.0);
@@ -276,9 +303,6 @@ async fn run_in(
         .map(|n| n.get())
         .unwrap_or(1);
 
-    let mut sorted = latencies;
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| sorted[((sorted.len() - 1) as f64 * p) as usize];
     let end_to_end = events as f64 / end_to_end_secs;
     Ok(DistributedBenchReport {
         events,
@@ -291,8 +315,8 @@ async fn run_in(
         raw_insert_rows_per_sec: raw_insert,
         raw_copy_rows_per_sec: raw_copy,
         ratio_to_raw_insert: end_to_end / raw_insert,
-        latency_p50_ms: pct(0.50),
-        latency_p99_ms: pct(0.99),
+        request_ms: crate::bench::measures::Spread::of(outcome.request_ms),
+        anchored_after_201_ms,
         cpu_seconds: cpu,
         cpu_available_seconds: cores as f64 * end_to_end_secs,
     })

@@ -115,6 +115,13 @@ pub struct BenchArgs {
     /// Events per request (1 to 1000; more than 1 uses the domain's batch command).
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
+    /// Events per second to offer, spread over the clients (a sustained load below capacity,
+    /// to measure latency at it); without it each client sends as fast as it is answered.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Also print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand)]

@@ -191,15 +191,21 @@ fn main() -> ExitCode {
             events,
             concurrency,
             batch,
+            rate,
+            json,
         }) => runtime(|| async move {
             veritrace_kernel::telemetry::init_tracing("warn");
             let report = veritrace::bench::run(veritrace::bench::BenchOptions {
                 events,
                 concurrency,
                 batch,
+                rate,
             })
             .await?;
             print!("{report}");
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            }
             Ok(())
         }),
     }

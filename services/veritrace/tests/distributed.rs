@@ -535,6 +535,14 @@ fn bench_distributed_reports_every_rate() {
     }
     assert_eq!(report["events"], 2000);
     assert!(stdout.contains("end to end / raw INSERT"), "{stdout}");
+    // Every sampled event's receipt was found anchored, at or after its 201.
+    let anchored = &report["anchored_after_201_ms"];
+    let (p50, p99, max) = (
+        anchored["p50"].as_f64().unwrap_or(-1.0),
+        anchored["p99"].as_f64().unwrap_or(-1.0),
+        anchored["max"].as_f64().unwrap_or(-1.0),
+    );
+    assert!(0.0 <= p50 && p50 <= p99 && p99 <= max, "{report}");
 }
 
 /// The embedded mode's bounds hold on PostgreSQL: bodies nested 1 to 200 deep are refused or

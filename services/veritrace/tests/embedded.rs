@@ -1140,3 +1140,42 @@ fn a_retried_post_gets_the_first_answer_and_records_nothing_new_across_a_restart
     );
     assert_eq!(record["version"], 2, "{record}");
 }
+
+/// `veritrace bench` reports, beside its rates, each sampled event's 201-to-anchored latency,
+/// the rate over each tenth of the run, what the process used and its storage's ceiling.
+#[test]
+fn bench_reports_latency_to_anchored_rates_per_stretch_and_its_ceiling() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_veritrace"))
+        .args(["bench", "--events", "2000", "--concurrency", "4"])
+        .args(["--batch", "50", "--json"])
+        .output()
+        .expect("run veritrace bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .expect("the last line is the JSON report");
+    assert_eq!(report["events"], 2000);
+    // Every event sampled (2,000 is under the cap), each found anchored after its 201.
+    assert_eq!(report["samples"], 2000, "{report}");
+    let anchored = &report["anchored_after_201_ms"];
+    let ms = |k: &str| anchored[k].as_f64().unwrap_or(-1.0);
+    assert!(
+        0.0 <= ms("p50") && ms("p50") <= ms("p99") && ms("p99") <= ms("max"),
+        "{report}"
+    );
+    // Ten stretches of 200 events each, captured and anchored.
+    assert_eq!(report["stretch"], 200);
+    let stretches = |k: &str| report[k].as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(stretches("capture_per_stretch"), 10, "{report}");
+    assert_eq!(stretches("end_to_end_per_stretch"), 10, "{report}");
+    assert!(report["peak_rss_bytes"].as_u64().unwrap_or(0) > 0);
+    // The ceiling rewrote every row of the run, and their envelopes are real ones.
+    assert_eq!(report["ceiling"]["rows"], 2000);
+    assert!(report["ceiling"]["rows_per_sec"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(report["ceiling"]["envelope_bytes"].as_f64().unwrap_or(0.0) > 100.0);
+    assert!(stdout.contains("201 to anchored"), "{stdout}");
+}

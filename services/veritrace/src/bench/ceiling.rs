@@ -1,0 +1,88 @@
+//! The embedded bench's ceiling of its own storage: the same event rows written straight into
+//! a fresh SQLite event store, one transaction and one statement per 500, with the platform's
+//! pragmas and indexes and nothing else (no HTTP, hashing, outbox, projection or anchoring).
+
+use std::path::Path;
+use std::time::Instant;
+use veritrace_kernel::db::Database;
+use veritrace_kernel::migrate;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Rows per transaction of the ceiling.
+pub const ROWS_PER_COMMIT: usize = 500;
+/// At most this many of the run's rows are written again.
+const MAX_ROWS: i64 = 100_000;
+
+/// What the ceiling measured.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Ceiling {
+    pub rows: usize,
+    pub rows_per_sec: f64,
+    /// Mean bytes of a stored envelope (the canonical JSON that is hashed).
+    pub envelope_bytes: f64,
+}
+
+type EventRow = (String, String, i64, String, String, String, String, String);
+
+/// Copies up to 100,000 of the events in the event store `source` into a new store at `target`
+/// (which must not exist), [`ROWS_PER_COMMIT`] per transaction, and times the writes.
+pub async fn measure(source: &Path, target: &Path) -> Result<Ceiling, BoxError> {
+    let from = Database::open(source).await?;
+    let Database::Sqlite(from) = from else {
+        return Err("the embedded event store is SQLite".into());
+    };
+    let rows: Vec<EventRow> = sqlx::query_as(
+        "SELECT event_id, stream, stream_version, event_type, envelope, digest, recorded_at, readers
+         FROM events ORDER BY position LIMIT ?",
+    )
+    .bind(MAX_ROWS)
+    .fetch_all(&from.reader)
+    .await?;
+    from.writer.close().await;
+    from.reader.close().await;
+    if rows.is_empty() {
+        return Err("the run stored no events to measure the ceiling with".into());
+    }
+    let envelope_bytes = rows.iter().map(|r| r.4.len()).sum::<usize>() as f64 / rows.len() as f64;
+
+    let to = Database::open(target).await?;
+    migrate::run(&to, "event_store", migrate::EVENT_STORE).await?;
+    let Database::Sqlite(to) = to else {
+        return Err("the ceiling store is SQLite".into());
+    };
+    // The JSON parameters are built before the clock starts: only the storage is timed.
+    let chunks: Vec<String> = rows
+        .chunks(ROWS_PER_COMMIT)
+        .map(|chunk| {
+            let rows: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|(id, stream, version, ty, envelope, digest, at, readers)| {
+                    serde_json::json!([id, stream, version, ty, envelope, digest, at, readers])
+                })
+                .collect();
+            serde_json::Value::Array(rows).to_string()
+        })
+        .collect();
+    let started = Instant::now();
+    for chunk in &chunks {
+        let mut tx = to.writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at, readers)
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7
+             FROM json_each(?) ORDER BY key",
+        )
+        .bind(chunk)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    to.writer.close().await;
+    to.reader.close().await;
+    Ok(Ceiling {
+        rows: rows.len(),
+        rows_per_sec: rows.len() as f64 / secs,
+        envelope_bytes,
+    })
+}
