@@ -134,9 +134,21 @@ impl AnchorService {
         let me = self.clone();
         tokio::spawn(async move {
             let mut scheduler = scheduler;
+            let seal_after = Duration::from_millis(me.config.seal_after_ms);
+            // When the oldest leaf that a full batch did not take must be sealed.
+            let mut due: Option<tokio::time::Instant> = None;
             loop {
                 tokio::select! {
-                    _ = me.leaves_waiting.notified() => me.seal_waiting(true).await,
+                    _ = me.leaves_waiting.notified() => {
+                        me.seal_waiting(true).await;
+                        if !seal_after.is_zero() && due.is_none() {
+                            due = Some(tokio::time::Instant::now() + seal_after);
+                        }
+                    }
+                    _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                        due = None;
+                        me.seal_waiting(false).await;
+                    }
                     _ = stop.changed() => {
                         let _ = scheduler.shutdown().await;
                         return;

@@ -105,6 +105,7 @@ backend_tests! {
         let config = AnchorConfig {
             max_batch_size: 3,
             // Long enough that only the size rule can seal during this test's first part.
+            seal_after_ms: 0,
             seal_interval_secs: 3600,
             resubmit_after_ms: 10_000,
         };
@@ -271,6 +272,7 @@ async fn a_lying_chain_neither_misplaces_a_batch_nor_spoils_its_receipts() {
     let db = test_db.open("anchor").await;
     let config = AnchorConfig {
         max_batch_size: 3,
+        seal_after_ms: 0,
         seal_interval_secs: 3600,
         resubmit_after_ms: 100,
     };

@@ -73,7 +73,10 @@ pub struct ChainConfig {
 pub struct AnchorConfig {
     /// A batch is sealed when this many leaves wait...
     pub max_batch_size: usize,
-    /// ...or on this schedule (whole seconds, at least 1), whichever comes first.
+    /// ...or when the oldest waiting leaf has waited this long (0: only by size and schedule)...
+    pub seal_after_ms: u64,
+    /// ...or on this schedule (whole seconds, at least 1), whichever comes first. The schedule
+    /// also seals what waited through a restart.
     pub seal_interval_secs: u64,
     /// Batches not yet in a block are submitted again after this long.
     pub resubmit_after_ms: u64,
@@ -193,6 +196,7 @@ impl Default for AnchorConfig {
     fn default() -> Self {
         AnchorConfig {
             max_batch_size: 20_000,
+            seal_after_ms: 200,
             seal_interval_secs: 1,
             resubmit_after_ms: 10_000,
         }

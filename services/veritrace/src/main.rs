@@ -5,6 +5,12 @@ use veritrace::cli::{BenchArgs, BenchTarget, ChainCommand, Cli, Command};
 use veritrace::verify::{self, Subject, VerifyCommandError};
 use veritrace_kernel::config::Config;
 
+/// mimalloc, not glibc's malloc: under the platform's many threads (HTTP workers, tokio, one
+/// thread per SQLite connection) glibc's allocator took about a quarter of all CPU in `perf`
+/// profiles of `veritrace bench`, in arena locks and chunk consolidation.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -194,7 +200,8 @@ fn main() -> ExitCode {
             rate,
             json,
         }) => runtime(|| async move {
-            veritrace_kernel::telemetry::init_tracing("warn");
+            // The ceiling's read of the whole run is one long statement, not a slow one.
+            veritrace_kernel::telemetry::init_tracing("warn,sqlx=error");
             let report = veritrace::bench::run(veritrace::bench::BenchOptions {
                 events,
                 concurrency,
