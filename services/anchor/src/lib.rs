@@ -284,6 +284,9 @@ impl AnchorService {
     pub async fn seal_batch(&self, only_full: bool) -> Result<bool, AnchorError> {
         let _one_at_a_time = self.seal_lock.lock().await;
         let max = self.config.max_batch_size.max(1);
+        if only_full && !self.store.waiting_at_least(max as i64).await? {
+            return Ok(false);
+        }
         let waiting = self.store.unsealed(max as i64).await?;
         if waiting.is_empty() || (only_full && waiting.len() < max) {
             return Ok(false);

@@ -176,6 +176,20 @@ impl AnchorStore {
         Ok(())
     }
 
+    /// Whether at least `n` leaves wait for a batch: one index probe, where reading them all
+    /// would cost as much as sealing them each time a few more arrive.
+    pub async fn waiting_at_least(&self, n: i64) -> Result<bool, StoreError> {
+        let found: Option<(i64,)> = on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(
+                "SELECT seq FROM leaves WHERE batch_id IS NULL ORDER BY seq LIMIT 1 OFFSET $1",
+            )
+            .bind((n - 1).max(0))
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(found.is_some())
+    }
+
     /// Leaves not yet in a batch, oldest first.
     pub async fn unsealed(&self, limit: i64) -> Result<Vec<(i64, Digest)>, StoreError> {
         let rows: Vec<(i64, String)> = on_pool!(&self.db, reader, |pool| {
@@ -468,5 +482,42 @@ mod tests {
             steps[1].starts_with("SEARCH leaves USING INTEGER PRIMARY KEY"),
             "{steps:?}"
         );
+    }
+
+    veritrace_kernel::backend_tests! {
+        async fn a_full_batch_is_seen_waiting_from_the_index_alone(db: TestDb) {
+            let anchor = db.open("anchor").await;
+            veritrace_kernel::migrate::run(&anchor, "anchor", crate::MIGRATIONS)
+                .await
+                .expect("the anchor's tables");
+            let store = AnchorStore::new(&anchor);
+            assert!(!store.waiting_at_least(1).await.expect("none waiting"));
+            let leaves: Vec<NewLeaf> = (0..3)
+                .map(|i| NewLeaf {
+                    digest: chain_core::HashAlg::Sha3_256.hash(format!("leaf {i}").as_bytes()),
+                    event_id: format!("event-{i}"),
+                    canonical: "{}".into(),
+                    readers: vec!["org".into()],
+                })
+                .collect();
+            store.insert_leaves(&leaves).await.expect("leaves");
+            assert!(store.waiting_at_least(3).await.expect("three waiting"));
+            assert!(!store.waiting_at_least(4).await.expect("not four"));
+            let waiting = store.unsealed(2).await.expect("unsealed");
+            let batch = BatchRecord {
+                batch_id: "b1".into(),
+                root: waiting[0].1,
+                size: 2,
+                tx_hash: waiting[1].1,
+                submitted_at: None,
+                block_height: None,
+                tx_index: None,
+            };
+            let seqs: Vec<i64> = waiting.iter().map(|(s, _)| *s).collect();
+            store.seal(&batch, &seqs).await.expect("sealed");
+            // Sealed leaves no longer count.
+            assert!(store.waiting_at_least(1).await.expect("one waiting"));
+            assert!(!store.waiting_at_least(2).await.expect("not two"));
+        }
     }
 }
