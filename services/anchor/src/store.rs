@@ -393,11 +393,13 @@ impl AnchorStore {
         })?)
     }
 
-    /// Every anchored batch's `anchored_at` and size, in the order they were anchored.
+    /// For each block that anchors batches, when its last batch was recorded anchored and how
+    /// many leaves it anchors, in block order: what became verifiable, and when.
     pub async fn anchoring_timeline(&self) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(on_pool!(&self.db, reader, |pool| {
             sqlx::query_as(
-                "SELECT anchored_at, size FROM batches WHERE anchored_at IS NOT NULL ORDER BY anchored_at",
+                "SELECT MAX(anchored_at), CAST(SUM(size) AS BIGINT) FROM batches
+                 WHERE anchored_at IS NOT NULL GROUP BY block_height ORDER BY block_height",
             )
             .fetch_all(pool)
             .await

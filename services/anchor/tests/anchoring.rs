@@ -98,6 +98,39 @@ fn solo_chain(chain_id: &str) -> SoloChain {
 }
 
 backend_tests! {
+    async fn a_partial_batch_is_sealed_once_its_oldest_leaf_waited_seal_after_ms(test_db: TestDb) {
+        let solo = solo_chain("anchor-seal-after");
+        let db = test_db.open("anchor").await;
+        let config = AnchorConfig {
+            max_batch_size: 1000,
+            seal_after_ms: 50,
+            // Never within this test: only the wait can seal.
+            seal_interval_secs: 3600,
+            resubmit_after_ms: 10_000,
+        };
+        let anchor = AnchorService::open(&db, solo.node.clone(), config, Arc::new(Metrics::new().unwrap()))
+            .await
+            .unwrap();
+        let bus = InProcessBus::new();
+        anchor.start(&bus, solo.stop.clone()).await.unwrap();
+        for round in 0..2u64 {
+            let events: Vec<_> = (0..2).map(|i| sealed(10 * round + i)).collect();
+            bus.publish(vec![message(&[(&events[0], None), (&events[1], None)])])
+                .await
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let (total, anchored) = anchor.store.progress().await.unwrap();
+                assert_eq!(total, 2 * (round as i64 + 1));
+                if anchored == total {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "round {round}: a batch of 2 of 1000 was never sealed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
     async fn leaves_are_idempotent_poison_is_set_aside_and_receipts_verify(test_db: TestDb) {
         let solo = solo_chain("anchor-test");
         let (genesis, node, stop_rx) = (solo.genesis.clone(), solo.node.clone(), solo.stop.clone());

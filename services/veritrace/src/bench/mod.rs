@@ -39,7 +39,8 @@ pub struct BenchReport {
     pub anchored_after_201_ms: Option<Spread>,
     pub samples: usize,
     pub blocks: u64,
-    /// Events per stretch (a tenth of the run, 100,000 from 500,000 up).
+    /// Events per stretch (a tenth of the run, 100,000 from 500,000 up). End to end counts
+    /// by block (one a second by default): stretches one block closes share its rate.
     pub stretch: usize,
     pub capture_per_stretch: Vec<f64>,
     pub end_to_end_per_stretch: Vec<f64>,
