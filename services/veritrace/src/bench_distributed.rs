@@ -102,7 +102,7 @@ impl std::fmt::Display for DistributedBenchReport {
         )?;
         writeln!(
             f,
-            "  end to end / raw INSERT = {:.2} (target 0.5)",
+            "  end to end / raw INSERT = {:.2} (target 1.5)",
             self.ratio_to_raw_insert
         )?;
         let used: Vec<String> = self
