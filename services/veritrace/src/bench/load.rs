@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn event_ids_are_found_in_single_and_batch_answers() {
-        let single = br#"{"evidence_id":"e1","event_id":"a","receipt_url":"/r/a"}"#;
+        let single = br#"{"record_id":"r1","event_id":"a","receipt_url":"/r/a"}"#;
         assert_eq!(event_ids(single), ["a"]);
         let batch = br#"{"items":[{"event_id":"a","x":{"event_id":"b"}},{"event_id":"c"}]}"#;
         assert_eq!(event_ids(batch), ["a", "b", "c"]);
