@@ -106,7 +106,7 @@ backend_tests! {
             seal_after_ms: 50,
             // Never within this test: only the wait can seal.
             seal_interval_secs: 3600,
-            resubmit_after_ms: 10_000,
+            ..AnchorConfig::default()
         };
         let anchor = AnchorService::open(&db, solo.node.clone(), config, Arc::new(Metrics::new().unwrap()))
             .await

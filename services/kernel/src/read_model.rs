@@ -281,24 +281,6 @@ pub trait ProjectedTables: Send + Sync + 'static {
 /// ([`StoredEvent::readers`]).
 pub type Applied = Vec<String>;
 
-/// The `(record, reader)` pairs a batch grants, each once, in the order first met.
-#[derive(Default)]
-struct Grants {
-    pairs: Vec<(String, String)>,
-    seen: std::collections::HashSet<(String, String)>,
-}
-
-impl Grants {
-    fn add(&mut self, record: String, readers: &[String]) {
-        for reader in readers {
-            let pair = (record.clone(), reader.clone());
-            if self.seen.insert(pair.clone()) {
-                self.pairs.push(pair);
-            }
-        }
-    }
-}
-
 /// Why one event was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -525,13 +507,15 @@ fn apply_each<C: RecordReaders>(
     events: &[StoredEvent],
     apply: fn(&mut C, &StoredEvent) -> Result<Applied, ApplyError>,
 ) -> Result<(), ReadModelError> {
-    let mut grants = Grants::default();
+    // Each (record, reader) once: the statement's rows, in any order.
+    let mut grants = std::collections::HashSet::new();
     for event in events {
         for record in apply(c, event).map_err(|e| e.at(event.position))? {
-            grants.add(record, &event.readers);
+            grants.extend(event.readers.iter().map(|r| (record.clone(), r.clone())));
         }
     }
-    c.grant_readers(projection, &grants.pairs)?;
+    let grants: Vec<(String, String)> = grants.into_iter().collect();
+    c.grant_readers(projection, &grants)?;
     Ok(())
 }
 
