@@ -89,6 +89,10 @@ pub struct OutboxConfig {
     pub batch_size: usize,
     /// The relay also sweeps on this schedule, in case a wake-up was missed.
     pub sweep_interval_ms: u64,
+    /// Embedded mode: appends wait (up to two seconds each) while more committed events than
+    /// this wait for the in-process bus, so capture cannot run ahead of anchoring by more
+    /// (0: no limit). The distributed mode keeps capturing through a broker outage instead.
+    pub max_backlog: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -208,6 +212,7 @@ impl Default for OutboxConfig {
         OutboxConfig {
             batch_size: 1000,
             sweep_interval_ms: 1000,
+            max_backlog: 10_000,
         }
     }
 }

@@ -9,11 +9,23 @@ use crate::db::{Database, PgDatabase};
 use crate::envelope::{EventEnvelope, SealedEnvelope};
 use chain_core::Digest;
 use sqlx::{PgPool, SqlitePool};
-use tokio::sync::{mpsc, oneshot, watch};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::Instrument;
 
 /// Most appends committed in one transaction.
 const MAX_GROUP: usize = 512;
+
+/// Committed groups held in memory for the consumers of [`EventStore::feed`]; one that falls
+/// further behind reads the store instead.
+const FEED_GROUPS: usize = 256;
+
+/// Longest an append waits for the relay to work off a backlog over its limit
+/// ([`EventStore::limit_backlog`]) before it is committed anyway: a bound on the slowdown, and
+/// no deadlock if a relay's own progress ever waited on an append of this store.
+const MAX_BACKLOG_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug)]
 pub struct StoredEvent {
@@ -125,7 +137,49 @@ pub struct EventStore {
     jobs: mpsc::Sender<AppendJob>,
     db: Database,
     committed: watch::Receiver<i64>,
+    groups: broadcast::Sender<Arc<CommittedGroup>>,
+    backlog: Arc<Backlog>,
     metrics: Option<std::sync::Arc<crate::telemetry::Metrics>>,
+}
+
+/// The events one transaction committed: every event at positions `after + 1 ..= through`, in
+/// position order.
+#[derive(Debug)]
+pub struct CommittedGroup {
+    pub after: i64,
+    pub through: i64,
+    pub events: Vec<StoredEvent>,
+}
+
+/// How far the relay may fall behind the writer before appends wait for it.
+struct Backlog {
+    /// Most committed events not yet confirmed by the bus; 0: no limit.
+    limit: AtomicI64,
+    /// The highest position the bus confirmed ([`EventStore::mark_published`]).
+    published: watch::Sender<i64>,
+}
+
+impl Backlog {
+    /// Waits, up to [`MAX_BACKLOG_WAIT`], until at most `limit` events up to `head` wait for
+    /// the bus.
+    async fn wait_below_limit(&self, head: i64) {
+        let limit = self.limit.load(Ordering::Relaxed);
+        if limit <= 0 || head - *self.published.borrow() <= limit {
+            return;
+        }
+        let mut published = self.published.subscribe();
+        let waited =
+            tokio::time::timeout(MAX_BACKLOG_WAIT, published.wait_for(|p| head - *p <= limit))
+                .await;
+        if waited.is_err() {
+            tracing::warn!(
+                head,
+                published = *self.published.borrow(),
+                limit,
+                "the relay is far behind; appending anyway"
+            );
+        }
+    }
 }
 
 /// Columns every read returns, in this order.
@@ -141,13 +195,47 @@ impl EventStore {
         .map_err(unavailable)?;
         let (jobs, rx) = mpsc::channel(4096);
         let (committed_tx, committed) = watch::channel(head);
-        tokio::spawn(writer_task(db.clone(), rx, committed_tx));
+        let (groups, _) = broadcast::channel(FEED_GROUPS);
+        let backlog = Arc::new(Backlog {
+            limit: AtomicI64::new(0),
+            published: watch::Sender::new(head),
+        });
+        tokio::spawn(writer_task(
+            db.clone(),
+            rx,
+            Committer {
+                head: committed_tx,
+                groups: groups.clone(),
+                backlog: backlog.clone(),
+            },
+        ));
         Ok(EventStore {
             jobs,
             db: db.clone(),
             committed,
+            groups,
+            backlog,
             metrics: None,
         })
+    }
+
+    /// From now on, appends wait (up to two seconds each) while more than `limit` committed
+    /// events wait for the bus, so that capture cannot outrun publishing and anchoring by more
+    /// than `limit` events; 0 lifts the limit. For a store whose relay runs in this process,
+    /// on a bus that an outage cannot stop (the embedded mode's).
+    pub fn limit_backlog(&self, limit: usize) {
+        self.backlog
+            .limit
+            .store(i64::try_from(limit).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// A reader of the events committed from now on, handed over in memory where it can be
+    /// (see [`EventFeed`]).
+    pub fn feed(&self) -> EventFeed {
+        EventFeed {
+            store: self.clone(),
+            groups: self.groups.subscribe(),
+        }
     }
 
     /// The same store, counting in `metrics` the events it appends and those it sets aside.
@@ -387,6 +475,9 @@ impl EventStore {
 
     /// Removes confirmed entries from the outbox.
     pub async fn mark_published(&self, positions: &[i64]) -> Result<(), EventStoreError> {
+        let Some(&last) = positions.iter().max() else {
+            return Ok(());
+        };
         match &self.db {
             Database::Sqlite(db) => {
                 sqlx::query("DELETE FROM outbox WHERE position IN (SELECT value FROM json_each(?))")
@@ -402,6 +493,8 @@ impl EventStore {
                 .map(|_| ()),
         }
         .map_err(unavailable)?;
+        // The relay publishes in commit order: what it confirms last is how far it got.
+        self.backlog.published.send_replace(last);
         Ok(())
     }
 
@@ -431,6 +524,49 @@ impl EventStore {
             conn: None,
             held: false,
         }
+    }
+}
+
+/// Events in commit order for one consumer: each group the writer commits is handed over in
+/// memory, as the writer holds it, instead of being read back and parsed; the store is read
+/// instead wherever the groups do not continue exactly from the consumer's position (at its
+/// start, after falling more than a few hundred groups behind, or where another process
+/// appends too, as in the distributed mode).
+pub struct EventFeed {
+    store: EventStore,
+    groups: broadcast::Receiver<Arc<CommittedGroup>>,
+}
+
+impl EventFeed {
+    /// Events after `position`, as [`EventStore::read_after`] gives them: at most about
+    /// `limit` (a group is not split), none if none was committed.
+    pub async fn read_after(
+        &mut self,
+        position: i64,
+        limit: i64,
+    ) -> Result<ReadBatch, EventStoreError> {
+        let mut batch = ReadBatch {
+            last: position,
+            ..ReadBatch::default()
+        };
+        while (batch.events.len() as i64) < limit {
+            match self.groups.try_recv() {
+                Ok(group) if group.through <= batch.last => {}
+                Ok(group) if group.after == batch.last => {
+                    batch.events.extend(group.events.iter().cloned());
+                    batch.last = group.through;
+                }
+                Err(broadcast::error::TryRecvError::Empty) => break,
+                // A gap (groups missed, or another process's appends): what was taken is
+                // still in order; the store gives the rest.
+                Ok(_) | Err(_) if !batch.events.is_empty() => break,
+                Ok(_) | Err(_) => return self.store.read_after(position, limit).await,
+            }
+        }
+        if batch.events.is_empty() {
+            return self.store.read_after(position, limit).await;
+        }
+        Ok(batch)
     }
 }
 
@@ -544,12 +680,39 @@ fn row_to_event(
     })
 }
 
-async fn writer_task(
-    db: Database,
-    mut rx: mpsc::Receiver<AppendJob>,
-    committed: watch::Sender<i64>,
-) {
+/// What the writer tells of each commit: the head position, the group to the feed's readers,
+/// and the backlog it waits on.
+struct Committer {
+    head: watch::Sender<i64>,
+    groups: broadcast::Sender<Arc<CommittedGroup>>,
+    backlog: Arc<Backlog>,
+}
+
+impl Committer {
+    /// Hands the committed group to the feed (if anyone reads it) before moving the head, so a
+    /// reader woken by the head finds the group waiting.
+    fn committed(&self, outcome: &GroupOutcome) {
+        let head = outcome.through;
+        if self.groups.receiver_count() > 0
+            && let Some(group) = outcome.group()
+        {
+            let _ = self.groups.send(Arc::new(group));
+        }
+        self.head.send_if_modified(|h| {
+            let moved = head > *h;
+            if moved {
+                *h = head;
+            }
+            moved
+        });
+    }
+}
+
+async fn writer_task(db: Database, mut rx: mpsc::Receiver<AppendJob>, committer: Committer) {
     while let Some(first) = rx.recv().await {
+        // Appends that arrive meanwhile join this group.
+        let head = *committer.head.borrow();
+        committer.backlog.wait_below_limit(head).await;
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -567,15 +730,9 @@ async fn writer_task(
             Database::Postgres(db) => commit_group_postgres(db, &jobs).instrument(span).await,
         };
         match outcome {
-            Ok((results, head)) => {
-                committed.send_if_modified(|h| {
-                    let moved = head > *h;
-                    if moved {
-                        *h = head;
-                    }
-                    moved
-                });
-                for (job, result) in jobs.into_iter().zip(results) {
+            Ok(outcome) => {
+                committer.committed(&outcome);
+                for (job, result) in jobs.into_iter().zip(outcome.results) {
                     let _ = job.reply.send(result);
                 }
             }
@@ -589,7 +746,39 @@ async fn writer_task(
     }
 }
 
-type GroupResult = (Vec<Result<Vec<Vec<StoredEvent>>, EventStoreError>>, i64);
+/// A committed group: each job's answer, and the positions it took.
+struct GroupOutcome {
+    results: Vec<Result<Vec<Vec<StoredEvent>>, EventStoreError>>,
+    /// The head before the group, where its events are known to follow it directly (SQLite:
+    /// the writer is the file's only one); None where another process may append too.
+    after: Option<i64>,
+    /// The highest position the group took, or the head before it.
+    through: i64,
+}
+
+impl GroupOutcome {
+    /// The group as the feed hands it over; None when it committed nothing, or when its
+    /// events do not fill their positions exactly (the feed's readers then read the store).
+    fn group(&self) -> Option<CommittedGroup> {
+        let after = self.after?;
+        let mut events: Vec<StoredEvent> = self
+            .results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .flatten()
+            .flatten()
+            .cloned()
+            .collect();
+        events.sort_by_key(|e| e.position);
+        let fills = events.len() as i64 == self.through - after
+            && events.first().is_some_and(|e| e.position == after + 1);
+        fills.then_some(CommittedGroup {
+            after,
+            through: self.through,
+            events,
+        })
+    }
+}
 
 /// The streams a group touches, each once.
 fn group_streams(jobs: &[AppendJob]) -> Vec<String> {
@@ -740,9 +929,9 @@ fn answers(
     jobs: &[AppendJob],
     verdicts: Vec<Option<EventStoreError>>,
     positions: &std::collections::HashMap<String, i64>,
-    before: i64,
-) -> GroupResult {
-    let mut head = before;
+    before: Option<i64>,
+) -> GroupOutcome {
+    let mut head = before.unwrap_or(0);
     let mut results = Vec::with_capacity(jobs.len());
     for (job, verdict) in jobs.iter().zip(verdicts) {
         if let Some(conflict) = verdict {
@@ -780,7 +969,11 @@ fn answers(
             .collect();
         results.push(stored_job);
     }
-    (results, head)
+    GroupOutcome {
+        results,
+        after: before,
+        through: head,
+    }
 }
 
 /// Commits a group of jobs in one transaction with a constant number of statements: SQLite
@@ -789,7 +982,7 @@ fn answers(
 async fn commit_group_sqlite(
     pool: &SqlitePool,
     jobs: &[AppendJob],
-) -> Result<GroupResult, EventStoreError> {
+) -> Result<GroupOutcome, EventStoreError> {
     let mut tx = pool
         .begin_with("BEGIN IMMEDIATE")
         .await
@@ -872,7 +1065,7 @@ async fn commit_group_sqlite(
         .map_err(unavailable)?;
     }
     tx.commit().await.map_err(unavailable)?;
-    Ok(answers(jobs, verdicts, &positions, before))
+    Ok(answers(jobs, verdicts, &positions, Some(before)))
 }
 
 /// PostgreSQL: one transaction of a few round trips. The advisory lock serialises appends to
@@ -882,7 +1075,7 @@ async fn commit_group_sqlite(
 async fn commit_group_postgres(
     db: &PgDatabase,
     jobs: &[AppendJob],
-) -> Result<GroupResult, EventStoreError> {
+) -> Result<GroupOutcome, EventStoreError> {
     let pool: &PgPool = &db.pool;
     let mut tx = pool.begin().await.map_err(unavailable)?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
@@ -977,7 +1170,7 @@ async fn commit_group_postgres(
         .map_err(unavailable)?;
     }
     tx.commit().await.map_err(unavailable)?;
-    Ok(answers(jobs, verdicts, &positions, 0))
+    Ok(answers(jobs, verdicts, &positions, None))
 }
 
 #[cfg(test)]

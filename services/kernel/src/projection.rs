@@ -58,6 +58,7 @@ pub async fn run_projector<P: Projection>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut committed = store.committed();
+    let mut feed = store.feed();
     let mut lease = store.lease(LeaseRole::Projector);
     let mut position = None;
     let mut failures = 0u32;
@@ -99,7 +100,7 @@ pub async fn run_projector<P: Projection>(
                 }
             },
         };
-        let err = match store.read_after(from, CHUNK).await {
+        let err = match feed.read_after(from, CHUNK).await {
             Ok(batch) if batch.last > from => {
                 match apply_or_set_aside(&store, &projection, batch).await {
                     Ok(p) => {

@@ -419,6 +419,98 @@ backend_tests! {
         assert!(relay.relay_once().await.is_err());
         assert_eq!(store.outbox_len().await.unwrap(), 1);
     }
+
+    async fn the_feed_hands_over_exactly_what_the_store_reads_back(db: TestDb) {
+        let store = open(&db).await;
+        let mut early = store.feed();
+        let stored = store
+            .append_all(vec![claiming("a-1", 1, &[]), claiming("a-2", 2, &[])])
+            .await
+            .unwrap();
+        store.append("a-3", 0, vec![event("a-3", 1, 3)]).await.unwrap();
+        // A feed opened after the commits has nothing in memory: it reads the store.
+        let mut late = store.feed();
+        let read = store.read_after(0, 100).await.unwrap();
+        assert_eq!(read.events.len(), 3);
+        assert_eq!(read.events[0].position, stored[0][0].position);
+        let same = |a: &StoredEvent, b: &StoredEvent| {
+            assert_eq!(
+                (a.position, &a.envelope, &a.canonical, a.digest, &a.readers),
+                (b.position, &b.envelope, &b.canonical, b.digest, &b.readers)
+            );
+        };
+        for feed in [&mut early, &mut late] {
+            let batch = feed.read_after(0, 100).await.unwrap();
+            assert_eq!(batch.last, read.last);
+            assert_eq!(batch.events.len(), 3);
+            batch.events.iter().zip(&read.events).for_each(|(a, b)| same(a, b));
+            assert!(batch.unreadable.is_empty());
+            // Caught up: nothing more, from memory or the store.
+            assert!(feed.read_after(read.last, 100).await.unwrap().events.is_empty());
+        }
+        // From a position behind what the feed holds in memory, the store fills the gap.
+        let mut behind = store.feed();
+        store.append("a-4", 0, vec![event("a-4", 1, 4)]).await.unwrap();
+        let batch = behind.read_after(1, 100).await.unwrap();
+        let positions: Vec<i64> = batch.events.iter().map(|e| e.position).collect();
+        let expected: Vec<i64> = store.read_after(1, 100).await.unwrap().events.iter().map(|e| e.position).collect();
+        assert_eq!(positions, expected);
+        assert_eq!(positions.len(), 3);
+    }
+
+    async fn appends_wait_while_the_backlog_is_over_its_limit_and_at_most_two_seconds(db: TestDb) {
+        let store = open(&db).await;
+        store.limit_backlog(2);
+        let first = store
+            .append("b-1", 0, vec![event("b-1", 1, 1), event("b-1", 2, 2), event("b-1", 3, 3)])
+            .await
+            .unwrap();
+        // Three events wait for the bus, one more than the limit: the next append waits for
+        // the relay...
+        let waiting = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                store.append("b-2", 0, vec![event("b-2", 1, 4)]).await.unwrap();
+                started.elapsed()
+            })
+        };
+        let committed = store.committed();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), committed.clone().wait_for(|h| *h > 3))
+                .await
+                .is_err(),
+            "an append over the backlog limit was committed without waiting"
+        );
+        // ...and goes on once the relay confirms what it published.
+        let positions: Vec<i64> = first.iter().map(|e| e.position).collect();
+        store.mark_published(&positions).await.unwrap();
+        let waited = waiting.await.unwrap();
+        assert!(waited < Duration::from_millis(1900), "waited {waited:?}");
+        assert_eq!(store.outbox_len().await.unwrap(), 1);
+
+        // With nothing confirmed, an append waits two seconds and is then committed anyway.
+        store
+            .append("b-3", 0, vec![event("b-3", 1, 5), event("b-3", 2, 6)])
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let last = tokio::time::timeout(
+            Duration::from_secs(10),
+            store.append("b-4", 0, vec![event("b-4", 1, 7)]),
+        )
+        .await
+        .expect("committed in the end")
+        .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(1900));
+        assert_eq!(store.outbox_len().await.unwrap(), 4);
+        assert_eq!(last[0].position, *store.committed().borrow());
+        // Without a limit, nothing waits.
+        store.limit_backlog(0);
+        let started = std::time::Instant::now();
+        store.append("b-5", 0, vec![event("b-5", 1, 8)]).await.unwrap();
+        assert!(started.elapsed() < Duration::from_millis(1900));
+    }
 }
 
 /// One process per store and role: a second candidate waits, on its own connection, until

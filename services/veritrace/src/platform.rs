@@ -167,6 +167,9 @@ impl Platform {
         }
         // Once every queue exists: the relays publish.
         for running in &domains {
+            running
+                .event_store()
+                .limit_backlog(config.outbox.max_backlog);
             let relay = OutboxRelay {
                 store: running.event_store().clone(),
                 bus: bus.clone(),
