@@ -94,3 +94,82 @@ fn the_document_states_the_edge_rules() {
         }
     }
 }
+
+/// The edge refuses control characters in every string of a body, so every string a request
+/// body documents says so (a pattern), or is narrower still (a format or an enumeration):
+/// a client generating requests from the document never sends one the edge must refuse.
+#[test]
+fn every_string_a_request_body_takes_states_what_text_it_accepts() {
+    let doc: serde_json::Value =
+        serde_json::from_str(&veritrace::openapi::document_json()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let mut unstated = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(content) = op["requestBody"]["content"].as_object() else {
+                continue;
+            };
+            for media in content.values() {
+                let at = format!("{method} {path}");
+                strings_without_rule(schemas, &media["schema"], &at, 0, &mut unstated);
+            }
+        }
+    }
+    assert!(
+        unstated.is_empty(),
+        "strings with no stated rule: {unstated:?}"
+    );
+}
+
+fn strings_without_rule(
+    schemas: &serde_json::Value,
+    schema: &serde_json::Value,
+    at: &str,
+    depth: usize,
+    unstated: &mut Vec<String>,
+) {
+    if depth > 16 {
+        return; // a recursive schema (a JSON value) states its rule at its root
+    }
+    if let Some(name) = schema["$ref"].as_str() {
+        let name = name.rsplit('/').next().unwrap_or_default();
+        return strings_without_rule(
+            schemas,
+            &schemas[name],
+            &format!("{at} > {name}"),
+            depth + 1,
+            unstated,
+        );
+    }
+    let is_string = match &schema["type"] {
+        serde_json::Value::String(t) => t == "string",
+        serde_json::Value::Array(ts) => ts.iter().any(|t| t == "string"),
+        _ => false,
+    };
+    if is_string
+        && ["pattern", "format", "enum"]
+            .iter()
+            .all(|k| schema.get(k).is_none())
+    {
+        unstated.push(at.to_owned());
+    }
+    if let Some(properties) = schema["properties"].as_object() {
+        for (name, property) in properties {
+            strings_without_rule(
+                schemas,
+                property,
+                &format!("{at}.{name}"),
+                depth + 1,
+                unstated,
+            );
+        }
+    }
+    for key in ["oneOf", "anyOf", "allOf"] {
+        for branch in schema[key].as_array().into_iter().flatten() {
+            strings_without_rule(schemas, branch, at, depth + 1, unstated);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        strings_without_rule(schemas, items, &format!("{at}[]"), depth + 1, unstated);
+    }
+}

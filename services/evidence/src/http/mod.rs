@@ -577,7 +577,10 @@ async fn readable_record(
 #[serde(deny_unknown_fields)]
 pub struct ShareEvidenceRequest {
     /// The organisation that may read the registration, and its receipts, from now on.
-    #[schema(example = "0193f1a2-6c1e-7d2a-9b1c-3f4e5d6c7b8a")]
+    #[schema(
+        example = "0193f1a2-6c1e-7d2a-9b1c-3f4e5d6c7b8a",
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub organisation_id: String,
     /// The record's version the caller read; a different current version answers 409.
     #[schema(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
