@@ -42,6 +42,10 @@ pub enum ApiError {
     MalformedJson(String),
     #[error("the request is invalid: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
     Validation(Vec<FieldError>),
+    /// Query parameters a query interface cannot take (an unknown name, a malformed value):
+    /// 400, as the EPCIS REST binding's `QueryParameterException`, each named.
+    #[error("the query parameters are invalid: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    QueryParameters(Vec<FieldError>),
     #[error("the request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the request body must be application/json")]
@@ -98,6 +102,7 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(_) => ("malformed-json", "Malformed JSON"),
             ApiError::Validation(_) => ("validation", "Invalid request"),
+            ApiError::QueryParameters(_) => ("query-parameters", "Invalid query parameters"),
             ApiError::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::Unauthorized(_) => ("unauthorized", "Missing or invalid API key"),
@@ -134,7 +139,7 @@ impl ApiError {
             status: self.status_code().as_u16(),
             detail,
             errors: match self {
-                ApiError::Validation(errors) => errors.clone(),
+                ApiError::Validation(errors) | ApiError::QueryParameters(errors) => errors.clone(),
                 _ => Vec::new(),
             },
         }
@@ -146,7 +151,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::MalformedJson(_) | ApiError::QueryParameters(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -4,7 +4,7 @@
 //! briefly, once the read model shows them.
 
 use crate::domain::{BoxError, DomainContext};
-use crate::event_store::{EventStore, StoredEvent, StreamAppend};
+use crate::event_store::{EventStore, EventStoreError, StoredEvent, StreamAppend};
 use crate::migrate::{self, Migration};
 use crate::problem::ApiError;
 use crate::read_model::{ProjectedTables, ReadModel};
@@ -63,6 +63,15 @@ impl<T: ProjectedTables> DomainStorage<T> {
     /// waits up to [`READ_YOUR_WRITES`] until the read model has projected them, so that what
     /// a command answers can be read back at once. The events, flattened in the order given.
     pub async fn record(&self, appends: Vec<StreamAppend>) -> Result<Vec<StoredEvent>, ApiError> {
+        Ok(self.try_record(appends).await?)
+    }
+
+    /// [`DomainStorage::record`], with the event store's own error, for a command that
+    /// decides again on a conflict or a duplicate key rather than answering it.
+    pub async fn try_record(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<StoredEvent>, EventStoreError> {
         let stored: Vec<StoredEvent> = self
             .store
             .append_all(appends)

@@ -6,7 +6,11 @@
 use veritrace_kernel::domain::Domain;
 
 /// Every domain the platform runs.
-pub const DOMAINS: &[&dyn Domain] = &[veritrace_evidence::DOMAIN, veritrace_cases::DOMAIN];
+pub const DOMAINS: &[&dyn Domain] = &[
+    veritrace_evidence::DOMAIN,
+    veritrace_cases::DOMAIN,
+    veritrace_provenance::DOMAIN,
+];
 
 /// The registered domain called `name`.
 pub fn find(name: &str) -> Option<&'static dyn Domain> {

@@ -282,6 +282,31 @@ fn every_event_the_embedded_platform_records_matches_its_schema() {
     );
     assert_eq!(status, 409, "{v}");
     assert_eq!(answered.len(), 4 + 3 + 1 + 1);
+    // Provenance: a GS1 example capture (extensions, sensor data, events with and without an
+    // eventID), an error declaration following its event, and a job with errors.
+    let examples =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/epcis");
+    for file in [
+        "Example_9.6.1-ObjectEvent.jsonld",
+        "WithSensorData/SensorDataExample1.jsonld",
+        "WithErrorDeclaration/ErrorDeclarationAndCorrectiveEvent.jsonld",
+    ] {
+        let doc: Value =
+            serde_json::from_slice(&std::fs::read(examples.join(file)).expect("a GS1 example"))
+                .expect("json");
+        let (status, v) = post(&p, "/capture", doc);
+        assert_eq!((status, &v["success"]), (202, &json!(true)), "{file}: {v}");
+    }
+    let mut declared: Value = serde_json::from_slice(
+        &std::fs::read(examples.join("Example_9.6.1-ObjectEvent.jsonld")).expect("example"),
+    )
+    .expect("json");
+    declared["epcisBody"]["eventList"][0]["errorDeclaration"] =
+        json!({"declarationTime": "2026-01-01T00:00:00Z", "reason": "incorrect_data"});
+    declared["epcisBody"]["eventList"][1]["bizStep"] = json!("no_such_step");
+    let (status, v) = post(&p, "/capture", declared);
+    assert_eq!((status, &v["success"]), (202, &json!(false)), "{v}");
+    assert_eq!(v["captured"].as_array().map(Vec::len), Some(0), "{v}");
     // The cases domain files the exhibits in reaction, after the answers: wait until the
     // withdrawal and the sharing have reached the case file too.
     let case_file = format!("{}/cases/2026-CV-0042", p.url);

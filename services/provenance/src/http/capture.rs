@@ -1,0 +1,187 @@
+//! `POST /capture` and `GET /capture/{captureID}`: the EPCIS 2.0 REST binding's capture
+//! interface. A document is validated whole and its job completes before the answer, so a job
+//! is never seen running.
+
+use crate::ProvenanceService;
+use crate::domain::{CAPTURE_LIMIT, CaptureError, ErrorBehaviour};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use veritrace_epcis::document::read_capture_document;
+use veritrace_kernel::auth::Caller;
+use veritrace_kernel::http::{ReceiptLinks, ValidJson};
+use veritrace_kernel::{ApiError, FieldError};
+
+/// Largest capture document, in bytes (`GS1-EPCIS-Capture-File-Size-Limit`).
+pub const MAX_CAPTURE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A capture job, as the binding's `CaptureJob` has it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaptureJob {
+    #[serde(rename = "captureID")]
+    pub capture_id: String,
+    pub created_at: String,
+    pub finished_at: String,
+    /// Always false: a job completes before `POST /capture` answers.
+    pub running: bool,
+    /// Whether every event of the document is stored (newly, or from an earlier capture).
+    pub success: bool,
+    pub capture_error_behaviour: ErrorBehaviour,
+    /// Each fault: the event (`event_index` in the document's event list, its eventID where
+    /// it has one) and the field (a JSON pointer from the event).
+    pub errors: Vec<CaptureJobError>,
+    /// How many events the document held.
+    pub event_count: usize,
+    /// The events this job stored, by eventID, in document order.
+    pub captured: Vec<String>,
+    /// Events of the document stored before, stored once and not again.
+    pub already_captured: Vec<String>,
+    /// The receipt of the job's own outcome, anchored like every event.
+    pub receipt_url: String,
+}
+
+/// One fault of a capture job: the event (`eventIndex` in the document's event list, its
+/// `eventID` where it has one; both null for a fault of the document itself) and the field (a
+/// JSON pointer from the event, or from the document).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaptureJobError {
+    pub event_index: Option<usize>,
+    #[serde(rename = "eventID")]
+    pub event_id: Option<String>,
+    pub field: String,
+    pub message: String,
+}
+
+impl From<CaptureError> for CaptureJobError {
+    fn from(e: CaptureError) -> Self {
+        CaptureJobError {
+            event_index: e.event_index,
+            event_id: e.event_id,
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
+impl CaptureJob {
+    fn of(recorded: crate::RecordedJob, links: &ReceiptLinks) -> CaptureJob {
+        let job = recorded.job;
+        CaptureJob {
+            capture_id: job.capture_id,
+            created_at: recorded.recorded_at.clone(),
+            finished_at: recorded.recorded_at,
+            running: false,
+            success: job.success,
+            capture_error_behaviour: job.error_behaviour,
+            errors: job.errors.into_iter().map(CaptureJobError::from).collect(),
+            event_count: job.event_count,
+            captured: job.captured,
+            already_captured: job.already_captured,
+            receipt_url: links.receipt_url(&recorded.event_id),
+        }
+    }
+}
+
+/// Capture EPCIS events.
+///
+/// Takes an `EPCISDocument` or `EPCISQueryDocument` (JSON or JSON-LD) of at most 10,000
+/// events and 16 MiB. The document is validated whole: structure (GS1's JSON Schema), CBV 2.0
+/// vocabularies, EPC and Digital Link identifiers, times with their offsets. Under
+/// `GS1-Capture-Error-Behaviour: rollback` (the default) one invalid event rejects the
+/// document and nothing of it is stored; under `proceed` the valid events are stored and the
+/// others reported. An event without an `eventID` is named by its CBV 2.0 canonical hash; an
+/// event captured before (same eventID and content, or same canonical hash) is stored once;
+/// an eventID already naming other content is refused. The job is complete when this
+/// answers: `202` with `Location: /capture/{captureID}` and the job.
+#[utoipa::path(
+    post, path = "/capture", tag = "provenance",
+    params(
+        ("GS1-Capture-Error-Behaviour" = Option<String>, Header,
+            description = "`rollback` (default): all or nothing; `proceed`: store the valid events"),
+    ),
+    request_body(content = Object, content_type = "application/ld+json",
+        description = "An EPCIS 2.0 document (`EPCISDocument` or `EPCISQueryDocument`)"),
+    responses(
+        (status = 202, body = CaptureJob, description = "The job, complete; `success` says whether every event is stored"),
+        (status = 401, body = veritrace_kernel::Problem),
+        (status = 403, body = veritrace_kernel::Problem, description = "The key's role records nothing"),
+        (status = 413, body = veritrace_kernel::Problem, description = "Over 16 MiB or 10,000 events"),
+        (status = 415, body = veritrace_kernel::Problem),
+        (status = 422, body = veritrace_kernel::Problem, description = "Not an EPCIS document at all, or a bad header"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn capture(
+    svc: web::Data<ProvenanceService>,
+    links: ReceiptLinks,
+    caller: Caller,
+    req: HttpRequest,
+    ValidJson(body): ValidJson<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_recording()?;
+    let behaviour = ErrorBehaviour::from_header(
+        req.headers()
+            .get("GS1-Capture-Error-Behaviour")
+            .map(|v| v.to_str().unwrap_or("(not text)")),
+    )
+    .map_err(|m| ApiError::field("GS1-Capture-Error-Behaviour", m))?;
+    let document = read_capture_document(&body)
+        .map_err(|e| ApiError::Validation(vec![FieldError::new("type", e.to_string())]))?;
+    if document.events.len() > CAPTURE_LIMIT {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "epcisBody",
+            format!(
+                "holds {} events; a capture takes at most {CAPTURE_LIMIT} (GS1-EPCIS-Capture-Limit): split the document",
+                document.events.len()
+            ),
+        )]));
+    }
+    let recorded = svc.capture(&caller, &document, behaviour).await?;
+    let location = format!("/capture/{}", recorded.job.capture_id);
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::LOCATION, location))
+        .insert_header(("GS1-EPCIS-Capture-Limit", CAPTURE_LIMIT.to_string()))
+        .json(CaptureJob::of(recorded, &links)))
+}
+
+/// A capture job.
+///
+/// Readable by the organisation that captured it (and the admin and auditors).
+#[utoipa::path(
+    get, path = "/capture/{captureID}", tag = "provenance",
+    params(("captureID" = String, Path, pattern = "^[0-9a-f-]{36}$")),
+    responses(
+        (status = 200, body = CaptureJob),
+        (status = 401, body = veritrace_kernel::Problem),
+        (status = 404, body = veritrace_kernel::Problem, description = "No such job the caller may read"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn job(
+    svc: web::Data<ProvenanceService>,
+    links: ReceiptLinks,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let capture_id = path.into_inner();
+    let not_found = || ApiError::NotFound(format!("no capture job {capture_id}"));
+    if uuid::Uuid::parse_str(&capture_id).is_err() {
+        return Err(not_found());
+    }
+    let recorded = svc.job(&capture_id).await?.ok_or_else(not_found)?;
+    if !caller.may_read(std::slice::from_ref(&recorded.organisation)) {
+        return Err(not_found());
+    }
+    Ok(HttpResponse::Ok().json(CaptureJob::of(recorded, &links)))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        veritrace_kernel::resource!("/capture", post => capture)
+            .app_data(veritrace_kernel::http::BodyLimit(MAX_CAPTURE_BYTES)),
+    )
+    .service(veritrace_kernel::resource!("/capture/{captureID}", get => job));
+}

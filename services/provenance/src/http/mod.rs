@@ -1,0 +1,32 @@
+//! The EPCIS 2.0 REST binding, as far as the provenance domain serves it: capture
+//! ([`capture`]) and query ([`query`]).
+
+pub mod capture;
+pub mod query;
+
+use actix_web::web;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    capture::configure(cfg);
+    query::configure(cfg);
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        capture::capture,
+        capture::job,
+        query::events,
+        query::event,
+        query::event_types,
+        query::epc_events,
+        query::biz_steps,
+        query::dispositions,
+    ),
+    components(schemas(
+        capture::CaptureJob,
+        capture::CaptureJobError,
+        crate::domain::ErrorBehaviour
+    ))
+)]
+pub struct ProvenanceApi;

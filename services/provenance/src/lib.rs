@@ -1,0 +1,302 @@
+//! Provenance: trading partners capture GS1 EPCIS 2.0 events through the standard REST
+//! binding (`POST /capture`) and query them (`GET /events` and the resources beside it); each
+//! EPCIS event is one event of the platform, anchored, with a receipt of its own.
+//!
+//! - [`domain`]: what a capture document becomes (pure);
+//! - [`projections`]: the events as queries read them;
+//! - [`http`]: the REST binding.
+//!
+//! The rules of the standards themselves (validation, the CBV vocabularies, identifiers, the
+//! canonical event hash) are the `veritrace-epcis` crate's.
+
+pub mod domain;
+pub mod http;
+pub mod projections;
+
+use domain::{
+    CaptureJobCompleted, CapturePlan, EpcisEventCaptured, ErrorBehaviour, ProvenanceEvent, SERVICE,
+    event_stream, hash_claim, job_stream, plan_capture,
+};
+use projections::EpcisEvents;
+use std::sync::Arc;
+use veritrace_epcis::document::CaptureDocument;
+use veritrace_kernel::ApiError;
+use veritrace_kernel::auth::Caller;
+use veritrace_kernel::domain::{BoxError, Domain, DomainContext, RunningDomain};
+use veritrace_kernel::envelope::{self, EventEnvelope, envelope_time};
+use veritrace_kernel::event_store::{EventStore, EventStoreError, StoredEvent, StreamAppend};
+use veritrace_kernel::migrate::Migration;
+use veritrace_kernel::storage::DomainStorage;
+
+pub const MIGRATIONS: &[Migration] = &[veritrace_kernel::migration!(
+    1,
+    "epcis_events",
+    "provenance/0001_epcis_events.sql"
+)];
+
+pub struct ProvenanceService {
+    pub storage: DomainStorage<EpcisEvents>,
+}
+
+/// A capture job as its stream holds it, with who recorded it and when.
+#[derive(Debug, Clone)]
+pub struct RecordedJob {
+    pub job: CaptureJobCompleted,
+    pub organisation: String,
+    pub recorded_at: String,
+    pub event_id: String,
+}
+
+impl ProvenanceService {
+    /// Migrates its databases and starts its event store and projector.
+    pub async fn start(context: &DomainContext) -> Result<Arc<Self>, BoxError> {
+        let storage = DomainStorage::start(SERVICE, MIGRATIONS, context).await?;
+        Ok(Arc::new(ProvenanceService { storage }))
+    }
+
+    /// The read model, which [`projections`]' queries read.
+    pub fn read_model(&self) -> &projections::Model {
+        &self.storage.read_model
+    }
+
+    /// Captures a document for `caller` under `behaviour`: every valid event not stored before
+    /// is appended in one transaction with the job's outcome (under `rollback`, nothing but the
+    /// outcome if anything is wrong). The same event captured before, or concurrently, is
+    /// recognised by its eventID or canonical hash and stored once.
+    pub async fn capture(
+        &self,
+        caller: &Caller,
+        document: &CaptureDocument,
+        behaviour: ErrorBehaviour,
+    ) -> Result<RecordedJob, ApiError> {
+        let capture_id = uuid::Uuid::now_v7().to_string();
+        let now = envelope::now();
+        let mut plan = plan_capture(document, &capture_id, behaviour, now);
+        let ids: Vec<String> = plan.events().iter().map(|e| e.event_id.clone()).collect();
+        for event_id in ids {
+            self.check_stored(&mut plan, &event_id).await?;
+        }
+        // Each retry removes one event captured meanwhile, so this ends.
+        for _ in 0..=plan.events().len() + 1 {
+            let appends = self.appends_of(caller, &plan, now)?;
+            match self.storage.try_record(appends).await {
+                Ok(stored) => {
+                    let job_event = stored
+                        .first()
+                        .ok_or_else(|| ApiError::Internal("append returned no event".into()))?;
+                    return Ok(RecordedJob {
+                        job: plan.completed(),
+                        organisation: caller.organisation_id.clone(),
+                        recorded_at: job_event.envelope.recorded_at.clone(),
+                        event_id: job_event.envelope.id.to_string(),
+                    });
+                }
+                Err(EventStoreError::Conflict { stream, .. }) => {
+                    let Some(event_id) = plan
+                        .events()
+                        .iter()
+                        .find(|e| event_stream(&e.event_id) == stream)
+                        .map(|e| e.event_id.clone())
+                    else {
+                        return Err(ApiError::Internal(format!(
+                            "unexpected conflict on {stream}"
+                        )));
+                    };
+                    self.check_stored(&mut plan, &event_id).await?;
+                }
+                Err(EventStoreError::Duplicate { key, stream, .. }) => {
+                    let (holder, _) = self.captured_in(&stream).await?.ok_or_else(|| {
+                        ApiError::Internal(format!(
+                            "{key} is claimed by {stream}, which holds no EPCIS event"
+                        ))
+                    })?;
+                    plan.found_hash_claimed(&holder.canonical_hash, &holder.event_id);
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ApiError::Unavailable(
+            "the capture kept meeting concurrent captures of the same events; retry".into(),
+        ))
+    }
+
+    /// Tells `plan` what the store holds under `event_id`, if anything.
+    async fn check_stored(&self, plan: &mut CapturePlan, event_id: &str) -> Result<(), ApiError> {
+        if let Some((stored, version)) = self.captured_in(&event_stream(event_id)).await? {
+            let declared = stored.event.get("errorDeclaration").is_some();
+            plan.found_stored(event_id, &stored.canonical_hash, version, declared);
+        }
+        Ok(())
+    }
+
+    /// The latest EPCIS event stream `stream` holds (the event, or the error declaration that
+    /// followed it), and the stream's version; None for an empty stream.
+    async fn captured_in(
+        &self,
+        stream: &str,
+    ) -> Result<Option<(EpcisEventCaptured, u64)>, ApiError> {
+        let events = self.storage.store.read_stream(stream).await?;
+        match events.last() {
+            None => Ok(None),
+            Some(e) => match decode(e)? {
+                ProvenanceEvent::EpcisEventCaptured(c) => Ok(Some((c, e.envelope.stream_version))),
+                other => Err(ApiError::Internal(format!(
+                    "{stream} holds a {}, not an EPCIS event",
+                    other.event_type()
+                ))),
+            },
+        }
+    }
+
+    /// The appends of `plan` as it stands: the job's outcome first, then each event to store.
+    fn appends_of(
+        &self,
+        caller: &Caller,
+        plan: &CapturePlan,
+        now: envelope::DateTime<envelope::Utc>,
+    ) -> Result<Vec<StreamAppend>, ApiError> {
+        let recorded_at = envelope_time(now);
+        let seal = |stream: String, version: u64, event: ProvenanceEvent, occurred_at: String| {
+            let payload = event
+                .payload()
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let sealed = EventEnvelope {
+                id: uuid::Uuid::now_v7(),
+                service: SERVICE.to_string(),
+                stream: stream.clone(),
+                stream_version: version,
+                event_type: event.event_type().to_string(),
+                type_version: 1,
+                occurred_at,
+                recorded_at: recorded_at.clone(),
+                organisation: caller.organisation_id.clone(),
+                payload,
+            }
+            .seal(self.storage.hash_alg)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok::<_, ApiError>((stream, sealed))
+        };
+        let mut appends = Vec::with_capacity(plan.to_store().len() + 1);
+        let (stream, job) = seal(
+            job_stream(&plan.capture_id),
+            1,
+            ProvenanceEvent::CaptureJobCompleted(plan.completed()),
+            recorded_at.clone(),
+        )?;
+        appends.push(StreamAppend {
+            stream,
+            expected_version: 0,
+            events: vec![job],
+            claims: Vec::new(),
+            readers: Vec::new(),
+        });
+        for e in plan.to_store() {
+            let captured = EpcisEventCaptured {
+                capture_id: plan.capture_id.clone(),
+                event_id: e.event_id.clone(),
+                canonical_hash: e.canonical_hash.clone(),
+                context: plan.context.clone(),
+                event: e.event.clone(),
+            };
+            let (stream, sealed) = seal(
+                event_stream(&e.event_id),
+                e.expected_version + 1,
+                ProvenanceEvent::EpcisEventCaptured(captured),
+                e.occurred_at.clone(),
+            )?;
+            // A declaration's event claimed the hash already, in the same stream.
+            let claims = if e.expected_version == 0 {
+                vec![hash_claim(&e.canonical_hash)]
+            } else {
+                Vec::new()
+            };
+            appends.push(StreamAppend {
+                stream,
+                expected_version: e.expected_version,
+                events: vec![sealed],
+                claims,
+                // The capturing organisation reads it (and the admin and auditors).
+                readers: Vec::new(),
+            });
+        }
+        Ok(appends)
+    }
+
+    /// Capture job `capture_id` as recorded, if it exists.
+    pub async fn job(&self, capture_id: &str) -> Result<Option<RecordedJob>, ApiError> {
+        let events = self
+            .storage
+            .store
+            .read_stream(&job_stream(capture_id))
+            .await?;
+        let Some(e) = events.first() else {
+            return Ok(None);
+        };
+        match decode(e)? {
+            ProvenanceEvent::CaptureJobCompleted(job) => Ok(Some(RecordedJob {
+                job,
+                organisation: e.envelope.organisation.clone(),
+                recorded_at: e.envelope.recorded_at.clone(),
+                event_id: e.envelope.id.to_string(),
+            })),
+            other => Err(ApiError::Internal(format!(
+                "capture job {capture_id} holds a {}",
+                other.event_type()
+            ))),
+        }
+    }
+}
+
+fn decode(e: &StoredEvent) -> Result<ProvenanceEvent, ApiError> {
+    ProvenanceEvent::from_parts(
+        &e.envelope.event_type,
+        e.envelope.type_version,
+        &e.envelope.payload,
+    )
+    .map_err(ApiError::Internal)
+}
+
+/// Provenance, as the platform registers the domain.
+pub struct Provenance;
+
+/// The registry's entry.
+pub const DOMAIN: &Provenance = &Provenance;
+
+#[async_trait::async_trait]
+impl Domain for Provenance {
+    fn name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn summary(&self) -> &'static str {
+        "provenance (`/capture`, `/events…`): GS1 EPCIS 2.0 capture and query, every event anchored"
+    }
+
+    fn migrations(&self) -> &'static [Migration] {
+        MIGRATIONS
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        use utoipa::OpenApi;
+        http::ProvenanceApi::openapi()
+    }
+
+    fn event_types(&self) -> &'static [veritrace_kernel::domain::EventType] {
+        domain::EVENT_TYPES
+    }
+
+    async fn start(&self, context: DomainContext) -> Result<Arc<dyn RunningDomain>, BoxError> {
+        Ok(ProvenanceService::start(&context).await?)
+    }
+}
+
+impl RunningDomain for ProvenanceService {
+    fn event_store(&self) -> &EventStore {
+        &self.storage.store
+    }
+
+    fn configure(self: Arc<Self>, cfg: &mut actix_web::web::ServiceConfig) {
+        cfg.app_data(actix_web::web::Data::from(self));
+        http::configure(cfg);
+    }
+}

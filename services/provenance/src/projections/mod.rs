@@ -1,0 +1,193 @@
+//! The read side (diesel): EPCIS events as the query interface serves them, each with the
+//! identifiers it names by role, kept up to date from the provenance event store by the
+//! projector. The pool, the checkpoint and the transaction are the kernel's
+//! ([`veritrace_kernel::read_model`]).
+
+pub mod query;
+
+use crate::domain::{EpcisEventCaptured, ProvenanceEvent, event_as_served};
+use diesel::prelude::*;
+use veritrace_epcis::document::{EpcRole, identifiers_of};
+use veritrace_epcis::vocabulary::{biz_step_key, disposition_key};
+use veritrace_kernel::event_store::StoredEvent;
+use veritrace_kernel::read_model::{self, ApplyError, ProjectedTables};
+
+pub const PROJECTION: &str = "epcis_events";
+
+diesel::table! {
+    epcis_events (event_id) {
+        event_id -> Text,
+        position -> BigInt,
+        record_id -> Text,
+        capture_id -> Text,
+        organisation -> Text,
+        event_type -> Text,
+        event_time -> Text,
+        record_time -> Text,
+        action -> Nullable<Text>,
+        biz_step -> Nullable<Text>,
+        disposition -> Nullable<Text>,
+        read_point -> Nullable<Text>,
+        biz_location -> Nullable<Text>,
+        canonical_hash -> Text,
+        event_json -> Text,
+        context_json -> Text,
+    }
+}
+
+diesel::table! {
+    epcis_event_identifiers (identifier, role, position) {
+        identifier -> Text,
+        role -> Text,
+        position -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(epcis_events, epcis_event_identifiers);
+veritrace_kernel::filtered_by_readers!(epcis_events);
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = epcis_events)]
+pub struct EventRow {
+    pub event_id: String,
+    pub position: i64,
+    pub record_id: String,
+    pub capture_id: String,
+    pub organisation: String,
+    pub event_type: String,
+    pub event_time: String,
+    pub record_time: String,
+    pub action: Option<String>,
+    pub biz_step: Option<String>,
+    pub disposition: Option<String>,
+    pub read_point: Option<String>,
+    pub biz_location: Option<String>,
+    pub canonical_hash: String,
+    pub event_json: String,
+    pub context_json: String,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = epcis_event_identifiers)]
+pub struct IdentifierRow {
+    pub identifier: String,
+    pub role: String,
+    pub position: i64,
+}
+
+/// How the identifier table names a role.
+pub fn role_name(role: EpcRole) -> &'static str {
+    match role {
+        EpcRole::Epc => "epc",
+        EpcRole::Parent => "parent",
+        EpcRole::Child => "child",
+        EpcRole::Input => "input",
+        EpcRole::Output => "output",
+        EpcRole::EpcClass => "epc_class",
+        EpcRole::ChildEpcClass => "child_epc_class",
+        EpcRole::InputEpcClass => "input_epc_class",
+        EpcRole::OutputEpcClass => "output_epc_class",
+    }
+}
+
+/// The rows of one captured event: what the queries filter on, pulled out of the event.
+pub fn rows_of(
+    captured: &EpcisEventCaptured,
+    stored: &StoredEvent,
+) -> Result<(EventRow, Vec<IdentifierRow>), ApplyError> {
+    let env = &stored.envelope;
+    let event = &captured.event;
+    let text = |member: &str| {
+        event
+            .get(member)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let id_of = |member: &str| {
+        event
+            .get(member)
+            .and_then(|v| v.get("id"))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let served = event_as_served(captured, &env.recorded_at);
+    let json = |v: &serde_json::Value| {
+        serde_json::to_string(v).map_err(|e| ApplyError::Unappliable(e.to_string()))
+    };
+    let row = EventRow {
+        event_id: captured.event_id.clone(),
+        position: stored.position,
+        record_id: env.id.to_string(),
+        capture_id: captured.capture_id.clone(),
+        organisation: env.organisation.clone(),
+        event_type: text("type").unwrap_or_default(),
+        // The envelope's occurred_at is the eventTime in UTC to the millisecond.
+        event_time: env.occurred_at.clone(),
+        record_time: env.recorded_at.clone(),
+        action: text("action"),
+        biz_step: text("bizStep").map(|s| biz_step_key(&s)),
+        disposition: text("disposition").map(|s| disposition_key(&s)),
+        read_point: id_of("readPoint"),
+        biz_location: id_of("bizLocation"),
+        canonical_hash: captured.canonical_hash.clone(),
+        event_json: json(&served)?,
+        context_json: json(&captured.context)?,
+    };
+    let mut identifiers: Vec<IdentifierRow> = identifiers_of(event)
+        .into_iter()
+        .map(|(role, identifier)| IdentifierRow {
+            identifier,
+            role: role_name(role).to_owned(),
+            position: stored.position,
+        })
+        .collect();
+    identifiers.sort_by(|a, b| (&a.identifier, &a.role).cmp(&(&b.identifier, &b.role)));
+    identifiers.dedup_by(|a, b| (&a.identifier, &a.role) == (&b.identifier, &b.role));
+    Ok((row, identifiers))
+}
+
+/// How provenance events change the tables (and who may read each EPCIS event).
+pub struct EpcisEvents;
+
+impl ProjectedTables for EpcisEvents {
+    const PROJECTION: &'static str = PROJECTION;
+
+    veritrace_kernel::apply_on_each_backend!(|c, event| {
+        let env = &event.envelope;
+        let decoded = ProvenanceEvent::from_parts(&env.event_type, env.type_version, &env.payload)
+            .map_err(ApplyError::Unappliable)?;
+        let ProvenanceEvent::EpcisEventCaptured(captured) = decoded else {
+            // A capture job's outcome is read from its stream.
+            return Ok(Vec::new());
+        };
+        let (row, identifiers) = rows_of(&captured, event)?;
+        if env.stream_version > 1 {
+            // An error declaration: the event is served as declared from now on, in its place.
+            diesel::update(epcis_events::table.find(&row.event_id))
+                .set((
+                    epcis_events::record_id.eq(&row.record_id),
+                    epcis_events::record_time.eq(&row.record_time),
+                    epcis_events::event_json.eq(&row.event_json),
+                    epcis_events::context_json.eq(&row.context_json),
+                ))
+                .execute(c)?;
+            return Ok(vec![captured.event_id]);
+        }
+        diesel::insert_into(epcis_events::table)
+            .values(&row)
+            .on_conflict_do_nothing()
+            .execute(c)?;
+        // One statement per identifier: an event names a few, and SQLite's multi-row insert
+        // cannot skip conflicts through diesel.
+        for identifier in &identifiers {
+            diesel::insert_into(epcis_event_identifiers::table)
+                .values(identifier)
+                .on_conflict_do_nothing()
+                .execute(c)?;
+        }
+        Ok(vec![captured.event_id])
+    });
+}
+
+/// The provenance read model: the kernel's, fed with [`EpcisEvents`].
+pub type Model = read_model::ReadModel<EpcisEvents>;

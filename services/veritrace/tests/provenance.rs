@@ -1,0 +1,736 @@
+//! Provenance through the EPCIS 2.0 REST binding, as a trading partner uses it against
+//! `veritrace up` (issue 19): GS1's own example documents captured and read back page by page,
+//! the same event never stored twice, an invalid document storing nothing, the query
+//! parameters on a fixture with known answers, and each EPCIS event's own receipt verified
+//! offline.
+
+mod common;
+
+use common::{Running, agent, anchored_receipt, call, read_response, up, verify_cli};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `../shared/conformance` beside the project (or `VERITRACE_CONFORMANCE_DIR`).
+fn conformance() -> PathBuf {
+    let dir = std::env::var_os("VERITRACE_CONFORMANCE_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("epcis").is_dir(),
+        "the conformance data is missing at {} (set VERITRACE_CONFORMANCE_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+/// Every GS1 example document: the `*.jsonld` of `epcis/` and of its example folders.
+fn gs1_examples() -> Vec<(String, Vec<u8>)> {
+    let root = conformance().join("epcis");
+    let mut files = Vec::new();
+    for folder in [
+        "",
+        "AssociationEvent",
+        "WithDigitalLinkID",
+        "WithErrorDeclaration",
+        "WithFullCombinationOfFields",
+        "WithSensorData",
+    ] {
+        let dir = root.join(folder);
+        for entry in std::fs::read_dir(&dir).expect("example folder") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "jsonld") {
+                let name = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                files.push((name, std::fs::read(&path).expect("example")));
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 40, "only {} GS1 examples found", files.len());
+    files
+}
+
+/// The reference implementation's canonical hash of each event of each GS1 example, by file
+/// and index (`event-hash/derived-gs1-examples-hashes.json`).
+fn reference_hashes() -> BTreeMap<(String, usize), String> {
+    let path = conformance().join("epcis/event-hash/derived-gs1-examples-hashes.json");
+    let d: Value = serde_json::from_slice(&std::fs::read(path).expect("hashes")).expect("json");
+    let mut hashes = BTreeMap::new();
+    for file in d["files"].as_array().expect("files") {
+        for e in file["events"].as_array().into_iter().flatten() {
+            if let Some(h) = e["canonical_hash_cbv20_sha256"].as_str() {
+                let name = file["file"].as_str().expect("file").to_owned();
+                hashes.insert(
+                    (name, e["index"].as_u64().expect("index") as usize),
+                    h.to_owned(),
+                );
+            }
+        }
+    }
+    hashes
+}
+
+fn member(p: &Running, name: &str) -> String {
+    let (status, _, v) = call(
+        "POST",
+        &format!("{}/organisations", p.url),
+        p.key.as_deref(),
+        Some(
+            json!({"name": name, "role": "member"})
+                .to_string()
+                .as_bytes(),
+        ),
+    );
+    assert_eq!(status, 201, "{v}");
+    v["api_key"].as_str().expect("api_key").to_owned()
+}
+
+/// `POST /capture`: the status, the `Location` and the job.
+fn capture(p: &Running, key: &str, body: &[u8], behaviour: Option<&str>) -> (u16, String, Value) {
+    let mut r = agent()
+        .post(&format!("{}/capture", p.url))
+        .header("Content-Type", "application/ld+json")
+        .header("Authorization", &format!("Bearer {key}"));
+    if let Some(b) = behaviour {
+        r = r.header("GS1-Capture-Error-Behaviour", b);
+    }
+    let mut resp = r.send(body).expect("capture");
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let (status, _, job) = read_response(&mut resp);
+    (status, location, job)
+}
+
+/// `s` as one URL path segment: every byte but the unreserved ones percent-encoded.
+fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `GET` a path: status, the `Link` header and the body.
+fn get(p: &Running, key: &str, path: &str) -> (u16, String, Value) {
+    let mut resp = agent()
+        .get(&format!("{}{path}", p.url))
+        .header("Authorization", &format!("Bearer {key}"))
+        .call()
+        .expect("get");
+    let link = resp
+        .headers()
+        .get("link")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let (status, _, body) = read_response(&mut resp);
+    (status, link, body)
+}
+
+/// Every event `GET /events?{query}` answers, following `Link: rel="next"` page by page.
+fn all_events(p: &Running, key: &str, query: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut path = format!("/events?{query}");
+    for _ in 0..10_000 {
+        let (status, link, doc) = get(p, key, &path);
+        assert_eq!(status, 200, "{path}: {doc}");
+        assert_eq!(doc["type"], "EPCISQueryDocument", "{doc}");
+        let page = doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+            .as_array()
+            .expect("eventList")
+            .clone();
+        events.extend(page);
+        let Some(next) = link
+            .strip_prefix('<')
+            .and_then(|l| l.split_once(">; rel=\"next\""))
+            .map(|(url, _)| url.to_owned())
+        else {
+            return events;
+        };
+        path = next;
+    }
+    panic!("paging never ends");
+}
+
+/// Whether two JSON values hold the same members and values: numbers by value (`26.0` is
+/// `26`), times by instant (a member named like a time whose texts parse as RFC 3339).
+fn same_content(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::String(x), Value::String(y)) => {
+            x == y
+                || matches!(
+                    (chrono::DateTime::parse_from_rfc3339(x), chrono::DateTime::parse_from_rfc3339(y)),
+                    (Ok(s), Ok(t)) if s == t
+                )
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(s, t)| same_content(s, t))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_content(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// The GS1 examples an EPCIS repository cannot hold together: each reuses an eventID of an
+/// earlier file (in name order) for another event, which the platform refuses, as an eventID
+/// names one event for good. They are captured into a second repository.
+const REUSED_EVENT_IDS: &[&str] = &[
+    "Example-Type-sourceOrDestination,measurement,bizTransaction.jsonld",
+    "WithFullCombinationOfFields/object_event_all_possible_fields.jsonld",
+    "WithSensorData/SensorDataExample17.jsonld",
+];
+
+/// Captures `examples` into `p`, expecting each to succeed, and returns the events stored,
+/// by eventID, as captured (with the eventID the platform named it by).
+fn capture_examples(
+    p: &Running,
+    key: &str,
+    examples: &[&(String, Vec<u8>)],
+) -> BTreeMap<String, Value> {
+    let hashes = reference_hashes();
+    let mut expected = BTreeMap::new();
+    for (name, body) in examples {
+        let (status, location, job) = capture(p, key, body, None);
+        assert_eq!(status, 202, "{name}: {job}");
+        assert_eq!(
+            location,
+            format!("/capture/{}", job["captureID"].as_str().unwrap())
+        );
+        assert_eq!(job["success"], true, "{name}: {job}");
+        assert_eq!(job["running"], false);
+        let (status, _, again) = get(p, key, &location);
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(again["success"], true);
+        let doc: Value = serde_json::from_slice(body).expect("example json");
+        let list = doc["epcisBody"]["eventList"]
+            .as_array()
+            .or_else(|| doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array())
+            .expect("events");
+        for (i, event) in list.iter().enumerate() {
+            let mut event = event.clone();
+            let id = match event["eventID"].as_str() {
+                Some(id) => id.to_owned(),
+                None => {
+                    // Named by its canonical hash: the reference implementation's, where it
+                    // could compute one (services/epcis/tests/event_hash.rs pins the others).
+                    let captured = job["captured"].as_array().expect("captured");
+                    let h = match hashes.get(&(name.clone(), i)) {
+                        Some(h) => h.clone(),
+                        None if captured.len() == list.len() => {
+                            captured[i].as_str().expect("id").to_owned()
+                        }
+                        None => panic!("{name} event {i}: no name to expect"),
+                    };
+                    assert!(
+                        h.starts_with("ni:///sha-256;") && h.ends_with("?ver=CBV2.0"),
+                        "{h}"
+                    );
+                    event["eventID"] = json!(h);
+                    h
+                }
+            };
+            // Stored by this job, or recognised as stored before (the same event under
+            // another eventID: the same canonical hash).
+            if job["captured"].as_array().unwrap().contains(&json!(id)) {
+                expected.insert(id, event);
+            }
+        }
+        let captured = job["captured"].as_array().unwrap().len();
+        let already = job["alreadyCaptured"].as_array().unwrap();
+        assert_eq!(captured + already.len(), list.len(), "{name}: {job}");
+        for id in already {
+            assert!(
+                expected.contains_key(id.as_str().unwrap()),
+                "{name}: {id} stored before"
+            );
+        }
+    }
+    expected
+}
+
+/// Every event `p` serves is one of `expected`, with the same content, and every one of
+/// `expected` is served.
+fn assert_served(p: &Running, key: &str, expected: &BTreeMap<String, Value>) {
+    let served = all_events(p, key, "perPage=7");
+    assert_eq!(
+        served.len(),
+        expected.len(),
+        "one served event per captured event"
+    );
+    for mut event in served {
+        let id = event["eventID"].as_str().expect("eventID").to_owned();
+        let record_time = event
+            .as_object_mut()
+            .and_then(|m| m.remove("recordTime"))
+            .expect("recordTime");
+        assert!(chrono::DateTime::parse_from_rfc3339(record_time.as_str().unwrap()).is_ok());
+        let mut want = expected
+            .get(&id)
+            .unwrap_or_else(|| panic!("{id} was not captured"))
+            .clone();
+        want.as_object_mut().unwrap().remove("recordTime");
+        assert!(
+            same_content(&event, &want),
+            "{id}:\nserved {event}\ncaptured {want}"
+        );
+    }
+}
+
+/// The GS1 examples that are themselves invalid, refused with the exact reason: the status,
+/// the field and what the reason says.
+const INVALID_EXAMPLES: &[(&str, u16, &str, &str)] = &[
+    // Its one event carries `eventID` twice (a `ni:///` hash and a `urn:uuid:`): a JSON
+    // parser would silently keep one of them, and which one names the event. The platform's
+    // JSON edge refuses duplicate keys in any body.
+    (
+        "AssociationEvent/AssociationEvent-h.jsonld",
+        422,
+        "epcisBody.eventList[0].eventID",
+        "duplicate key",
+    ),
+    // Its @context redefines `cbvmda`, a term the EPCIS context protects, which JSON-LD
+    // forbids (a JSON-LD processor refuses the document), and then uses `cbvmda:` members,
+    // whose meaning is thereby contradictory: their canonical event hash cannot be computed.
+    (
+        "WithFullCombinationOfFields/transformation_event_all_possible_fields.jsonld",
+        202,
+        "",
+        "cbvmda",
+    ),
+];
+
+/// Captures each invalid example into `p` and checks it is refused for its reason, nothing of
+/// it stored.
+fn assert_invalid_examples_refused(p: &Running, key: &str, examples: &[&(String, Vec<u8>)]) {
+    for (name, body) in examples {
+        let (_, status, field, says) = INVALID_EXAMPLES
+            .iter()
+            .find(|(n, ..)| n == name)
+            .expect("a known invalid example");
+        let (got, _, answer) = capture(p, key, body, None);
+        assert_eq!(got, *status, "{name}: {answer}");
+        let errors = answer["errors"].as_array().expect("errors");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e["field"] == *field
+                    && e["message"].as_str().is_some_and(|m| m.contains(says))),
+            "{name}: {answer}"
+        );
+        if *status == 202 {
+            assert_eq!(answer["success"], false, "{name}: {answer}");
+            assert_eq!(answer["captured"], json!([]), "{name}: {answer}");
+        }
+    }
+}
+
+#[test]
+fn every_gs1_example_is_captured_and_read_back_page_by_page_as_captured() {
+    let examples = gs1_examples();
+    let (invalid, valid): (Vec<_>, Vec<_>) = examples
+        .iter()
+        .partition(|(name, _)| INVALID_EXAMPLES.iter().any(|(n, ..)| n == name));
+    assert_eq!(invalid.len(), INVALID_EXAMPLES.len());
+    let (first, second): (Vec<_>, Vec<_>) = valid
+        .into_iter()
+        .partition(|(name, _)| !REUSED_EVENT_IDS.contains(&name.as_str()));
+    assert_eq!(second.len(), REUSED_EVENT_IDS.len());
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = up(dir.path(), &[]);
+    let key = member(&p, "Grower");
+    let expected = capture_examples(&p, &key, &first);
+    assert_served(&p, &key, &expected);
+    // The files that reuse an eventID for other content: refused here, naming the event.
+    for (name, body) in &second {
+        let (status, _, job) = capture(&p, &key, body, None);
+        assert_eq!(status, 202);
+        assert_eq!(job["success"], false, "{name}: {job}");
+        assert_eq!(job["captured"], json!([]), "rollback stores nothing: {job}");
+        let errors = job["errors"].as_array().unwrap();
+        assert!(
+            errors.iter().any(|e| e["field"] == "/eventID"
+                && e["message"].as_str().unwrap().contains("other content")),
+            "{name}: {job}"
+        );
+    }
+    assert_invalid_examples_refused(&p, &key, &invalid);
+    assert_served(&p, &key, &expected);
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let p2 = up(dir2.path(), &[]);
+    let key2 = member(&p2, "Grower");
+    let expected2 = capture_examples(&p2, &key2, &second);
+    assert_served(&p2, &key2, &expected2);
+}
+
+/// A small document: ObjectEvents each naming one SGTIN, with `extra` members.
+fn object_event(serial: &str, event_time: &str, extra: Value) -> Value {
+    let mut e = json!({
+        "type": "ObjectEvent",
+        "eventTime": event_time,
+        "eventTimeZoneOffset": "+01:00",
+        "epcList": [format!("urn:epc:id:sgtin:4012345.011111.{serial}")],
+        "action": "OBSERVE",
+        "bizStep": "shipping",
+        "disposition": "in_transit",
+        "readPoint": {"id": "urn:epc:id:sgln:4012345.00001.0"},
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        e[k] = v.clone();
+    }
+    e
+}
+
+fn document(events: Vec<Value>) -> Vec<u8> {
+    json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld",
+                     {"example": "https://ns.example.com/epcis/"}],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-12-01T10:00:00+01:00",
+        "epcisBody": {"eventList": events}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn event_ids(p: &Running, key: &str, query: &str) -> Vec<String> {
+    all_events(p, key, query)
+        .iter()
+        .map(|e| e["eventID"].as_str().expect("eventID").to_owned())
+        .collect()
+}
+
+#[test]
+fn the_same_event_is_stored_once_and_an_invalid_document_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = up(dir.path(), &[]);
+    let key = member(&p, "Packer");
+    let named = object_event(
+        "1",
+        "2026-11-30T08:00:00+01:00",
+        json!({"eventID": "urn:uuid:9b3c0d6e-1a2b-4c3d-8e4f-000000000001"}),
+    );
+    let unnamed = object_event(
+        "2",
+        "2026-11-30T09:00:00+01:00",
+        json!({"example:lot": "L-7"}),
+    );
+    let (status, _, job) = capture(
+        &p,
+        &key,
+        &document(vec![named.clone(), unnamed.clone()]),
+        None,
+    );
+    assert_eq!((status, &job["success"]), (202, &json!(true)), "{job}");
+    let stored = event_ids(&p, &key, "");
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0], "urn:uuid:9b3c0d6e-1a2b-4c3d-8e4f-000000000001");
+    assert!(stored[1].starts_with("ni:///sha-256;") && stored[1].ends_with("?ver=CBV2.0"));
+
+    // Again, whole: both recognised, nothing new.
+    let (_, _, job) = capture(
+        &p,
+        &key,
+        &document(vec![named.clone(), unnamed.clone()]),
+        None,
+    );
+    assert_eq!(job["success"], true, "{job}");
+    assert_eq!(job["captured"], json!([]));
+    assert_eq!(job["alreadyCaptured"], json!(stored));
+    // The unnamed event under an eventID of its own: the same canonical hash, the same event.
+    let mut renamed = unnamed.clone();
+    renamed["eventID"] = json!("urn:uuid:9b3c0d6e-1a2b-4c3d-8e4f-000000000099");
+    let (_, _, job) = capture(&p, &key, &document(vec![renamed]), None);
+    assert_eq!(job["alreadyCaptured"], json!([stored[1]]), "{job}");
+    // The named event's id on other content: refused, naming it.
+    let mut other = named.clone();
+    other["bizStep"] = json!("receiving");
+    let (_, _, job) = capture(&p, &key, &document(vec![other]), None);
+    assert_eq!(job["success"], false);
+    assert_eq!(job["errors"][0]["eventIndex"], 0);
+    assert_eq!(job["errors"][0]["field"], "/eventID");
+    assert_eq!(event_ids(&p, &key, ""), stored, "nothing new stored");
+
+    // One invalid event rejects the document: nothing of it is stored.
+    let good = object_event("3", "2026-11-30T10:00:00+01:00", json!({}));
+    let bad = object_event(
+        "4",
+        "2026-11-30T11:00:00+01:00",
+        json!({"bizStep": "juggling"}),
+    );
+    let (status, location, job) =
+        capture(&p, &key, &document(vec![good.clone(), bad.clone()]), None);
+    assert_eq!(status, 202);
+    assert_eq!(job["success"], false);
+    assert_eq!(job["captureErrorBehaviour"], "rollback");
+    assert_eq!(job["errors"].as_array().unwrap().len(), 1, "{job}");
+    assert_eq!(job["errors"][0]["eventIndex"], 1);
+    assert_eq!(job["errors"][0]["field"], "/bizStep");
+    assert_eq!(event_ids(&p, &key, ""), stored, "nothing of it stored");
+    let (_, _, again) = get(&p, &key, &location);
+    assert_eq!(again["errors"], job["errors"]);
+    // Under `proceed`: the valid one is stored, the other reported.
+    let (_, _, job) = capture(&p, &key, &document(vec![good, bad]), Some("proceed"));
+    assert_eq!(job["success"], false);
+    assert_eq!(job["captured"].as_array().unwrap().len(), 1, "{job}");
+    assert_eq!(event_ids(&p, &key, "").len(), 3);
+    // Not an EPCIS document, a bad header, another organisation's view.
+    let (status, _, problem) = capture(&p, &key, br#"{"type": "Invoice"}"#, None);
+    assert_eq!(status, 422, "{problem}");
+    let (status, _, problem) = capture(&p, &key, &document(vec![]), Some("sometimes"));
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "GS1-Capture-Error-Behaviour");
+    let stranger = member(&p, "Stranger");
+    assert_eq!(event_ids(&p, &stranger, ""), Vec::<String>::new());
+    assert_eq!(get(&p, &stranger, &location).0, 404);
+}
+
+#[test]
+fn query_parameters_select_exactly_the_right_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = up(dir.path(), &[]);
+    let key = member(&p, "Distributor");
+    let id = |n: u32| format!("urn:uuid:5e1f2a3b-0000-4000-8000-{n:012}");
+    let events = vec![
+        object_event("1", "2026-11-01T08:00:00+01:00", json!({"eventID": id(1)})),
+        object_event(
+            "2",
+            "2026-11-02T08:00:00+01:00",
+            json!({"eventID": id(2), "bizStep": "receiving", "disposition": "in_progress", "action": "ADD"}),
+        ),
+        object_event(
+            "3",
+            "2026-11-03T08:00:00+01:00",
+            json!({"eventID": id(3), "readPoint": {"id": "urn:epc:id:sgln:4012345.00002.0"}, "bizLocation": {"id": "urn:epc:id:sgln:4012345.00002.0"}}),
+        ),
+        json!({
+            "eventID": id(4), "type": "AggregationEvent", "eventTime": "2026-11-04T08:00:00+01:00",
+            "eventTimeZoneOffset": "+01:00", "action": "ADD", "bizStep": "packing",
+            "parentID": "urn:epc:id:sscc:4012345.0000000001",
+            "childEPCs": ["urn:epc:id:sgtin:4012345.011111.1", "urn:epc:id:sgtin:4012345.011111.2"],
+        }),
+        json!({
+            "eventID": id(5), "type": "TransformationEvent", "eventTime": "2026-11-05T08:00:00+01:00",
+            "eventTimeZoneOffset": "+01:00", "bizStep": "commissioning",
+            "inputEPCList": ["urn:epc:id:sgtin:4012345.011111.3"],
+            "outputEPCList": ["urn:epc:id:sgtin:4012345.099999.10"],
+        }),
+    ];
+    let (_, _, job) = capture(&p, &key, &document(events), None);
+    assert_eq!(job["success"], true, "{job}");
+    let ids = |ns: &[u32]| ns.iter().map(|n| id(*n)).collect::<Vec<_>>();
+    for (query, want) in [
+        ("", ids(&[1, 2, 3, 4, 5])),
+        ("eventType=ObjectEvent", ids(&[1, 2, 3])),
+        (
+            "eventType=AggregationEvent|TransformationEvent",
+            ids(&[4, 5]),
+        ),
+        (
+            "GE_eventTime=2026-11-02T07:00:00Z&LT_eventTime=2026-11-04T07:00:00Z",
+            ids(&[2, 3]),
+        ),
+        (
+            "GE_eventTime=2026-11-02T08:00:00%2B01:00",
+            ids(&[2, 3, 4, 5]),
+        ),
+        ("LT_recordTime=2000-01-01T00:00:00Z", ids(&[])),
+        ("GE_recordTime=2000-01-01T00:00:00Z", ids(&[1, 2, 3, 4, 5])),
+        ("EQ_bizStep=shipping", ids(&[1, 3])),
+        (
+            "EQ_bizStep=urn:epcglobal:cbv:bizstep:receiving|packing",
+            ids(&[2, 4]),
+        ),
+        ("EQ_disposition=in_progress", ids(&[2])),
+        ("EQ_action=ADD", ids(&[2, 4])),
+        ("EQ_readPoint=urn:epc:id:sgln:4012345.00002.0", ids(&[3])),
+        ("EQ_bizLocation=urn:epc:id:sgln:4012345.00002.0", ids(&[3])),
+        ("MATCH_epc=urn:epc:id:sgtin:4012345.011111.1", ids(&[1, 4])),
+        (
+            "MATCH_epc=urn:epc:idpat:sgtin:4012345.011111.*",
+            ids(&[1, 2, 3, 4]),
+        ),
+        (
+            "MATCH_anyEPC=urn:epc:id:sgtin:4012345.011111.3",
+            ids(&[3, 5]),
+        ),
+        ("MATCH_anyEPC=urn:epc:id:sscc:4012345.0000000001", ids(&[4])),
+        (
+            "MATCH_parentID=urn:epc:id:sscc:4012345.0000000001",
+            ids(&[4]),
+        ),
+        (
+            "MATCH_inputEPC=urn:epc:id:sgtin:4012345.011111.3",
+            ids(&[5]),
+        ),
+        (
+            "MATCH_outputEPC=urn:epc:idpat:sgtin:4012345.099999.*",
+            ids(&[5]),
+        ),
+        (
+            "EQ_eventID=urn:uuid:5e1f2a3b-0000-4000-8000-000000000002",
+            ids(&[2]),
+        ),
+        (
+            "eventType=ObjectEvent&EQ_bizStep=shipping&MATCH_epc=urn:epc:id:sgtin:4012345.011111.3",
+            ids(&[3]),
+        ),
+        ("perPage=1", ids(&[1, 2, 3, 4, 5])),
+    ] {
+        assert_eq!(event_ids(&p, &key, query), want, "{query}");
+    }
+    let (status, link, _) = get(&p, &key, "/events?perPage=2&eventType=ObjectEvent");
+    assert_eq!(status, 200);
+    assert!(
+        link.contains("nextPageToken=") && link.contains("eventType=ObjectEvent"),
+        "{link}"
+    );
+
+    for (query, field) in [
+        ("eventType=Thing", "eventType"),
+        ("GE_eventTime=yesterday", "GE_eventTime"),
+        ("EQ_action=LOOK", "EQ_action"),
+        ("perPage=0", "perPage"),
+        ("nextPageToken=zz", "nextPageToken"),
+        ("EQ_color=red", "EQ_color"),
+    ] {
+        let (status, _, problem) = get(&p, &key, &format!("/events?{query}"));
+        assert_eq!(status, 400, "{query}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{query}: {problem}");
+    }
+
+    // One event, its receipt named; the event types; one EPC's events; the vocabularies.
+    let (status, link, doc) = get(&p, &key, &format!("/events/{}", segment(&id(2))));
+    assert_eq!(status, 200, "{doc}");
+    assert!(link.contains("rel=\"receipt\""), "{link}");
+    assert_eq!(
+        doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0]["eventID"],
+        id(2)
+    );
+    assert_eq!(get(&p, &key, "/events/urn%3Auuid%3Anone").0, 404);
+    let (_, _, types) = get(&p, &key, "/eventTypes");
+    assert_eq!(
+        types,
+        json!(["AggregationEvent", "ObjectEvent", "TransformationEvent"])
+    );
+    let (_, _, doc) = get(
+        &p,
+        &key,
+        "/epcs/urn%3Aepc%3Aid%3Asgtin%3A4012345.011111.3/events",
+    );
+    let listed: Vec<&str> = doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventID"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [id(3), id(5)]);
+    let (_, _, steps) = get(&p, &key, "/bizSteps");
+    assert!(steps.as_array().unwrap().contains(&json!("shipping")));
+    let (_, _, dispositions) = get(&p, &key, "/dispositions");
+    assert!(
+        dispositions
+            .as_array()
+            .unwrap()
+            .contains(&json!("in_transit"))
+    );
+}
+
+#[test]
+fn each_epcis_event_has_its_own_receipt_which_verifies_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = up(dir.path(), &[]);
+    let key = member(&p, "Mill");
+    let events: Vec<Value> = (1..=3)
+        .map(|i| object_event(&i.to_string(), "2026-11-30T08:00:00+01:00", json!({})))
+        .collect();
+    let (_, _, job) = capture(&p, &key, &document(events), None);
+    assert_eq!(job["success"], true, "{job}");
+    let genesis = dir.path().join("chain").join("genesis.json");
+    let mut receipts = std::collections::BTreeSet::new();
+    for event_id in job["captured"].as_array().unwrap() {
+        let encoded = segment(event_id.as_str().unwrap());
+        let (status, link, _) = get(&p, &key, &format!("/events/{encoded}"));
+        assert_eq!(status, 200);
+        let receipt_path = link
+            .strip_prefix('<')
+            .and_then(|l| l.split_once('>'))
+            .map(|(u, _)| u.to_owned())
+            .expect("a receipt link");
+        let record_id = receipt_path.rsplit('/').next().unwrap().to_owned();
+        assert!(receipts.insert(record_id.clone()), "one receipt per event");
+        let receipt =
+            anchored_receipt(&p, &key, &record_id, Duration::from_secs(20)).expect("anchored");
+        let file = dir.path().join(format!("{record_id}.json"));
+        std::fs::write(&file, &receipt).unwrap();
+        let (code, out) = verify_cli(&file, &genesis, &[]);
+        assert_eq!(code, 0, "{out}");
+        let parsed: Value = serde_json::from_slice(&receipt).unwrap();
+        assert_eq!(parsed["event"]["payload"]["event_id"], *event_id);
+    }
+    assert_eq!(receipts.len(), 3);
+}
+
+/// An error declaration (EPCIS 2.0 §7.4.1.2: the event again, under its eventID, with
+/// `errorDeclaration`) follows the event it declares erroneous: the event is served as
+/// declared, with the declaration's own receipt; declaring it again changes nothing.
+#[test]
+fn an_error_declaration_follows_its_event_and_is_served_in_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = up(dir.path(), &[]);
+    let key = member(&p, "Cooperative");
+    let id = "urn:uuid:7a1b2c3d-0000-4000-8000-00000000d001";
+    let event = object_event("9", "2026-11-30T08:00:00+01:00", json!({"eventID": id}));
+    let (_, _, job) = capture(&p, &key, &document(vec![event.clone()]), None);
+    assert_eq!(job["captured"], json!([id]), "{job}");
+    let (_, before, _) = get(&p, &key, &format!("/events/{}", segment(id)));
+
+    let mut declaration = event.clone();
+    declaration["errorDeclaration"] = json!({
+        "declarationTime": "2026-12-01T09:00:00+01:00",
+        "reason": "incorrect_data",
+        "correctiveEventIDs": ["urn:uuid:7a1b2c3d-0000-4000-8000-00000000d002"],
+    });
+    let (_, _, job) = capture(&p, &key, &document(vec![declaration.clone()]), None);
+    assert_eq!(
+        (&job["success"], &job["captured"]),
+        (&json!(true), &json!([id])),
+        "{job}"
+    );
+    let (status, after, doc) = get(&p, &key, &format!("/events/{}", segment(id)));
+    assert_eq!(status, 200);
+    let served = &doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0];
+    assert_eq!(
+        served["errorDeclaration"]["reason"], "incorrect_data",
+        "{doc}"
+    );
+    assert_ne!(before, after, "the declaration has a receipt of its own");
+    assert_eq!(all_events(&p, &key, "").len(), 1, "still one event");
+    // The same declaration again is the same event: nothing new.
+    let (_, _, job) = capture(&p, &key, &document(vec![declaration]), None);
+    assert_eq!(
+        (&job["captured"], &job["alreadyCaptured"]),
+        (&json!([]), &json!([id])),
+        "{job}"
+    );
+}
