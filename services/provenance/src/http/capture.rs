@@ -16,6 +16,64 @@ use veritrace_kernel::{ApiError, FieldError};
 /// Largest capture document, in bytes (`GS1-EPCIS-Capture-File-Size-Limit`).
 pub const MAX_CAPTURE_BYTES: usize = 16 * 1024 * 1024;
 
+/// The body of `POST /capture` as the OpenAPI document states it: what the edge takes for a
+/// capture document at all (its `type` and its event list; strings and numbers as the
+/// platform's JSON edge takes them). What GS1's schema and the CBV say of the events is judged
+/// event by event, and reported in the job.
+pub struct CaptureBody;
+
+impl utoipa::PartialSchema for CaptureBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        // A fixed document: that it reads as a schema is held by the OpenAPI tests.
+        serde_json::from_value(capture_body_schema()).unwrap_or_default()
+    }
+}
+
+impl utoipa::ToSchema for CaptureBody {}
+
+/// [`CaptureBody`]'s schema: an `EPCISDocument` with `epcisBody.eventList`, or an
+/// `EPCISQueryDocument` with `epcisBody.queryResults.resultsBody.eventList`.
+pub fn capture_body_schema() -> serde_json::Value {
+    use veritrace_kernel::strict_json::{TEXT_PATTERN, VALUE_SCHEMA_NAME};
+    let value = serde_json::json!({"$ref": format!("#/components/schemas/{VALUE_SCHEMA_NAME}")});
+    let names = serde_json::json!({"type": "string", "pattern": TEXT_PATTERN});
+    let holding = |required: &str, inner: serde_json::Value| {
+        serde_json::json!({
+            "type": "object",
+            "required": [required],
+            "properties": {required: inner},
+            "propertyNames": names,
+            "additionalProperties": value,
+        })
+    };
+    let events = serde_json::json!({"type": "array", "items": value});
+    let document = |type_name: &str, body: serde_json::Value| {
+        serde_json::json!({
+            "type": "object",
+            "required": ["type", "epcisBody"],
+            "properties": {
+                "type": {"type": "string", "enum": [type_name]},
+                "epcisBody": body,
+            },
+            "propertyNames": names,
+            "additionalProperties": value,
+        })
+    };
+    serde_json::json!({
+        "description": "An EPCIS 2.0 capture document, JSON or JSON-LD: its `type` and its event \
+                        list are what the edge requires; each event is then validated against \
+                        GS1's JSON Schema of EPCIS 2.0 and the CBV 2.0, its faults reported in \
+                        the capture job.",
+        "oneOf": [
+            document("EPCISDocument", holding("eventList", events.clone())),
+            document(
+                "EPCISQueryDocument",
+                holding("queryResults", holding("resultsBody", holding("eventList", events))),
+            ),
+        ]
+    })
+}
+
 /// A capture job, as the binding's `CaptureJob` has it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -99,10 +157,10 @@ impl CaptureJob {
 #[utoipa::path(
     post, path = "/capture", tag = "provenance",
     params(
-        ("GS1-Capture-Error-Behaviour" = Option<String>, Header,
+        ("GS1-Capture-Error-Behaviour" = Option<ErrorBehaviour>, Header, nullable = false,
             description = "`rollback` (default): all or nothing; `proceed`: store the valid events"),
     ),
-    request_body(content = Object, content_type = "application/ld+json",
+    request_body(content = CaptureBody, content_type = "application/ld+json",
         description = "An EPCIS 2.0 document (`EPCISDocument` or `EPCISQueryDocument`)"),
     responses(
         (status = 202, body = CaptureJob, description = "The job, complete; `success` says whether every event is stored"),
@@ -184,4 +242,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(veritrace_kernel::http::BodyLimit(MAX_CAPTURE_BYTES)),
     )
     .service(veritrace_kernel::resource!("/capture/{captureID}", get => job));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_schema_reads_as_a_schema_and_names_both_documents() {
+        let read: Result<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>, _> =
+            serde_json::from_value(capture_body_schema());
+        let schema = serde_json::to_value(read.expect("a schema")).unwrap();
+        let text = schema.to_string();
+        assert!(text.contains("EPCISDocument") && text.contains("EPCISQueryDocument"));
+        assert!(
+            text.contains("resultsBody") && text.contains("eventList"),
+            "{text}"
+        );
+    }
 }
