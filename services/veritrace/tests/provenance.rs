@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{Running, agent, anchored_receipt, call, read_response, up, verify_cli};
+use common::deployment::{Deployment, one_deployment_at_a_time, wait_until};
+
+use common::{agent, anchored_receipt, call, read_response, up, verify_cli};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -76,11 +78,12 @@ fn reference_hashes() -> BTreeMap<(String, usize), String> {
     hashes
 }
 
-fn member(p: &Running, name: &str) -> String {
+/// A member organisation's key, made with `admin`'s.
+fn member(base: &str, admin: &str, name: &str) -> String {
     let (status, _, v) = call(
         "POST",
-        &format!("{}/organisations", p.url),
-        p.key.as_deref(),
+        &format!("{base}/organisations"),
+        Some(admin),
         Some(
             json!({"name": name, "role": "member"})
                 .to_string()
@@ -92,9 +95,9 @@ fn member(p: &Running, name: &str) -> String {
 }
 
 /// `POST /capture`: the status, the `Location` and the job.
-fn capture(p: &Running, key: &str, body: &[u8], behaviour: Option<&str>) -> (u16, String, Value) {
+fn capture(base: &str, key: &str, body: &[u8], behaviour: Option<&str>) -> (u16, String, Value) {
     let mut r = agent()
-        .post(&format!("{}/capture", p.url))
+        .post(&format!("{}/capture", base))
         .header("Content-Type", "application/ld+json")
         .header("Authorization", &format!("Bearer {key}"));
     if let Some(b) = behaviour {
@@ -124,9 +127,9 @@ fn segment(s: &str) -> String {
 }
 
 /// `GET` a path: status, the `Link` header and the body.
-fn get(p: &Running, key: &str, path: &str) -> (u16, String, Value) {
+fn get(base: &str, key: &str, path: &str) -> (u16, String, Value) {
     let mut resp = agent()
-        .get(&format!("{}{path}", p.url))
+        .get(&format!("{}{path}", base))
         .header("Authorization", &format!("Bearer {key}"))
         .call()
         .expect("get");
@@ -141,11 +144,11 @@ fn get(p: &Running, key: &str, path: &str) -> (u16, String, Value) {
 }
 
 /// Every event `GET /events?{query}` answers, following `Link: rel="next"` page by page.
-fn all_events(p: &Running, key: &str, query: &str) -> Vec<Value> {
+fn all_events(base: &str, key: &str, query: &str) -> Vec<Value> {
     let mut events = Vec::new();
     let mut path = format!("/events?{query}");
     for _ in 0..10_000 {
-        let (status, link, doc) = get(p, key, &path);
+        let (status, link, doc) = get(base, key, &path);
         assert_eq!(status, 200, "{path}: {doc}");
         assert_eq!(doc["type"], "EPCISQueryDocument", "{doc}");
         let page = doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
@@ -201,14 +204,14 @@ const REUSED_EVENT_IDS: &[&str] = &[
 /// Captures `examples` into `p`, expecting each to succeed, and returns the events stored,
 /// by eventID, as captured (with the eventID the platform named it by).
 fn capture_examples(
-    p: &Running,
+    base: &str,
     key: &str,
     examples: &[&(String, Vec<u8>)],
 ) -> BTreeMap<String, Value> {
     let hashes = reference_hashes();
     let mut expected = BTreeMap::new();
     for (name, body) in examples {
-        let (status, location, job) = capture(p, key, body, None);
+        let (status, location, job) = capture(base, key, body, None);
         assert_eq!(status, 202, "{name}: {job}");
         assert_eq!(
             location,
@@ -216,7 +219,7 @@ fn capture_examples(
         );
         assert_eq!(job["success"], true, "{name}: {job}");
         assert_eq!(job["running"], false);
-        let (status, _, again) = get(p, key, &location);
+        let (status, _, again) = get(base, key, &location);
         assert_eq!(status, 200, "{again}");
         assert_eq!(again["success"], true);
         let doc: Value = serde_json::from_slice(body).expect("example json");
@@ -268,8 +271,8 @@ fn capture_examples(
 
 /// Every event `p` serves is one of `expected`, with the same content, and every one of
 /// `expected` is served.
-fn assert_served(p: &Running, key: &str, expected: &BTreeMap<String, Value>) {
-    let served = all_events(p, key, "perPage=7");
+fn assert_served(base: &str, key: &str, expected: &BTreeMap<String, Value>) {
+    let served = all_events(base, key, "perPage=7");
     assert_eq!(
         served.len(),
         expected.len(),
@@ -319,13 +322,13 @@ const INVALID_EXAMPLES: &[(&str, u16, &str, &str)] = &[
 
 /// Captures each invalid example into `p` and checks it is refused for its reason, nothing of
 /// it stored.
-fn assert_invalid_examples_refused(p: &Running, key: &str, examples: &[&(String, Vec<u8>)]) {
+fn assert_invalid_examples_refused(base: &str, key: &str, examples: &[&(String, Vec<u8>)]) {
     for (name, body) in examples {
         let (_, status, field, says) = INVALID_EXAMPLES
             .iter()
             .find(|(n, ..)| n == name)
             .expect("a known invalid example");
-        let (got, _, answer) = capture(p, key, body, None);
+        let (got, _, answer) = capture(base, key, body, None);
         assert_eq!(got, *status, "{name}: {answer}");
         let errors = answer["errors"].as_array().expect("errors");
         assert!(
@@ -356,12 +359,12 @@ fn every_gs1_example_is_captured_and_read_back_page_by_page_as_captured() {
 
     let dir = tempfile::tempdir().unwrap();
     let p = up(dir.path(), &[]);
-    let key = member(&p, "Grower");
-    let expected = capture_examples(&p, &key, &first);
-    assert_served(&p, &key, &expected);
+    let key = member(&p.url, p.key.as_deref().unwrap(), "Grower");
+    let expected = capture_examples(&p.url, &key, &first);
+    assert_served(&p.url, &key, &expected);
     // The files that reuse an eventID for other content: refused here, naming the event.
     for (name, body) in &second {
-        let (status, _, job) = capture(&p, &key, body, None);
+        let (status, _, job) = capture(&p.url, &key, body, None);
         assert_eq!(status, 202);
         assert_eq!(job["success"], false, "{name}: {job}");
         assert_eq!(job["captured"], json!([]), "rollback stores nothing: {job}");
@@ -372,14 +375,14 @@ fn every_gs1_example_is_captured_and_read_back_page_by_page_as_captured() {
             "{name}: {job}"
         );
     }
-    assert_invalid_examples_refused(&p, &key, &invalid);
-    assert_served(&p, &key, &expected);
+    assert_invalid_examples_refused(&p.url, &key, &invalid);
+    assert_served(&p.url, &key, &expected);
 
     let dir2 = tempfile::tempdir().unwrap();
     let p2 = up(dir2.path(), &[]);
-    let key2 = member(&p2, "Grower");
-    let expected2 = capture_examples(&p2, &key2, &second);
-    assert_served(&p2, &key2, &expected2);
+    let key2 = member(&p2.url, p2.key.as_deref().unwrap(), "Grower");
+    let expected2 = capture_examples(&p2.url, &key2, &second);
+    assert_served(&p2.url, &key2, &expected2);
 }
 
 /// A small document: ObjectEvents each naming one SGTIN, with `extra` members.
@@ -413,8 +416,8 @@ fn document(events: Vec<Value>) -> Vec<u8> {
     .into_bytes()
 }
 
-fn event_ids(p: &Running, key: &str, query: &str) -> Vec<String> {
-    all_events(p, key, query)
+fn event_ids(base: &str, key: &str, query: &str) -> Vec<String> {
+    all_events(base, key, query)
         .iter()
         .map(|e| e["eventID"].as_str().expect("eventID").to_owned())
         .collect()
@@ -424,7 +427,7 @@ fn event_ids(p: &Running, key: &str, query: &str) -> Vec<String> {
 fn the_same_event_is_stored_once_and_an_invalid_document_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let p = up(dir.path(), &[]);
-    let key = member(&p, "Packer");
+    let key = member(&p.url, p.key.as_deref().unwrap(), "Packer");
     let named = object_event(
         "1",
         "2026-11-30T08:00:00+01:00",
@@ -436,20 +439,20 @@ fn the_same_event_is_stored_once_and_an_invalid_document_stores_nothing() {
         json!({"example:lot": "L-7"}),
     );
     let (status, _, job) = capture(
-        &p,
+        &p.url,
         &key,
         &document(vec![named.clone(), unnamed.clone()]),
         None,
     );
     assert_eq!((status, &job["success"]), (202, &json!(true)), "{job}");
-    let stored = event_ids(&p, &key, "");
+    let stored = event_ids(&p.url, &key, "");
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[0], "urn:uuid:9b3c0d6e-1a2b-4c3d-8e4f-000000000001");
     assert!(stored[1].starts_with("ni:///sha-256;") && stored[1].ends_with("?ver=CBV2.0"));
 
     // Again, whole: both recognised, nothing new.
     let (_, _, job) = capture(
-        &p,
+        &p.url,
         &key,
         &document(vec![named.clone(), unnamed.clone()]),
         None,
@@ -460,16 +463,16 @@ fn the_same_event_is_stored_once_and_an_invalid_document_stores_nothing() {
     // The unnamed event under an eventID of its own: the same canonical hash, the same event.
     let mut renamed = unnamed.clone();
     renamed["eventID"] = json!("urn:uuid:9b3c0d6e-1a2b-4c3d-8e4f-000000000099");
-    let (_, _, job) = capture(&p, &key, &document(vec![renamed]), None);
+    let (_, _, job) = capture(&p.url, &key, &document(vec![renamed]), None);
     assert_eq!(job["alreadyCaptured"], json!([stored[1]]), "{job}");
     // The named event's id on other content: refused, naming it.
     let mut other = named.clone();
     other["bizStep"] = json!("receiving");
-    let (_, _, job) = capture(&p, &key, &document(vec![other]), None);
+    let (_, _, job) = capture(&p.url, &key, &document(vec![other]), None);
     assert_eq!(job["success"], false);
     assert_eq!(job["errors"][0]["eventIndex"], 0);
     assert_eq!(job["errors"][0]["field"], "/eventID");
-    assert_eq!(event_ids(&p, &key, ""), stored, "nothing new stored");
+    assert_eq!(event_ids(&p.url, &key, ""), stored, "nothing new stored");
 
     // One invalid event rejects the document: nothing of it is stored.
     let good = object_event("3", "2026-11-30T10:00:00+01:00", json!({}));
@@ -478,38 +481,42 @@ fn the_same_event_is_stored_once_and_an_invalid_document_stores_nothing() {
         "2026-11-30T11:00:00+01:00",
         json!({"bizStep": "juggling"}),
     );
-    let (status, location, job) =
-        capture(&p, &key, &document(vec![good.clone(), bad.clone()]), None);
+    let (status, location, job) = capture(
+        &p.url,
+        &key,
+        &document(vec![good.clone(), bad.clone()]),
+        None,
+    );
     assert_eq!(status, 202);
     assert_eq!(job["success"], false);
     assert_eq!(job["captureErrorBehaviour"], "rollback");
     assert_eq!(job["errors"].as_array().unwrap().len(), 1, "{job}");
     assert_eq!(job["errors"][0]["eventIndex"], 1);
     assert_eq!(job["errors"][0]["field"], "/bizStep");
-    assert_eq!(event_ids(&p, &key, ""), stored, "nothing of it stored");
-    let (_, _, again) = get(&p, &key, &location);
+    assert_eq!(event_ids(&p.url, &key, ""), stored, "nothing of it stored");
+    let (_, _, again) = get(&p.url, &key, &location);
     assert_eq!(again["errors"], job["errors"]);
     // Under `proceed`: the valid one is stored, the other reported.
-    let (_, _, job) = capture(&p, &key, &document(vec![good, bad]), Some("proceed"));
+    let (_, _, job) = capture(&p.url, &key, &document(vec![good, bad]), Some("proceed"));
     assert_eq!(job["success"], false);
     assert_eq!(job["captured"].as_array().unwrap().len(), 1, "{job}");
-    assert_eq!(event_ids(&p, &key, "").len(), 3);
+    assert_eq!(event_ids(&p.url, &key, "").len(), 3);
     // Not an EPCIS document, a bad header, another organisation's view.
-    let (status, _, problem) = capture(&p, &key, br#"{"type": "Invoice"}"#, None);
+    let (status, _, problem) = capture(&p.url, &key, br#"{"type": "Invoice"}"#, None);
     assert_eq!(status, 422, "{problem}");
-    let (status, _, problem) = capture(&p, &key, &document(vec![]), Some("sometimes"));
+    let (status, _, problem) = capture(&p.url, &key, &document(vec![]), Some("sometimes"));
     assert_eq!(status, 422, "{problem}");
     assert_eq!(problem["errors"][0]["field"], "GS1-Capture-Error-Behaviour");
-    let stranger = member(&p, "Stranger");
-    assert_eq!(event_ids(&p, &stranger, ""), Vec::<String>::new());
-    assert_eq!(get(&p, &stranger, &location).0, 404);
+    let stranger = member(&p.url, p.key.as_deref().unwrap(), "Stranger");
+    assert_eq!(event_ids(&p.url, &stranger, ""), Vec::<String>::new());
+    assert_eq!(get(&p.url, &stranger, &location).0, 404);
 }
 
 #[test]
 fn query_parameters_select_exactly_the_right_events() {
     let dir = tempfile::tempdir().unwrap();
     let p = up(dir.path(), &[]);
-    let key = member(&p, "Distributor");
+    let key = member(&p.url, p.key.as_deref().unwrap(), "Distributor");
     let id = |n: u32| format!("urn:uuid:5e1f2a3b-0000-4000-8000-{n:012}");
     let events = vec![
         object_event("1", "2026-11-01T08:00:00+01:00", json!({"eventID": id(1)})),
@@ -536,7 +543,7 @@ fn query_parameters_select_exactly_the_right_events() {
             "outputEPCList": ["urn:epc:id:sgtin:4012345.099999.10"],
         }),
     ];
-    let (_, _, job) = capture(&p, &key, &document(events), None);
+    let (_, _, job) = capture(&p.url, &key, &document(events), None);
     assert_eq!(job["success"], true, "{job}");
     let ids = |ns: &[u32]| ns.iter().map(|n| id(*n)).collect::<Vec<_>>();
     for (query, want) in [
@@ -597,9 +604,9 @@ fn query_parameters_select_exactly_the_right_events() {
         ),
         ("perPage=1", ids(&[1, 2, 3, 4, 5])),
     ] {
-        assert_eq!(event_ids(&p, &key, query), want, "{query}");
+        assert_eq!(event_ids(&p.url, &key, query), want, "{query}");
     }
-    let (status, link, _) = get(&p, &key, "/events?perPage=2&eventType=ObjectEvent");
+    let (status, link, _) = get(&p.url, &key, "/events?perPage=2&eventType=ObjectEvent");
     assert_eq!(status, 200);
     assert!(
         link.contains("nextPageToken=") && link.contains("eventType=ObjectEvent"),
@@ -614,27 +621,27 @@ fn query_parameters_select_exactly_the_right_events() {
         ("nextPageToken=zz", "nextPageToken"),
         ("EQ_color=red", "EQ_color"),
     ] {
-        let (status, _, problem) = get(&p, &key, &format!("/events?{query}"));
+        let (status, _, problem) = get(&p.url, &key, &format!("/events?{query}"));
         assert_eq!(status, 400, "{query}: {problem}");
         assert_eq!(problem["errors"][0]["field"], field, "{query}: {problem}");
     }
 
     // One event, its receipt named; the event types; one EPC's events; the vocabularies.
-    let (status, link, doc) = get(&p, &key, &format!("/events/{}", segment(&id(2))));
+    let (status, link, doc) = get(&p.url, &key, &format!("/events/{}", segment(&id(2))));
     assert_eq!(status, 200, "{doc}");
     assert!(link.contains("rel=\"receipt\""), "{link}");
     assert_eq!(
         doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0]["eventID"],
         id(2)
     );
-    assert_eq!(get(&p, &key, "/events/urn%3Auuid%3Anone").0, 404);
-    let (_, _, types) = get(&p, &key, "/eventTypes");
+    assert_eq!(get(&p.url, &key, "/events/urn%3Auuid%3Anone").0, 404);
+    let (_, _, types) = get(&p.url, &key, "/eventTypes");
     assert_eq!(
         types,
         json!(["AggregationEvent", "ObjectEvent", "TransformationEvent"])
     );
     let (_, _, doc) = get(
-        &p,
+        &p.url,
         &key,
         "/epcs/urn%3Aepc%3Aid%3Asgtin%3A4012345.011111.3/events",
     );
@@ -645,9 +652,9 @@ fn query_parameters_select_exactly_the_right_events() {
         .map(|e| e["eventID"].as_str().unwrap())
         .collect();
     assert_eq!(listed, [id(3), id(5)]);
-    let (_, _, steps) = get(&p, &key, "/bizSteps");
+    let (_, _, steps) = get(&p.url, &key, "/bizSteps");
     assert!(steps.as_array().unwrap().contains(&json!("shipping")));
-    let (_, _, dispositions) = get(&p, &key, "/dispositions");
+    let (_, _, dispositions) = get(&p.url, &key, "/dispositions");
     assert!(
         dispositions
             .as_array()
@@ -660,17 +667,17 @@ fn query_parameters_select_exactly_the_right_events() {
 fn each_epcis_event_has_its_own_receipt_which_verifies_offline() {
     let dir = tempfile::tempdir().unwrap();
     let p = up(dir.path(), &[]);
-    let key = member(&p, "Mill");
+    let key = member(&p.url, p.key.as_deref().unwrap(), "Mill");
     let events: Vec<Value> = (1..=3)
         .map(|i| object_event(&i.to_string(), "2026-11-30T08:00:00+01:00", json!({})))
         .collect();
-    let (_, _, job) = capture(&p, &key, &document(events), None);
+    let (_, _, job) = capture(&p.url, &key, &document(events), None);
     assert_eq!(job["success"], true, "{job}");
     let genesis = dir.path().join("chain").join("genesis.json");
     let mut receipts = std::collections::BTreeSet::new();
     for event_id in job["captured"].as_array().unwrap() {
         let encoded = segment(event_id.as_str().unwrap());
-        let (status, link, _) = get(&p, &key, &format!("/events/{encoded}"));
+        let (status, link, _) = get(&p.url, &key, &format!("/events/{encoded}"));
         assert_eq!(status, 200);
         let receipt_path = link
             .strip_prefix('<')
@@ -698,12 +705,12 @@ fn each_epcis_event_has_its_own_receipt_which_verifies_offline() {
 fn an_error_declaration_follows_its_event_and_is_served_in_its_place() {
     let dir = tempfile::tempdir().unwrap();
     let p = up(dir.path(), &[]);
-    let key = member(&p, "Cooperative");
+    let key = member(&p.url, p.key.as_deref().unwrap(), "Cooperative");
     let id = "urn:uuid:7a1b2c3d-0000-4000-8000-00000000d001";
     let event = object_event("9", "2026-11-30T08:00:00+01:00", json!({"eventID": id}));
-    let (_, _, job) = capture(&p, &key, &document(vec![event.clone()]), None);
+    let (_, _, job) = capture(&p.url, &key, &document(vec![event.clone()]), None);
     assert_eq!(job["captured"], json!([id]), "{job}");
-    let (_, before, _) = get(&p, &key, &format!("/events/{}", segment(id)));
+    let (_, before, _) = get(&p.url, &key, &format!("/events/{}", segment(id)));
 
     let mut declaration = event.clone();
     declaration["errorDeclaration"] = json!({
@@ -711,13 +718,13 @@ fn an_error_declaration_follows_its_event_and_is_served_in_its_place() {
         "reason": "incorrect_data",
         "correctiveEventIDs": ["urn:uuid:7a1b2c3d-0000-4000-8000-00000000d002"],
     });
-    let (_, _, job) = capture(&p, &key, &document(vec![declaration.clone()]), None);
+    let (_, _, job) = capture(&p.url, &key, &document(vec![declaration.clone()]), None);
     assert_eq!(
         (&job["success"], &job["captured"]),
         (&json!(true), &json!([id])),
         "{job}"
     );
-    let (status, after, doc) = get(&p, &key, &format!("/events/{}", segment(id)));
+    let (status, after, doc) = get(&p.url, &key, &format!("/events/{}", segment(id)));
     assert_eq!(status, 200);
     let served = &doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0];
     assert_eq!(
@@ -725,12 +732,89 @@ fn an_error_declaration_follows_its_event_and_is_served_in_its_place() {
         "{doc}"
     );
     assert_ne!(before, after, "the declaration has a receipt of its own");
-    assert_eq!(all_events(&p, &key, "").len(), 1, "still one event");
+    assert_eq!(all_events(&p.url, &key, "").len(), 1, "still one event");
     // The same declaration again is the same event: nothing new.
-    let (_, _, job) = capture(&p, &key, &document(vec![declaration]), None);
+    let (_, _, job) = capture(&p.url, &key, &document(vec![declaration]), None);
     assert_eq!(
         (&job["captured"], &job["alreadyCaptured"]),
         (&json!([]), &json!([id])),
         "{job}"
     );
+}
+
+/// `veritrace serve provenance` on PostgreSQL and RabbitMQ: GS1 examples captured, read back
+/// page by page as captured, the same document again stored once, and every EPCIS event
+/// anchored by the anchoring service, its receipt served there.
+#[test]
+fn distributed_capture_and_query_on_postgresql_with_every_event_anchored() {
+    let _one = one_deployment_at_a_time();
+    let Some(d) = Deployment::new() else {
+        return;
+    };
+    for service in ["identity", "anchor", "provenance"] {
+        d.start(service);
+    }
+    let base = d.url("provenance");
+    let key = member(&d.url("identity"), &d.key(), "Grower");
+    let examples = gs1_examples();
+    let chosen: Vec<&(String, Vec<u8>)> = examples
+        .iter()
+        .filter(|(name, _)| {
+            [
+                "Example_9.6.1-ObjectEvent.jsonld",
+                "Example_9.6.3-AggregationEvent.jsonld",
+                "Example_9.6.4-TransformationEvent.jsonld",
+                "WithSensorData/SensorDataExample1.jsonld",
+                "WithDigitalLinkID/Example_9.6.2-ObjectEventWithDigitalLink.jsonld",
+            ]
+            .contains(&name.as_str())
+        })
+        .collect();
+    assert_eq!(chosen.len(), 5);
+    let expected = capture_examples(&base, &key, &chosen);
+    assert_served(&base, &key, &expected);
+    let (_, _, job) = capture(&base, &key, &chosen[0].1, None);
+    assert_eq!(job["captured"], json!([]), "{job}");
+    // A query on PostgreSQL: the events naming one EPC in epcList or childEPCs.
+    let epc = "urn:epc:id:sgtin:0614141.107346.2017";
+    let naming: Vec<String> = expected
+        .iter()
+        .filter(|(_, e)| {
+            ["epcList", "childEPCs"]
+                .iter()
+                .any(|m| e[*m].as_array().is_some_and(|l| l.contains(&json!(epc))))
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(!naming.is_empty());
+    let mut found = event_ids(&base, &key, &format!("MATCH_epc={epc}"));
+    found.sort();
+    assert_eq!(found, naming);
+
+    // Every EPCIS event's receipt, at the anchor, anchored.
+    let agent = agent();
+    for event_id in expected.keys() {
+        let (status, link, _) = get(&base, &key, &format!("/events/{}", segment(event_id)));
+        assert_eq!(status, 200);
+        let receipt_url = link
+            .strip_prefix('<')
+            .and_then(|l| l.split_once('>'))
+            .map(|(u, _)| u.to_owned())
+            .expect("a receipt link");
+        assert!(receipt_url.starts_with(&d.url("anchor")), "{receipt_url}");
+        wait_until(
+            Duration::from_secs(30),
+            "the receipt is anchored",
+            || {
+                let mut resp = agent
+                    .get(&receipt_url)
+                    .header("Authorization", &format!("Bearer {key}"))
+                    .call()
+                    .ok()?;
+                let (status, _, v) = read_response(&mut resp);
+                (status == 200 && v["status"] == "anchored").then_some(())
+            },
+            || d.logs(),
+        );
+    }
 }

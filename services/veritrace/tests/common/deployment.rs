@@ -14,9 +14,12 @@ use veritrace_kernel::testing::TestDb;
 
 pub const SERVICES: [&str; 4] = ["identity", "anchor", "evidence", "cases"];
 
+/// Services a test starts by name ([`Deployment::start`]), not with [`SERVICES`].
+pub const OTHER_SERVICES: [&str; 1] = ["provenance"];
+
 /// The services that keep an event store (each in the schema of its name): every event in them
 /// is anchored once.
-pub const DOMAINS: [&str; 2] = ["evidence", "cases"];
+pub const DOMAINS: [&str; 3] = ["evidence", "cases", "provenance"];
 
 /// Polls `probe` every 50 ms until it returns `Some`, or panics after `within` with the last
 /// value `describe` gives.
@@ -107,7 +110,7 @@ impl Deployment {
                 .expect("test pool")
         };
         let mut ports = HashMap::new();
-        for s in SERVICES {
+        for s in SERVICES.into_iter().chain(OTHER_SERVICES) {
             ports.insert(s, free_port());
         }
         Some(Deployment {
@@ -197,7 +200,7 @@ impl Deployment {
                 ));
                 env.push(("VERITRACE_CHAIN__BLOCK_INTERVAL_MS".into(), "200".into()));
             }
-            "evidence" | "cases" => {
+            "evidence" | "cases" | "provenance" => {
                 env.push((
                     "VERITRACE_CHAIN__GENESIS".into(),
                     self.genesis().display().to_string(),
