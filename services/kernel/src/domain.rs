@@ -52,6 +52,16 @@ pub trait Domain: Send + Sync {
     fn bench_request(&self, _seed: &str, _count: usize) -> Option<(String, serde_json::Value)> {
         None
     }
+    /// How many events one [`Domain::bench_request`] of `count` records (a domain may record
+    /// one more for the request itself): what `veritrace bench` waits to see anchored.
+    fn bench_recorded(&self, count: usize) -> usize {
+        count
+    }
+    /// The ids of the events a bench request's answer (2xx) recorded, for the latency from
+    /// answer to anchored; None: every `event_id` member of the answer.
+    fn bench_event_ids(&self, _answer: &serde_json::Value) -> Option<Vec<String>> {
+        None
+    }
     /// Starts it (event store, read model, projector) on databases the platform has migrated
     /// (the event store's and [`Domain::migrations`]; running them again is harmless). The
     /// process relays its outbox to the bus.

@@ -78,14 +78,14 @@ impl ProvenanceService {
         }
         // Each retry removes one event captured meanwhile, so this ends.
         for _ in 0..=plan.events().len() + 1 {
-            let appends = self.appends_of(caller, &plan, now)?;
+            let (appends, job) = self.appends_of(caller, &plan, now)?;
             match self.storage.try_record(appends).await {
                 Ok(stored) => {
                     let job_event = stored
                         .first()
                         .ok_or_else(|| ApiError::Internal("append returned no event".into()))?;
                     return Ok(RecordedJob {
-                        job: plan.completed(),
+                        job,
                         organisation: caller.organisation_id.clone(),
                         recorded_at: job_event.envelope.recorded_at.clone(),
                         event_id: job_event.envelope.id.to_string(),
@@ -148,20 +148,36 @@ impl ProvenanceService {
         }
     }
 
-    /// The appends of `plan` as it stands: the job's outcome first, then each event to store.
+    /// The appends of `plan` as it stands, the job's outcome first, then each event to store;
+    /// and that outcome, which names each event's platform event.
     fn appends_of(
         &self,
         caller: &Caller,
         plan: &CapturePlan,
         now: envelope::DateTime<envelope::Utc>,
-    ) -> Result<Vec<StreamAppend>, ApiError> {
+    ) -> Result<(Vec<StreamAppend>, CaptureJobCompleted), ApiError> {
         let recorded_at = envelope_time(now);
-        let seal = |stream: String, version: u64, event: ProvenanceEvent, occurred_at: String| {
+        let record_ids: Vec<uuid::Uuid> = plan
+            .to_store()
+            .iter()
+            .map(|_| uuid::Uuid::now_v7())
+            .collect();
+        let job = plan.completed(
+            &record_ids
+                .iter()
+                .map(|id| id.to_string())
+                .collect::<Vec<_>>(),
+        );
+        let seal = |id: uuid::Uuid,
+                    stream: String,
+                    version: u64,
+                    event: ProvenanceEvent,
+                    occurred_at: String| {
             let payload = event
                 .payload()
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             let sealed = EventEnvelope {
-                id: uuid::Uuid::now_v7(),
+                id,
                 service: SERVICE.to_string(),
                 stream: stream.clone(),
                 stream_version: version,
@@ -177,20 +193,21 @@ impl ProvenanceService {
             Ok::<_, ApiError>((stream, sealed))
         };
         let mut appends = Vec::with_capacity(plan.to_store().len() + 1);
-        let (stream, job) = seal(
+        let (stream, job_event) = seal(
+            uuid::Uuid::now_v7(),
             job_stream(&plan.capture_id),
             1,
-            ProvenanceEvent::CaptureJobCompleted(plan.completed()),
+            ProvenanceEvent::CaptureJobCompleted(job.clone()),
             recorded_at.clone(),
         )?;
         appends.push(StreamAppend {
             stream,
             expected_version: 0,
-            events: vec![job],
+            events: vec![job_event],
             claims: Vec::new(),
             readers: Vec::new(),
         });
-        for e in plan.to_store() {
+        for (e, id) in plan.to_store().iter().zip(record_ids) {
             let captured = EpcisEventCaptured {
                 capture_id: plan.capture_id.clone(),
                 event_id: e.event_id.clone(),
@@ -199,6 +216,7 @@ impl ProvenanceService {
                 event: e.event.clone(),
             };
             let (stream, sealed) = seal(
+                id,
                 event_stream(&e.event_id),
                 e.expected_version + 1,
                 ProvenanceEvent::EpcisEventCaptured(captured),
@@ -219,7 +237,7 @@ impl ProvenanceService {
                 readers: Vec::new(),
             });
         }
-        Ok(appends)
+        Ok((appends, job))
     }
 
     /// Capture job `capture_id` as recorded, if it exists.
@@ -283,6 +301,27 @@ impl Domain for Provenance {
 
     fn event_types(&self) -> &'static [veritrace_kernel::domain::EventType] {
         domain::EVENT_TYPES
+    }
+
+    /// An EPCIS document of `count` ObjectEvents, each of its own SGTIN and without an
+    /// eventID (so each is named by its canonical hash), through `POST /capture`.
+    fn bench_request(&self, seed: &str, count: usize) -> Option<(String, serde_json::Value)> {
+        Some(("/capture".into(), domain::bench_document(seed, count)))
+    }
+
+    /// A capture records its events and the job's outcome.
+    fn bench_recorded(&self, count: usize) -> usize {
+        count + 1
+    }
+
+    /// The EPCIS events' platform events, from the job's `receiptUrls`.
+    fn bench_event_ids(&self, answer: &serde_json::Value) -> Option<Vec<String>> {
+        let urls = answer.get("receiptUrls")?.as_object()?;
+        Some(
+            urls.values()
+                .filter_map(|u| u.as_str()?.rsplit('/').next().map(str::to_owned))
+                .collect(),
+        )
     }
 
     async fn start(&self, context: DomainContext) -> Result<Arc<dyn RunningDomain>, BoxError> {

@@ -106,6 +106,10 @@ pub struct AuditReport {
     pub findings: Vec<Finding>,
     /// Events not yet anchored but within the grace period or still in an outbox.
     pub pending: usize,
+    /// Registered domains with no event store here (never started in this deployment):
+    /// nothing of theirs to read. An anchored event of one would still be found missing, from
+    /// its leaf.
+    pub absent_stores: Vec<String>,
 }
 
 impl std::fmt::Display for AuditReport {
@@ -140,7 +144,15 @@ impl std::fmt::Display for AuditReport {
             self.checked.blocks,
             self.findings.len(),
             self.pending
-        )
+        )?;
+        if !self.absent_stores.is_empty() {
+            writeln!(
+                f,
+                "no event store for {} (never started here): nothing of theirs to check",
+                self.absent_stores.join(", ")
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -148,6 +160,8 @@ impl std::fmt::Display for AuditReport {
 pub struct Stores {
     pub domains: Vec<(String, Database)>,
     pub anchor: Database,
+    /// Registered domains without an event store here.
+    pub absent: Vec<String>,
 }
 
 impl Stores {
@@ -155,15 +169,21 @@ impl Stores {
     /// audit never creates a store).
     pub async fn open(config: &Config) -> Result<Stores, BoxError> {
         if config.database.url.is_some() {
-            let mut domains = Vec::new();
+            let (mut domains, mut absent) = (Vec::new(), Vec::new());
             for d in crate::domains::DOMAINS {
-                domains.push((
-                    d.name().to_string(),
-                    Database::postgres(&config.database, d.name(), "audit")?,
-                ));
+                let db = Database::postgres(&config.database, d.name(), "audit")?;
+                if has_event_table(&db, d.name()).await? {
+                    domains.push((d.name().to_string(), db));
+                } else {
+                    absent.push(d.name().to_string());
+                }
             }
             let anchor = Database::postgres(&config.database, "anchor", "audit")?;
-            return Ok(Stores { domains, anchor });
+            return Ok(Stores {
+                domains,
+                anchor,
+                absent,
+            });
         }
         let existing = |p: PathBuf| -> Result<PathBuf, BoxError> {
             if p.exists() {
@@ -176,17 +196,37 @@ impl Stores {
                 .into())
             }
         };
-        let mut domains = Vec::new();
+        // The anchor's store first: without it this is no data directory at all.
+        let anchor = Database::open(&existing(config.data_dir.join("anchor.db"))?).await?;
+        let (mut domains, mut absent) = (Vec::new(), Vec::new());
         for d in crate::domains::DOMAINS {
             let events = veritrace_kernel::domain::event_store_file(&config.data_dir, d.name());
-            domains.push((
-                d.name().to_string(),
-                Database::open(&existing(events)?).await?,
-            ));
+            if events.exists() {
+                domains.push((d.name().to_string(), Database::open(&events).await?));
+            } else {
+                absent.push(d.name().to_string());
+            }
         }
-        let anchor = Database::open(&existing(config.data_dir.join("anchor.db"))?).await?;
-        Ok(Stores { domains, anchor })
+        Ok(Stores {
+            domains,
+            anchor,
+            absent,
+        })
     }
+}
+
+/// Whether the schema `schema` holds an event store (a domain that never started has none).
+async fn has_event_table(db: &Database, schema: &str) -> Result<bool, BoxError> {
+    let found: i64 = on_pool!(db, reader, |pool| {
+        sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM information_schema.tables
+             WHERE table_schema = $1 AND table_name = 'events'",
+        )
+        .bind(schema)
+        .fetch_one(pool)
+        .await
+    })?;
+    Ok(found > 0)
 }
 
 type EventRow = (i64, String, String, i64, String, String, String, i64);
@@ -601,6 +641,7 @@ pub async fn run(
         checked,
         findings,
         pending,
+        absent_stores: stores.absent.clone(),
     })
 }
 

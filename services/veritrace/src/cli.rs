@@ -133,6 +133,9 @@ pub enum BenchTarget {
     /// PostgreSQL and RabbitMQ, measure events/s from capture to anchored receipt, and in the
     /// same run the raw INSERT and COPY rates of that PostgreSQL.
     Distributed(crate::bench_distributed::DistributedBenchOptions),
+    /// Capture EPCIS documents (1,000 events each) on the embedded platform until every event
+    /// is anchored, then run the evidence bench with the same load: both rates, side by side.
+    Provenance(crate::bench::provenance::ProvenanceBenchOptions),
 }
 
 #[derive(Subcommand)]

@@ -193,6 +193,18 @@ fn main() -> ExitCode {
             Ok(())
         }),
         Command::Bench(BenchArgs {
+            target: Some(BenchTarget::Provenance(opts)),
+            ..
+        }) => runtime(|| async move {
+            veritrace_kernel::telemetry::init_tracing("warn,sqlx=error");
+            let report = veritrace::bench::provenance::run(&opts).await?;
+            print!("{report}");
+            if opts.json {
+                println!("{}", serde_json::to_string(&report)?);
+            }
+            Ok(())
+        }),
+        Command::Bench(BenchArgs {
             target: None,
             events,
             concurrency,
@@ -203,6 +215,7 @@ fn main() -> ExitCode {
             // The ceiling's read of the whole run is one long statement, not a slow one.
             veritrace_kernel::telemetry::init_tracing("warn,sqlx=error");
             let report = veritrace::bench::run(veritrace::bench::BenchOptions {
+                domain: veritrace::domains::benchmarked()?,
                 events,
                 concurrency,
                 batch,

@@ -425,6 +425,8 @@ fn audit_flags_tampering() {
     assert_eq!(report["clean"], true);
     assert_eq!(report["checked"]["events"], 1000);
     assert_eq!(report["checked"]["leaves"], 1000);
+    // Provenance never started in this deployment: it has no store to read, and says so.
+    assert_eq!(report["absent_stores"], serde_json::json!(["provenance"]));
 
     // A payload changed in place.
     let changed = d.execute(

@@ -818,3 +818,40 @@ fn distributed_capture_and_query_on_postgresql_with_every_event_anchored() {
         );
     }
 }
+
+/// `veritrace bench provenance`: capture documents captured until every event (and each
+/// job's outcome) is anchored, each sampled EPCIS event found anchored after its capture's
+/// answer, and the evidence bench run beside it with the same load.
+#[test]
+fn bench_provenance_reports_both_domains_in_one_run() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_veritrace"))
+        .args(["bench", "provenance", "--events", "600", "--batch", "200"])
+        .args(["--concurrency", "2", "--json"])
+        .output()
+        .expect("run veritrace bench provenance");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .expect("the last line is the JSON report");
+    for (domain, part) in [
+        ("provenance", &report["provenance"]),
+        ("evidence", &report["evidence"]),
+    ] {
+        assert_eq!(part["domain"], domain, "{report}");
+        assert_eq!(part["events"], 600, "{report}");
+        assert_eq!(part["batch"], 200, "{report}");
+        assert_eq!(
+            part["samples"], 600,
+            "every event sampled and found anchored: {report}"
+        );
+        assert!(
+            part["end_to_end_secs"].as_f64().unwrap_or(0.0) > 0.0,
+            "{report}"
+        );
+    }
+    assert!(stdout.contains("x the evidence bench's"), "{stdout}");
+}

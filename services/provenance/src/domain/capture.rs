@@ -258,14 +258,23 @@ impl CapturePlan {
         }
     }
 
-    /// The job's outcome once [`CapturePlan::to_store`] is stored.
-    pub fn completed(&self) -> CaptureJobCompleted {
+    /// The job's outcome once [`CapturePlan::to_store`] is stored, each event by the id
+    /// `record_ids` gives its platform event (in the same order).
+    pub fn completed(&self, record_ids: &[String]) -> CaptureJobCompleted {
         CaptureJobCompleted {
             capture_id: self.capture_id.clone(),
             error_behaviour: self.behaviour,
             success: self.errors.is_empty(),
             event_count: self.event_count,
-            captured: self.to_store().iter().map(|e| e.event_id.clone()).collect(),
+            captured: self
+                .to_store()
+                .iter()
+                .zip(record_ids)
+                .map(|(e, record_id)| super::CapturedRecord {
+                    event_id: e.event_id.clone(),
+                    record_id: record_id.clone(),
+                })
+                .collect(),
             already_captured: self.already_captured.clone(),
             errors: self.errors.clone(),
         }
@@ -291,6 +300,14 @@ mod tests {
             e[k] = v.clone();
         }
         e
+    }
+
+    fn ids_for(p: &CapturePlan) -> Vec<String> {
+        (0..p.to_store().len()).map(|i| format!("r{i}")).collect()
+    }
+
+    fn captured_ids(job: &CaptureJobCompleted) -> Vec<&str> {
+        job.captured.iter().map(|c| c.event_id.as_str()).collect()
     }
 
     fn plan(events: Vec<Value>, behaviour: ErrorBehaviour) -> CapturePlan {
@@ -326,8 +343,9 @@ mod tests {
         let mut other = named.clone();
         other["bizStep"] = json!("receiving");
         let p = plan(vec![named, other], ErrorBehaviour::Proceed);
-        let job = p.completed();
-        assert_eq!(job.captured, ["urn:uuid:a"]);
+        let job = p.completed(&ids_for(&p));
+        assert_eq!(captured_ids(&job), ["urn:uuid:a"]);
+        assert_eq!(job.captured[0].record_id, "r0");
         assert_eq!(
             (job.errors[0].event_index, job.errors[0].field.as_str()),
             (Some(1), "/eventID")
@@ -342,7 +360,7 @@ mod tests {
         ];
         let p = plan(events.clone(), ErrorBehaviour::Rollback);
         assert!(p.to_store().is_empty());
-        let job = p.completed();
+        let job = p.completed(&ids_for(&p));
         assert!(!job.success && job.captured.is_empty());
         assert_eq!(
             (job.errors[0].event_index, job.errors[0].field.as_str()),
@@ -350,14 +368,14 @@ mod tests {
         );
         let p = plan(events, ErrorBehaviour::Proceed);
         assert_eq!(p.to_store().len(), 1);
-        assert!(!p.completed().success);
+        assert!(!p.completed(&ids_for(&p)).success);
         // A time in the future is refused, naming eventTime.
         let future = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();
         let p = plan(
             vec![event("3", json!({"eventTime": future}))],
             ErrorBehaviour::Rollback,
         );
-        assert_eq!(p.completed().errors[0].field, "/eventTime");
+        assert_eq!(p.completed(&ids_for(&p)).errors[0].field, "/eventTime");
     }
 
     #[test]
@@ -380,7 +398,7 @@ mod tests {
         p.found_stored("urn:uuid:b", "ni:///other", 1, false); // other content: refused
         let d = hash(&p, 0);
         p.found_stored("urn:uuid:d", &d, 1, false); // a declaration follows its event
-        let job = p.completed();
+        let job = p.completed(&ids_for(&p));
         assert_eq!(job.already_captured, ["urn:uuid:a"]);
         assert_eq!(job.errors.len(), 1);
         assert!(job.errors[0].message.contains("other content"));
@@ -391,7 +409,10 @@ mod tests {
         let h = hash(&p, 0);
         p.found_hash_claimed(&h, "urn:uuid:holder");
         assert!(p.to_store().is_empty());
-        assert!(p.completed().success);
-        assert_eq!(p.completed().already_captured, ["urn:uuid:holder"]);
+        assert!(p.completed(&ids_for(&p)).success);
+        assert_eq!(
+            p.completed(&ids_for(&p)).already_captured,
+            ["urn:uuid:holder"]
+        );
     }
 }

@@ -56,12 +56,22 @@ pub struct CaptureJobCompleted {
     pub success: bool,
     /// How many events the document held.
     pub event_count: usize,
-    /// The events this job stored, by event id, in document order.
-    pub captured: Vec<String>,
+    /// The events this job stored, in document order: each EPCIS eventID with the id of
+    /// the EpcisEventCaptured that holds it (its receipt's name).
+    pub captured: Vec<CapturedRecord>,
     /// Events of the document stored before (the same eventID with the same content, or the
     /// same canonical hash): stored once, not again.
     pub already_captured: Vec<String>,
     pub errors: Vec<CaptureError>,
+}
+
+/// An EPCIS event a job stored: its eventID and the platform event that holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapturedRecord {
+    pub event_id: String,
+    /// The id of its EpcisEventCaptured: `/receipts/{record_id}` serves its receipt.
+    pub record_id: String,
 }
 
 /// The events of the domain, by the envelope's `type`.
@@ -143,6 +153,33 @@ pub fn event_as_served(captured: &EpcisEventCaptured, record_time: &str) -> serd
     event
 }
 
+/// A capture document of `count` ObjectEvents for `veritrace bench`, each naming an SGTIN of
+/// its own (its serial from `seed` and its index), none with an eventID.
+pub fn bench_document(seed: &str, count: usize) -> serde_json::Value {
+    let events: Vec<serde_json::Value> = (0..count)
+        .map(|i| {
+            let serial = hex::encode(&sha2::Sha256::digest(format!("{seed}/{i}").as_bytes())[..10]);
+            serde_json::json!({
+                "type": "ObjectEvent",
+                "eventTime": "2026-01-15T08:00:00.000+01:00",
+                "eventTimeZoneOffset": "+01:00",
+                "epcList": [format!("urn:epc:id:sgtin:4012345.011111.{serial}")],
+                "action": "OBSERVE",
+                "bizStep": "shipping",
+                "disposition": "in_transit",
+                "readPoint": {"id": "urn:epc:id:sgln:4012345.00001.0"},
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-01-15T08:00:00.000+01:00",
+        "epcisBody": {"eventList": events},
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,7 +224,10 @@ mod tests {
             error_behaviour: ErrorBehaviour::Proceed,
             success: false,
             event_count: 2,
-            captured: vec!["a".into()],
+            captured: vec![CapturedRecord {
+                event_id: "a".into(),
+                record_id: "r".into(),
+            }],
             already_captured: vec![],
             errors: vec![CaptureError {
                 event_index: Some(1),

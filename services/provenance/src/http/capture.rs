@@ -94,6 +94,8 @@ pub struct CaptureJob {
     pub event_count: usize,
     /// The events this job stored, by eventID, in document order.
     pub captured: Vec<String>,
+    /// Where each stored event's receipt is served, by eventID.
+    pub receipt_urls: std::collections::BTreeMap<String, String>,
     /// Events of the document stored before, stored once and not again.
     pub already_captured: Vec<String>,
     /// The receipt of the job's own outcome, anchored like every event.
@@ -136,7 +138,12 @@ impl CaptureJob {
             capture_error_behaviour: job.error_behaviour,
             errors: job.errors.into_iter().map(CaptureJobError::from).collect(),
             event_count: job.event_count,
-            captured: job.captured,
+            receipt_urls: job
+                .captured
+                .iter()
+                .map(|c| (c.event_id.clone(), links.receipt_url(&c.record_id)))
+                .collect(),
+            captured: job.captured.into_iter().map(|c| c.event_id).collect(),
             already_captured: job.already_captured,
             receipt_url: links.receipt_url(&recorded.event_id),
         }

@@ -6,6 +6,7 @@
 pub mod ceiling;
 pub mod load;
 pub mod measures;
+pub mod provenance;
 
 use crate::platform::Platform;
 use chrono::{DateTime, Utc};
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 use veritrace_kernel::config::Config;
 
 pub struct BenchOptions {
+    /// The domain whose commands make the load ([`crate::domains::benchmarked`] by default).
+    pub domain: &'static dyn veritrace_kernel::domain::Domain,
     pub events: usize,
     pub concurrency: usize,
     /// Events per request: 1 uses the domain's single command, more its batch command.
@@ -26,6 +29,8 @@ pub struct BenchOptions {
 
 #[derive(Debug, serde::Serialize)]
 pub struct BenchReport {
+    /// The domain whose commands made the load.
+    pub domain: &'static str,
     pub events: usize,
     pub concurrency: usize,
     pub batch: usize,
@@ -79,8 +84,8 @@ impl std::fmt::Display for BenchReport {
             .unwrap_or_default();
         writeln!(
             f,
-            "veritrace bench (embedded mode): {} events, {} concurrent HTTP clients, {} per request{offered}, {} cores",
-            self.events, self.concurrency, self.batch, self.cores
+            "veritrace bench (embedded mode, {}): {} events, {} concurrent HTTP clients, {} per request{offered}, {} cores",
+            self.domain, self.events, self.concurrency, self.batch, self.cores
         )?;
         writeln!(
             f,
@@ -157,7 +162,7 @@ async fn run_in(dir: &std::path::Path, opts: &BenchOptions) -> Result<BenchRepor
         .clone()
         .ok_or("a fresh data directory has an admin key")?;
     let url = platform.base_url();
-    let domain = crate::domains::benchmarked()?;
+    let domain = opts.domain;
     let load = Load {
         events: opts.events.max(1),
         concurrency: opts.concurrency.max(1),
@@ -172,17 +177,18 @@ async fn run_in(dir: &std::path::Path, opts: &BenchOptions) -> Result<BenchRepor
     let outcome =
         tokio::task::spawn_blocking(move || load::run(domain, &url, &key, load)).await??;
     let capture_secs = started.elapsed().as_secs_f64();
+    let recorded = outcome.recorded;
 
     // Every leaf in a final block; a longer run is given longer.
     let deadline = Instant::now() + Duration::from_secs(120).max(started.elapsed());
     loop {
         let (_, anchored) = platform.anchor.store.progress().await?;
-        if anchored as usize >= events {
+        if anchored as usize >= recorded {
             break;
         }
         if Instant::now() > deadline {
             return Err(format!(
-                "only {anchored} of {events} events anchored {:.0} s after the last 201",
+                "only {anchored} of {recorded} events anchored {:.0} s after the last 201",
                 started.elapsed().as_secs_f64() - capture_secs
             )
             .into());
@@ -207,8 +213,10 @@ async fn run_in(dir: &std::path::Path, opts: &BenchOptions) -> Result<BenchRepor
         request_ms,
         answered,
         samples,
+        ..
     } = outcome;
     Ok(BenchReport {
+        domain: domain.name(),
         events,
         concurrency: load.concurrency,
         batch: load.batch,
