@@ -28,11 +28,14 @@ use veritrace_kernel::event_store::{EventStore, EventStoreError, StoredEvent, St
 use veritrace_kernel::migrate::Migration;
 use veritrace_kernel::storage::DomainStorage;
 
-pub const MIGRATIONS: &[Migration] = &[veritrace_kernel::migration!(
-    1,
-    "epcis_events",
-    "provenance/0001_epcis_events.sql"
-)];
+pub const MIGRATIONS: &[Migration] = &[
+    veritrace_kernel::migration!(1, "epcis_events", "provenance/0001_epcis_events.sql"),
+    veritrace_kernel::migration!(
+        2,
+        "epcis_event_products",
+        "provenance/0002_epcis_event_products.sql"
+    ),
+];
 
 pub struct ProvenanceService {
     pub storage: DomainStorage<EpcisEvents>,

@@ -855,3 +855,127 @@ fn bench_provenance_reports_both_domains_in_one_run() {
     }
     assert!(stdout.contains("x the evidence bench's"), "{stdout}");
 }
+
+/// A GS1 check digit appended to `body` (mod 10, weights 3 and 1 from the right).
+fn with_check_digit(body: &str) -> String {
+    let sum: u32 = body
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
+/// A loaf's history: its own events under either spelling of its key (SGTIN URN, Digital
+/// Link), the pallet it was packed on and that pallet's shipping, the flour lot it was baked
+/// from; nothing of another product. Its Digital Link resolves to a linkset; a GTIN with a
+/// wrong check digit, or one no event names, is not found.
+#[test]
+fn a_products_history_follows_its_container_and_its_ingredients() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = up(dir.path(), &[]);
+    let key = member(&p.url, p.key.as_deref().unwrap(), "Bakery");
+    let loaf = "urn:epc:id:sgtin:4012345.033333.B1";
+    let gtin = with_check_digit("0401234533333");
+    let loaf_link = format!("https://id.gs1.org/01/{gtin}/21/B1");
+    let flour = "urn:epc:class:lgtin:4012345.022222.LOT1";
+    let pallet = "urn:epc:id:sscc:4012345.0000000007";
+    let id = |n: u32| format!("urn:uuid:3c2b1a00-0000-4000-8000-{n:012}");
+    let at = |day: u32| format!("2026-11-{day:02}T08:00:00+01:00");
+    let events = vec![
+        json!({"eventID": id(1), "type": "ObjectEvent", "eventTime": at(1), "eventTimeZoneOffset": "+01:00",
+               "action": "ADD", "bizStep": "commissioning", "epcList": [],
+               "quantityList": [{"epcClass": flour, "quantity": 50, "uom": "KGM"}]}),
+        json!({"eventID": id(2), "type": "TransformationEvent", "eventTime": at(2), "eventTimeZoneOffset": "+01:00",
+               "bizStep": "creating_class_instance",
+               "inputQuantityList": [{"epcClass": flour, "quantity": 0.5, "uom": "KGM"}],
+               "outputEPCList": [loaf]}),
+        json!({"eventID": id(3), "type": "AggregationEvent", "eventTime": at(3), "eventTimeZoneOffset": "+01:00",
+               "action": "ADD", "bizStep": "packing", "parentID": pallet, "childEPCs": [loaf]}),
+        json!({"eventID": id(4), "type": "ObjectEvent", "eventTime": at(4), "eventTimeZoneOffset": "+01:00",
+               "action": "OBSERVE", "bizStep": "shipping", "epcList": [pallet]}),
+        json!({"eventID": id(5), "type": "ObjectEvent", "eventTime": at(5), "eventTimeZoneOffset": "+01:00",
+               "action": "OBSERVE", "bizStep": "retail_selling", "epcList": [loaf_link]}),
+        json!({"eventID": id(6), "type": "ObjectEvent", "eventTime": at(6), "eventTimeZoneOffset": "+01:00",
+               "action": "OBSERVE", "bizStep": "shipping", "epcList": ["urn:epc:id:sgtin:4012345.044444.X9"]}),
+    ];
+    let (_, _, job) = capture(&p.url, &key, &document(events), None);
+    assert_eq!(job["success"], true, "{job}");
+
+    for product in [loaf.to_string(), loaf_link.clone()] {
+        let query = format!("product={}", segment(&product));
+        let (status, _, history) = get(&p.url, &key, &format!("/traceability?{query}"));
+        assert_eq!(status, 200, "{history}");
+        assert_eq!(history["digitalLink"], json!(loaf_link));
+        let seen: Vec<(String, String, u64)> = history["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["event"]["eventID"].as_str().unwrap().to_owned(),
+                    e["relation"].as_str().unwrap().to_owned(),
+                    e["depth"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (id(1), "transformed_from".into(), 1),
+                (id(2), "product".into(), 0),
+                (id(3), "product".into(), 0),
+                (id(4), "aggregated_into".into(), 1),
+                (id(5), "product".into(), 0),
+            ],
+            "{history}"
+        );
+        for e in history["events"].as_array().unwrap() {
+            assert!(e["receiptUrl"].as_str().unwrap().starts_with("/receipts/"));
+        }
+    }
+    // Another organisation reads nothing of it.
+    let stranger = member(&p.url, p.key.as_deref().unwrap(), "Stranger");
+    let query = format!("product={}", segment(loaf));
+    assert_eq!(
+        get(&p.url, &stranger, &format!("/traceability?{query}")).0,
+        404
+    );
+
+    // The Digital Link resolves, publicly, to a linkset.
+    let mut resp = agent()
+        .get(&format!("{}/01/{gtin}/21/B1", p.url))
+        .call()
+        .expect("resolve");
+    let (status, ctype, linkset) = read_response(&mut resp);
+    assert_eq!(status, 200, "{linkset}");
+    assert_eq!(ctype, "application/linkset+json");
+    assert_eq!(linkset["linkset"][0]["anchor"], json!(loaf_link));
+    assert!(
+        linkset["linkset"][0]["https://gs1.org/voc/traceability"][0]["href"]
+            .as_str()
+            .unwrap()
+            .starts_with("/traceability?product=")
+    );
+    let wrong_check = format!("{}{}", &gtin[..13], (gtin.as_bytes()[13] - b'0' + 1) % 10);
+    for (path, status) in [
+        (format!("/01/{gtin}"), 200),
+        (format!("/01/{wrong_check}/21/B1"), 404),
+        (
+            format!("/01/{}/21/B1", with_check_digit("0401234599999")),
+            404,
+        ),
+        (format!("/01/{gtin}/21/B2"), 404),
+    ] {
+        let mut resp = agent()
+            .get(&format!("{}{path}", p.url))
+            .call()
+            .expect("get");
+        let (got, ctype, body) = read_response(&mut resp);
+        assert_eq!(got, status, "{path}: {body}");
+        if status != 200 {
+            assert_eq!(ctype, "application/problem+json", "{path}");
+        }
+    }
+}

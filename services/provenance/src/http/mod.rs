@@ -2,6 +2,7 @@
 //! ([`capture`]) and query ([`query`]).
 
 pub mod capture;
+pub mod product;
 pub mod query;
 
 use actix_web::web;
@@ -9,6 +10,7 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     capture::configure(cfg);
     query::configure(cfg);
+    product::configure(cfg);
 }
 
 #[derive(utoipa::OpenApi)]
@@ -22,6 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         query::epc_events,
         query::biz_steps,
         query::dispositions,
+        product::resolve,
+        product::traceability,
     ),
     components(schemas(
         capture::CaptureJob,

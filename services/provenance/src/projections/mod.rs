@@ -4,10 +4,12 @@
 //! ([`veritrace_kernel::read_model`]).
 
 pub mod query;
+pub mod trace;
 
 use crate::domain::{EpcisEventCaptured, ProvenanceEvent, event_as_served};
 use diesel::prelude::*;
 use veritrace_epcis::document::{EpcRole, identifiers_of};
+use veritrace_epcis::identifiers::ProductKey;
 use veritrace_epcis::vocabulary::{biz_step_key, disposition_key};
 use veritrace_kernel::event_store::StoredEvent;
 use veritrace_kernel::read_model::{self, ApplyError, ProjectedTables};
@@ -43,7 +45,21 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(epcis_events, epcis_event_identifiers);
+diesel::table! {
+    epcis_event_products (product, identifier, role, position) {
+        product -> Text,
+        gtin -> Text,
+        identifier -> Text,
+        role -> Text,
+        position -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    epcis_events,
+    epcis_event_identifiers,
+    epcis_event_products
+);
 veritrace_kernel::filtered_by_readers!(epcis_events);
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -73,6 +89,33 @@ pub struct IdentifierRow {
     pub identifier: String,
     pub role: String,
     pub position: i64,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = epcis_event_products)]
+pub struct ProductRow {
+    pub product: String,
+    pub gtin: String,
+    pub identifier: String,
+    pub role: String,
+    pub position: i64,
+}
+
+/// The product rows of an event's identifiers: those with a GS1 product key.
+pub fn products_of(identifiers: &[IdentifierRow]) -> Vec<ProductRow> {
+    identifiers
+        .iter()
+        .filter_map(|i| {
+            let key = ProductKey::from_epc(&i.identifier)?;
+            Some(ProductRow {
+                product: key.digital_link_path(),
+                gtin: key.gtin().to_owned(),
+                identifier: i.identifier.clone(),
+                role: i.role.clone(),
+                position: i.position,
+            })
+        })
+        .collect()
 }
 
 /// How the identifier table names a role.
@@ -182,6 +225,12 @@ impl ProjectedTables for EpcisEvents {
         for identifier in &identifiers {
             diesel::insert_into(epcis_event_identifiers::table)
                 .values(identifier)
+                .on_conflict_do_nothing()
+                .execute(c)?;
+        }
+        for product in products_of(&identifiers) {
+            diesel::insert_into(epcis_event_products::table)
+                .values(&product)
                 .on_conflict_do_nothing()
                 .execute(c)?;
         }

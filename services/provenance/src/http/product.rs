@@ -1,0 +1,210 @@
+//! A product by its GS1 key: the Digital Link resolver (`GET /01/{gtin}[/10/{lot}][/21/{serial}]`,
+//! public, answering a linkset, RFC 9264) and the product's history across partners
+//! (`GET /traceability`, what the caller may read).
+
+use crate::ProvenanceService;
+use crate::projections::trace::{self, Relation};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use veritrace_epcis::identifiers::{ProductKey, parse_gtin};
+use veritrace_kernel::ApiError;
+use veritrace_kernel::auth::Caller;
+use veritrace_kernel::http::{ReceiptLinks, ValidQuery};
+
+/// The product a Digital Link path names: its GTIN (8, 12, 13 or 14 digits, check digit
+/// verified), lot and serial as the path gives them (percent-decoded). A malformed key names
+/// no product: 404, saying why.
+pub fn product_of(
+    gtin: &str,
+    lot: Option<&str>,
+    serial: Option<&str>,
+) -> Result<ProductKey, ApiError> {
+    let gtin = parse_gtin(gtin)
+        .map_err(|e| ApiError::NotFound(format!("no product has the key {gtin:?}: {e}")))?;
+    let mut link = format!("https://id.gs1.org/01/{gtin}");
+    for (ai, value) in [("10", lot), ("21", serial)] {
+        if let Some(v) = value {
+            link.push_str(&format!("/{ai}/{}", percent_encoded(v)));
+        }
+    }
+    ProductKey::from_epc(&link)
+        .ok_or_else(|| ApiError::NotFound(format!("{link} is not a GS1 Digital Link of a product")))
+}
+
+/// `value` with every byte but GS1's unreserved ones percent-encoded.
+fn percent_encoded(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Resolve a GS1 Digital Link.
+///
+/// `GET /01/{gtin}`, `/01/{gtin}/10/{lot}`, `/01/{gtin}/21/{serial}` or
+/// `/01/{gtin}/10/{lot}/21/{serial}`: a product no captured event names is a 404, and so is
+/// a malformed key (a GTIN's length, digits or check digit), the problem saying why. Answers a linkset
+/// (`application/linkset+json`, RFC 9264) anchored at the product's Digital Link on
+/// `id.gs1.org`, with its links: its history (`gs1:traceability`) and its EPCIS events
+/// (`gs1:epcis`). Public: a linkset holds links only.
+#[utoipa::path(
+    get, path = "/01/{gtin}", tag = "provenance",
+    params(("gtin" = String, Path, description = "A GTIN-8, -12, -13 or -14 with its check digit", pattern = "^[0-9]{8,14}$")),
+    responses(
+        (status = 200, body = Object, content_type = "application/linkset+json", description = "The product's linkset"),
+        (status = 404, body = veritrace_kernel::Problem, description = "No captured event names the product, or the key is malformed"),
+    )
+)]
+pub async fn resolve(
+    svc: web::Data<ProvenanceService>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let info = req.match_info();
+    let key = product_of(
+        info.get("gtin").unwrap_or_default(),
+        info.get("lot"),
+        info.get("serial"),
+    )?;
+    if !trace::is_named(svc.read_model(), key.clone()).await? {
+        return Err(ApiError::NotFound(format!(
+            "no captured event names the product {}",
+            key.digital_link_path()
+        )));
+    }
+    let dl = key.digital_link();
+    let query = |name: &str| serde_urlencoded::to_string([(name, dl.as_str())]).unwrap_or_default();
+    Ok(HttpResponse::Ok()
+        .content_type("application/linkset+json")
+        .json(json!({
+            "linkset": [{
+                "anchor": dl,
+                "https://gs1.org/voc/traceability": [{
+                    "href": format!("/traceability?{}", query("product")),
+                    "type": "application/json",
+                    "title": "Its history: its events, what it was aggregated into and what it was made from",
+                }],
+                "https://gs1.org/voc/epcis": [{
+                    "href": format!("/events?{}", query("MATCH_anyEPC")),
+                    "type": "application/ld+json",
+                    "title": "The EPCIS events naming it",
+                }],
+            }]
+        })))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TraceabilityQuery {
+    /// The product: an SGTIN or LGTIN URN, an SGTIN pattern of a whole GTIN, or a GS1 Digital
+    /// Link with a GTIN (and lot or serial).
+    #[param(pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
+    pub product: String,
+}
+
+/// A product's history.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductHistory {
+    /// The product's Digital Link on `id.gs1.org`.
+    pub digital_link: String,
+    pub gtin: String,
+    pub lot: Option<String>,
+    pub serial: Option<String>,
+    /// Oldest first.
+    pub events: Vec<HistoryEvent>,
+    /// Whether the history stopped at its bound (1,000 events).
+    pub truncated: bool,
+}
+
+/// One event of a product's history.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEvent {
+    pub relation: Relation,
+    /// 0 for the product's own events, 1 for its container's or its inputs', and so on.
+    pub depth: u32,
+    /// The identifier through which the event was reached.
+    pub via: String,
+    /// Where the event's receipt is served.
+    pub receipt_url: String,
+    /// The EPCIS event as captured, with its eventID and recordTime.
+    #[schema(value_type = Object)]
+    pub event: serde_json::Value,
+}
+
+/// A product's history across partners.
+///
+/// Its own events (under any spelling of its key), then the events of what it was aggregated
+/// into (its case, its pallet, and further up) and of what it was made from (the inputs of the
+/// transformations that made it, and theirs, up to 8 levels), oldest first; those the caller
+/// may read. A product no event names is a 404, and so is a key that names no product.
+#[utoipa::path(
+    get, path = "/traceability", tag = "provenance",
+    params(TraceabilityQuery),
+    responses(
+        (status = 200, body = ProductHistory),
+        (status = 401, body = veritrace_kernel::Problem),
+        (status = 404, body = veritrace_kernel::Problem, description = "No event the caller may read names it, or not a product's key"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn traceability(
+    svc: web::Data<ProvenanceService>,
+    links: ReceiptLinks,
+    caller: Caller,
+    ValidQuery(q): ValidQuery<TraceabilityQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let key = ProductKey::from_epc(&q.product).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no product is named {:?}: a product's key is an SGTIN or LGTIN URN, or a GS1 \
+             Digital Link with a GTIN",
+            q.product
+        ))
+    })?;
+    let (traced, truncated) =
+        trace::history(svc.read_model(), key.clone(), caller.reads_as()).await?;
+    if traced.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no event you may read names the product {}",
+            key.digital_link_path()
+        )));
+    }
+    let events = traced
+        .into_iter()
+        .map(|t| {
+            let event = serde_json::from_str(&t.row.event_json)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok(HistoryEvent {
+                relation: t.relation,
+                depth: t.depth,
+                via: t.via,
+                receipt_url: links.receipt_url(&t.row.record_id),
+                event,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(HttpResponse::Ok().json(ProductHistory {
+        digital_link: key.digital_link(),
+        gtin: key.gtin().to_owned(),
+        lot: key.lot().map(str::to_owned),
+        serial: key.serial().map(str::to_owned),
+        events,
+        truncated,
+    }))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use veritrace_kernel::resource;
+    cfg.service(resource!("/01/{gtin}", get => resolve))
+        .service(resource!("/01/{gtin}/10/{lot}", get => resolve))
+        .service(resource!("/01/{gtin}/21/{serial}", get => resolve))
+        .service(resource!("/01/{gtin}/10/{lot}/21/{serial}", get => resolve))
+        .service(resource!("/traceability", get => traceability));
+}
