@@ -1,6 +1,6 @@
 # What the walk-through scripts share, and what is not part of a walk-through itself: a fresh
 # working directory, a time limit, and stopping every process a script started. Sourced by
-# embedded.sh, consortium.sh and distributed.sh; `veritrace` must be on the PATH.
+# embedded.sh, provenance.sh, consortium.sh and distributed.sh; `veritrace` must be on the PATH.
 set -euo pipefail
 
 WORK=$(mktemp -d)

@@ -57,6 +57,7 @@ fn the_readme_shows_the_commands_its_walkthrough_scripts_run() {
         scripts,
         [
             "docs/walkthroughs/embedded.sh",
+            "docs/walkthroughs/provenance.sh",
             "docs/walkthroughs/consortium.sh",
             "docs/walkthroughs/distributed.sh"
         ]
@@ -123,10 +124,11 @@ fn walk_through(script: &str) {
     assert!(output.contains("walk-through passed"), "{output}");
 }
 
-/// The three walk-throughs one after the other: they use the same ports, as the README does.
+/// The walk-throughs one after the other: they use the same ports, as the README does.
 #[test]
 fn the_walkthroughs_pass_as_written() {
     walk_through("docs/walkthroughs/embedded.sh");
+    walk_through("docs/walkthroughs/provenance.sh");
     walk_through("docs/walkthroughs/consortium.sh");
     if std::env::var("VERITRACE_TEST_BACKENDS").as_deref() == Ok("sqlite") {
         eprintln!("SKIPPED the distributed walk-through: VERITRACE_TEST_BACKENDS=sqlite");
