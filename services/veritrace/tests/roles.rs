@@ -46,6 +46,17 @@ fn expected(method: &str, path: &str) -> Option<[u16; 7]> {
         ("get",  "/chain/blocks/{height}")                              => PUBLIC,
         ("get",  "/chain/validator-sets")                               => PUBLIC,
         ("get",  "/chain/validator-set-changes")                        => PUBLIC,
+        // Provenance: a partner reads the EPCIS events it captured; courts read none of them.
+        ("post", "/capture")                                            => [401, 202, 202, 403, 202, 403, 403],
+        ("get",  "/capture/{captureID}")                                => [401, 200, 200, 200, 404, 200, 404],
+        ("get",  "/events")                                             => [401, 200, 200, 200, 200, 200, 200],
+        ("get",  "/events/{eventID}")                                   => [401, 200, 200, 200, 404, 200, 404],
+        ("get",  "/eventTypes")                                         => [401, 200, 200, 200, 200, 200, 200],
+        ("get",  "/epcs/{epc}/events")                                  => [401, 200, 200, 200, 200, 200, 200],
+        ("get",  "/bizSteps")                                           => [401, 200, 200, 200, 200, 200, 200],
+        ("get",  "/dispositions")                                       => [401, 200, 200, 200, 200, 200, 200],
+        ("get",  "/traceability")                                       => [401, 200, 200, 200, 404, 200, 404],
+        ("get",  "/01/{gtin}")                                          => PUBLIC,
         _ => return None,
     })
 }
@@ -83,6 +94,27 @@ struct World {
     b: Party,
     auditor: Party,
     court: Party,
+}
+
+/// A capture: its job, its one EPCIS event, the EPC that event names and that EPC's GTIN.
+struct Captured {
+    capture_id: String,
+    event_id: String,
+    epc: String,
+    gtin: String,
+}
+
+/// A capture document of one ObjectEvent.
+fn epcis_document(event_id: &str, epc: &str) -> Value {
+    json!({
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-11-30T08:00:00Z",
+        "epcisBody": {"eventList": [{
+            "eventID": event_id, "type": "ObjectEvent",
+            "eventTime": "2026-11-30T08:00:00+01:00", "eventTimeZoneOffset": "+01:00",
+            "action": "OBSERVE", "bizStep": "shipping", "epcList": [epc],
+        }]}
+    })
 }
 
 /// A registration: its record, event, event digest and the file's digest.
@@ -150,6 +182,27 @@ impl World {
             event_id: text(&v["event_id"]),
             event_digest: text(&v["event_digest"]),
             content_digest,
+        }
+    }
+
+    /// Captures, for `key`, an EPCIS document of one ObjectEvent naming an SGTIN of serial
+    /// `serial`.
+    fn capture(&self, key: &str, serial: &str) -> Captured {
+        let event_id = format!("urn:uuid:{}", uuid::Uuid::now_v7());
+        let epc = format!("urn:epc:id:sgtin:4012345.011111.{serial}");
+        let (status, _, v) = send(
+            &self.url("/capture"),
+            "POST",
+            Some(key),
+            Some(&epcis_document(&event_id, &epc)),
+        );
+        assert_eq!((status, &v["success"]), (202, &json!(true)), "capture: {v}");
+        Captured {
+            capture_id: text(&v["captureID"]),
+            event_id,
+            epc,
+            // 0 4012345 11111 and its check digit.
+            gtin: "04012345111118".into(),
         }
     }
 
@@ -267,6 +320,8 @@ struct Matrix<'w> {
     to_withdraw: Registered,
     /// A's record the sharing calls are about.
     to_share: Registered,
+    /// A's EPCIS capture every provenance read is about.
+    captured: Captured,
     calls: std::cell::Cell<u32>,
 }
 
@@ -307,6 +362,10 @@ impl Matrix<'_> {
                     // The case of A's records, and of no other party's.
                     "case_reference" => CASE.to_string(),
                     "height" => "1".to_string(),
+                    "captureID" => self.captured.capture_id.clone(),
+                    "eventID" => self.captured.event_id.clone(),
+                    "epc" => self.captured.epc.clone(),
+                    "gtin" => self.captured.gtin.clone(),
                     other => panic!("no value for parameter {other} of {template}"),
                 };
                 (name, value)
@@ -333,6 +392,11 @@ impl Matrix<'_> {
                 "reason": "filed in error",
                 "expected_version": w.version(&self.to_withdraw.evidence_id),
             })),
+            // A new event each call, so that none is already captured.
+            ("post", "/capture") => Some(epcis_document(
+                &format!("urn:uuid:{}", uuid::Uuid::now_v7()),
+                &format!("urn:epc:id:sgtin:4012345.011111.C{n}"),
+            )),
             ("post", "/evidence/{evidence_id}/sharing") => Some(json!({
                 "organisation_id": w.auditor.id,
                 "expected_version": w.version(&self.to_share.evidence_id),
@@ -346,6 +410,7 @@ impl Matrix<'_> {
     fn query(&self, method: &str, template: &str) -> String {
         match (method, template) {
             ("get", "/evidence") => format!("?digest={}", self.record.content_digest),
+            ("get", "/traceability") => format!("?product={}", self.captured.epc),
             _ => String::new(),
         }
     }
@@ -399,6 +464,7 @@ fn every_operation_answers_each_caller_as_the_role_matrix_says() {
         record,
         to_withdraw: w.register(&w.a.key, "the record A withdraws"),
         to_share: w.register(&w.a.key, "the record A shares"),
+        captured: w.capture(&w.a.key, "1001"),
         calls: Default::default(),
         w: &w,
     };
@@ -465,7 +531,7 @@ fn every_operation_answers_each_caller_as_the_role_matrix_says() {
                     .iter()
                     .map(|(name, _)| (name.clone(), unknown(name)))
                     .collect();
-                let other = fill(template, &strangers);
+                let other = format!("{}{query}", fill(template, &strangers));
                 let (s, c, u) = send(&w.url(&other), &method.to_uppercase(), *key, body.as_ref());
                 assert_eq!(s, 404, "{} {other} as {caller}: {u}", method.to_uppercase());
                 assert_eq!(c, ctype, "{what}");
