@@ -79,7 +79,7 @@ impl ProvenanceService {
         for event_id in ids {
             self.check_stored(&mut plan, &event_id).await?;
         }
-        // Each retry removes one event captured meanwhile, so this ends.
+        // Each retry finds at least one event captured meanwhile and drops it, so this ends.
         for _ in 0..=plan.events().len() + 1 {
             let (appends, job) = self.appends_of(caller, &plan, now)?;
             match self.storage.try_record(appends).await {
@@ -94,18 +94,15 @@ impl ProvenanceService {
                         event_id: job_event.envelope.id.to_string(),
                     });
                 }
-                Err(EventStoreError::Conflict { stream, .. }) => {
-                    let Some(event_id) = plan
-                        .events()
-                        .iter()
-                        .find(|e| event_stream(&e.event_id) == stream)
-                        .map(|e| e.event_id.clone())
-                    else {
-                        return Err(ApiError::Internal(format!(
-                            "unexpected conflict on {stream}"
-                        )));
-                    };
-                    self.check_stored(&mut plan, &event_id).await?;
+                Err(EventStoreError::Conflict { .. }) => {
+                    // Another capture stored some of these events meanwhile: look again at
+                    // all of them, not only the one named, so that a large document needs one
+                    // more round, not one per event.
+                    let ids: Vec<String> =
+                        plan.events().iter().map(|e| e.event_id.clone()).collect();
+                    for event_id in ids {
+                        self.check_stored(&mut plan, &event_id).await?;
+                    }
                 }
                 Err(EventStoreError::Duplicate { key, stream, .. }) => {
                     let (holder, _) = self.captured_in(&stream).await?.ok_or_else(|| {

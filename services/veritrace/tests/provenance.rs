@@ -979,3 +979,53 @@ fn a_products_history_follows_its_container_and_its_ingredients() {
         }
     }
 }
+
+/// The same document captured by eight partners' requests at once, half of its events
+/// without an eventID: each event is stored exactly once, and every job says so (each event
+/// captured by one job, recognised as captured before by the others).
+#[test]
+fn concurrent_captures_of_the_same_events_store_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = up(dir.path(), &[]);
+    let key = member(&p.url, p.key.as_deref().unwrap(), "Packhouse");
+    let events: Vec<Value> = (0..20)
+        .map(|i| {
+            let extra = if i % 2 == 0 {
+                json!({"eventID": format!("urn:uuid:6b2a1c00-0000-4000-8000-{i:012}")})
+            } else {
+                json!({})
+            };
+            object_event(&format!("R{i}"), "2026-11-30T08:00:00+01:00", extra)
+        })
+        .collect();
+    let body = document(events);
+    let jobs: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| capture(&p.url, &key, &body, None)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                let (status, _, job) = h.join().expect("a client");
+                assert_eq!(status, 202, "{job}");
+                job
+            })
+            .collect()
+    });
+    let stored = event_ids(&p.url, &key, "perPage=100");
+    assert_eq!(stored.len(), 20, "each event stored once: {stored:?}");
+    let mut captured_by = std::collections::BTreeMap::<String, usize>::new();
+    for job in &jobs {
+        assert_eq!(job["success"], true, "{job}");
+        let captured = job["captured"].as_array().unwrap();
+        let already = job["alreadyCaptured"].as_array().unwrap();
+        assert_eq!(captured.len() + already.len(), 20, "{job}");
+        for id in captured {
+            *captured_by
+                .entry(id.as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(captured_by.len(), 20, "every event captured by some job");
+    assert!(captured_by.values().all(|n| *n == 1), "{captured_by:?}");
+}
