@@ -889,226 +889,40 @@ mod render {
     }
 }
 
-/// Bare CBV 2.0 words in vocabulary fields, expanded as the EPCIS 2.0 JSON-LD context does.
+/// Bare CBV 2.0 words in vocabulary fields, expanded as the EPCIS 2.0 JSON-LD context does;
+/// the words are [`crate::vocabulary`]'s standard values.
 mod vocabulary {
+    use crate::vocabulary::Vocabulary;
+
     const CBV: &str = "https://ref.gs1.org/cbv/";
     const GS1_VOC: &str = "https://gs1.org/voc/";
-
-    const BIZ_STEPS: &[&str] = &[
-        "accepting",
-        "arriving",
-        "assembling",
-        "collecting",
-        "commissioning",
-        "consigning",
-        "creating_class_instance",
-        "cycle_counting",
-        "decommissioning",
-        "departing",
-        "destroying",
-        "disassembling",
-        "dispensing",
-        "encoding",
-        "entering_exiting",
-        "holding",
-        "inspecting",
-        "installing",
-        "killing",
-        "loading",
-        "other",
-        "packing",
-        "picking",
-        "receiving",
-        "removing",
-        "repackaging",
-        "repairing",
-        "replacing",
-        "reserving",
-        "retail_selling",
-        "sampling",
-        "sensor_reporting",
-        "shipping",
-        "staging_outbound",
-        "stock_taking",
-        "stocking",
-        "storing",
-        "transporting",
-        "unloading",
-        "unpacking",
-        "void_shipping",
-    ];
-
-    const DISPOSITIONS: &[&str] = &[
-        "active",
-        "available",
-        "completeness_verified",
-        "completeness_inferred",
-        "conformant",
-        "container_closed",
-        "container_open",
-        "damaged",
-        "destroyed",
-        "dispensed",
-        "disposed",
-        "encoded",
-        "expired",
-        "in_progress",
-        "in_transit",
-        "inactive",
-        "mismatch_instance",
-        "mismatch_class",
-        "mismatch_quantity",
-        "needs_replacement",
-        "no_pedigree_match",
-        "non_conformant",
-        "non_sellable_other",
-        "partially_dispensed",
-        "recalled",
-        "reserved",
-        "retail_sold",
-        "returned",
-        "sellable_accessible",
-        "sellable_not_accessible",
-        "stolen",
-        "unavailable",
-        "unknown",
-    ];
-
-    const BIZ_TRANSACTION_TYPES: &[&str] = &[
-        "bol",
-        "cert",
-        "desadv",
-        "inv",
-        "pedigree",
-        "po",
-        "poc",
-        "prodorder",
-        "recadv",
-        "rma",
-        "testprd",
-        "testres",
-        "upevt",
-    ];
-
-    const SOURCE_DESTINATION_TYPES: &[&str] = &["owning_party", "possessing_party", "location"];
-
-    const MEASUREMENT_TYPES: &[&str] = &[
-        "AbsoluteHumidity",
-        "AbsorbedDose",
-        "AbsorbedDoseRate",
-        "Acceleration",
-        "Radioactivity",
-        "Altitude",
-        "AmountOfSubstance",
-        "AmountOfSubstancePerUnitVolume",
-        "Angle",
-        "AngularAcceleration",
-        "AngularMomentum",
-        "AngularVelocity",
-        "Area",
-        "Capacitance",
-        "Conductance",
-        "Conductivity",
-        "Count",
-        "Density",
-        "Dimensionless",
-        "DoseEquivalent",
-        "DoseEquivalentRate",
-        "DynamicViscosity",
-        "ElectricCharge",
-        "ElectricCurrent",
-        "ElectricCurrentDensity",
-        "ElectricFieldStrength",
-        "Energy",
-        "Exposure",
-        "Force",
-        "Frequency",
-        "Illuminance",
-        "Inductance",
-        "Irradiance",
-        "KinematicViscosity",
-        "Length",
-        "LinearMomentum",
-        "Luminance",
-        "LuminousFlux",
-        "LuminousIntensity",
-        "MagneticFlux",
-        "MagneticFluxDensity",
-        "MagneticVectorPotential",
-        "Mass",
-        "MassConcentration",
-        "MassFlowRate",
-        "MassPerAreaTime",
-        "MemoryCapacity",
-        "MolalityOfSolute",
-        "MolarEnergy",
-        "MolarMass",
-        "MolarVolume",
-        "Power",
-        "Pressure",
-        "RadiantFlux",
-        "RadiantIntensity",
-        "RelativeHumidity",
-        "Resistance",
-        "Resistivity",
-        "SolidAngle",
-        "SpecificVolume",
-        "Speed",
-        "SurfaceDensity",
-        "SurfaceTension",
-        "Temperature",
-        "Time",
-        "Torque",
-        "Voltage",
-        "Volume",
-        "VolumeFlowRate",
-        "VolumeFraction",
-        "VolumetricFlux",
-        "Wavenumber",
-    ];
-
-    const SENSOR_EXCEPTIONS: &[&str] = &["ALARM_CONDITION", "ERROR_CONDITION"];
-
-    const COMPONENTS: &[&str] = &[
-        "x",
-        "y",
-        "z",
-        "axial_distance",
-        "azimuth",
-        "height",
-        "spherical_radius",
-        "polar_angle",
-        "elevation_angle",
-        "easting",
-        "northing",
-        "latitude",
-        "longitude",
-        "altitude",
-    ];
 
     /// The Web URI of `word` when the member at `path` (raw member names from the event down)
     /// is a vocabulary field of the EPCIS context and `word` one of its bare words.
     pub(super) fn expand_bare_word(path: &[&str], word: &str) -> Option<String> {
-        let (words, iri_prefix): (&[&str], String) = match path {
-            ["bizStep"] => (BIZ_STEPS, format!("{CBV}BizStep-")),
+        let (vocabulary, iri_prefix) = match path {
+            ["bizStep"] => (Vocabulary::BizStep, format!("{CBV}BizStep-")),
             ["disposition"] | ["persistentDisposition", "set" | "unset"] => {
-                (DISPOSITIONS, format!("{CBV}Disp-"))
+                (Vocabulary::Disposition, format!("{CBV}Disp-"))
             }
-            ["bizTransactionList", "type"] => (BIZ_TRANSACTION_TYPES, format!("{CBV}BTT-")),
+            ["bizTransactionList", "type"] => {
+                (Vocabulary::BizTransactionType, format!("{CBV}BTT-"))
+            }
             ["sourceList" | "destinationList", "type"] => {
-                (SOURCE_DESTINATION_TYPES, format!("{CBV}SDT-"))
+                (Vocabulary::SourceDestinationType, format!("{CBV}SDT-"))
             }
             ["sensorElementList", "sensorReport", "type"] => {
-                (MEASUREMENT_TYPES, GS1_VOC.to_owned())
+                (Vocabulary::MeasurementType, GS1_VOC.to_owned())
             }
             ["sensorElementList", "sensorReport", "exception"] => {
-                (SENSOR_EXCEPTIONS, GS1_VOC.to_owned())
+                (Vocabulary::SensorAlertType, GS1_VOC.to_owned())
             }
             ["sensorElementList", "sensorReport", "component"] => {
-                (COMPONENTS, format!("{CBV}Comp-"))
+                (Vocabulary::Component, format!("{CBV}Comp-"))
             }
             _ => return None,
         };
+        let words = vocabulary.standard_values();
         words.contains(&word).then(|| format!("{iri_prefix}{word}"))
     }
 }

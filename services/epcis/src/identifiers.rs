@@ -1284,7 +1284,9 @@ fn percent_decode(raw: &str) -> Result<String, String> {
 
 /// Percent-encodes everything but RFC 3986's unreserved characters, as a Digital Link path
 /// value is written.
-fn percent_encode(value: &str) -> String {
+/// `value` with every byte but the URI unreserved ones (RFC 3986) percent-encoded: a lot or
+/// serial as one Digital Link path segment.
+pub fn percent_encode(value: &str) -> String {
     let mut encoded = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {

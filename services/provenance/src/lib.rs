@@ -75,10 +75,7 @@ impl ProvenanceService {
         let capture_id = uuid::Uuid::now_v7().to_string();
         let now = envelope::now();
         let mut plan = plan_capture(document, &capture_id, behaviour, now);
-        let ids: Vec<String> = plan.events().iter().map(|e| e.event_id.clone()).collect();
-        for event_id in ids {
-            self.check_stored(&mut plan, &event_id).await?;
-        }
+        self.check_all_stored(&mut plan).await?;
         // Each retry finds at least one event captured meanwhile and drops it, so this ends.
         for _ in 0..=plan.events().len() + 1 {
             let (appends, job) = self.appends_of(caller, &plan, now)?;
@@ -94,16 +91,10 @@ impl ProvenanceService {
                         event_id: job_event.envelope.id.to_string(),
                     });
                 }
-                Err(EventStoreError::Conflict { .. }) => {
-                    // Another capture stored some of these events meanwhile: look again at
-                    // all of them, not only the one named, so that a large document needs one
-                    // more round, not one per event.
-                    let ids: Vec<String> =
-                        plan.events().iter().map(|e| e.event_id.clone()).collect();
-                    for event_id in ids {
-                        self.check_stored(&mut plan, &event_id).await?;
-                    }
-                }
+                // Another capture stored some of these events meanwhile: look again at all of
+                // them, not only the one named, so that a large document needs one more round,
+                // not one per event.
+                Err(EventStoreError::Conflict { .. }) => self.check_all_stored(&mut plan).await?,
                 Err(EventStoreError::Duplicate { key, stream, .. }) => {
                     let (holder, _) = self.captured_in(&stream).await?.ok_or_else(|| {
                         ApiError::Internal(format!(
@@ -118,6 +109,15 @@ impl ProvenanceService {
         Err(ApiError::Unavailable(
             "the capture kept meeting concurrent captures of the same events; retry".into(),
         ))
+    }
+
+    /// Tells `plan` what the store holds under each of its events' ids.
+    async fn check_all_stored(&self, plan: &mut CapturePlan) -> Result<(), ApiError> {
+        let ids: Vec<String> = plan.events().iter().map(|e| e.event_id.clone()).collect();
+        for event_id in ids {
+            self.check_stored(plan, &event_id).await?;
+        }
+        Ok(())
     }
 
     /// Tells `plan` what the store holds under `event_id`, if anything.

@@ -7,7 +7,7 @@
 mod common;
 
 use common::deployment::{Deployment, ServerGuard, agent, one_deployment_at_a_time, wait_until};
-use common::{Running, anchored_receipt, call, sha256_hex, up};
+use common::{Running, anchored_receipt, call, segment, sha256_hex, up};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -15,18 +15,6 @@ use std::time::{Duration, Instant};
 const CASE: &str = "2026-CV-0042";
 /// A case reference as a court may write it: spaces, a slash, a non-ASCII letter.
 const OTHER_CASE: &str = "Tribunal de Paris n° 42/2026";
-
-/// `s` as one URL path segment: every byte but the unreserved ones percent-encoded.
-fn segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 struct Party {
     id: String,

@@ -8,7 +8,7 @@ mod common;
 
 use common::deployment::{Deployment, one_deployment_at_a_time, wait_until};
 
-use common::{agent, anchored_receipt, call, read_response, up, verify_cli};
+use common::{agent, anchored_receipt, call, read_response, segment, up, verify_cli};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -112,18 +112,6 @@ fn capture(base: &str, key: &str, body: &[u8], behaviour: Option<&str>) -> (u16,
         .to_owned();
     let (status, _, job) = read_response(&mut resp);
     (status, location, job)
-}
-
-/// `s` as one URL path segment: every byte but the unreserved ones percent-encoded.
-fn segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `GET` a path: status, the `Link` header and the body.

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
-use veritrace_epcis::identifiers::{ProductKey, parse_gtin};
+use veritrace_epcis::identifiers::{ProductKey, parse_gtin, percent_encode};
 use veritrace_kernel::ApiError;
 use veritrace_kernel::auth::Caller;
 use veritrace_kernel::http::{ReceiptLinks, ValidQuery};
@@ -26,24 +26,11 @@ pub fn product_of(
     let mut link = format!("https://id.gs1.org/01/{gtin}");
     for (ai, value) in [("10", lot), ("21", serial)] {
         if let Some(v) = value {
-            link.push_str(&format!("/{ai}/{}", percent_encoded(v)));
+            link.push_str(&format!("/{ai}/{}", percent_encode(v)));
         }
     }
     ProductKey::from_epc(&link)
         .ok_or_else(|| ApiError::NotFound(format!("{link} is not a GS1 Digital Link of a product")))
-}
-
-/// `value` with every byte but GS1's unreserved ones percent-encoded.
-fn percent_encoded(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Resolve a GS1 Digital Link.

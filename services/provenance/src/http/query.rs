@@ -6,7 +6,7 @@
 
 use crate::ProvenanceService;
 use crate::projections::query::{self as q, EventQuery, IdentifierFilter, IdentifierMatch};
-use crate::projections::{self, EventRow, role_name};
+use crate::projections::{EventRow, role_name};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
@@ -403,17 +403,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource!("/epcs/{epc}/events", get => epc_events))
         .service(resource!("/bizSteps", get => biz_steps))
         .service(resource!("/dispositions", get => dispositions));
-}
-
-/// What a page of the read model holds, for tests of the projection.
-pub fn rows_as_events(rows: &[projections::EventRow]) -> Result<Vec<Value>, ApiError> {
-    let document = query_document(rows)?;
-    Ok(
-        document["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default(),
-    )
 }
 
 #[cfg(test)]

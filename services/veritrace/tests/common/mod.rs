@@ -114,6 +114,18 @@ pub fn read_response(resp: &mut ureq::http::Response<ureq::Body>) -> (u16, Strin
     )
 }
 
+/// `s` as one URL path segment: every byte but the unreserved ones percent-encoded.
+pub fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     chain_core::ContentHashAlg::Sha256
         .hash_reader(data)
