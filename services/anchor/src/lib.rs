@@ -551,3 +551,23 @@ impl AnchorService {
         Ok(pending())
     }
 }
+
+/// In one process, a domain reads its events' receipts straight from the anchoring service.
+/// No access check: a domain asks only for its own events' receipts.
+#[async_trait::async_trait]
+impl veritrace_kernel::receipts::ReceiptSource for AnchorService {
+    async fn receipt(&self, event_id: &str) -> Result<Option<Vec<u8>>, String> {
+        let Some(leaf) = self
+            .store
+            .leaf_by_event(event_id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let receipt = self.receipt(&leaf).await.map_err(|e| e.to_string())?;
+        serde_json::to_vec(&receipt)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+}

@@ -35,6 +35,10 @@ pub struct HttpConfig {
     /// public URL (`https://anchor.example`), so that a domain service's answers link to
     /// `<receipts_url>/receipts/{event_id}`. Unset: relative links (`/receipts/{event_id}`).
     pub receipts_url: Option<String>,
+    /// The API key a domain service reads its own events' receipts with from `receipts_url`,
+    /// to verify them itself (the provenance product page): an auditor's key. Unset: such
+    /// pages say the receipts could not be checked.
+    pub receipts_api_key: Option<String>,
     /// A client must send its first request's head (line and headers) within this time of
     /// connecting; otherwise it is answered 408 and disconnected. (Later requests on a kept-alive
     /// connection are bounded by the keep-alive timeout until their first byte only.)
@@ -175,6 +179,7 @@ impl Default for HttpConfig {
             max_body_bytes: 256 * 1024,
             workers: 0,
             receipts_url: None,
+            receipts_api_key: None,
             request_head_timeout_ms: 5_000,
             body_timeout_ms: 10_000,
             max_connections_per_client: 256,

@@ -27,6 +27,9 @@ pub struct DomainContext {
     pub hash_alg: HashAlg,
     pub metrics: Arc<Metrics>,
     pub shutdown: watch::Receiver<bool>,
+    /// Its events' receipts, to check them itself (a page that says "verified"); None where
+    /// the process has no way to the anchoring service.
+    pub receipts: Option<crate::receipts::Receipts>,
 }
 
 /// A domain service, as the platform runs it.

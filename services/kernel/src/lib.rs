@@ -18,6 +18,7 @@ pub mod problem;
 pub mod projection;
 pub mod reaction;
 pub mod read_model;
+pub mod receipts;
 pub mod storage;
 pub mod strict_json;
 pub mod telemetry;

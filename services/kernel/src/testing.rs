@@ -137,6 +137,7 @@ impl TestDb {
             hash_alg: chain_core::HashAlg::Sha3_256,
             metrics: std::sync::Arc::new(crate::telemetry::Metrics::new().expect("metrics")),
             shutdown,
+            receipts: None,
         };
         (context, stop)
     }

@@ -11,8 +11,10 @@
 
 pub mod domain;
 pub mod http;
+pub mod label;
 pub mod projections;
 
+use domain::publication::{Publication, PublicationChange, product_stream};
 use domain::{
     CaptureJobCompleted, CapturePlan, EpcisEventCaptured, ErrorBehaviour, ProvenanceEvent, SERVICE,
     event_stream, hash_claim, job_stream, plan_capture,
@@ -35,10 +37,20 @@ pub const MIGRATIONS: &[Migration] = &[
         "epcis_event_products",
         "provenance/0002_epcis_event_products.sql"
     ),
+    veritrace_kernel::migration!(
+        3,
+        "published_products",
+        "provenance/0003_published_products.sql"
+    ),
 ];
 
 pub struct ProvenanceService {
     pub storage: DomainStorage<EpcisEvents>,
+    /// Its events' receipts, which the product page verifies; None where this process cannot
+    /// reach them.
+    pub receipts: Option<veritrace_kernel::receipts::Receipts>,
+    /// The consumer's pages.
+    pub pages: tera::Tera,
 }
 
 /// A capture job as its stream holds it, with who recorded it and when.
@@ -54,7 +66,11 @@ impl ProvenanceService {
     /// Migrates its databases and starts its event store and projector.
     pub async fn start(context: &DomainContext) -> Result<Arc<Self>, BoxError> {
         let storage = DomainStorage::start(SERVICE, MIGRATIONS, context).await?;
-        Ok(Arc::new(ProvenanceService { storage }))
+        Ok(Arc::new(ProvenanceService {
+            storage,
+            receipts: context.receipts.clone(),
+            pages: http::page::templates()?,
+        }))
     }
 
     /// The read model, which [`projections`]' queries read.
@@ -262,6 +278,116 @@ impl ProvenanceService {
                 other.event_type()
             ))),
         }
+    }
+}
+
+/// Publication of products (see [`domain::publication`]).
+impl ProvenanceService {
+    /// Where GTIN `gtin`'s publication stands, and its stream's version.
+    pub async fn publication(&self, gtin: &str) -> Result<Publication, ApiError> {
+        let events = self
+            .storage
+            .store
+            .read_stream(&product_stream(gtin))
+            .await?;
+        events.iter().try_fold(Publication::default(), |state, e| {
+            let change = match decode(e)? {
+                ProvenanceEvent::ProductPublished(_) => PublicationChange::Published,
+                ProvenanceEvent::ProductWithdrawn(_) => PublicationChange::Withdrawn,
+                other => {
+                    return Err(ApiError::Internal(format!(
+                        "{} holds a {}",
+                        e.envelope.stream,
+                        other.event_type()
+                    )));
+                }
+            };
+            Ok(state.apply(change, &e.envelope.organisation, &e.envelope.recorded_at))
+        })
+    }
+
+    /// Publishes `gtin` for `caller`, its brand owner (or the first to publish it).
+    pub async fn publish(&self, caller: &Caller, gtin: &str) -> Result<Publication, ApiError> {
+        caller.require_recording()?;
+        let org = &caller.organisation_id;
+        if !projections::trace::captured_by(self.read_model(), gtin, org).await? {
+            return Err(ApiError::Forbidden(format!(
+                "your organisation has captured no event naming GTIN {gtin}: a brand owner \
+                 publishes the products whose events it captures"
+            )));
+        }
+        let state = self.publication(gtin).await?;
+        match state.publish(gtin, &caller.organisation_id) {
+            Err(e) => Err(refused(e)),
+            Ok(None) => Ok(state),
+            Ok(Some(published)) => {
+                let event = ProvenanceEvent::ProductPublished(published);
+                self.change_publication(caller, gtin, &state, event).await
+            }
+        }
+    }
+
+    /// Withdraws `gtin` for `caller`, its brand owner.
+    pub async fn withdraw(&self, caller: &Caller, gtin: &str) -> Result<Publication, ApiError> {
+        caller.require_recording()?;
+        let state = self.publication(gtin).await?;
+        let withdrawn = state
+            .withdraw(gtin, &caller.organisation_id)
+            .map_err(refused)?;
+        let event = ProvenanceEvent::ProductWithdrawn(withdrawn);
+        self.change_publication(caller, gtin, &state, event).await
+    }
+
+    async fn change_publication(
+        &self,
+        caller: &Caller,
+        gtin: &str,
+        state: &Publication,
+        event: ProvenanceEvent,
+    ) -> Result<Publication, ApiError> {
+        let stream = product_stream(gtin);
+        let recorded_at = envelope::now_rfc3339();
+        let payload = event
+            .payload()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let sealed = EventEnvelope {
+            id: uuid::Uuid::now_v7(),
+            service: SERVICE.to_string(),
+            stream: stream.clone(),
+            stream_version: state.version + 1,
+            event_type: event.event_type().to_string(),
+            type_version: 1,
+            occurred_at: recorded_at.clone(),
+            recorded_at: recorded_at.clone(),
+            organisation: caller.organisation_id.clone(),
+            payload,
+        }
+        .seal(self.storage.hash_alg)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.storage
+            .record(vec![StreamAppend {
+                stream,
+                expected_version: state.version,
+                events: vec![sealed],
+                claims: Vec::new(),
+                readers: Vec::new(),
+            }])
+            .await?;
+        let change = match event {
+            ProvenanceEvent::ProductWithdrawn(_) => PublicationChange::Withdrawn,
+            _ => PublicationChange::Published,
+        };
+        Ok(state
+            .clone()
+            .apply(change, &caller.organisation_id, &recorded_at))
+    }
+}
+
+fn refused(e: domain::publication::PublicationError) -> ApiError {
+    use domain::publication::PublicationError;
+    match e {
+        PublicationError::OwnedByAnother { .. } => ApiError::Forbidden(e.to_string()),
+        PublicationError::NotPublished { .. } => ApiError::InvalidState(e.to_string()),
     }
 }
 

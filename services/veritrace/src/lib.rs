@@ -15,5 +15,6 @@ pub mod network;
 pub mod node;
 pub mod openapi;
 pub mod platform;
+pub mod receipt_source;
 pub mod serve;
 pub mod verify;

@@ -29,6 +29,7 @@ use veritrace_kernel::http::{
 use veritrace_kernel::idempotency::{IdempotencyKeys, idempotent};
 use veritrace_kernel::migrate;
 use veritrace_kernel::outbox::OutboxRelay;
+use veritrace_kernel::receipts::Receipts;
 use veritrace_kernel::telemetry::{Metrics, metrics_endpoint};
 use veritrace_kernel::{ApiError, resource};
 
@@ -154,8 +155,10 @@ impl Platform {
 
         let mut domains = Vec::new();
         for domain in crate::domains::DOMAINS {
+            let receipts = Receipts::new(anchor.clone(), genesis.clone());
             let running =
-                start_embedded_domain(*domain, &data, &genesis, &metrics, &shutdown_rx).await?;
+                start_embedded_domain(*domain, &data, &genesis, receipts, &metrics, &shutdown_rx)
+                    .await?;
             veritrace_kernel::reaction::start_domain(
                 *domain,
                 running.clone(),
@@ -230,6 +233,7 @@ async fn start_embedded_domain(
     domain: &'static dyn Domain,
     data: &Path,
     genesis: &Genesis,
+    receipts: Receipts,
     metrics: &Arc<Metrics>,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Arc<dyn RunningDomain>, BoxError> {
@@ -245,6 +249,7 @@ async fn start_embedded_domain(
             hash_alg: genesis.hash_alg,
             metrics: metrics.clone(),
             shutdown: shutdown.clone(),
+            receipts: Some(receipts),
         })
         .await
 }

@@ -4,6 +4,7 @@
 use crate::platform::{
     ChainState, Readiness, Routes, http_server, listen, read_genesis, start_chain,
 };
+use crate::receipt_source::AnchorOverHttp;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use veritrace_kernel::domain::{Domain, DomainContext};
 use veritrace_kernel::idempotency::IdempotencyKeys;
 use veritrace_kernel::migrate::{self, MigrateError, Migration};
 use veritrace_kernel::outbox::OutboxRelay;
+use veritrace_kernel::receipts::Receipts;
 use veritrace_kernel::telemetry::Metrics;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -235,6 +237,10 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
                     hash_alg: genesis.hash_alg,
                     metrics: metrics.clone(),
                     shutdown: shutdown_rx.clone(),
+                    receipts: config.http.receipts_url.as_deref().map(|url| {
+                        let source = AnchorOverHttp::new(url, config.http.receipts_api_key.clone());
+                        Receipts::new(Arc::new(source), genesis.clone())
+                    }),
                 })
                 .await?;
             let bus = AmqpBus::new(&config.amqp)?.observed_by(metrics.clone());

@@ -307,6 +307,12 @@ fn every_event_the_embedded_platform_records_matches_its_schema() {
     let (status, v) = post(&p, "/capture", declared);
     assert_eq!((status, &v["success"]), (202, &json!(false)), "{v}");
     assert_eq!(v["captured"].as_array().map(Vec::len), Some(0), "{v}");
+    // A brand owner publishes the history of a product it captured, and withdraws it.
+    let publication = format!("{}/products/10614141073464/publication", p.url);
+    for (method, published) in [("PUT", true), ("DELETE", false)] {
+        let (status, _, v) = call(method, &publication, p.key.as_deref(), None);
+        assert_eq!((status, &v["published"]), (200, &json!(published)), "{v}");
+    }
     // The cases domain files the exhibits in reaction, after the answers: wait until the
     // withdrawal and the sharing have reached the case file too.
     let case_file = format!("{}/cases/2026-CV-0042", p.url);

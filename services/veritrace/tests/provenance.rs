@@ -8,7 +8,8 @@ mod common;
 
 use common::deployment::{Deployment, one_deployment_at_a_time, wait_until};
 
-use common::{agent, anchored_receipt, call, read_response, segment, up, verify_cli};
+use common::epcis::{Loaf, capture, document, member, with_check_digit};
+use common::{agent, anchored_receipt, read_response, segment, up, verify_cli};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -79,41 +80,6 @@ fn reference_hashes() -> BTreeMap<(String, usize), String> {
 }
 
 /// A member organisation's key, made with `admin`'s.
-fn member(base: &str, admin: &str, name: &str) -> String {
-    let (status, _, v) = call(
-        "POST",
-        &format!("{base}/organisations"),
-        Some(admin),
-        Some(
-            json!({"name": name, "role": "member"})
-                .to_string()
-                .as_bytes(),
-        ),
-    );
-    assert_eq!(status, 201, "{v}");
-    v["api_key"].as_str().expect("api_key").to_owned()
-}
-
-/// `POST /capture`: the status, the `Location` and the job.
-fn capture(base: &str, key: &str, body: &[u8], behaviour: Option<&str>) -> (u16, String, Value) {
-    let mut r = agent()
-        .post(&format!("{}/capture", base))
-        .header("Content-Type", "application/ld+json")
-        .header("Authorization", &format!("Bearer {key}"));
-    if let Some(b) = behaviour {
-        r = r.header("GS1-Capture-Error-Behaviour", b);
-    }
-    let mut resp = r.send(body).expect("capture");
-    let location = resp
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let (status, _, job) = read_response(&mut resp);
-    (status, location, job)
-}
-
 /// `GET` a path: status, the `Link` header and the body.
 fn get(base: &str, key: &str, path: &str) -> (u16, String, Value) {
     let mut resp = agent()
@@ -389,19 +355,6 @@ fn object_event(serial: &str, event_time: &str, extra: Value) -> Value {
         e[k] = v.clone();
     }
     e
-}
-
-fn document(events: Vec<Value>) -> Vec<u8> {
-    json!({
-        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld",
-                     {"example": "https://ns.example.com/epcis/"}],
-        "type": "EPCISDocument",
-        "schemaVersion": "2.0",
-        "creationDate": "2026-12-01T10:00:00+01:00",
-        "epcisBody": {"eventList": events}
-    })
-    .to_string()
-    .into_bytes()
 }
 
 fn event_ids(base: &str, key: &str, query: &str) -> Vec<String> {
@@ -845,16 +798,6 @@ fn bench_provenance_reports_both_domains_in_one_run() {
 }
 
 /// A GS1 check digit appended to `body` (mod 10, weights 3 and 1 from the right).
-fn with_check_digit(body: &str) -> String {
-    let sum: u32 = body
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
-        .sum();
-    format!("{body}{}", (10 - sum % 10) % 10)
-}
-
 /// A loaf's history: its own events under either spelling of its key (SGTIN URN, Digital
 /// Link), the pallet it was packed on and that pallet's shipping, the flour lot it was baked
 /// from; nothing of another product. Its Digital Link resolves to a linkset; a GTIN with a
@@ -864,31 +807,15 @@ fn a_products_history_follows_its_container_and_its_ingredients() {
     let dir = tempfile::tempdir().unwrap();
     let p = up(dir.path(), &[]);
     let key = member(&p.url, p.key.as_deref().unwrap(), "Bakery");
-    let loaf = "urn:epc:id:sgtin:4012345.033333.B1";
-    let gtin = with_check_digit("0401234533333");
-    let loaf_link = format!("https://id.gs1.org/01/{gtin}/21/B1");
-    let flour = "urn:epc:class:lgtin:4012345.022222.LOT1";
-    let pallet = "urn:epc:id:sscc:4012345.0000000007";
-    let id = |n: u32| format!("urn:uuid:3c2b1a00-0000-4000-8000-{n:012}");
-    let at = |day: u32| format!("2026-11-{day:02}T08:00:00+01:00");
-    let events = vec![
-        json!({"eventID": id(1), "type": "ObjectEvent", "eventTime": at(1), "eventTimeZoneOffset": "+01:00",
-               "action": "ADD", "bizStep": "commissioning", "epcList": [],
-               "quantityList": [{"epcClass": flour, "quantity": 50, "uom": "KGM"}]}),
-        json!({"eventID": id(2), "type": "TransformationEvent", "eventTime": at(2), "eventTimeZoneOffset": "+01:00",
-               "bizStep": "creating_class_instance",
-               "inputQuantityList": [{"epcClass": flour, "quantity": 0.5, "uom": "KGM"}],
-               "outputEPCList": [loaf]}),
-        json!({"eventID": id(3), "type": "AggregationEvent", "eventTime": at(3), "eventTimeZoneOffset": "+01:00",
-               "action": "ADD", "bizStep": "packing", "parentID": pallet, "childEPCs": [loaf]}),
-        json!({"eventID": id(4), "type": "ObjectEvent", "eventTime": at(4), "eventTimeZoneOffset": "+01:00",
-               "action": "OBSERVE", "bizStep": "shipping", "epcList": [pallet]}),
-        json!({"eventID": id(5), "type": "ObjectEvent", "eventTime": at(5), "eventTimeZoneOffset": "+01:00",
-               "action": "OBSERVE", "bizStep": "retail_selling", "epcList": [loaf_link]}),
-        json!({"eventID": id(6), "type": "ObjectEvent", "eventTime": at(6), "eventTimeZoneOffset": "+01:00",
-               "action": "OBSERVE", "bizStep": "shipping", "epcList": ["urn:epc:id:sgtin:4012345.044444.X9"]}),
-    ];
-    let (_, _, job) = capture(&p.url, &key, &document(events), None);
+    let Loaf {
+        gtin,
+        loaf,
+        loaf_link,
+        ids,
+        document,
+    } = Loaf::journey();
+    let id = |n: usize| ids[n - 1].clone();
+    let (_, _, job) = capture(&p.url, &key, &document, None);
     assert_eq!(job["success"], true, "{job}");
 
     for product in [loaf.to_string(), loaf_link.clone()] {

@@ -57,6 +57,10 @@ fn expected(method: &str, path: &str) -> Option<[u16; 7]> {
         ("get",  "/dispositions")                                       => [401, 200, 200, 200, 200, 200, 200],
         ("get",  "/traceability")                                       => [401, 200, 200, 200, 404, 200, 404],
         ("get",  "/01/{gtin}")                                          => PUBLIC,
+        // Publication: A captured the GTIN's event and published it first; only A changes it.
+        ("get",  "/products/{gtin}/publication")                        => PUBLIC,
+        ("put",  "/products/{gtin}/publication")                        => [401, 403, 200, 403, 403, 403, 403],
+        ("delete", "/products/{gtin}/publication")                      => [401, 403, 200, 403, 403, 403, 403],
         _ => return None,
     })
 }
@@ -372,7 +376,7 @@ impl Matrix<'_> {
             })
             .collect();
         let body = match (method, template) {
-            ("get", _) => None,
+            ("get", _) | (_, "/products/{gtin}/publication") => None,
             ("post", "/organisations") => Some(json!({
                 "name": format!("Organisation {n} created by {caller}"),
                 "role": "member",
@@ -468,6 +472,11 @@ fn every_operation_answers_each_caller_as_the_role_matrix_says() {
         calls: Default::default(),
         w: &w,
     };
+    // A publishes its product's page, so that it owns the GTIN whatever order the
+    // publication's operations run in.
+    let publication = w.url(&format!("/products/{}/publication", m.captured.gtin));
+    let (status, _, v) = call("PUT", &publication, Some(&w.a.key), None);
+    assert_eq!(status, 200, "{v}");
     // A's case file holds its three records once the cases domain has filed them.
     let case_file = w.url(&format!("/cases/{CASE}"));
     let filed = || {

@@ -5,8 +5,10 @@
 //! already and appends.
 
 pub mod capture;
+pub mod publication;
 
 pub use capture::{CaptureError, CapturePlan, ErrorBehaviour, PlannedEvent, plan_capture};
+pub use publication::{ProductPublished, ProductWithdrawn};
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -19,6 +21,8 @@ pub const SERVICE: &str = "provenance";
 pub const EVENT_TYPES: &[EventType] = &[
     veritrace_kernel::event_type!("provenance", "EpcisEventCaptured", 1),
     veritrace_kernel::event_type!("provenance", "CaptureJobCompleted", 1),
+    veritrace_kernel::event_type!("provenance", "ProductPublished", 1),
+    veritrace_kernel::event_type!("provenance", "ProductWithdrawn", 1),
 ];
 
 /// Most events one capture document may hold (`GS1-EPCIS-Capture-Limit`).
@@ -79,6 +83,8 @@ pub struct CapturedRecord {
 pub enum ProvenanceEvent {
     EpcisEventCaptured(EpcisEventCaptured),
     CaptureJobCompleted(CaptureJobCompleted),
+    ProductPublished(ProductPublished),
+    ProductWithdrawn(ProductWithdrawn),
 }
 
 impl ProvenanceEvent {
@@ -98,6 +104,12 @@ impl ProvenanceEvent {
             "CaptureJobCompleted" => serde_json::from_value(payload.into_owned())
                 .map(ProvenanceEvent::CaptureJobCompleted)
                 .map_err(read),
+            "ProductPublished" => serde_json::from_value(payload.into_owned())
+                .map(ProvenanceEvent::ProductPublished)
+                .map_err(read),
+            "ProductWithdrawn" => serde_json::from_value(payload.into_owned())
+                .map(ProvenanceEvent::ProductWithdrawn)
+                .map_err(read),
             other => Err(format!("{other}: not an event type of {SERVICE}")),
         }
     }
@@ -106,6 +118,8 @@ impl ProvenanceEvent {
         match self {
             ProvenanceEvent::EpcisEventCaptured(_) => "EpcisEventCaptured",
             ProvenanceEvent::CaptureJobCompleted(_) => "CaptureJobCompleted",
+            ProvenanceEvent::ProductPublished(_) => "ProductPublished",
+            ProvenanceEvent::ProductWithdrawn(_) => "ProductWithdrawn",
         }
     }
 
@@ -113,6 +127,8 @@ impl ProvenanceEvent {
         match self {
             ProvenanceEvent::EpcisEventCaptured(e) => serde_json::to_value(e),
             ProvenanceEvent::CaptureJobCompleted(j) => serde_json::to_value(j),
+            ProvenanceEvent::ProductPublished(p) => serde_json::to_value(p),
+            ProvenanceEvent::ProductWithdrawn(w) => serde_json::to_value(w),
         }
     }
 }

@@ -2,7 +2,10 @@
 //! ([`capture`]) and query ([`query`]).
 
 pub mod capture;
+pub mod journey;
+pub mod page;
 pub mod product;
+pub mod publication;
 pub mod query;
 
 use actix_web::web;
@@ -11,6 +14,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     capture::configure(cfg);
     query::configure(cfg);
     product::configure(cfg);
+    publication::configure(cfg);
 }
 
 #[derive(utoipa::OpenApi)]
@@ -26,10 +30,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         query::dispositions,
         product::resolve,
         product::traceability,
+        publication::publication,
+        publication::publish,
+        publication::withdraw,
     ),
     components(schemas(
         capture::CaptureJob,
         capture::CaptureJobError,
+        product::LabelFormat,
+        publication::ProductPublication,
         crate::domain::ErrorBehaviour
     ))
 )]

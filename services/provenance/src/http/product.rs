@@ -2,7 +2,9 @@
 //! public, answering a linkset, RFC 9264) and the product's history across partners
 //! (`GET /traceability`, what the caller may read).
 
+use super::page;
 use crate::ProvenanceService;
+use crate::label::LabelCode;
 use crate::projections::trace::{self, Relation};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -33,32 +35,144 @@ pub fn product_of(
         .ok_or_else(|| ApiError::NotFound(format!("{link} is not a GS1 Digital Link of a product")))
 }
 
+/// What a Digital Link request asks for besides the product.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveQuery {
+    /// One event's receipt from the product's public page (the id its page links), as a
+    /// download.
+    pub receipt: Option<uuid::Uuid>,
+    /// The QR code of this Digital Link for a label.
+    pub label: Option<LabelFormat>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelFormat {
+    Svg,
+    Png,
+}
+
 /// Resolve a GS1 Digital Link.
 ///
 /// `GET /01/{gtin}`, `/01/{gtin}/10/{lot}`, `/01/{gtin}/21/{serial}` or
-/// `/01/{gtin}/10/{lot}/21/{serial}`: a product no captured event names is a 404, and so is
-/// a malformed key (a GTIN's length, digits or check digit), the problem saying why. Answers a linkset
-/// (`application/linkset+json`, RFC 9264) anchored at the product's Digital Link on
-/// `id.gs1.org`, with its links: its history (`gs1:traceability`) and its EPCIS events
-/// (`gs1:epcis`). Public: a linkset holds links only.
+/// `/01/{gtin}/10/{lot}/21/{serial}`. Public. As the request asks:
+/// - a browser (`Accept` preferring `text/html`) gets the product's page: its journey as a
+///   timeline of the events its brand owner made public, each receipt verified by this
+///   server; a product without a public history, or a malformed key, gets a friendly 404 page;
+/// - `?receipt={id}`: the receipt of one event on that page, as a download;
+/// - `?label=svg` or `?label=png`: the QR code of the Digital Link for a label;
+/// - otherwise a linkset (`application/linkset+json`, RFC 9264) anchored at the product's
+///   Digital Link on `id.gs1.org`, with its page (`gs1:pip`), its history
+///   (`gs1:traceability`) and its EPCIS events (`gs1:epcis`); a product no captured event
+///   names, or a malformed key (a GTIN's length, digits or check digit), is a 404 saying why.
 #[utoipa::path(
     get, path = "/01/{gtin}", tag = "provenance",
-    params(("gtin" = String, Path, description = "A GTIN-8, -12, -13 or -14 with its check digit", pattern = "^[0-9]{8,14}$")),
+    params(("gtin" = String, Path, description = "A GTIN-8, -12, -13 or -14 with its check digit", pattern = "^[0-9]{8,14}$"), ResolveQuery),
     responses(
-        (status = 200, body = Object, content_type = "application/linkset+json", description = "The product's linkset"),
-        (status = 404, body = veritrace_kernel::Problem, description = "No captured event names the product, or the key is malformed"),
+        (status = 200, description = "The product's linkset, page, receipt or label", content(
+            (Object = "application/linkset+json"),
+            (String = "text/html"),
+            (Object = "application/json"),
+            (String = "image/svg+xml"),
+            (Vec<u8> = "image/png"),
+        )),
+        (status = 404, description = "No captured event names the product (no public history, for a page or a receipt), or the key is malformed", content(
+            (veritrace_kernel::Problem = "application/problem+json"),
+            (String = "text/html"),
+        )),
+        (status = 422, body = veritrace_kernel::Problem, description = "A bad query parameter"),
+        (status = 503, body = veritrace_kernel::Problem, description = "The receipts cannot be reached just now"),
     )
 )]
 pub async fn resolve(
     svc: web::Data<ProvenanceService>,
     req: HttpRequest,
+    ValidQuery(q): ValidQuery<ResolveQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let info = req.match_info();
     let key = product_of(
         info.get("gtin").unwrap_or_default(),
         info.get("lot"),
         info.get("serial"),
-    )?;
+    );
+    let page = q.receipt.is_none() && q.label.is_none() && prefers_html(&req);
+    let key = match key {
+        Err(ApiError::NotFound(reason)) if page => return page::not_found_page(&svc, &reason),
+        other => other?,
+    };
+    if let Some(record_id) = q.receipt {
+        return page::public_receipt(&svc, &key, &record_id.to_string()).await;
+    }
+    if let Some(format) = q.label {
+        return label(&req, &key, format);
+    }
+    if page {
+        return page::product_page(&svc, &key).await;
+    }
+    linkset(&svc, &key).await
+}
+
+/// Whether the client prefers a page to JSON: `text/html` weighs more in its `Accept` than
+/// any JSON type (`*/*` counts for both, so a client that says nothing gets JSON).
+fn prefers_html(req: &HttpRequest) -> bool {
+    let Some(accept) = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let (mut html, mut json) = (0.0f32, 0.0f32);
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let q = parts
+            .find_map(|p| p.strip_prefix("q="))
+            .and_then(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match media.as_str() {
+            "text/html" | "application/xhtml+xml" | "text/*" => html = html.max(q),
+            "application/json"
+            | "application/linkset+json"
+            | "application/ld+json"
+            | "application/*" => json = json.max(q),
+            "*/*" => {
+                html = html.max(q);
+                json = json.max(q);
+            }
+            _ => {}
+        }
+    }
+    html > json
+}
+
+/// The QR code of `key`'s Digital Link on this server, where a scan opens its page.
+fn label(
+    req: &HttpRequest,
+    key: &ProductKey,
+    format: LabelFormat,
+) -> Result<HttpResponse, ApiError> {
+    let info = req.connection_info();
+    let url = format!(
+        "{}://{}{}",
+        info.scheme(),
+        info.host(),
+        key.digital_link_path()
+    );
+    let code = LabelCode::encode(&url).map_err(|e| ApiError::field("label", e.to_string()))?;
+    Ok(match format {
+        LabelFormat::Svg => HttpResponse::Ok()
+            .content_type("image/svg+xml")
+            .body(code.svg(&url, 8)),
+        LabelFormat::Png => HttpResponse::Ok()
+            .content_type("image/png")
+            .body(code.png(8)),
+    })
+}
+
+async fn linkset(svc: &ProvenanceService, key: &ProductKey) -> Result<HttpResponse, ApiError> {
     if !trace::is_named(svc.read_model(), key.clone()).await? {
         return Err(ApiError::NotFound(format!(
             "no captured event names the product {}",
@@ -72,6 +186,11 @@ pub async fn resolve(
         .json(json!({
             "linkset": [{
                 "anchor": dl,
+                "https://gs1.org/voc/pip": [{
+                    "href": key.digital_link_path(),
+                    "type": "text/html",
+                    "title": "Its page: the journey its brand owner made public, each event verified",
+                }],
                 "https://gs1.org/voc/traceability": [{
                     "href": format!("/traceability?{}", query("product")),
                     "type": "application/json",

@@ -55,6 +55,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    published_products (gtin) {
+        gtin -> Text,
+        organisation -> Text,
+        published_at -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     epcis_events,
     epcis_event_identifiers,
@@ -199,9 +207,27 @@ impl ProjectedTables for EpcisEvents {
         let env = &event.envelope;
         let decoded = ProvenanceEvent::from_parts(&env.event_type, env.type_version, &env.payload)
             .map_err(ApplyError::Unappliable)?;
-        let ProvenanceEvent::EpcisEventCaptured(captured) = decoded else {
+        let captured = match decoded {
+            ProvenanceEvent::EpcisEventCaptured(captured) => captured,
+            ProvenanceEvent::ProductPublished(p) => {
+                diesel::insert_into(published_products::table)
+                    .values((
+                        published_products::gtin.eq(&p.gtin),
+                        published_products::organisation.eq(&env.organisation),
+                        published_products::published_at.eq(&env.recorded_at),
+                    ))
+                    .on_conflict(published_products::gtin)
+                    .do_update()
+                    .set(published_products::published_at.eq(&env.recorded_at))
+                    .execute(c)?;
+                return Ok(Vec::new());
+            }
+            ProvenanceEvent::ProductWithdrawn(w) => {
+                diesel::delete(published_products::table.find(&w.gtin)).execute(c)?;
+                return Ok(Vec::new());
+            }
             // A capture job's outcome is read from its stream.
-            return Ok(Vec::new());
+            ProvenanceEvent::CaptureJobCompleted(_) => return Ok(Vec::new()),
         };
         let (row, identifiers) = rows_of(&captured, event)?;
         if env.stream_version > 1 {

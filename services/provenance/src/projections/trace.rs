@@ -9,6 +9,7 @@
 
 use super::{
     EventRow, Model, PROJECTION, epcis_event_identifiers, epcis_event_products, epcis_events,
+    published_products,
 };
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -193,5 +194,39 @@ pub async fn is_named(model: &Model, key: ProductKey) -> Result<bool, ReadModelE
             q.filter(epcis_event_products::gtin.eq(key.gtin().to_owned()))
         };
         Ok(q.first::<i64>(c).optional()?.is_some())
+    })
+}
+
+/// The brand owner who made GTIN `gtin`'s history public; None while it is not public.
+pub async fn published_by(model: &Model, gtin: &str) -> Result<Option<String>, ReadModelError> {
+    let gtin = gtin.to_owned();
+    with_read_conn!(model, |c| {
+        Ok(published_products::table
+            .find(&gtin)
+            .select(published_products::organisation)
+            .first::<String>(c)
+            .optional()?)
+    })
+}
+
+/// Whether `organisation` captured any event naming GTIN `gtin`: only such an organisation may
+/// publish the GTIN (its page shows what the publisher captured or was shared).
+pub async fn captured_by(
+    model: &Model,
+    gtin: &str,
+    organisation: &str,
+) -> Result<bool, ReadModelError> {
+    let (gtin, organisation) = (gtin.to_owned(), organisation.to_owned());
+    with_read_conn!(model, |c| {
+        let positions = epcis_event_products::table
+            .filter(epcis_event_products::gtin.eq(gtin))
+            .select(epcis_event_products::position);
+        Ok(epcis_events::table
+            .filter(epcis_events::organisation.eq(organisation))
+            .filter(epcis_events::position.eq_any(positions))
+            .select(epcis_events::position)
+            .first::<i64>(c)
+            .optional()?
+            .is_some())
     })
 }

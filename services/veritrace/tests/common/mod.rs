@@ -2,7 +2,9 @@
 //! evidence, waiting for receipts and running `veritrace verify`.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod browser;
 pub mod deployment;
+pub mod epcis;
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -85,6 +87,13 @@ pub fn call(
                 r = r.header("Authorization", &format!("Bearer {k}"));
             }
             r.call().expect("request")
+        }
+        ("PUT" | "DELETE", None) => {
+            let mut r = ureq::http::Request::builder().method(method).uri(url);
+            if let Some(k) = key {
+                r = r.header("Authorization", format!("Bearer {k}"));
+            }
+            a.run(r.body(()).expect("request")).expect("request")
         }
         (_, b) => {
             let mut r = a.post(url).header("Content-Type", "application/json");
