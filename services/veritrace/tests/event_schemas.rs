@@ -309,8 +309,9 @@ fn every_event_the_embedded_platform_records_matches_its_schema() {
     assert_eq!(v["captured"].as_array().map(Vec::len), Some(0), "{v}");
     // A brand owner publishes the history of a product it captured, and withdraws it.
     let publication = format!("{}/products/10614141073464/publication", p.url);
-    for (method, published) in [("PUT", true), ("DELETE", false)] {
-        let (status, _, v) = call(method, &publication, p.key.as_deref(), None);
+    for published in [true, false] {
+        let body = json!({ "published": published }).to_string();
+        let (status, _, v) = call("PUT", &publication, p.key.as_deref(), Some(body.as_bytes()));
         assert_eq!((status, &v["published"]), (200, &json!(published)), "{v}");
     }
     // The cases domain files the exhibits in reaction, after the answers: wait until the

@@ -32,10 +32,11 @@ fn fetch(url: &str, accept: &str) -> (u16, String, Vec<u8>) {
 
 const BROWSER: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
-/// `PUT` or `DELETE` `/products/{gtin}/publication` as `key`.
-fn publication(base: &str, method: &str, key: &str, gtin: &str) -> (u16, Value) {
+/// `PUT /products/{gtin}/publication` as `key`: publish or withdraw.
+fn publication(base: &str, key: &str, gtin: &str, published: bool) -> (u16, Value) {
     let url = format!("{base}/products/{gtin}/publication");
-    let (status, _, v) = call(method, &url, Some(key), None);
+    let body = serde_json::json!({ "published": published }).to_string();
+    let (status, _, v) = call("PUT", &url, Some(key), Some(body.as_bytes()));
     (status, v)
 }
 
@@ -74,10 +75,10 @@ fn a_products_page_shows_its_verified_journey_in_a_phone_browser() {
     assert_eq!((status, ctype.as_str()), (404, "text/html; charset=utf-8"));
     assert!(String::from_utf8_lossy(&html).contains("We could not find this product"));
 
-    let (status, published) = publication(&p.url, "PUT", &bakery, &loaf.gtin);
+    let (status, published) = publication(&p.url, &bakery, &loaf.gtin, true);
     assert_eq!(status, 200, "{published}");
     assert_eq!(published["published"], true);
-    let (status, refused) = publication(&p.url, "PUT", &rival, &loaf.gtin);
+    let (status, refused) = publication(&p.url, &rival, &loaf.gtin, true);
     assert_eq!(
         status, 403,
         "another organisation cannot take the GTIN: {refused}"
@@ -196,7 +197,7 @@ fn a_products_page_shows_its_verified_journey_in_a_phone_browser() {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 
     // Withdrawn, the page is gone again, and so are its receipts.
-    let (status, withdrawn) = publication(&p.url, "DELETE", &bakery, &loaf.gtin);
+    let (status, withdrawn) = publication(&p.url, &bakery, &loaf.gtin, false);
     assert_eq!(
         (status, &withdrawn["published"]),
         (200, &Value::Bool(false))
@@ -223,7 +224,7 @@ fn events_not_yet_anchored_are_shown_pending_never_verified() {
     let loaf = Loaf::journey();
     let (_, _, job) = capture(&p.url, &bakery, &loaf.document, None);
     assert_eq!(job["success"], true, "{job}");
-    assert_eq!(publication(&p.url, "PUT", &bakery, &loaf.gtin).0, 200);
+    assert_eq!(publication(&p.url, &bakery, &loaf.gtin, true).0, 200);
     let (status, _, html) = fetch(&format!("{}/01/{}/21/B1", p.url, loaf.gtin), BROWSER);
     let html = String::from_utf8(html).unwrap();
     assert_eq!(status, 200);

@@ -31,14 +31,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         product::resolve,
         product::traceability,
         publication::publication,
-        publication::publish,
-        publication::withdraw,
+        publication::change,
     ),
     components(schemas(
         capture::CaptureJob,
         capture::CaptureJobError,
         product::LabelFormat,
         publication::ProductPublication,
+        publication::PublicationRequest,
         crate::domain::ErrorBehaviour
     ))
 )]

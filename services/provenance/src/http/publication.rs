@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use veritrace_epcis::identifiers::parse_gtin;
 use veritrace_kernel::ApiError;
 use veritrace_kernel::auth::Caller;
+use veritrace_kernel::http::ValidJson;
 
 /// Whether a GTIN's history is public, and whose events it shows.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -38,62 +39,56 @@ fn view(gtin: &str, state: Publication) -> Result<ProductPublication, ApiError> 
     })
 }
 
-/// The GTIN of the path, as a GTIN-14; a malformed one is a 422 naming it.
+/// The GTIN of the path, as a GTIN-14; a malformed one names no product (404, saying why),
+/// as on the Digital Link.
 fn gtin_of(path: &str) -> Result<String, ApiError> {
-    parse_gtin(path).map_err(|e| ApiError::field("gtin", e.to_string()))
+    parse_gtin(path)
+        .map_err(|e| ApiError::NotFound(format!("no product has the key {path:?}: {e}")))
 }
 
-/// Publish a product's history.
+/// Whether a product's page is to be public.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicationRequest {
+    /// `true` publishes, `false` withdraws.
+    pub published: bool,
+}
+
+/// Publish a product's history, or withdraw it.
 ///
-/// Makes the page behind the product's Digital Link (`/01/{gtin}`, with or without lot and
-/// serial) public: it shows the events of the product's history that the caller may read,
-/// each with its receipt verified. The first organisation to publish a GTIN is its brand
-/// owner here; another gets 403. Publishing again changes nothing.
+/// `{"published": true}` makes the page behind the product's Digital Link (`/01/{gtin}`, with
+/// or without lot and serial) public: it shows the events of the product's history that the
+/// caller may read, each with its receipt verified. Only an organisation that captured events
+/// naming the GTIN may publish it; the first to do so is its brand owner here, and another
+/// gets 403. `{"published": false}` withdraws it: the page answers as for an unknown product
+/// again. Asking for the state it is in changes nothing, except withdrawing a GTIN never
+/// published (409).
 #[utoipa::path(
     put, path = "/products/{gtin}/publication", tag = "provenance",
     params(("gtin" = String, Path, description = "A GTIN-8, -12, -13 or -14 with its check digit", pattern = "^[0-9]{8,14}$")),
+    request_body = PublicationRequest,
     responses(
         (status = 200, body = ProductPublication),
         (status = 401, body = veritrace_kernel::Problem),
-        (status = 403, body = veritrace_kernel::Problem, description = "Another organisation owns the GTIN, or the key records nothing"),
-        (status = 409, body = veritrace_kernel::Problem),
-        (status = 422, body = veritrace_kernel::Problem, description = "Not a GTIN"),
+        (status = 403, body = veritrace_kernel::Problem, description = "Another organisation owns the GTIN, the caller captured nothing naming it, or the key records nothing"),
+        (status = 404, body = veritrace_kernel::Problem, description = "Not a GTIN (its length, digits or check digit)"),
+        (status = 409, body = veritrace_kernel::Problem, description = "Withdrawing a GTIN never published"),
+        (status = 422, body = veritrace_kernel::Problem),
     ),
     security(("api_key" = []))
 )]
-pub async fn publish(
+pub async fn change(
     svc: web::Data<ProvenanceService>,
     caller: Caller,
     path: web::Path<String>,
+    ValidJson(body): ValidJson<PublicationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let gtin = gtin_of(&path)?;
-    let state = svc.publish(&caller, &gtin).await?;
-    Ok(HttpResponse::Ok().json(view(&gtin, state)?))
-}
-
-/// Withdraw a product's history from public view.
-///
-/// The page answers as for an unknown product again. Only the brand owner may; a GTIN not
-/// published is a 409.
-#[utoipa::path(
-    delete, path = "/products/{gtin}/publication", tag = "provenance",
-    params(("gtin" = String, Path, description = "A GTIN-8, -12, -13 or -14 with its check digit", pattern = "^[0-9]{8,14}$")),
-    responses(
-        (status = 200, body = ProductPublication),
-        (status = 401, body = veritrace_kernel::Problem),
-        (status = 403, body = veritrace_kernel::Problem, description = "Another organisation owns the GTIN, or the key records nothing"),
-        (status = 409, body = veritrace_kernel::Problem, description = "Not published"),
-        (status = 422, body = veritrace_kernel::Problem, description = "Not a GTIN"),
-    ),
-    security(("api_key" = []))
-)]
-pub async fn withdraw(
-    svc: web::Data<ProvenanceService>,
-    caller: Caller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let gtin = gtin_of(&path)?;
-    let state = svc.withdraw(&caller, &gtin).await?;
+    let state = if body.published {
+        svc.publish(&caller, &gtin).await?
+    } else {
+        svc.withdraw(&caller, &gtin).await?
+    };
     Ok(HttpResponse::Ok().json(view(&gtin, state)?))
 }
 
@@ -105,8 +100,7 @@ pub async fn withdraw(
     params(("gtin" = String, Path, description = "A GTIN-8, -12, -13 or -14 with its check digit", pattern = "^[0-9]{8,14}$")),
     responses(
         (status = 200, body = ProductPublication),
-        (status = 404, body = veritrace_kernel::Problem, description = "Never published"),
-        (status = 422, body = veritrace_kernel::Problem, description = "Not a GTIN"),
+        (status = 404, body = veritrace_kernel::Problem, description = "Never published, or not a GTIN"),
     )
 )]
 pub async fn publication(
@@ -121,5 +115,5 @@ pub async fn publication(
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use veritrace_kernel::resource;
     cfg.service(resource!("/products/{gtin}/publication",
-        get => publication, put => publish, delete => withdraw));
+        get => publication, put => change));
 }

@@ -88,12 +88,12 @@ pub fn call(
             }
             r.call().expect("request")
         }
-        ("PUT" | "DELETE", None) => {
-            let mut r = ureq::http::Request::builder().method(method).uri(url);
+        ("PUT", b) => {
+            let mut r = a.put(url).header("Content-Type", "application/json");
             if let Some(k) = key {
-                r = r.header("Authorization", format!("Bearer {k}"));
+                r = r.header("Authorization", &format!("Bearer {k}"));
             }
-            a.run(r.body(()).expect("request")).expect("request")
+            r.send(b.unwrap_or(b"")).expect("request")
         }
         (_, b) => {
             let mut r = a.post(url).header("Content-Type", "application/json");
