@@ -8,8 +8,8 @@ mod common;
 
 use common::deployment::{Deployment, one_deployment_at_a_time, wait_until};
 
-use common::epcis::{Loaf, capture, document, member, with_check_digit};
-use common::{agent, anchored_receipt, read_response, segment, up, verify_cli};
+use common::epcis::{Loaf, capture, document, member, organisation_key, with_check_digit};
+use common::{agent, anchored_receipt, call, read_response, segment, up, verify_cli};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -689,12 +689,20 @@ fn an_error_declaration_follows_its_event_and_is_served_in_its_place() {
 #[test]
 fn distributed_capture_and_query_on_postgresql_with_every_event_anchored() {
     let _one = one_deployment_at_a_time();
-    let Some(d) = Deployment::new() else {
+    let Some(mut d) = Deployment::new() else {
         return;
     };
-    for service in ["identity", "anchor", "provenance"] {
+    for service in ["identity", "anchor"] {
         d.start(service);
     }
+    // The provenance service reads its events' receipts from the anchor with an auditor's key,
+    // to verify them for its product pages.
+    let auditor = organisation_key(&d.url("identity"), &d.key(), "Pages", "auditor");
+    d.env.insert(
+        "provenance",
+        vec![("VERITRACE_HTTP__RECEIPTS_API_KEY".into(), auditor)],
+    );
+    d.start("provenance");
     let base = d.url("provenance");
     let key = member(&d.url("identity"), &d.key(), "Grower");
     let examples = gs1_examples();
@@ -758,6 +766,40 @@ fn distributed_capture_and_query_on_postgresql_with_every_event_anchored() {
             || d.logs(),
         );
     }
+
+    // The product page, published by the grower, verifies each receipt it fetched from the
+    // anchor; a receipt downloads from the page.
+    let gtin = "10614141073464";
+    let body = json!({"published": true}).to_string();
+    let url = format!("{base}/products/{gtin}/publication");
+    let (status, _, v) = call("PUT", &url, Some(&key), Some(body.as_bytes()));
+    assert_eq!(status, 200, "{v}");
+    let page = agent
+        .get(&format!("{base}/01/{gtin}/21/2017"))
+        .header("Accept", "text/html")
+        .call()
+        .expect("the page")
+        .body_mut()
+        .read_to_string()
+        .expect("html");
+    let shown = page.matches(r#"data-check="event""#).count();
+    assert!(shown > 0, "{page}");
+    assert_eq!(
+        page.matches(r#"data-state="verified""#).count(),
+        shown,
+        "{page}"
+    );
+    let href = page
+        .split("?receipt=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a receipt link");
+    let mut resp = agent
+        .get(&format!("{base}/01/{gtin}/21/2017?receipt={href}"))
+        .call()
+        .expect("the receipt");
+    let (status, _, receipt) = read_response(&mut resp);
+    assert_eq!((status, &receipt["status"]), (200, &json!("anchored")));
 }
 
 /// `veritrace bench provenance`: capture documents captured until every event (and each

@@ -5,16 +5,14 @@ use serde_json::{Value, json};
 
 /// A new member organisation's API key.
 pub fn member(base: &str, admin: &str, name: &str) -> String {
-    let (status, _, v) = call(
-        "POST",
-        &format!("{base}/organisations"),
-        Some(admin),
-        Some(
-            json!({"name": name, "role": "member"})
-                .to_string()
-                .as_bytes(),
-        ),
-    );
+    organisation_key(base, admin, name, "member")
+}
+
+/// The API key of a new organisation of role `role` (`member`, `auditor`, `court`).
+pub fn organisation_key(base: &str, admin: &str, name: &str, role: &str) -> String {
+    let body = json!({"name": name, "role": role}).to_string();
+    let url = format!("{base}/organisations");
+    let (status, _, v) = call("POST", &url, Some(admin), Some(body.as_bytes()));
     assert_eq!(status, 201, "{v}");
     v["api_key"].as_str().expect("api_key").to_owned()
 }
