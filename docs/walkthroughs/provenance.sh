@@ -53,6 +53,15 @@ until curl -s "http://127.0.0.1:8080$RECEIPT" -H "Authorization: Bearer $GROWER"
       grep -q '"status":"anchored"' receipt.json; do sleep 0.2; done
 veritrace verify receipt.json --genesis data/chain/genesis.json
 
+# 6. Publish the crate's history: its page, for a shopper's phone (open the link in a browser).
+curl -s -X PUT http://127.0.0.1:8080/products/04012345111118/publication \
+  -H "Authorization: Bearer $GROWER" -H 'Content-Type: application/json' -d '{"published":true}'
+curl -s -H 'Accept: text/html' http://127.0.0.1:8080/01/04012345111118/21/1001 > page.html
+grep -c 'Anchored and verified' page.html       # each event's receipt, verified by the server
+curl -s 'http://127.0.0.1:8080/01/04012345111118/21/1001?label=svg' > label.svg  # its QR code
+grep -q 'data-check="event"' page.html
+grep -q '<svg' label.svg
+
 # The same document again: recognised, nothing stored twice.
 curl -s -X POST http://127.0.0.1:8080/capture \
   -H "Authorization: Bearer $GROWER" -H 'Content-Type: application/ld+json' \

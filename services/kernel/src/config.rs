@@ -35,7 +35,11 @@ pub struct HttpConfig {
     /// public URL (`https://anchor.example`), so that a domain service's answers link to
     /// `<receipts_url>/receipts/{event_id}`. Unset: relative links (`/receipts/{event_id}`).
     pub receipts_url: Option<String>,
-    /// The API key a domain service reads its own events' receipts with from `receipts_url`,
+    /// Where a domain service itself fetches its events' receipts, when `receipts_url` (the
+    /// public URL) does not reach the anchor from where the service runs (compose:
+    /// `http://anchor:8080`). Unset: `receipts_url`.
+    pub receipts_internal_url: Option<String>,
+    /// The API key a domain service reads its own events' receipts with from the anchor,
     /// to verify them itself (the provenance product page): an auditor's key. Unset: such
     /// pages say the receipts could not be checked.
     pub receipts_api_key: Option<String>,
@@ -179,6 +183,7 @@ impl Default for HttpConfig {
             max_body_bytes: 256 * 1024,
             workers: 0,
             receipts_url: None,
+            receipts_internal_url: None,
             receipts_api_key: None,
             request_head_timeout_ms: 5_000,
             body_timeout_ms: 10_000,

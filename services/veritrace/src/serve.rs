@@ -237,10 +237,7 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
                     hash_alg: genesis.hash_alg,
                     metrics: metrics.clone(),
                     shutdown: shutdown_rx.clone(),
-                    receipts: config.http.receipts_url.as_deref().map(|url| {
-                        let source = AnchorOverHttp::new(url, config.http.receipts_api_key.clone());
-                        Receipts::new(Arc::new(source), genesis.clone())
-                    }),
+                    receipts: receipts_over_http(&config.http, &genesis),
                 })
                 .await?;
             let bus = AmqpBus::new(&config.amqp)?.observed_by(metrics.clone());
@@ -361,4 +358,19 @@ pub async fn stop_signal() -> std::io::Result<()> {
         r = tokio::signal::ctrl_c() => r,
         _ = term.recv() => Ok(()),
     }
+}
+
+/// A domain service's way to its events' receipts: the anchor over HTTP, where configured.
+fn receipts_over_http(
+    http: &veritrace_kernel::config::HttpConfig,
+    genesis: &chain_core::genesis::Genesis,
+) -> Option<Receipts> {
+    let url = http
+        .receipts_internal_url
+        .as_deref()
+        .or(http.receipts_url.as_deref())
+        .filter(|u| !u.trim().is_empty())?;
+    let key = http.receipts_api_key.clone().filter(|k| !k.is_empty());
+    let source = AnchorOverHttp::new(url, key);
+    Some(Receipts::new(Arc::new(source), genesis.clone()))
 }
