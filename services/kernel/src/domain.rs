@@ -281,6 +281,11 @@ pub trait RunningDomain: Send + Sync {
     fn event_store(&self) -> &EventStore;
     /// Adds its routes, and the data they read, to the HTTP service (once per worker).
     fn configure(self: Arc<Self>, cfg: &mut actix_web::web::ServiceConfig);
+    /// Resolves once its own background work has stopped after the shutdown signal (work a
+    /// stop must not cut in half); the platform waits for it, bounded, before exiting.
+    fn stopped(&self) -> futures_util::future::BoxFuture<'static, ()> {
+        Box::pin(std::future::ready(()))
+    }
     /// What decides its [`Domain::reactions`]; None when it has none.
     fn reactor(self: Arc<Self>) -> Option<Arc<dyn crate::reaction::React>> {
         None

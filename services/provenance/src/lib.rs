@@ -13,6 +13,7 @@ pub mod domain;
 pub mod http;
 pub mod label;
 pub mod projections;
+pub mod subscriptions;
 
 use domain::publication::{Publication, PublicationChange, product_stream};
 use domain::{
@@ -51,6 +52,8 @@ pub struct ProvenanceService {
     pub receipts: Option<veritrace_kernel::receipts::Receipts>,
     /// The consumer's pages.
     pub pages: tera::Tera,
+    /// Named queries and their webhook subscriptions.
+    pub subscriptions: subscriptions::Subscriptions,
 }
 
 /// A capture job as its stream holds it, with who recorded it and when.
@@ -66,11 +69,25 @@ impl ProvenanceService {
     /// Migrates its databases and starts its event store and projector.
     pub async fn start(context: &DomainContext) -> Result<Arc<Self>, BoxError> {
         let storage = DomainStorage::start(SERVICE, MIGRATIONS, context).await?;
-        Ok(Arc::new(ProvenanceService {
+        veritrace_kernel::migrate::run(
+            &context.events,
+            "provenance_subscriptions",
+            subscriptions::store::MIGRATIONS,
+        )
+        .await?;
+        let store = subscriptions::store::SubscriptionStore::new(context.events.clone());
+        let svc = Arc::new(ProvenanceService {
             storage,
             receipts: context.receipts.clone(),
             pages: http::page::templates()?,
-        }))
+            subscriptions: subscriptions::Subscriptions::new(store).await?,
+        });
+        svc.schedule_subscriptions().await?;
+        tokio::spawn(subscriptions::delivery::run(
+            svc.clone(),
+            context.shutdown.clone(),
+        ));
+        Ok(svc)
     }
 
     /// The read model, which [`projections`]' queries read.
@@ -281,6 +298,23 @@ impl ProvenanceService {
     }
 }
 
+/// Named queries and subscriptions (see [`subscriptions`]).
+impl ProvenanceService {
+    /// Puts every scheduled subscription on its schedule (at start).
+    async fn schedule_subscriptions(&self) -> Result<(), BoxError> {
+        for s in self.subscriptions.store.subscriptions(None, None).await? {
+            let Some(schedule) = s.schedule_json.as_deref() else {
+                continue;
+            };
+            let cron = serde_json::from_str::<domain::subscription::Schedule>(schedule)?.cron()?;
+            self.subscriptions
+                .schedule(&s.subscription_id, &cron)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// Publication of products (see [`domain::publication`]).
 impl ProvenanceService {
     /// Where GTIN `gtin`'s publication stands, and its stream's version.
@@ -463,5 +497,9 @@ impl RunningDomain for ProvenanceService {
     fn configure(self: Arc<Self>, cfg: &mut actix_web::web::ServiceConfig) {
         cfg.app_data(actix_web::web::Data::from(self));
         http::configure(cfg);
+    }
+
+    fn stopped(&self) -> futures_util::future::BoxFuture<'static, ()> {
+        Box::pin(self.subscriptions.stopped())
     }
 }

@@ -225,6 +225,18 @@ impl Platform {
     pub async fn stop(self) {
         self.server.stop(true).await;
         let _ = self.shutdown.send(true);
+        stopped(&self.domains).await;
+    }
+}
+
+/// Waits, up to a bound, for each domain's own background work to stop after the shutdown.
+pub async fn stopped(domains: &[Arc<dyn RunningDomain>]) {
+    let all = futures_util::future::join_all(domains.iter().map(|d| d.stopped()));
+    if tokio::time::timeout(Duration::from_secs(15), all)
+        .await
+        .is_err()
+    {
+        tracing::warn!("a domain's background work did not stop within 15 s; exiting anyway");
     }
 }
 

@@ -137,12 +137,15 @@ pub struct Served {
     pub chain: Option<(String, std::path::PathBuf)>,
     server: actix_web::dev::ServerHandle,
     shutdown: watch::Sender<bool>,
+    /// The domain it runs, if it is a domain service.
+    domains: Vec<Arc<dyn veritrace_kernel::domain::RunningDomain>>,
 }
 
 impl Served {
     pub async fn stop(self) {
         self.server.stop(true).await;
         let _ = self.shutdown.send(true);
+        crate::platform::stopped(&self.domains).await;
     }
 }
 
@@ -293,6 +296,7 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
         tokio::spawn(keys.clone().sweep_hourly(shutdown_rx.clone()));
     }
     routes.readiness = readiness;
+    let domains = routes.domains.clone();
     let (server, addr) = http_server(&config, routes, listener)?;
     if service == Service::Identity {
         // Once the server can serve: the key is then always shown.
@@ -306,6 +310,7 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
         chain: chain_of_service,
         server: handle,
         shutdown,
+        domains,
     })
 }
 

@@ -6,6 +6,7 @@
 
 pub mod capture;
 pub mod publication;
+pub mod subscription;
 
 pub use capture::{CaptureError, CapturePlan, ErrorBehaviour, PlannedEvent, plan_capture};
 pub use publication::{ProductPublished, ProductWithdrawn};

@@ -6,6 +6,7 @@ pub mod journey;
 pub mod page;
 pub mod product;
 pub mod publication;
+pub mod queries;
 pub mod query;
 
 use actix_web::web;
@@ -15,6 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     query::configure(cfg);
     product::configure(cfg);
     publication::configure(cfg);
+    queries::configure(cfg);
 }
 
 #[derive(utoipa::OpenApi)]
@@ -32,6 +34,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         product::traceability,
         publication::publication,
         publication::change,
+        queries::create_query,
+        queries::list_queries,
+        queries::get_query,
+        queries::delete_query,
+        queries::query_events,
+        queries::subscribe,
+        queries::list_subscriptions,
+        queries::get_subscription,
+        queries::unsubscribe,
     ),
     components(schemas(
         capture::CaptureJob,
@@ -39,6 +50,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         product::LabelFormat,
         publication::ProductPublication,
         publication::PublicationRequest,
+        queries::QueryDefinition,
+        queries::SubscriptionRequest,
+        queries::SubscriptionView,
+        crate::domain::subscription::Schedule,
         crate::domain::ErrorBehaviour
     ))
 )]

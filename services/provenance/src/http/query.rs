@@ -195,7 +195,7 @@ pub fn supported_parameters() -> Vec<&'static str> {
     names
 }
 
-fn pairs_of(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn pairs_of(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
     web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map(|q| q.into_inner())
         .map_err(|e| ApiError::QueryParameters(vec![FieldError::new("query", e.to_string())]))
@@ -236,7 +236,7 @@ pub fn query_document(rows: &[EventRow]) -> Result<Value, ApiError> {
 }
 
 /// Runs `query` for `caller` and answers a page, with `Link: rel="next"` when more follow.
-async fn answer_page(
+pub(crate) async fn answer_page(
     svc: &ProvenanceService,
     caller: &Caller,
     req: &HttpRequest,

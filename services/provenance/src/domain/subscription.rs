@@ -1,0 +1,234 @@
+//! Named queries and their subscriptions, as the EPCIS 2.0 REST binding has them (`/queries`):
+//! what a request may say, how a schedule becomes a cron expression, how a delivery is signed
+//! and named, and how long a failed one waits. Pure.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::time::Duration;
+
+/// Most events one webhook delivery carries; more follow in the next.
+pub const DELIVERY_EVENTS: i64 = 100;
+
+/// A query's name: 1 to 64 letters, digits, `_`, `-` or `.`, so it sits in a URL as it is.
+pub fn check_query_name(name: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err("must be 1 to 64 letters, digits, `_`, `-` or `.`".into())
+    }
+}
+
+/// A named query's filters (the SimpleEventQuery parameters: a list as an array or a
+/// pipe-delimited string, a time as a string) as the `name=value` pairs `GET /events` reads.
+pub fn query_pairs(query: &serde_json::Value) -> Result<Vec<(String, String)>, String> {
+    let members = query
+        .as_object()
+        .ok_or("must be an object of SimpleEventQuery parameters")?;
+    members
+        .iter()
+        .map(|(name, value)| {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(list) => list
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned).ok_or(()))
+                    .collect::<Result<Vec<_>, ()>>()
+                    .map_err(|()| format!("{name}: a list holds strings only"))?
+                    .join("|"),
+                serde_json::Value::Number(n) => n.to_string(),
+                _ => return Err(format!("{name}: must be a string or a list of strings")),
+            };
+            Ok((name.clone(), text))
+        })
+        .collect()
+}
+
+/// When a scheduled subscription runs, as the binding spells it: cron fields, each a number,
+/// `*`, a range `a-b`, a step `*/n` or `a/n`, or a comma list of those.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Schedule {
+    pub second: Option<String>,
+    pub minute: Option<String>,
+    pub hour: Option<String>,
+    pub day_of_month: Option<String>,
+    pub month: Option<String>,
+    pub day_of_week: Option<String>,
+}
+
+impl Schedule {
+    /// The 6-field cron expression (`sec min hour day-of-month month day-of-week`). A field
+    /// left out is `0` when finer than the finest field given (`{"hour": "1"}` is 01:00:00
+    /// every day, not every second of that hour), `*` otherwise.
+    pub fn cron(&self) -> Result<String, String> {
+        let fields = [
+            ("second", &self.second),
+            ("minute", &self.minute),
+            ("hour", &self.hour),
+            ("dayOfMonth", &self.day_of_month),
+            ("month", &self.month),
+            ("dayOfWeek", &self.day_of_week),
+        ];
+        let finest = fields
+            .iter()
+            .position(|(_, v)| v.is_some())
+            .ok_or("names no field: give at least one of second, minute, hour, dayOfMonth, month, dayOfWeek")?;
+        let mut out = Vec::with_capacity(6);
+        for (i, (name, value)) in fields.iter().enumerate() {
+            match value {
+                Some(v) if is_cron_field(v) => out.push(v.clone()),
+                Some(v) => {
+                    return Err(format!(
+                        "{name}: {v:?} is not a schedule field (e.g. 5, 0-30, */10, 1,15)"
+                    ));
+                }
+                None if i < finest => out.push("0".into()),
+                None => out.push("*".into()),
+            }
+        }
+        Ok(out.join(" "))
+    }
+}
+
+fn is_cron_field(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 64
+        && v.split(',').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || matches!(b, b'*' | b'/' | b'-'))
+        })
+}
+
+/// A webhook's destination: an absolute `http://` or `https://` URL.
+pub fn check_dest(dest: &str) -> Result<(), String> {
+    let rest = dest
+        .strip_prefix("https://")
+        .or_else(|| dest.strip_prefix("http://"))
+        .ok_or("must be an http:// or https:// URL")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty()
+        || dest.len() > 2048
+        || dest.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(
+            "must be an absolute URL with a host, without spaces, of at most 2,048 characters"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// The `GS1-Signature` of a delivery: `sha256=` and the hex HMAC-SHA256 of the body, keyed
+/// with the subscription's `signatureToken`.
+pub fn signature(token: &str, body: &[u8]) -> String {
+    // HMAC takes a key of any length.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(token.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A delivery's name: the subscription and the positions it carries, so that a delivery sent
+/// again (its acknowledgement lost in a crash) has the same name, and a receiver can tell.
+pub fn delivery_id(subscription_id: &str, after: i64, through: i64) -> String {
+    format!("{subscription_id}/{after}-{through}")
+}
+
+/// How long a subscription waits after its `attempts`-th failed delivery in a row: 1 s,
+/// doubling, at most a minute.
+pub fn backoff(attempts: u32) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(6);
+    Duration::from_secs(1 << exponent).min(Duration::from_secs(60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_and_destinations_are_checked() {
+        assert!(check_query_name("myQuery_2.v1").is_ok());
+        for bad in ["", "a b", "a/b", &"x".repeat(65)] {
+            assert!(check_query_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_dest("https://client.example.com/queryCallback").is_ok());
+        assert!(check_dest("http://127.0.0.1:9000/hook?x=1").is_ok());
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https:///path",
+            "http://a b",
+            "client.example.com",
+        ] {
+            assert!(check_dest(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_named_query_reads_as_the_parameters_of_get_events() {
+        let pairs = query_pairs(&json!({"EQ_bizStep": ["shipping", "receiving"],
+                                        "eventType": "ObjectEvent", "perPage": 5}))
+        .expect("pairs");
+        assert_eq!(
+            pairs,
+            [
+                ("EQ_bizStep".to_string(), "shipping|receiving".to_string()),
+                ("eventType".into(), "ObjectEvent".into()),
+                ("perPage".into(), "5".into()),
+            ]
+        );
+        assert!(query_pairs(&json!(["x"])).is_err());
+        assert!(query_pairs(&json!({"EQ_action": [1]})).is_err());
+        assert!(query_pairs(&json!({"EQ_action": true})).is_err());
+    }
+
+    #[test]
+    fn a_schedule_fills_finer_fields_with_zero_and_coarser_with_any() {
+        let at = |s: Schedule| s.cron();
+        let daily = Schedule {
+            hour: Some("1".into()),
+            minute: Some("5".into()),
+            ..Schedule::default()
+        };
+        assert_eq!(at(daily).as_deref(), Ok("0 5 1 * * *"));
+        let every = Schedule {
+            second: Some("0/30".into()),
+            ..Schedule::default()
+        };
+        assert_eq!(at(every).as_deref(), Ok("0/30 * * * * *"));
+        let monthly = Schedule {
+            day_of_month: Some("1,15".into()),
+            ..Schedule::default()
+        };
+        assert_eq!(at(monthly).as_deref(), Ok("0 0 0 1,15 * *"));
+        assert!(at(Schedule::default()).is_err());
+        assert!(
+            at(Schedule {
+                hour: Some("one".into()),
+                ..Schedule::default()
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn deliveries_are_signed_named_and_retried_ever_later() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(delivery_id("s", 4, 9), "s/4-9");
+        let waits: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff(0).as_secs(), 1);
+    }
+}

@@ -1,0 +1,523 @@
+//! Named queries and their subscriptions, the EPCIS 2.0 REST binding's `/queries`: a query is
+//! kept under a name (per organisation), run at `/queries/{queryName}/events`, and subscribed
+//! to by webhook, as events are captured (`stream`) or on a `schedule`.
+
+use super::query::{answer_page, pairs_of, parse_event_query};
+use crate::ProvenanceService;
+use crate::domain::subscription::{Schedule, check_dest, check_query_name, query_pairs};
+use crate::subscriptions::Subscriptions;
+use crate::subscriptions::store::{NamedQuery, Subscription};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use veritrace_kernel::auth::Caller;
+use veritrace_kernel::envelope::now_rfc3339;
+use veritrace_kernel::http::ValidJson;
+use veritrace_kernel::{ApiError, FieldError};
+
+/// A named query: a SimpleEventQuery's parameters under a name.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryDefinition {
+    /// 1 to 64 letters, digits, `_`, `-` or `.`; unique among the caller's organisation's.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub name: String,
+    /// The parameters of `GET /events`, each a string, or a list as an array of strings, e.g.
+    /// `{"eventType": ["ObjectEvent"], "EQ_bizStep": ["shipping", "receiving"]}`.
+    #[schema(value_type = Object)]
+    pub query: serde_json::Value,
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::NotFound(format!("your organisation has no query named {name:?}"))
+}
+
+/// The filters of a named query, checked as `GET /events` checks its parameters.
+fn check_query(query: &serde_json::Value) -> Result<(), ApiError> {
+    let pairs = query_pairs(query).map_err(|m| ApiError::field("query", m))?;
+    if let Some((name, _)) = pairs
+        .iter()
+        .find(|(n, _)| n == "perPage" || n == "nextPageToken")
+    {
+        return Err(ApiError::field(
+            format!("query.{name}"),
+            "belongs to a request for a page, not to a query",
+        ));
+    }
+    parse_event_query(&pairs).map(|_| ()).map_err(|errors| {
+        ApiError::Validation(
+            errors
+                .into_iter()
+                .map(|e| FieldError::new(format!("query.{}", e.field), e.message))
+                .collect(),
+        )
+    })
+}
+
+/// Create a named query.
+///
+/// Keeps the query under its name for the caller's organisation; `Location` names it.
+#[utoipa::path(
+    post, path = "/queries", tag = "provenance",
+    request_body = QueryDefinition,
+    responses(
+        (status = 201, body = QueryDefinition, headers(("Location" = String))),
+        (status = 401, body = veritrace_kernel::Problem),
+        (status = 409, body = veritrace_kernel::Problem, description = "The organisation has a query of that name"),
+        (status = 422, body = veritrace_kernel::Problem, description = "A bad name or parameter, named"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create_query(
+    svc: web::Data<ProvenanceService>,
+    caller: Caller,
+    ValidJson(body): ValidJson<QueryDefinition>,
+) -> Result<HttpResponse, ApiError> {
+    check_query_name(&body.name).map_err(|m| ApiError::field("name", m))?;
+    check_query(&body.query)?;
+    let named = NamedQuery {
+        name: body.name,
+        query: body.query,
+        created_at: now_rfc3339(),
+    };
+    let store = &svc.subscriptions.store;
+    if !store
+        .create_query(&caller.organisation_id, &named)
+        .await
+        .map_err(unavailable)?
+    {
+        return Err(ApiError::Duplicate(format!(
+            "your organisation has a query named {:?} already",
+            named.name
+        )));
+    }
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/queries/{}", named.name)))
+        .json(QueryDefinition {
+            name: named.name,
+            query: named.query,
+        }))
+}
+
+fn unavailable(e: sqlx::Error) -> ApiError {
+    ApiError::unavailable("the subscriptions store", e)
+}
+
+/// The caller's organisation's named queries.
+#[utoipa::path(
+    get, path = "/queries", tag = "provenance",
+    responses(
+        (status = 200, body = Vec<QueryDefinition>),
+        (status = 401, body = veritrace_kernel::Problem),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_queries(
+    svc: web::Data<ProvenanceService>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let queries = svc
+        .subscriptions
+        .store
+        .queries(&caller.organisation_id)
+        .await
+        .map_err(unavailable)?;
+    let listed: Vec<QueryDefinition> = queries
+        .into_iter()
+        .map(|q| QueryDefinition {
+            name: q.name,
+            query: q.query,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(listed))
+}
+
+async fn named(
+    svc: &ProvenanceService,
+    caller: &Caller,
+    name: &str,
+) -> Result<NamedQuery, ApiError> {
+    svc.subscriptions
+        .store
+        .query(&caller.organisation_id, name)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| not_found(name))
+}
+
+/// A named query.
+#[utoipa::path(
+    get, path = "/queries/{queryName}", tag = "provenance",
+    params(("queryName" = String, Path)),
+    responses(
+        (status = 200, body = QueryDefinition),
+        (status = 401, body = veritrace_kernel::Problem),
+        (status = 404, body = veritrace_kernel::Problem),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_query(
+    svc: web::Data<ProvenanceService>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let q = named(&svc, &caller, &path).await?;
+    Ok(HttpResponse::Ok().json(QueryDefinition {
+        name: q.name,
+        query: q.query,
+    }))
+}
+
+/// Delete a named query, and its subscriptions with it.
+#[utoipa::path(
+    delete, path = "/queries/{queryName}", tag = "provenance",
+    params(("queryName" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted, its subscriptions ended"),
+        (status = 401, body = veritrace_kernel::Problem),
+        (status = 404, body = veritrace_kernel::Problem),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn delete_query(
+    svc: web::Data<ProvenanceService>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let org = &caller.organisation_id;
+    let subscriptions = &svc.subscriptions;
+    let ending = subscriptions
+        .store
+        .subscriptions(Some(org), Some(&path))
+        .await
+        .map_err(unavailable)?;
+    if !subscriptions
+        .store
+        .delete_query(org, &path)
+        .await
+        .map_err(unavailable)?
+    {
+        return Err(not_found(&path));
+    }
+    for s in ending {
+        subscriptions.unschedule(&s.subscription_id).await;
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Run a named query.
+///
+/// Its events, as `GET /events` answers them with the query's parameters; of this request's
+/// parameters only `perPage` and `nextPageToken` count (the page's `Link: rel="next"` repeats
+/// the query's own).
+#[utoipa::path(
+    get, path = "/queries/{queryName}/events", tag = "provenance",
+    params(("queryName" = String, Path),
+        ("perPage" = Option<i64>, Query, minimum = 1, maximum = 1000),
+        ("nextPageToken" = Option<String>, Query, pattern = "^[0-9]{1,18}$")),
+    responses(
+        (status = 200, body = Object, content_type = "application/ld+json", description = "An EPCISQueryDocument"),
+        (status = 400, body = veritrace_kernel::Problem),
+        (status = 401, body = veritrace_kernel::Problem),
+        (status = 404, body = veritrace_kernel::Problem),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn query_events(
+    svc: web::Data<ProvenanceService>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let q = named(&svc, &caller, &path).await?;
+    let mut pairs = query_pairs(&q.query).map_err(ApiError::Internal)?;
+    pairs.extend(
+        pairs_of(&req)?
+            .into_iter()
+            .filter(|(n, _)| n == "perPage" || n == "nextPageToken"),
+    );
+    let paged = parse_event_query(&pairs).map_err(ApiError::QueryParameters)?;
+    answer_page(&svc, &caller, &req, &pairs, paged).await
+}
+
+/// A subscription request: a webhook `dest`, and either `stream: true` (each matching event
+/// as it is captured) or a `schedule`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubscriptionRequest {
+    /// The webhook: an `http://` or `https://` URL that takes `POST`s of EPCISQueryDocuments.
+    #[schema(pattern = r"^https?://[^\s]+$")]
+    pub dest: String,
+    /// A secret of the subscriber's: each delivery carries `GS1-Signature: sha256=<hex>`,
+    /// the HMAC-SHA256 of its body under this key. Never shown again.
+    #[schema(pattern = r"^[\x21-\x7E]{1,256}$")]
+    pub signature_token: Option<String>,
+    /// Deliver each matching event as it is captured.
+    pub stream: Option<bool>,
+    /// Deliver on this schedule (cron fields) what matched since the last delivery.
+    pub schedule: Option<Schedule>,
+    /// On a schedule, call even when nothing new matched.
+    pub report_if_empty: Option<bool>,
+    /// Only events recorded at or after this time; default: now.
+    #[schema(format = DateTime)]
+    pub initial_record_time: Option<String>,
+}
+
+/// A subscription as the API shows it (without its token).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionView {
+    #[serde(rename = "subscriptionID")]
+    pub subscription_id: String,
+    pub query_name: String,
+    pub dest: String,
+    pub stream: bool,
+    pub schedule: Option<Schedule>,
+    pub report_if_empty: bool,
+    pub initial_record_time: String,
+    pub created_at: String,
+    /// The last time the subscriber acknowledged a delivery.
+    pub last_notified_at: Option<String>,
+    /// Failed deliveries in a row (each tried again later and later).
+    pub failed_attempts: i64,
+}
+
+fn view(s: Subscription) -> SubscriptionView {
+    SubscriptionView {
+        schedule: s
+            .schedule_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok()),
+        subscription_id: s.subscription_id,
+        query_name: s.query_name,
+        dest: s.dest,
+        stream: s.stream,
+        report_if_empty: s.report_if_empty,
+        initial_record_time: s.initial_record_time,
+        created_at: s.created_at,
+        last_notified_at: s.last_notified_at,
+        failed_attempts: s.attempts,
+    }
+}
+
+/// What a subscription request asks for: its schedule as cron (None for a stream), and its
+/// initial record time in the read model's notation.
+fn read_request(body: &SubscriptionRequest) -> Result<(Option<String>, String), ApiError> {
+    check_dest(&body.dest).map_err(|m| ApiError::field("dest", m))?;
+    let cron = match (body.stream, &body.schedule) {
+        (Some(true), None) => None,
+        (None | Some(false), Some(schedule)) => {
+            let cron = schedule
+                .cron()
+                .map_err(|m| ApiError::field("schedule", m))?;
+            Subscriptions::check_schedule(&cron).map_err(|m| ApiError::field("schedule", m))?;
+            Some(cron)
+        }
+        (Some(true), Some(_)) => {
+            return Err(ApiError::field(
+                "stream",
+                "a subscription streams or has a schedule, not both",
+            ));
+        }
+        (None | Some(false), None) => {
+            return Err(ApiError::field(
+                "stream",
+                "set `stream: true`, or give a `schedule`",
+            ));
+        }
+    };
+    let initial = match &body.initial_record_time {
+        None => now_rfc3339(),
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            .map(|t| veritrace_kernel::envelope::envelope_time(t.with_timezone(&chrono::Utc)))
+            .map_err(|_| {
+                ApiError::field(
+                    "initialRecordTime",
+                    "must be an RFC 3339 date-time with its offset",
+                )
+            })?,
+    };
+    Ok((cron, initial))
+}
+
+/// Subscribe to a named query.
+///
+/// Its matching events are `POST`ed to `dest` as EPCISQueryDocuments (`queryResults` naming
+/// the query and the subscription), at most 100 a delivery, in capture order, each event
+/// once: as they are captured (`stream: true`) or on a `schedule`. A delivery is acknowledged
+/// by any 2xx; anything else, or no answer within 10 s, is tried again after 1 s, 2 s, 4 s, …
+/// (at most a minute), the later events waiting behind it. Each delivery carries
+/// `Veritrace-Delivery` (its id: the same if it is ever sent again) and, with a
+/// `signatureToken`, `GS1-Signature`.
+#[utoipa::path(
+    post, path = "/queries/{queryName}/subscriptions", tag = "provenance",
+    params(("queryName" = String, Path)),
+    request_body = SubscriptionRequest,
+    responses(
+        (status = 201, body = SubscriptionView, headers(("Location" = String))),
+        (status = 401, body = veritrace_kernel::Problem),
+        (status = 404, body = veritrace_kernel::Problem),
+        (status = 422, body = veritrace_kernel::Problem),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn subscribe(
+    svc: web::Data<ProvenanceService>,
+    caller: Caller,
+    path: web::Path<String>,
+    ValidJson(body): ValidJson<SubscriptionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let query = named(&svc, &caller, &path).await?;
+    let (cron, initial_record_time) = read_request(&body)?;
+    let subscription = Subscription {
+        subscription_id: uuid::Uuid::now_v7().to_string(),
+        organisation: caller.organisation_id.clone(),
+        query_name: query.name,
+        readers: caller.reads_as(),
+        dest: body.dest,
+        signature_token: body.signature_token,
+        stream: cron.is_none(),
+        schedule_json: body
+            .schedule
+            .as_ref()
+            .map(|s| serde_json::to_string(s).unwrap_or_default()),
+        report_if_empty: body.report_if_empty.unwrap_or(false),
+        initial_record_time,
+        created_at: now_rfc3339(),
+        delivered_through: 0,
+        last_notified_at: None,
+        attempts: 0,
+        next_attempt_ms: 0,
+        due: false,
+    };
+    let subscriptions = &svc.subscriptions;
+    subscriptions
+        .store
+        .create_subscription(&subscription)
+        .await
+        .map_err(unavailable)?;
+    if let Some(cron) = &cron {
+        subscriptions
+            .schedule(&subscription.subscription_id, cron)
+            .await
+            .map_err(ApiError::Internal)?;
+    }
+    subscriptions.wake.notify_one();
+    Ok(HttpResponse::Created()
+        .insert_header((
+            "Location",
+            format!(
+                "/queries/{}/subscriptions/{}",
+                subscription.query_name, subscription.subscription_id
+            ),
+        ))
+        .json(view(subscription)))
+}
+
+/// The subscriptions of a named query.
+#[utoipa::path(
+    get, path = "/queries/{queryName}/subscriptions", tag = "provenance",
+    params(("queryName" = String, Path)),
+    responses(
+        (status = 200, body = Vec<SubscriptionView>),
+        (status = 401, body = veritrace_kernel::Problem),
+        (status = 404, body = veritrace_kernel::Problem),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_subscriptions(
+    svc: web::Data<ProvenanceService>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let query = named(&svc, &caller, &path).await?;
+    let all = svc
+        .subscriptions
+        .store
+        .subscriptions(Some(&caller.organisation_id), Some(&query.name))
+        .await
+        .map_err(unavailable)?;
+    Ok(HttpResponse::Ok().json(all.into_iter().map(view).collect::<Vec<_>>()))
+}
+
+async fn one_subscription(
+    svc: &ProvenanceService,
+    caller: &Caller,
+    query_name: &str,
+    id: &str,
+) -> Result<Subscription, ApiError> {
+    svc.subscriptions
+        .store
+        .subscriptions(Some(&caller.organisation_id), Some(query_name))
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .find(|s| s.subscription_id == id)
+        .ok_or_else(|| ApiError::NotFound(format!("query {query_name:?} has no subscription {id}")))
+}
+
+/// One subscription.
+#[utoipa::path(
+    get, path = "/queries/{queryName}/subscriptions/{subscriptionID}", tag = "provenance",
+    params(("queryName" = String, Path), ("subscriptionID" = String, Path)),
+    responses(
+        (status = 200, body = SubscriptionView),
+        (status = 401, body = veritrace_kernel::Problem),
+        (status = 404, body = veritrace_kernel::Problem),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_subscription(
+    svc: web::Data<ProvenanceService>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (query_name, id) = path.into_inner();
+    let s = one_subscription(&svc, &caller, &query_name, &id).await?;
+    Ok(HttpResponse::Ok().json(view(s)))
+}
+
+/// Unsubscribe: no delivery starts after this answer.
+#[utoipa::path(
+    delete, path = "/queries/{queryName}/subscriptions/{subscriptionID}", tag = "provenance",
+    params(("queryName" = String, Path), ("subscriptionID" = String, Path)),
+    responses(
+        (status = 204, description = "Unsubscribed"),
+        (status = 401, body = veritrace_kernel::Problem),
+        (status = 404, body = veritrace_kernel::Problem),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn unsubscribe(
+    svc: web::Data<ProvenanceService>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (query_name, id) = path.into_inner();
+    let subscriptions = &svc.subscriptions;
+    if !subscriptions
+        .store
+        .delete_subscription(&caller.organisation_id, &query_name, &id)
+        .await
+        .map_err(unavailable)?
+    {
+        return Err(ApiError::NotFound(format!(
+            "query {query_name:?} has no subscription {id}"
+        )));
+    }
+    subscriptions.unschedule(&id).await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use veritrace_kernel::resource;
+    cfg.service(resource!("/queries", get => list_queries, post => create_query))
+        .service(resource!("/queries/{queryName}", get => get_query, delete => delete_query))
+        .service(resource!("/queries/{queryName}/events", get => query_events))
+        .service(resource!("/queries/{queryName}/subscriptions",
+            get => list_subscriptions, post => subscribe))
+        .service(
+            resource!("/queries/{queryName}/subscriptions/{subscriptionID}",
+            get => get_subscription, delete => unsubscribe),
+        );
+}
