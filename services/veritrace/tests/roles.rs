@@ -60,6 +60,18 @@ fn expected(method: &str, path: &str) -> Option<[u16; 7]> {
         // Publication: A captured the GTIN's event and published it first; only A changes it.
         ("get",  "/products/{gtin}/publication")                        => PUBLIC,
         ("put",  "/products/{gtin}/publication")                        => [401, 403, 200, 403, 403, 403, 403],
+        // Named queries and subscriptions: each organisation its own (a reader's key reads by
+        // webhook too); another organisation's are unknown to it.
+        ("get",  "/queries")                                            => [401, 200, 200, 200, 200, 200, 200],
+        ("post", "/queries")                                            => [401, 201, 201, 201, 201, 201, 201],
+        ("get",  "/queries/{queryName}")                                => [401, 404, 200, 200, 404, 404, 404],
+        ("delete", "/queries/{queryName}")                              => [401, 404, 204, 204, 404, 404, 404],
+        ("get",  "/queries/{queryName}/events")                         => [401, 404, 200, 200, 404, 404, 404],
+        ("get",  "/queries/{queryName}/subscriptions")                  => [401, 404, 200, 200, 404, 404, 404],
+        ("post", "/queries/{queryName}/subscriptions")                  => [401, 404, 201, 201, 404, 404, 404],
+        ("get",  "/queries/{queryName}/subscriptions/{subscriptionID}") => [401, 404, 200, 200, 404, 404, 404],
+        ("delete", "/queries/{queryName}/subscriptions/{subscriptionID}")
+                                                                        => [401, 404, 204, 204, 404, 404, 404],
         _ => return None,
     })
 }
@@ -145,6 +157,27 @@ fn assert_problem(what: &str, status: u16, ctype: &str, v: &Value) {
 }
 
 impl World {
+    /// Creates a named query of A's; its name.
+    fn named_query(&self, name: &str) -> String {
+        let body = json!({"name": name, "query": {"EQ_bizStep": ["shipping"]}});
+        let (status, _, v) = send(
+            &self.url("/queries"),
+            "POST",
+            Some(&self.a.key),
+            Some(&body),
+        );
+        assert_eq!(status, 201, "{v}");
+        name.to_string()
+    }
+
+    /// Subscribes A to [`A_QUERY`]; the subscription's id.
+    fn subscription(&self) -> String {
+        let url = self.url(&format!("/queries/{A_QUERY}/subscriptions"));
+        let (status, _, v) = send(&url, "POST", Some(&self.a.key), Some(&QUIET_HOOK));
+        assert_eq!(status, 201, "{v}");
+        text(&v["subscriptionID"])
+    }
+
     fn start(dir: &Path) -> World {
         let p = up(dir, &[]);
         let admin = p.key.clone().expect("a first start prints the admin key");
@@ -325,8 +358,17 @@ struct Matrix<'w> {
     to_share: Registered,
     /// A's EPCIS capture every provenance read is about.
     captured: Captured,
+    /// A subscription of A's to [`A_QUERY`].
+    subscription_id: String,
     calls: std::cell::Cell<u32>,
 }
+
+/// A's named query, which the query and subscription reads are about.
+const A_QUERY: &str = "a-shipments";
+
+/// A subscription whose deliveries go nowhere (they fail, and are tried again later).
+static QUIET_HOOK: std::sync::LazyLock<Value> =
+    std::sync::LazyLock::new(|| json!({"dest": "http://127.0.0.1:9/hook", "stream": true}));
 
 impl Matrix<'_> {
     fn next(&self) -> u32 {
@@ -369,14 +411,23 @@ impl Matrix<'_> {
                     "eventID" => self.captured.event_id.clone(),
                     "epc" => self.captured.epc.clone(),
                     "gtin" => self.captured.gtin.clone(),
+                    // A query (and a subscription) of A's to delete, new for each call.
+                    "queryName" if method == "delete" && template == "/queries/{queryName}" => {
+                        w.named_query(&format!("doomed-{n}"))
+                    }
+                    "queryName" => A_QUERY.to_string(),
+                    "subscriptionID" if method == "delete" => w.subscription(),
+                    "subscriptionID" => self.subscription_id.clone(),
                     other => panic!("no value for parameter {other} of {template}"),
                 };
                 (name, value)
             })
             .collect();
         let body = match (method, template) {
-            ("get", _) => None,
+            ("get" | "delete", _) => None,
             ("put", "/products/{gtin}/publication") => Some(json!({"published": true})),
+            ("post", "/queries") => Some(json!({"name": format!("q{n}"), "query": {}})),
+            ("post", "/queries/{queryName}/subscriptions") => Some(QUIET_HOOK.clone()),
             ("post", "/organisations") => Some(json!({
                 "name": format!("Organisation {n} created by {caller}"),
                 "role": "member",
@@ -469,6 +520,10 @@ fn every_operation_answers_each_caller_as_the_role_matrix_says() {
         to_withdraw: w.register(&w.a.key, "the record A withdraws"),
         to_share: w.register(&w.a.key, "the record A shares"),
         captured: w.capture(&w.a.key, "1001"),
+        subscription_id: {
+            w.named_query(A_QUERY);
+            w.subscription()
+        },
         calls: Default::default(),
         w: &w,
     };

@@ -48,16 +48,39 @@ pub fn query_pairs(query: &serde_json::Value) -> Result<Vec<(String, String)>, S
         .collect()
 }
 
-/// When a scheduled subscription runs, as the binding spells it: cron fields, each a number,
-/// `*`, a range `a-b`, a step `*/n` or `a/n`, or a comma list of those.
+/// When a scheduled subscription runs, as the binding spells it, each field as cron has it: a
+/// comma list of terms, each `*` or a number within the field's range, optionally stepped
+/// (`*/10`, `0/30`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Schedule {
+    /// 0-59.
+    #[schema(
+        pattern = r"^(?:\*|[1-5]?[0-9])(?:/(?:[1-9]|[1-5][0-9]))?(?:,(?:\*|[1-5]?[0-9])(?:/(?:[1-9]|[1-5][0-9]))?)*$"
+    )]
     pub second: Option<String>,
+    /// 0-59.
+    #[schema(
+        pattern = r"^(?:\*|[1-5]?[0-9])(?:/(?:[1-9]|[1-5][0-9]))?(?:,(?:\*|[1-5]?[0-9])(?:/(?:[1-9]|[1-5][0-9]))?)*$"
+    )]
     pub minute: Option<String>,
+    /// 0-23.
+    #[schema(
+        pattern = r"^(?:\*(?:/(?:[1-9]|1[0-9]|2[0-3]))?|(?:1?[0-9]|2[0-3])(?:,(?:1?[0-9]|2[0-3]))*)$"
+    )]
     pub hour: Option<String>,
+    /// 1-31.
+    #[schema(
+        pattern = r"^(?:\*(?:/(?:[1-9]|[12][0-9]|3[01]))?|(?:[1-9]|[12][0-9]|3[01])(?:,(?:[1-9]|[12][0-9]|3[01]))*)$"
+    )]
     pub day_of_month: Option<String>,
+    /// 1-12.
+    #[schema(
+        pattern = r"^(?:\*|(?:[1-9]|1[0-2]))(?:/(?:[1-9]|1[0-2]))?(?:,(?:\*|(?:[1-9]|1[0-2]))(?:/(?:[1-9]|1[0-2]))?)*$"
+    )]
     pub month: Option<String>,
+    /// 0-6, Sunday 0.
+    #[schema(pattern = r"^(?:\*|[0-6])(?:/[1-6])?(?:,(?:\*|[0-6])(?:/[1-6])?)*$")]
     pub day_of_week: Option<String>,
 }
 
@@ -67,27 +90,26 @@ impl Schedule {
     /// every day, not every second of that hour), `*` otherwise.
     pub fn cron(&self) -> Result<String, String> {
         let fields = [
-            ("second", &self.second),
-            ("minute", &self.minute),
-            ("hour", &self.hour),
-            ("dayOfMonth", &self.day_of_month),
-            ("month", &self.month),
-            ("dayOfWeek", &self.day_of_week),
+            ("second", &self.second, 0, 59),
+            ("minute", &self.minute, 0, 59),
+            ("hour", &self.hour, 0, 23),
+            ("dayOfMonth", &self.day_of_month, 1, 31),
+            ("month", &self.month, 1, 12),
+            ("dayOfWeek", &self.day_of_week, 0, 6),
         ];
-        let finest = fields
-            .iter()
-            .position(|(_, v)| v.is_some())
-            .ok_or("names no field: give at least one of second, minute, hour, dayOfMonth, month, dayOfWeek")?;
+        let finest = fields.iter().position(|f| f.1.is_some()).ok_or(
+            "names no field: give at least one of second, minute, hour, dayOfMonth, month, dayOfWeek",
+        )?;
         let mut out = Vec::with_capacity(6);
-        for (i, (name, value)) in fields.iter().enumerate() {
+        for (i, (name, value, min, max)) in fields.iter().enumerate() {
             match value {
-                Some(v) if is_cron_field(v) => out.push(v.clone()),
+                Some(v) if is_cron_field(v, *min, *max) => out.push(v.clone()),
                 Some(v) => {
                     return Err(format!(
-                        "{name}: {v:?} is not a schedule field (e.g. 5, 0-30, */10, 1,15)"
+                        "{name}: {v:?} is not `*`, `*/n` or numbers from {min} to {max} separated by commas"
                     ));
                 }
-                None if i < finest => out.push("0".into()),
+                None if i < finest => out.push(min.to_string()),
                 None => out.push("*".into()),
             }
         }
@@ -95,15 +117,23 @@ impl Schedule {
     }
 }
 
-fn is_cron_field(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 64
-        && v.split(',').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || matches!(b, b'*' | b'/' | b'-'))
-        })
+/// A comma list of terms, each `*` or a number from `min` to `max` (no leading zeros),
+/// optionally stepped `/n` (n from 1 to `max`).
+fn is_cron_field(v: &str, min: u32, max: u32) -> bool {
+    let number = |t: &str, lo: u32| {
+        !t.is_empty()
+            && t.len() <= 2
+            && t.bytes().all(|b| b.is_ascii_digit())
+            && (t == "0" || !t.starts_with('0'))
+            && t.parse::<u32>().is_ok_and(|n| (lo..=max).contains(&n))
+    };
+    v.split(',').all(|term| {
+        let (base, step) = match term.split_once('/') {
+            Some((base, step)) => (base, Some(step)),
+            None => (term, None),
+        };
+        (base == "*" || number(base, min)) && step.is_none_or(|n| number(n, 1))
+    })
 }
 
 /// A webhook's destination: an absolute `http://` or `https://` URL.

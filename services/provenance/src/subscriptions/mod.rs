@@ -90,3 +90,35 @@ impl Subscriptions {
         let _ = self.stopped_tx.send(true);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::subscription::Schedule;
+
+    /// Every schedule the request's rules let through is one the scheduler runs.
+    #[test]
+    fn the_scheduler_takes_every_schedule_the_rules_allow() {
+        let fields = ["*", "*/1", "*/59", "0", "59", "0,30,59", "0/30", "5/59,*/7"];
+        for second in fields {
+            for (hour, dom, month, dow) in [
+                (None, None, None, None),
+                (Some("*/23"), Some("31"), Some("12"), Some("6")),
+                (Some("0,23"), Some("*/31"), Some("*/12"), Some("0,6")),
+                (Some("1/23"), Some("31/31"), Some("12/12"), Some("6/6,0")),
+                (Some("23"), Some("1,15"), Some("1"), Some("*/6")),
+            ] {
+                let schedule = Schedule {
+                    second: Some(second.into()),
+                    minute: Some(second.into()),
+                    hour: hour.map(Into::into),
+                    day_of_month: dom.map(Into::into),
+                    month: month.map(Into::into),
+                    day_of_week: dow.map(Into::into),
+                };
+                let cron = schedule.cron().expect("allowed");
+                assert!(Subscriptions::check_schedule(&cron).is_ok(), "{cron}");
+            }
+        }
+    }
+}

@@ -88,6 +88,13 @@ pub fn call(
             }
             r.call().expect("request")
         }
+        ("DELETE", _) => {
+            let mut r = a.delete(url);
+            if let Some(k) = key {
+                r = r.header("Authorization", &format!("Bearer {k}"));
+            }
+            r.call().expect("request")
+        }
         ("PUT", b) => {
             let mut r = a.put(url).header("Content-Type", "application/json");
             if let Some(k) = key {
