@@ -32,15 +32,20 @@ pub fn query_pairs(query: &serde_json::Value) -> Result<Vec<(String, String)>, S
     members
         .iter()
         .map(|(name, value)| {
+            let is_time = name.starts_with("GE_") || name.starts_with("LT_");
             let text = match value {
                 serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Array(list) => list
+                serde_json::Value::Array(list) if !is_time => list
                     .iter()
-                    .map(|v| v.as_str().map(str::to_owned).ok_or(()))
-                    .collect::<Result<Vec<_>, ()>>()
-                    .map_err(|()| format!("{name}: a list holds strings only"))?
+                    .map(|v| match v.as_str() {
+                        Some(item) if !item.is_empty() && !item.contains('|') => Ok(item),
+                        _ => Err(format!(
+                            "{name}: each value of a list is a non-empty string without `|`"
+                        )),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
                     .join("|"),
-                serde_json::Value::Number(n) => n.to_string(),
+                _ if is_time => return Err(format!("{name}: must be one date-time, as a string")),
                 _ => return Err(format!("{name}: must be a string or a list of strings")),
             };
             Ok((name.clone(), text))
@@ -54,33 +59,49 @@ pub fn query_pairs(query: &serde_json::Value) -> Result<Vec<(String, String)>, S
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Schedule {
+    // Each field absent or a string: an explicit null is refused, as the request's schema
+    // (schedule_request_schema) says.
     /// 0-59.
-    #[schema(
-        pattern = r"^(?:\*|[1-5]?[0-9])(?:/(?:[1-9]|[1-5][0-9]))?(?:,(?:\*|[1-5]?[0-9])(?:/(?:[1-9]|[1-5][0-9]))?)*$"
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
     )]
     pub second: Option<String>,
     /// 0-59.
-    #[schema(
-        pattern = r"^(?:\*|[1-5]?[0-9])(?:/(?:[1-9]|[1-5][0-9]))?(?:,(?:\*|[1-5]?[0-9])(?:/(?:[1-9]|[1-5][0-9]))?)*$"
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
     )]
     pub minute: Option<String>,
     /// 0-23.
-    #[schema(
-        pattern = r"^(?:\*(?:/(?:[1-9]|1[0-9]|2[0-3]))?|(?:1?[0-9]|2[0-3])(?:,(?:1?[0-9]|2[0-3]))*)$"
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
     )]
     pub hour: Option<String>,
     /// 1-31.
-    #[schema(
-        pattern = r"^(?:\*(?:/(?:[1-9]|[12][0-9]|3[01]))?|(?:[1-9]|[12][0-9]|3[01])(?:,(?:[1-9]|[12][0-9]|3[01]))*)$"
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
     )]
     pub day_of_month: Option<String>,
     /// 1-12.
-    #[schema(
-        pattern = r"^(?:\*|(?:[1-9]|1[0-2]))(?:/(?:[1-9]|1[0-2]))?(?:,(?:\*|(?:[1-9]|1[0-2]))(?:/(?:[1-9]|1[0-2]))?)*$"
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
     )]
     pub month: Option<String>,
     /// 0-6, Sunday 0.
-    #[schema(pattern = r"^(?:\*|[0-6])(?:/[1-6])?(?:,(?:\*|[0-6])(?:/[1-6])?)*$")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub day_of_week: Option<String>,
 }
 
@@ -119,6 +140,40 @@ impl Schedule {
 
 /// A comma list of terms, each `*` or a number from `min` to `max` (no leading zeros),
 /// optionally stepped `/n` (n from 1 to `max`).
+/// [`Schedule`] as a request states it: each field absent or a string, at least one.
+pub fn schedule_request_schema() -> serde_json::Value {
+    let field = |pattern: &str| serde_json::json!({"type": "string", "pattern": pattern});
+    let mut properties = serde_json::Map::new();
+    for (name, pattern) in SCHEDULE_PATTERNS {
+        properties.insert(name.to_string(), field(pattern));
+    }
+    serde_json::json!({"type": "object", "minProperties": 1, "additionalProperties": false,
+                       "properties": properties})
+}
+
+/// Each schedule field's language as a pattern: a comma list of terms, each `*` or a number
+/// in the field's range, optionally `/` a step from 1 to the range's top.
+const SECOND_PATTERN: &str = r"^(?:\*|[1-5]?[0-9])(?:/(?:[1-9]|[1-5][0-9]))?(?:,(?:\*|[1-5]?[0-9])(?:/(?:[1-9]|[1-5][0-9]))?)*$";
+const HOUR_PATTERN: &str = r"^(?:\*|(?:1?[0-9]|2[0-3]))(?:/(?:[1-9]|1[0-9]|2[0-3]))?(?:,(?:\*|(?:1?[0-9]|2[0-3]))(?:/(?:[1-9]|1[0-9]|2[0-3]))?)*$";
+const DAY_OF_MONTH_PATTERN: &str = r"^(?:\*|(?:[1-9]|[12][0-9]|3[01]))(?:/(?:[1-9]|[12][0-9]|3[01]))?(?:,(?:\*|(?:[1-9]|[12][0-9]|3[01]))(?:/(?:[1-9]|[12][0-9]|3[01]))?)*$";
+const MONTH_PATTERN: &str = r"^(?:\*|(?:[1-9]|1[0-2]))(?:/(?:[1-9]|1[0-2]))?(?:,(?:\*|(?:[1-9]|1[0-2]))(?:/(?:[1-9]|1[0-2]))?)*$";
+const DAY_OF_WEEK_PATTERN: &str = r"^(?:\*|[0-6])(?:/[1-6])?(?:,(?:\*|[0-6])(?:/[1-6])?)*$";
+
+/// The member names of a schedule and the pattern of each (what [`Schedule::cron`] takes).
+const SCHEDULE_PATTERNS: [(&str, &str); 6] = [
+    ("second", SECOND_PATTERN),
+    ("minute", SECOND_PATTERN),
+    ("hour", HOUR_PATTERN),
+    ("dayOfMonth", DAY_OF_MONTH_PATTERN),
+    ("month", MONTH_PATTERN),
+    ("dayOfWeek", DAY_OF_WEEK_PATTERN),
+];
+
+/// A member that is there holds a string (absent is `None` by `default`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
+}
+
 fn is_cron_field(v: &str, min: u32, max: u32) -> bool {
     let number = |t: &str, lo: u32| {
         !t.is_empty()
@@ -205,7 +260,7 @@ mod tests {
     #[test]
     fn a_named_query_reads_as_the_parameters_of_get_events() {
         let pairs = query_pairs(&json!({"EQ_bizStep": ["shipping", "receiving"],
-                                        "eventType": "ObjectEvent", "perPage": 5}))
+                                        "eventType": "ObjectEvent", "perPage": "5"}))
         .expect("pairs");
         assert_eq!(
             pairs,
@@ -215,9 +270,18 @@ mod tests {
                 ("perPage".into(), "5".into()),
             ]
         );
-        assert!(query_pairs(&json!(["x"])).is_err());
-        assert!(query_pairs(&json!({"EQ_action": [1]})).is_err());
-        assert!(query_pairs(&json!({"EQ_action": true})).is_err());
+        for bad in [
+            json!(["x"]),
+            json!({"EQ_action": [1]}),
+            json!({"EQ_action": true}),
+            json!({"EQ_bizStep": 5}),
+            json!({"EQ_bizStep": null}),
+            json!({"EQ_bizStep": ["a|b"]}),
+            json!({"EQ_bizStep": [""]}),
+            json!({"GE_eventTime": ["2026-01-01T00:00:00Z"]}),
+        ] {
+            assert!(query_pairs(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

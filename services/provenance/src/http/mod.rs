@@ -52,9 +52,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         publication::PublicationRequest,
         queries::QueryDefinition,
         queries::SubscriptionRequest,
+        ScheduleRequest,
         queries::SubscriptionView,
         crate::domain::subscription::Schedule,
         crate::domain::ErrorBehaviour
     ))
 )]
 pub struct ProvenanceApi;
+
+/// A schedule as a subscription request states it ([`crate::domain::subscription::schedule_request_schema`]).
+pub struct ScheduleRequest;
+
+impl utoipa::PartialSchema for ScheduleRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        serde_json::from_value(crate::domain::subscription::schedule_request_schema())
+            .unwrap_or_default()
+    }
+}
+
+impl utoipa::ToSchema for ScheduleRequest {}

@@ -22,9 +22,9 @@ pub struct QueryDefinition {
     /// 1 to 64 letters, digits, `_`, `-` or `.`; unique among the caller's organisation's.
     #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub name: String,
-    /// The parameters of `GET /events`, each a string, or a list as an array of strings, e.g.
-    /// `{"eventType": ["ObjectEvent"], "EQ_bizStep": ["shipping", "receiving"]}`.
-    #[schema(value_type = Object)]
+    /// The parameters of `GET /events`, each a string (a list pipe-delimited) or an array of
+    /// strings, e.g. `{"eventType": ["ObjectEvent"], "EQ_bizStep": ["shipping", "receiving"]}`.
+    #[schema(schema_with = query_filters_schema)]
     pub query: serde_json::Value,
 }
 
@@ -241,16 +241,14 @@ pub async fn query_events(
 }
 
 /// A subscription request: a webhook `dest`, and either `stream: true` (each matching event
-/// as it is captured) or a `schedule`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// as it is captured) or a `schedule`. Its schema is [`subscription_request_schema`].
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubscriptionRequest {
     /// The webhook: an `http://` or `https://` URL that takes `POST`s of EPCISQueryDocuments.
-    #[schema(pattern = r"^https?://[^\s]+$")]
     pub dest: String,
     /// A secret of the subscriber's: each delivery carries `GS1-Signature: sha256=<hex>`,
     /// the HMAC-SHA256 of its body under this key. Never shown again.
-    #[schema(pattern = r"^[\x21-\x7E]{1,256}$")]
     pub signature_token: Option<String>,
     /// Deliver each matching event as it is captured.
     pub stream: Option<bool>,
@@ -259,8 +257,87 @@ pub struct SubscriptionRequest {
     /// On a schedule, call even when nothing new matched.
     pub report_if_empty: Option<bool>,
     /// Only events recorded at or after this time; default: now.
-    #[schema(format = DateTime)]
     pub initial_record_time: Option<String>,
+}
+
+impl utoipa::PartialSchema for SubscriptionRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        // A fixed document: that it reads as a schema is held by the OpenAPI tests.
+        serde_json::from_value(subscription_request_schema()).unwrap_or_default()
+    }
+}
+
+impl ToSchema for SubscriptionRequest {}
+
+/// A character of a query value or a token: text (no control characters) but `|`.
+const VALUE_CHAR: &str = r"[^|\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]";
+
+/// What a named query's `query` takes: the parameters of `GET /events` (not `perPage` nor
+/// `nextPageToken`), each as that parameter takes it.
+pub fn query_filters_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    serde_json::from_value(query_filters_json()).unwrap_or_default()
+}
+
+fn query_filters_json() -> serde_json::Value {
+    use serde_json::json;
+    let list = |item: &str| {
+        json!({"oneOf": [
+            {"type": "string", "pattern": format!("^{item}(?:\\|{item})*$")},
+            {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": format!("^{item}$")}},
+        ]})
+    };
+    let text = format!("{VALUE_CHAR}+");
+    let types =
+        "(?:ObjectEvent|AggregationEvent|TransactionEvent|TransformationEvent|AssociationEvent)";
+    let mut properties = serde_json::Map::new();
+    properties.insert("eventType".into(), list(types));
+    properties.insert("EQ_action".into(), list("(?:ADD|OBSERVE|DELETE)"));
+    for time in [
+        "GE_eventTime",
+        "LT_eventTime",
+        "GE_recordTime",
+        "LT_recordTime",
+    ] {
+        properties.insert(
+            time.into(),
+            json!({"type": "string", "format": "date-time"}),
+        );
+    }
+    for name in super::query::supported_parameters() {
+        if !properties.contains_key(name) && name != "perPage" && name != "nextPageToken" {
+            properties.insert(name.into(), list(&text));
+        }
+    }
+    json!({"type": "object", "additionalProperties": false, "properties": properties})
+}
+
+/// [`SubscriptionRequest`]'s schema: a `stream` or a `schedule`, never both nor neither.
+pub fn subscription_request_schema() -> serde_json::Value {
+    use serde_json::json;
+    let schedule = json!({"$ref": "#/components/schemas/ScheduleRequest"});
+    // allOf: the members, then the choice between them (a schema object holds one or the other).
+    json!({"allOf": [
+        {
+            "type": "object",
+            "required": ["dest"],
+            "additionalProperties": false,
+            "properties": {
+                "dest": {"type": "string", "maxLength": 2048,
+                         "pattern": r"^https?://[^\s/?#\x00-\x1F\x7F-\x9F\uFEFF]+[^\s\x00-\x1F\x7F-\x9F\uFEFF]*$"},
+                "signatureToken": {"type": ["string", "null"], "pattern": r"^[\x21-\x7E]{1,256}$"},
+                "initialRecordTime": {"type": ["string", "null"], "format": "date-time"},
+                "reportIfEmpty": {"type": ["boolean", "null"]},
+                "stream": {"type": ["boolean", "null"]},
+                "schedule": {"oneOf": [schedule, {"type": "null"}]},
+            },
+        },
+        {"oneOf": [
+            {"type": "object", "required": ["stream"],
+             "properties": {"stream": {"type": "boolean", "enum": [true]}, "schedule": {"type": "null"}}},
+            {"type": "object", "required": ["schedule"],
+             "properties": {"schedule": schedule, "stream": {"type": ["boolean", "null"], "enum": [false, null]}}},
+        ]},
+    ]})
 }
 
 /// A subscription as the API shows it (without its token).
@@ -304,6 +381,14 @@ fn view(s: Subscription) -> SubscriptionView {
 /// initial record time in the read model's notation.
 fn read_request(body: &SubscriptionRequest) -> Result<(Option<String>, String), ApiError> {
     check_dest(&body.dest).map_err(|m| ApiError::field("dest", m))?;
+    if let Some(token) = &body.signature_token
+        && !((1..=256).contains(&token.len()) && token.bytes().all(|b| (0x21..=0x7E).contains(&b)))
+    {
+        return Err(ApiError::field(
+            "signatureToken",
+            "must be 1 to 256 visible ASCII characters",
+        ));
+    }
     let cron = match (body.stream, &body.schedule) {
         (Some(true), None) => None,
         (None | Some(false), Some(schedule)) => {
@@ -520,4 +605,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource!("/queries/{queryName}/subscriptions/{subscriptionID}",
             get => get_subscription, delete => unsubscribe),
         );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written schemas read as OpenAPI schemas (not the empty default).
+    #[test]
+    fn the_request_schemas_read_as_schemas() {
+        for (name, json) in [
+            ("subscription", subscription_request_schema()),
+            ("query filters", query_filters_json()),
+            (
+                "schedule",
+                crate::domain::subscription::schedule_request_schema(),
+            ),
+        ] {
+            let read: Result<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>, _> =
+                serde_json::from_value(json.clone());
+            let back = serde_json::to_value(read.unwrap_or_else(|e| panic!("{name}: {e}")))
+                .expect("serialises");
+            assert_eq!(back, json, "{name}: nothing lost in reading");
+        }
+    }
 }
