@@ -53,9 +53,9 @@ pub fn query_pairs(query: &serde_json::Value) -> Result<Vec<(String, String)>, S
         .collect()
 }
 
-/// When a scheduled subscription runs, as the binding spells it, each field as cron has it: a
-/// comma list of terms, each `*` or a number within the field's range, optionally stepped
-/// (`*/10`, `0/30`).
+/// When a scheduled subscription runs, as the binding spells it, each field as cron has it:
+/// `*`, or a comma list of numbers within the field's range, each optionally stepped, and
+/// steps `*/n` (`5`, `0,30`, `*/10`, `0/30`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Schedule {
@@ -138,8 +138,6 @@ impl Schedule {
     }
 }
 
-/// A comma list of terms, each `*` or a number from `min` to `max` (no leading zeros),
-/// optionally stepped `/n` (n from 1 to `max`).
 /// [`Schedule`] as a request states it: each field absent or a string, at least one.
 pub fn schedule_request_schema() -> serde_json::Value {
     let field = |pattern: &str| serde_json::json!({"type": "string", "pattern": pattern});
@@ -151,14 +149,6 @@ pub fn schedule_request_schema() -> serde_json::Value {
                        "properties": properties})
 }
 
-/// Each schedule field's language as a pattern: a comma list of terms, each `*` or a number
-/// in the field's range, optionally `/` a step from 1 to the range's top.
-const SECOND_PATTERN: &str = r"^(?:\*|[1-5]?[0-9])(?:/(?:[1-9]|[1-5][0-9]))?(?:,(?:\*|[1-5]?[0-9])(?:/(?:[1-9]|[1-5][0-9]))?)*$";
-const HOUR_PATTERN: &str = r"^(?:\*|(?:1?[0-9]|2[0-3]))(?:/(?:[1-9]|1[0-9]|2[0-3]))?(?:,(?:\*|(?:1?[0-9]|2[0-3]))(?:/(?:[1-9]|1[0-9]|2[0-3]))?)*$";
-const DAY_OF_MONTH_PATTERN: &str = r"^(?:\*|(?:[1-9]|[12][0-9]|3[01]))(?:/(?:[1-9]|[12][0-9]|3[01]))?(?:,(?:\*|(?:[1-9]|[12][0-9]|3[01]))(?:/(?:[1-9]|[12][0-9]|3[01]))?)*$";
-const MONTH_PATTERN: &str = r"^(?:\*|(?:[1-9]|1[0-2]))(?:/(?:[1-9]|1[0-2]))?(?:,(?:\*|(?:[1-9]|1[0-2]))(?:/(?:[1-9]|1[0-2]))?)*$";
-const DAY_OF_WEEK_PATTERN: &str = r"^(?:\*|[0-6])(?:/[1-6])?(?:,(?:\*|[0-6])(?:/[1-6])?)*$";
-
 /// The member names of a schedule and the pattern of each (what [`Schedule::cron`] takes).
 const SCHEDULE_PATTERNS: [(&str, &str); 6] = [
     ("second", SECOND_PATTERN),
@@ -169,11 +159,21 @@ const SCHEDULE_PATTERNS: [(&str, &str); 6] = [
     ("dayOfWeek", DAY_OF_WEEK_PATTERN),
 ];
 
+/// Each schedule field's language as a pattern ([`is_cron_field`]).
+const SECOND_PATTERN: &str = r"^(?:\*|(?:\*/(?:[1-9]|[1-5][0-9])|[1-5]?[0-9](?:/(?:[1-9]|[1-5][0-9]))?)(?:,(?:\*/(?:[1-9]|[1-5][0-9])|[1-5]?[0-9](?:/(?:[1-9]|[1-5][0-9]))?))*)$";
+const HOUR_PATTERN: &str = r"^(?:\*|(?:\*/(?:[1-9]|1[0-9]|2[0-3])|(?:1?[0-9]|2[0-3])(?:/(?:[1-9]|1[0-9]|2[0-3]))?)(?:,(?:\*/(?:[1-9]|1[0-9]|2[0-3])|(?:1?[0-9]|2[0-3])(?:/(?:[1-9]|1[0-9]|2[0-3]))?))*)$";
+const DAY_OF_MONTH_PATTERN: &str = r"^(?:\*|(?:\*/(?:[1-9]|[12][0-9]|3[01])|(?:[1-9]|[12][0-9]|3[01])(?:/(?:[1-9]|[12][0-9]|3[01]))?)(?:,(?:\*/(?:[1-9]|[12][0-9]|3[01])|(?:[1-9]|[12][0-9]|3[01])(?:/(?:[1-9]|[12][0-9]|3[01]))?))*)$";
+const MONTH_PATTERN: &str = r"^(?:\*|(?:\*/(?:[1-9]|1[0-2])|(?:[1-9]|1[0-2])(?:/(?:[1-9]|1[0-2]))?)(?:,(?:\*/(?:[1-9]|1[0-2])|(?:[1-9]|1[0-2])(?:/(?:[1-9]|1[0-2]))?))*)$";
+const DAY_OF_WEEK_PATTERN: &str =
+    r"^(?:\*|(?:\*/[1-6]|[0-6](?:/[1-6])?)(?:,(?:\*/[1-6]|[0-6](?:/[1-6])?))*)$";
+
 /// A member that is there holds a string (absent is `None` by `default`).
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     String::deserialize(d).map(Some)
 }
 
+/// `*` alone, or a comma list of terms, each a number from `min` to `max` (no leading
+/// zeros) optionally stepped `/n`, or `*/n` (n from 1 to `max`).
 fn is_cron_field(v: &str, min: u32, max: u32) -> bool {
     let number = |t: &str, lo: u32| {
         !t.is_empty()
@@ -182,13 +182,11 @@ fn is_cron_field(v: &str, min: u32, max: u32) -> bool {
             && (t == "0" || !t.starts_with('0'))
             && t.parse::<u32>().is_ok_and(|n| (lo..=max).contains(&n))
     };
-    v.split(',').all(|term| {
-        let (base, step) = match term.split_once('/') {
-            Some((base, step)) => (base, Some(step)),
-            None => (term, None),
-        };
-        (base == "*" || number(base, min)) && step.is_none_or(|n| number(n, 1))
-    })
+    v == "*"
+        || v.split(',').all(|term| match term.split_once('/') {
+            Some((base, step)) => (base == "*" || number(base, min)) && number(step, 1),
+            None => number(term, min),
+        })
 }
 
 /// A webhook's destination: an absolute `http://` or `https://` URL.
@@ -198,10 +196,9 @@ pub fn check_dest(dest: &str) -> Result<(), String> {
         .or_else(|| dest.strip_prefix("http://"))
         .ok_or("must be an http:// or https:// URL")?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty()
-        || dest.len() > 2048
-        || dest.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+    // What the request's schema refuses too: white space (U+FEFF included) and controls.
+    let refused = |c: char| c.is_whitespace() || c.is_control() || c == '\u{FEFF}';
+    if host.is_empty() || dest.len() > 2048 || dest.chars().any(refused) {
         return Err(
             "must be an absolute URL with a host, without spaces, of at most 2,048 characters"
                 .into(),
@@ -304,6 +301,15 @@ mod tests {
         };
         assert_eq!(at(monthly).as_deref(), Ok("0 0 0 1,15 * *"));
         assert!(at(Schedule::default()).is_err());
+        for bad in [
+            "60", "1,,2", "*/0", "05", "1-5", "*/60", "", "*/", "0/", "*,5", "5,*",
+        ] {
+            let s = Schedule {
+                second: Some(bad.into()),
+                ..Schedule::default()
+            };
+            assert!(at(s).is_err(), "{bad:?}");
+        }
         assert!(
             at(Schedule {
                 hour: Some("one".into()),

@@ -99,7 +99,17 @@ mod tests {
     /// Every schedule the request's rules let through is one the scheduler runs.
     #[test]
     fn the_scheduler_takes_every_schedule_the_rules_allow() {
-        let fields = ["*", "*/1", "*/59", "0", "59", "0,30,59", "0/30", "5/59,*/7"];
+        let fields = [
+            "*",
+            "*/1",
+            "*/59",
+            "0",
+            "59",
+            "0,30,59",
+            "0/30",
+            "5/59,*/7",
+            "*/4,0/1,54/49",
+        ];
         for second in fields {
             for (hour, dom, month, dow) in [
                 (None, None, None, None),
