@@ -95,7 +95,8 @@ impl ProvenanceService {
         &self.storage.read_model
     }
 
-    /// Captures a document for `caller` under `behaviour`: every valid event not stored before
+    /// Captures a document for `caller` under `behaviour`, its events shared with the
+    /// organisations `shared_with` (their ids): every valid event not stored before
     /// is appended in one transaction with the job's outcome (under `rollback`, nothing but the
     /// outcome if anything is wrong). The same event captured before, or concurrently, is
     /// recognised by its eventID or canonical hash and stored once.
@@ -104,6 +105,7 @@ impl ProvenanceService {
         caller: &Caller,
         document: &CaptureDocument,
         behaviour: ErrorBehaviour,
+        shared_with: &[String],
     ) -> Result<RecordedJob, ApiError> {
         let capture_id = uuid::Uuid::now_v7().to_string();
         let now = envelope::now();
@@ -111,7 +113,7 @@ impl ProvenanceService {
         self.check_all_stored(&mut plan).await?;
         // Each retry finds at least one event captured meanwhile and drops it, so this ends.
         for _ in 0..=plan.events().len() + 1 {
-            let (appends, job) = self.appends_of(caller, &plan, now)?;
+            let (appends, job) = self.appends_of(caller, &plan, now, shared_with)?;
             match self.storage.try_record(appends).await {
                 Ok(stored) => {
                     let job_event = stored
@@ -188,6 +190,7 @@ impl ProvenanceService {
         caller: &Caller,
         plan: &CapturePlan,
         now: envelope::DateTime<envelope::Utc>,
+        shared_with: &[String],
     ) -> Result<(Vec<StreamAppend>, CaptureJobCompleted), ApiError> {
         let recorded_at = envelope_time(now);
         let record_ids: Vec<uuid::Uuid> = plan
@@ -266,8 +269,9 @@ impl ProvenanceService {
                 expected_version: e.expected_version,
                 events: vec![sealed],
                 claims,
-                // The capturing organisation reads it (and the admin and auditors).
-                readers: Vec::new(),
+                // The capturing organisation reads it (and the admin and auditors), and the
+                // trading partners it shares its events with.
+                readers: shared_with.to_vec(),
             });
         }
         Ok((appends, job))

@@ -986,3 +986,81 @@ fn concurrent_captures_of_the_same_events_store_each_once() {
     assert_eq!(captured_by.len(), 20, "every event captured by some job");
     assert!(captured_by.values().all(|n| *n == 1), "{captured_by:?}");
 }
+
+/// A capture shares its events with trading partners (`Veritrace-Share-With`): each of them
+/// reads the events, with their receipts; another organisation does not; an unknown
+/// organisation or a malformed list is refused and stores nothing.
+#[test]
+fn events_shared_at_capture_are_read_by_those_partners_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = up(dir.path(), &[]);
+    let admin = p.key.as_deref().unwrap();
+    let grower = member(&p.url, admin, "Grower");
+    let retailer = member(&p.url, admin, "Retailer");
+    let stranger = member(&p.url, admin, "Stranger");
+    let (_, _, me) = call(
+        "GET",
+        &format!("{}/organisations/me", p.url),
+        Some(&retailer),
+        None,
+    );
+    let retailer_id = me["organisation_id"].as_str().expect("id").to_owned();
+    let share = |value: &str, serial: &str| {
+        let body = document(vec![object_event(
+            serial,
+            "2026-11-30T08:00:00+01:00",
+            json!({}),
+        )]);
+        let mut resp = agent()
+            .post(&format!("{}/capture", p.url))
+            .header("Content-Type", "application/ld+json")
+            .header("Authorization", &format!("Bearer {grower}"))
+            .header("Veritrace-Share-With", value)
+            .send(&body[..])
+            .expect("capture");
+        read_response(&mut resp)
+    };
+    let (status, _, job) = share(&retailer_id, "S1");
+    assert_eq!((status, &job["success"]), (202, &json!(true)), "{job}");
+    let event_id = job["captured"][0].as_str().expect("an event").to_owned();
+    let record = job["receiptUrls"][&event_id]
+        .as_str()
+        .expect("a receipt url")
+        .to_owned();
+    let path = format!("/events/{}", segment(&event_id));
+    assert_eq!(
+        get(&p.url, &retailer, &path).0,
+        200,
+        "shared with the retailer"
+    );
+    assert_eq!(get(&p.url, &stranger, &path).0, 404, "not with a stranger");
+    assert!(
+        anchored_receipt(
+            &p,
+            &retailer,
+            record.rsplit('/').next().unwrap(),
+            Duration::from_secs(20)
+        )
+        .is_some(),
+        "the retailer reads its receipt too"
+    );
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    for (value, status) in [
+        (unknown, 404),
+        ("not-an-id", 422),
+        (&format!("{retailer_id}, {retailer_id}")[..], 422),
+    ] {
+        let (got, _, v) = share(value, "S2");
+        assert_eq!(got, status, "{value}: {v}");
+    }
+    // Nothing of the refused captures was stored.
+    let (_, _, v) = get(
+        &p.url,
+        &grower,
+        "/events?MATCH_epc=urn:epc:id:sgtin:4012345.011111.S2",
+    );
+    assert_eq!(
+        v["epcisBody"]["queryResults"]["resultsBody"]["eventList"],
+        json!([])
+    );
+}

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use veritrace_epcis::document::read_capture_document;
-use veritrace_kernel::auth::Caller;
+use veritrace_kernel::auth::{Caller, Identity};
 use veritrace_kernel::http::{ReceiptLinks, ValidJson};
 use veritrace_kernel::{ApiError, FieldError};
 
@@ -166,6 +166,9 @@ impl CaptureJob {
     params(
         ("GS1-Capture-Error-Behaviour" = Option<ErrorBehaviour>, Header, nullable = false,
             description = "`rollback` (default): all or nothing; `proceed`: store the valid events"),
+        ("Veritrace-Share-With" = Option<String>, Header, nullable = false,
+            pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:,[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}){0,31}$",
+            description = "Trading partners who may read the captured events too: up to 32 organisation ids, comma-separated"),
     ),
     request_body(content = CaptureBody, content_type = "application/ld+json",
         description = "An EPCIS 2.0 document (`EPCISDocument` or `EPCISQueryDocument`)"),
@@ -173,6 +176,7 @@ impl CaptureJob {
         (status = 202, body = CaptureJob, description = "The job, complete; `success` says whether every event is stored"),
         (status = 401, body = veritrace_kernel::Problem),
         (status = 403, body = veritrace_kernel::Problem, description = "The key's role records nothing"),
+        (status = 404, body = veritrace_kernel::Problem, description = "An organisation of Veritrace-Share-With does not exist"),
         (status = 413, body = veritrace_kernel::Problem, description = "Over 16 MiB or 10,000 events"),
         (status = 415, body = veritrace_kernel::Problem),
         (status = 422, body = veritrace_kernel::Problem, description = "Not an EPCIS document at all, or a bad header"),
@@ -181,12 +185,14 @@ impl CaptureJob {
 )]
 pub async fn capture(
     svc: web::Data<ProvenanceService>,
+    identity: web::Data<Identity>,
     links: ReceiptLinks,
     caller: Caller,
     req: HttpRequest,
     ValidJson(body): ValidJson<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_recording()?;
+    let shared_with = shared_with(&identity, &req).await?;
     let behaviour = ErrorBehaviour::from_header(
         req.headers()
             .get("GS1-Capture-Error-Behaviour")
@@ -204,12 +210,51 @@ pub async fn capture(
             ),
         )]));
     }
-    let recorded = svc.capture(&caller, &document, behaviour).await?;
+    let recorded = svc
+        .capture(&caller, &document, behaviour, &shared_with)
+        .await?;
     let location = format!("/capture/{}", recorded.job.capture_id);
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, location))
         .insert_header(("GS1-EPCIS-Capture-Limit", CAPTURE_LIMIT.to_string()))
         .json(CaptureJob::of(recorded, &links)))
+}
+
+/// The organisations of `Veritrace-Share-With`: lowercase hyphenated UUIDs, comma-separated,
+/// at most 32, each an organisation that exists.
+async fn shared_with(identity: &Identity, req: &HttpRequest) -> Result<Vec<String>, ApiError> {
+    const HEADER: &str = "Veritrace-Share-With";
+    let Some(value) = req.headers().get(HEADER) else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<String> = value
+        .to_str()
+        .ok()
+        .map(|v| v.split(',').map(str::to_owned).collect())
+        .filter(|ids: &Vec<String>| ids.len() <= 32 && ids.iter().all(|id| is_uuid(id)))
+        .ok_or_else(|| {
+            ApiError::field(
+                HEADER,
+                "must be up to 32 organisation ids (lowercase UUIDs), separated by commas",
+            )
+        })?;
+    for id in &ids {
+        if identity.organisation(id).await?.is_none() {
+            return Err(ApiError::NotFound(format!(
+                "no organisation {id} (in {HEADER})"
+            )));
+        }
+    }
+    Ok(ids)
+}
+
+/// A lowercase hyphenated UUID, as organisation ids are written.
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
 }
 
 /// A capture job.
