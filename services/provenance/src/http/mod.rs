@@ -8,6 +8,7 @@ pub mod product;
 pub mod publication;
 pub mod queries;
 pub mod query;
+pub mod subscriptions;
 
 use actix_web::web;
 
@@ -17,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     product::configure(cfg);
     publication::configure(cfg);
     queries::configure(cfg);
+    subscriptions::configure(cfg);
 }
 
 #[derive(utoipa::OpenApi)]
@@ -39,10 +41,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         queries::get_query,
         queries::delete_query,
         queries::query_events,
-        queries::subscribe,
-        queries::list_subscriptions,
-        queries::get_subscription,
-        queries::unsubscribe,
+        subscriptions::subscribe,
+        subscriptions::list_subscriptions,
+        subscriptions::get_subscription,
+        subscriptions::unsubscribe,
     ),
     components(schemas(
         capture::CaptureJob,
@@ -51,9 +53,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         publication::ProductPublication,
         publication::PublicationRequest,
         queries::QueryDefinition,
-        queries::SubscriptionRequest,
+        subscriptions::SubscriptionRequest,
         ScheduleRequest,
-        queries::SubscriptionView,
+        subscriptions::SubscriptionView,
         crate::domain::subscription::Schedule,
         crate::domain::ErrorBehaviour
     ))
