@@ -1064,3 +1064,111 @@ fn events_shared_at_capture_are_read_by_those_partners_only() {
         json!([])
     );
 }
+
+/// The binding's resources by value: each event type, business step, disposition, read point,
+/// business location and EPC has its events, with exactly the events of that value; the
+/// listings name the values of the caller's events only.
+#[test]
+fn each_value_resource_holds_exactly_the_events_of_that_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = up(dir.path(), &[]);
+    let admin = p.key.as_deref().unwrap();
+    let key = member(&p.url, admin, "Packer");
+    let stranger = member(&p.url, admin, "Stranger");
+    let id = |n: u32| format!("urn:uuid:7a000000-0000-4000-8000-{n:012}");
+    let at = |n: u32, rp: &str, loc: &str| {
+        json!({"readPoint": {"id": format!("urn:epc:id:sgln:4012345.0000{rp}.0")},
+               "bizLocation": {"id": format!("urn:epc:id:sgln:4012345.0000{loc}.0")},
+               "eventID": id(n)})
+    };
+    let events = vec![
+        object_event("V1", "2026-11-01T08:00:00+01:00", at(1, "1", "8")),
+        object_event("V2", "2026-11-02T08:00:00+01:00", {
+            let mut e = at(2, "2", "8");
+            e["bizStep"] = json!("receiving");
+            e["disposition"] = json!("in_progress");
+            e
+        }),
+        json!({"eventID": id(3), "type": "AggregationEvent", "eventTime": "2026-11-03T08:00:00+01:00",
+               "eventTimeZoneOffset": "+01:00", "action": "ADD", "bizStep": "packing",
+               "parentID": "urn:epc:id:sscc:4012345.0000000042",
+               "childEPCs": ["urn:epc:id:sgtin:4012345.011111.V1"]}),
+    ];
+    let (_, _, job) = capture(&p.url, &key, &document(events), None);
+    assert_eq!(job["success"], true, "{job}");
+    let ids = |path: &str| {
+        let (status, _, v) = get(&p.url, &key, path);
+        assert_eq!(status, 200, "{path}: {v}");
+        v["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["eventID"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let sgln = |n: &str| segment(&format!("urn:epc:id:sgln:4012345.0000{n}.0"));
+    for (path, expected) in [
+        (
+            "/eventTypes/ObjectEvent/events".to_string(),
+            vec![id(1), id(2)],
+        ),
+        ("/eventTypes/AggregationEvent/events".into(), vec![id(3)]),
+        ("/bizSteps/shipping/events".into(), vec![id(1)]),
+        (
+            format!(
+                "/bizSteps/{}/events",
+                segment("urn:epcglobal:cbv:bizstep:receiving")
+            ),
+            vec![id(2)],
+        ),
+        ("/dispositions/in_transit/events".into(), vec![id(1)]),
+        (format!("/readPoints/{}/events", sgln("2")), vec![id(2)]),
+        (
+            format!("/bizLocations/{}/events", sgln("8")),
+            vec![id(1), id(2)],
+        ),
+        (
+            "/bizSteps/packing/events?eventType=ObjectEvent".into(),
+            vec![],
+        ),
+    ] {
+        assert_eq!(ids(&path), expected, "{path}");
+    }
+    for path in [
+        "/eventTypes/ObjectEvent",
+        "/bizSteps/shipping",
+        "/dispositions/in_transit",
+    ] {
+        let (status, _, v) = get(&p.url, &key, path);
+        assert_eq!((status, &v), (200, &json!(["events"])), "{path}");
+    }
+    assert_eq!(get(&p.url, &key, "/eventTypes/NoSuchEvent").0, 404);
+    let (_, _, points) = get(&p.url, &key, "/readPoints");
+    assert_eq!(
+        points,
+        json!([
+            "urn:epc:id:sgln:4012345.00001.0",
+            "urn:epc:id:sgln:4012345.00002.0"
+        ])
+    );
+    let (_, _, epcs) = get(&p.url, &key, "/epcs");
+    assert_eq!(
+        epcs,
+        json!([
+            "urn:epc:id:sgtin:4012345.011111.V1",
+            "urn:epc:id:sgtin:4012345.011111.V2",
+            "urn:epc:id:sscc:4012345.0000000042"
+        ])
+    );
+    // Another organisation's listings hold none of it.
+    for path in ["/epcs", "/readPoints", "/bizLocations"] {
+        assert_eq!(get(&p.url, &stranger, path).2, json!([]), "{path}");
+    }
+    let (status, _, _) = call(
+        "DELETE",
+        &format!("{}/nextPageToken/3", p.url),
+        Some(&key),
+        None,
+    );
+    assert_eq!(status, 204);
+}

@@ -24,6 +24,7 @@ const CALLERS: [&str; 7] = [
 #[rustfmt::skip]
 fn expected(method: &str, path: &str) -> Option<[u16; 7]> {
     const PUBLIC: [u16; 7] = [200; 7];
+    const KEYED: [u16; 7] = [401, 200, 200, 200, 200, 200, 200];
     Some(match (method, path) {
         //                                                                 none adm  A-w  A-r  B-w  aud  court
         ("post", "/organisations")                                      => [401, 201, 403, 403, 403, 403, 403],
@@ -57,6 +58,22 @@ fn expected(method: &str, path: &str) -> Option<[u16; 7]> {
         ("get",  "/dispositions")                                       => [401, 200, 200, 200, 200, 200, 200],
         ("get",  "/traceability")                                       => [401, 200, 200, 200, 404, 200, 404],
         ("get",  "/01/{gtin}")                                          => PUBLIC,
+        // The binding's resources by value: anyone with a key, each reading its own events.
+        ("get",  "/eventTypes/{eventType}")                             => KEYED,
+        ("get",  "/eventTypes/{eventType}/events")                      => KEYED,
+        ("get",  "/epcs")                                               => KEYED,
+        ("get",  "/epcs/{epc}")                                         => KEYED,
+        ("get",  "/bizSteps/{bizStep}")                                 => KEYED,
+        ("get",  "/bizSteps/{bizStep}/events")                          => KEYED,
+        ("get",  "/bizLocations")                                       => KEYED,
+        ("get",  "/bizLocations/{bizLocation}")                         => KEYED,
+        ("get",  "/bizLocations/{bizLocation}/events")                  => KEYED,
+        ("get",  "/readPoints")                                         => KEYED,
+        ("get",  "/readPoints/{readPoint}")                             => KEYED,
+        ("get",  "/readPoints/{readPoint}/events")                      => KEYED,
+        ("get",  "/dispositions/{disposition}")                         => KEYED,
+        ("get",  "/dispositions/{disposition}/events")                  => KEYED,
+        ("delete", "/nextPageToken/{token}")                            => [401, 204, 204, 204, 204, 204, 204],
         // Publication: A captured the GTIN's event and published it first; only A changes it.
         ("get",  "/products/{gtin}/publication")                        => PUBLIC,
         ("put",  "/products/{gtin}/publication")                        => [401, 403, 200, 403, 403, 403, 403],
@@ -416,6 +433,11 @@ impl Matrix<'_> {
                         w.named_query(&format!("doomed-{n}"))
                     }
                     "queryName" => A_QUERY.to_string(),
+                    "eventType" => "ObjectEvent".to_string(),
+                    "bizStep" => "shipping".to_string(),
+                    "disposition" => "in_transit".to_string(),
+                    "readPoint" | "bizLocation" => "urn:epc:id:sgln:4012345.00001.0".to_string(),
+                    "token" => "1".to_string(),
                     "subscriptionID" if method == "delete" => w.subscription(),
                     "subscriptionID" => self.subscription_id.clone(),
                     other => panic!("no value for parameter {other} of {template}"),

@@ -8,6 +8,7 @@ pub mod product;
 pub mod publication;
 pub mod queries;
 pub mod query;
+pub mod resources;
 pub mod subscriptions;
 
 use actix_web::web;
@@ -15,6 +16,7 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     capture::configure(cfg);
     query::configure(cfg);
+    resources::configure(cfg);
     product::configure(cfg);
     publication::configure(cfg);
     queries::configure(cfg);
@@ -32,6 +34,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         query::epc_events,
         query::biz_steps,
         query::dispositions,
+        resources::event_type,
+        resources::event_type_events,
+        resources::epcs,
+        resources::epc,
+        resources::biz_step,
+        resources::biz_step_events,
+        resources::biz_locations,
+        resources::biz_location,
+        resources::biz_location_events,
+        resources::read_points,
+        resources::read_point,
+        resources::read_point_events,
+        resources::disposition,
+        resources::disposition_events,
+        resources::forget_page_token,
         product::resolve,
         product::traceability,
         publication::publication,

@@ -49,7 +49,7 @@ const MATCH_PARAMETERS: &[&str] = &[
 ];
 
 /// The role names (as the identifier table holds them) a `MATCH_` parameter searches.
-fn roles_matched_by(parameter: &str) -> Option<Vec<&'static str>> {
+pub(crate) fn roles_matched_by(parameter: &str) -> Option<Vec<&'static str>> {
     EpcRole::matched_by(parameter).map(|roles| roles.iter().map(|r| role_name(*r)).collect())
 }
 
@@ -318,10 +318,7 @@ pub async fn epc_events(
 ) -> Result<HttpResponse, ApiError> {
     let pairs = pairs_of(&req)?;
     let mut paged = parse_event_query(&pairs).map_err(ApiError::QueryParameters)?;
-    paged.query.identifiers.push(IdentifierFilter {
-        roles: roles_matched_by("MATCH_anyEPC").unwrap_or_default(),
-        identifiers: vec![IdentifierMatch::Exactly(path.into_inner())],
-    });
+    super::resources::naming(path.into_inner())(&mut paged.query);
     answer_page(&svc, &caller, &req, &pairs, paged).await
 }
 

@@ -183,6 +183,68 @@ pub async fn event_types(
     })
 }
 
+/// Most values a listing (`/epcs`, `/readPoints`, `/bizLocations`) answers.
+pub const LISTING_LIMIT: i64 = 1000;
+
+/// The read points, or (`biz_location`) the business locations, of the events one of
+/// `readers` may read (None: every event), in order, at most [`LISTING_LIMIT`].
+pub async fn locations(
+    model: &Model,
+    biz_location: bool,
+    readers: Option<Vec<String>>,
+) -> Result<Vec<String>, ReadModelError> {
+    with_read_conn!(model, |c| {
+        macro_rules! distinct {
+            ($column:expr) => {{
+                let mut q = epcis_events::table
+                    .select($column)
+                    .filter($column.is_not_null())
+                    .distinct()
+                    .into_boxed();
+                if let Some(readers) = readers.clone() {
+                    q = q.filter(readable_by(epcis_events::event_id, PROJECTION, readers));
+                }
+                q.order($column)
+                    .limit(LISTING_LIMIT)
+                    .load::<Option<String>>(c)?
+            }};
+        }
+        let values = if biz_location {
+            distinct!(epcis_events::biz_location)
+        } else {
+            distinct!(epcis_events::read_point)
+        };
+        Ok(values.into_iter().flatten().collect())
+    })
+}
+
+/// The EPCs (instance identifiers: `epcList`, `parentID`, `childEPCs`, `inputEPCList`,
+/// `outputEPCList`) the events one of `readers` may read name, in order, at most
+/// [`LISTING_LIMIT`].
+pub async fn epcs(
+    model: &Model,
+    readers: Option<Vec<String>>,
+) -> Result<Vec<String>, ReadModelError> {
+    with_read_conn!(model, |c| {
+        let mut readable = epcis_events::table
+            .select(epcis_events::position)
+            .into_boxed();
+        if let Some(readers) = readers.clone() {
+            readable = readable.filter(readable_by(epcis_events::event_id, PROJECTION, readers));
+        }
+        Ok(epcis_event_identifiers::table
+            .filter(
+                epcis_event_identifiers::role.eq_any(["epc", "parent", "child", "input", "output"]),
+            )
+            .filter(epcis_event_identifiers::position.eq_any(readable))
+            .select(epcis_event_identifiers::identifier)
+            .distinct()
+            .order(epcis_event_identifiers::identifier)
+            .limit(LISTING_LIMIT)
+            .load(c)?)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
