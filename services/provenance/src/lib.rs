@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[
         "published_products",
         "provenance/0003_published_products.sql"
     ),
+    veritrace_kernel::migration!(4, "capture_jobs", "provenance/0004_capture_jobs.sql"),
 ];
 
 pub struct ProvenanceService {

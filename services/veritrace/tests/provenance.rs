@@ -1172,3 +1172,81 @@ fn each_value_resource_holds_exactly_the_events_of_that_value() {
     );
     assert_eq!(status, 204);
 }
+
+/// `POST /events` captures one event (201 with its `Location`; the same event again is not
+/// stored twice; an invalid one is a 422 naming the field); `GET /capture` lists the caller's
+/// jobs, page by page, and no one else's.
+#[test]
+fn one_event_is_captured_by_post_events_and_jobs_are_listed_page_by_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = up(dir.path(), &[]);
+    let admin = p.key.as_deref().unwrap();
+    let key = member(&p.url, admin, "Single");
+    let stranger = member(&p.url, admin, "Stranger");
+    let post_event = |event: &Value| {
+        let mut resp = agent()
+            .post(&format!("{}/events", p.url))
+            .header("Content-Type", "application/ld+json")
+            .header("Authorization", &format!("Bearer {key}"))
+            .send(event.to_string().as_bytes())
+            .expect("post");
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let (status, _, v) = read_response(&mut resp);
+        (status, location, v)
+    };
+    let event = object_event("E1", "2026-11-30T08:00:00+01:00", json!({}));
+    let (status, location, job) = post_event(&event);
+    assert_eq!(status, 201, "{job}");
+    assert_eq!(job["captured"].as_array().map(Vec::len), Some(1), "{job}");
+    let (status, _, found) = get(&p.url, &key, &location);
+    assert_eq!(status, 200, "{location}: {found}");
+    let (status, again, job) = post_event(&event);
+    assert_eq!((status, &again), (201, &location), "{job}");
+    assert_eq!(
+        job["alreadyCaptured"].as_array().map(Vec::len),
+        Some(1),
+        "{job}"
+    );
+    let mut bad = event.clone();
+    bad["bizStep"] = json!("no_such_step");
+    bad["eventID"] = json!("urn:uuid:9b000000-0000-4000-8000-000000000001");
+    let (status, _, problem) = post_event(&bad);
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["errors"].to_string().contains("bizStep"),
+        "{problem}"
+    );
+    assert_eq!(
+        get(
+            &p.url,
+            &key,
+            &format!(
+                "/events/{}",
+                segment("urn:uuid:9b000000-0000-4000-8000-000000000001")
+            )
+        )
+        .0,
+        404
+    );
+
+    // Three jobs so far; a page of two, then the rest.
+    let (status, link, first) = get(&p.url, &key, "/capture?perPage=2");
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first.as_array().map(Vec::len), Some(2));
+    let next = link
+        .strip_prefix('<')
+        .and_then(|l| l.split_once('>'))
+        .map(|(u, _)| u.to_owned())
+        .expect("a next link");
+    let (_, link, rest) = get(&p.url, &key, &next);
+    assert_eq!(rest.as_array().map(Vec::len), Some(1), "{rest}");
+    assert!(link.is_empty(), "no page after the last");
+    assert_eq!(rest[0]["success"], false, "the invalid one, last");
+    assert_eq!(get(&p.url, &stranger, "/capture").2, json!([]));
+    assert_eq!(get(&p.url, &key, "/capture?perPage=0").0, 422);
+}

@@ -50,6 +50,8 @@ fn expected(method: &str, path: &str) -> Option<[u16; 7]> {
         // Provenance: a partner reads the EPCIS events it captured; courts read none of them.
         ("post", "/capture")                                            => [401, 202, 202, 403, 202, 403, 403],
         ("get",  "/capture/{captureID}")                                => [401, 200, 200, 200, 404, 200, 404],
+        ("get",  "/capture")                                            => [401, 200, 200, 200, 200, 200, 200],
+        ("post", "/events")                                             => [401, 201, 201, 403, 201, 403, 403],
         ("get",  "/events")                                             => [401, 200, 200, 200, 200, 200, 200],
         ("get",  "/events/{eventID}")                                   => [401, 200, 200, 200, 404, 200, 404],
         ("get",  "/eventTypes")                                         => [401, 200, 200, 200, 200, 200, 200],
@@ -141,11 +143,16 @@ fn epcis_document(event_id: &str, epc: &str) -> Value {
     json!({
         "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
         "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-11-30T08:00:00Z",
-        "epcisBody": {"eventList": [{
-            "eventID": event_id, "type": "ObjectEvent",
-            "eventTime": "2026-11-30T08:00:00+01:00", "eventTimeZoneOffset": "+01:00",
-            "action": "OBSERVE", "bizStep": "shipping", "epcList": [epc],
-        }]}
+        "epcisBody": {"eventList": [epcis_event(event_id, epc)]}
+    })
+}
+
+/// One ObjectEvent naming `epc`.
+fn epcis_event(event_id: &str, epc: &str) -> Value {
+    json!({
+        "eventID": event_id, "type": "ObjectEvent",
+        "eventTime": "2026-11-30T08:00:00+01:00", "eventTimeZoneOffset": "+01:00",
+        "action": "OBSERVE", "bizStep": "shipping", "epcList": [epc],
     })
 }
 
@@ -449,6 +456,11 @@ impl Matrix<'_> {
             ("get" | "delete", _) => None,
             ("put", "/products/{gtin}/publication") => Some(json!({"published": true})),
             ("post", "/queries") => Some(json!({"name": format!("q{n}"), "query": {}})),
+            // A new event each call.
+            ("post", "/events") => Some(epcis_event(
+                &format!("urn:uuid:{}", uuid::Uuid::now_v7()),
+                &format!("urn:epc:id:sgtin:4012345.011111.E{n}"),
+            )),
             ("post", "/queries/{queryName}/subscriptions") => Some(QUIET_HOOK.clone()),
             ("post", "/organisations") => Some(json!({
                 "name": format!("Organisation {n} created by {caller}"),

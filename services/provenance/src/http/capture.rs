@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use veritrace_epcis::document::read_capture_document;
 use veritrace_kernel::auth::{Caller, Identity};
-use veritrace_kernel::http::{ReceiptLinks, ValidJson};
+use veritrace_kernel::http::{ReceiptLinks, ValidJson, ValidQuery};
 use veritrace_kernel::{ApiError, FieldError};
 
 /// Largest capture document, in bytes (`GS1-EPCIS-Capture-File-Size-Limit`).
@@ -288,9 +288,156 @@ pub async fn job(
     Ok(HttpResponse::Ok().json(CaptureJob::of(recorded, &links)))
 }
 
+/// A page of capture jobs: `perPage` (1 to 100, default 30) and the `nextPageToken` the
+/// previous page's `Link: rel="next"` gave.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobPage {
+    #[param(minimum = 1, maximum = 100)]
+    pub per_page: Option<i64>,
+    #[param(pattern = "^[0-9]{1,18}$")]
+    pub next_page_token: Option<String>,
+}
+
+/// The caller's capture jobs.
+///
+/// Oldest first, a page at a time (`Link: <…>; rel="next"` while more follow); the admin and
+/// auditors see every organisation's.
+#[utoipa::path(
+    get, path = "/capture", tag = "provenance",
+    params(JobPage),
+    responses(
+        (status = 200, body = Vec<CaptureJob>),
+        (status = 401, body = veritrace_kernel::Problem),
+        (status = 422, body = veritrace_kernel::Problem, description = "A bad page parameter"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn jobs(
+    svc: web::Data<ProvenanceService>,
+    links: ReceiptLinks,
+    caller: Caller,
+    ValidQuery(page): ValidQuery<JobPage>,
+) -> Result<HttpResponse, ApiError> {
+    let per_page = page.per_page.unwrap_or(30);
+    if !(1..=100).contains(&per_page) {
+        return Err(ApiError::field(
+            "perPage",
+            "must be a whole number from 1 to 100",
+        ));
+    }
+    let after = match page.next_page_token.as_deref() {
+        None => 0,
+        Some(t) => t.parse::<i64>().map_err(|_| {
+            ApiError::field("nextPageToken", "is not a page token this server gave")
+        })?,
+    };
+    let organisation = (!caller.reads_everything()).then(|| caller.organisation_id.clone());
+    let (rows, more) =
+        crate::projections::query::capture_jobs(svc.read_model(), organisation, after, per_page)
+            .await?;
+    let mut listed = Vec::with_capacity(rows.len());
+    for (capture_id, _) in &rows {
+        if let Some(recorded) = svc.job(capture_id).await? {
+            listed.push(CaptureJob::of(recorded, &links));
+        }
+    }
+    let mut resp = HttpResponse::Ok();
+    if let (true, Some((_, last))) = (more, rows.last()) {
+        resp.insert_header((
+            header::LINK,
+            format!("</capture?perPage={per_page}&nextPageToken={last}>; rel=\"next\""),
+        ));
+    }
+    Ok(resp.json(listed))
+}
+
+/// Capture one EPCIS event.
+///
+/// The binding's synchronous capture of a single event: the event (with its own `@context`,
+/// if it has one) is captured as a document of one, all or nothing. `201` with `Location:
+/// /events/{eventID}` once it is stored (or was, before: the same event is not stored
+/// twice); an invalid event is a 422 naming each fault.
+#[utoipa::path(
+    post, path = "/events", tag = "provenance",
+    params(
+        ("Veritrace-Share-With" = Option<String>, Header, nullable = false,
+            pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:,[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}){0,31}$",
+            description = "Trading partners who may read the event too: up to 32 organisation ids, comma-separated"),
+    ),
+    request_body(content = Object, content_type = "application/ld+json", description = "One EPCIS 2.0 event"),
+    responses(
+        (status = 201, body = CaptureJob, headers(("Location" = String)), description = "Stored: the job that stored it"),
+        (status = 401, body = veritrace_kernel::Problem),
+        (status = 403, body = veritrace_kernel::Problem, description = "The key's role records nothing"),
+        (status = 404, body = veritrace_kernel::Problem, description = "An organisation of Veritrace-Share-With does not exist"),
+        (status = 415, body = veritrace_kernel::Problem),
+        (status = 422, body = veritrace_kernel::Problem, description = "Not a valid EPCIS event: each fault named"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn capture_event(
+    svc: web::Data<ProvenanceService>,
+    identity: web::Data<Identity>,
+    links: ReceiptLinks,
+    caller: Caller,
+    req: HttpRequest,
+    ValidJson(event): ValidJson<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_recording()?;
+    let shared_with = shared_with(&identity, &req).await?;
+    let context = event
+        .get("@context")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!([super::query::EPCIS_CONTEXT]));
+    let body = serde_json::json!({
+        "@context": context,
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": veritrace_kernel::envelope::now_rfc3339(),
+        "epcisBody": {"eventList": [event]},
+    });
+    let document = read_capture_document(&body)
+        .map_err(|e| ApiError::Validation(vec![FieldError::new("type", e.to_string())]))?;
+    let recorded = svc
+        .capture(&caller, &document, ErrorBehaviour::Rollback, &shared_with)
+        .await?;
+    if !recorded.job.success {
+        let faults = recorded
+            .job
+            .errors
+            .iter()
+            .map(|e| {
+                FieldError::new(
+                    e.field.trim_start_matches("/epcisBody/eventList/0"),
+                    &e.message,
+                )
+            })
+            .collect();
+        return Err(ApiError::Validation(faults));
+    }
+    let event_id = recorded
+        .job
+        .captured
+        .first()
+        .map(|c| c.event_id.clone())
+        .or_else(|| recorded.job.already_captured.first().cloned())
+        .ok_or_else(|| ApiError::Internal("a successful capture of one event names none".into()))?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!(
+                "/events/{}",
+                veritrace_epcis::identifiers::percent_encode(&event_id)
+            ),
+        ))
+        .json(CaptureJob::of(recorded, &links)))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        veritrace_kernel::resource!("/capture", post => capture)
+        veritrace_kernel::resource!("/capture", post => capture, get => jobs)
             .app_data(veritrace_kernel::http::BodyLimit(MAX_CAPTURE_BYTES)),
     )
     .service(veritrace_kernel::resource!("/capture/{captureID}", get => job));

@@ -28,6 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     paths(
         capture::capture,
         capture::job,
+        capture::jobs,
+        capture::capture_event,
         query::events,
         query::event,
         query::event_types,

@@ -394,7 +394,7 @@ pub async fn dispositions(_caller: Caller) -> HttpResponse {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use veritrace_kernel::resource;
-    cfg.service(resource!("/events", get => events))
+    cfg.service(resource!("/events", get => events, post => super::capture::capture_event))
         .service(resource!("/events/{eventID}", get => event))
         .service(resource!("/eventTypes", get => event_types))
         .service(resource!("/epcs/{epc}/events", get => epc_events))

@@ -63,6 +63,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    capture_jobs (capture_id) {
+        capture_id -> Text,
+        organisation -> Text,
+        position -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     epcis_events,
     epcis_event_identifiers,
@@ -226,8 +234,18 @@ impl ProjectedTables for EpcisEvents {
                 diesel::delete(published_products::table.find(&w.gtin)).execute(c)?;
                 return Ok(Vec::new());
             }
-            // A capture job's outcome is read from its stream.
-            ProvenanceEvent::CaptureJobCompleted(_) => return Ok(Vec::new()),
+            // A capture job's outcome is read from its stream; this lists it.
+            ProvenanceEvent::CaptureJobCompleted(job) => {
+                diesel::insert_into(capture_jobs::table)
+                    .values((
+                        capture_jobs::capture_id.eq(&job.capture_id),
+                        capture_jobs::organisation.eq(&env.organisation),
+                        capture_jobs::position.eq(event.position),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(c)?;
+                return Ok(Vec::new());
+            }
         };
         let (row, identifiers) = rows_of(&captured, event)?;
         if env.stream_version > 1 {

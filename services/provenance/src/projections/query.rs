@@ -183,6 +183,31 @@ pub async fn event_types(
     })
 }
 
+/// A page of capture jobs (`organisation`'s; None: everyone's) after position `after`, in
+/// capture order: their ids and positions, at most `per_page`, and whether more follow.
+pub async fn capture_jobs(
+    model: &Model,
+    organisation: Option<String>,
+    after: i64,
+    per_page: i64,
+) -> Result<(Vec<(String, i64)>, bool), ReadModelError> {
+    use super::capture_jobs as jobs;
+    with_read_conn!(model, |c| {
+        let mut q = jobs::table
+            .filter(jobs::position.gt(after))
+            .select((jobs::capture_id, jobs::position))
+            .into_boxed();
+        if let Some(org) = organisation.clone() {
+            q = q.filter(jobs::organisation.eq(org));
+        }
+        let mut rows: Vec<(String, i64)> =
+            q.order(jobs::position.asc()).limit(per_page + 1).load(c)?;
+        let more = rows.len() as i64 > per_page;
+        rows.truncate(per_page as usize);
+        Ok((rows, more))
+    })
+}
+
 /// Most values a listing (`/epcs`, `/readPoints`, `/bizLocations`) answers.
 pub const LISTING_LIMIT: i64 = 1000;
 
