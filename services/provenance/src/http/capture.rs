@@ -167,7 +167,7 @@ impl CaptureJob {
         ("GS1-Capture-Error-Behaviour" = Option<ErrorBehaviour>, Header, nullable = false,
             description = "`rollback` (default): all or nothing; `proceed`: store the valid events"),
         ("Veritrace-Share-With" = Option<String>, Header, nullable = false,
-            pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:,[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}){0,31}$",
+            pattern = "^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:,[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}){0,31})?$",
             description = "Trading partners who may read the captured events too: up to 32 organisation ids, comma-separated"),
     ),
     request_body(content = CaptureBody, content_type = "application/ld+json",
@@ -221,10 +221,10 @@ pub async fn capture(
 }
 
 /// The organisations of `Veritrace-Share-With`: lowercase hyphenated UUIDs, comma-separated,
-/// at most 32, each an organisation that exists.
+/// at most 32, each an organisation that exists; empty (or absent), no one.
 async fn shared_with(identity: &Identity, req: &HttpRequest) -> Result<Vec<String>, ApiError> {
     const HEADER: &str = "Veritrace-Share-With";
-    let Some(value) = req.headers().get(HEADER) else {
+    let Some(value) = req.headers().get(HEADER).filter(|v| !v.is_empty()) else {
         return Ok(Vec::new());
     };
     let ids: Vec<String> = value
@@ -363,7 +363,7 @@ pub async fn jobs(
     post, path = "/events", tag = "provenance",
     params(
         ("Veritrace-Share-With" = Option<String>, Header, nullable = false,
-            pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:,[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}){0,31}$",
+            pattern = "^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:,[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}){0,31})?$",
             description = "Trading partners who may read the event too: up to 32 organisation ids, comma-separated"),
     ),
     request_body(content = Object, content_type = "application/ld+json", description = "One EPCIS 2.0 event"),
