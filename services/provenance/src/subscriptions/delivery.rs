@@ -101,7 +101,11 @@ async fn deliver(svc: &ProvenanceService, s: &Subscription) -> Result<(), String
     results["queryName"] = serde_json::Value::String(s.query_name.clone());
     results["subscriptionID"] = serde_json::Value::String(s.subscription_id.clone());
     let body = serde_json::to_vec(&document).map_err(|e| e.to_string())?;
-    let id = delivery_id(&s.subscription_id, s.delivered_through, through);
+    let mut id = delivery_id(&s.subscription_id, s.delivered_through, through);
+    if page.rows.is_empty() {
+        // An empty report carries no event to receive twice: each one is its own.
+        id.push_str(&format!("@{}", now_ms()));
+    }
     match post(s, id, body).await {
         Ok(()) => {
             let more = page.next_after.is_some();
