@@ -45,7 +45,6 @@ grep -q '"commissioning"' crate-events.json
 curl -s "http://127.0.0.1:8080/traceability?product=urn:epc:id:sgtin:4012345.011111.1001" \
   -H "Authorization: Bearer $GROWER" | tee history.json
 grep -q '"relation":"aggregated_into"' history.json
-curl -s http://127.0.0.1:8080/01/04012345111118/21/1001  # its GS1 Digital Link: a linkset
 
 # 5. Each event has a receipt of its own: fetch one and verify it offline.
 RECEIPT=$(sed 's/.*"receiptUrls":{"[^"]*":"\([^"]*\)".*/\1/' job.json)
@@ -58,6 +57,8 @@ curl -s -X PUT http://127.0.0.1:8080/products/04012345111118/publication \
   -H "Authorization: Bearer $GROWER" -H 'Content-Type: application/json' -d '{"published":true}'
 curl -s -H 'Accept: text/html' http://127.0.0.1:8080/01/04012345111118/21/1001 > page.html
 grep -c 'Anchored and verified' page.html       # each event's receipt, verified by the server
+curl -s http://127.0.0.1:8080/01/04012345111118/21/1001  # for an API client: a linkset
+curl -s http://127.0.0.1:8080/01/04012345111118/21/1001 | grep -q '"linkset"'
 curl -s 'http://127.0.0.1:8080/01/04012345111118/21/1001?label=svg' > label.svg  # its QR code
 grep -q 'data-check="event"' page.html
 grep -q '<svg' label.svg

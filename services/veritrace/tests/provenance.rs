@@ -900,7 +900,16 @@ fn a_products_history_follows_its_container_and_its_ingredients() {
         404
     );
 
-    // The Digital Link resolves, publicly, to a linkset.
+    // The Digital Link resolves, publicly, to a linkset, once the brand owner has published
+    // the product: not before.
+    let resolve = format!("{}/01/{gtin}/21/B1", p.url);
+    assert_eq!(call("GET", &resolve, None, None).0, 404);
+    let publish = json!({"published": true}).to_string();
+    let url = format!("{}/products/{gtin}/publication", p.url);
+    assert_eq!(
+        call("PUT", &url, Some(&key), Some(publish.as_bytes())).0,
+        200
+    );
     let mut resp = agent()
         .get(&format!("{}/01/{gtin}/21/B1", p.url))
         .call()

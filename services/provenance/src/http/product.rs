@@ -65,8 +65,8 @@ pub enum LabelFormat {
 /// - `?label=svg` or `?label=png`: the QR code of the Digital Link for a label;
 /// - otherwise a linkset (`application/linkset+json`, RFC 9264) anchored at the product's
 ///   Digital Link on `id.gs1.org`, with its page (`gs1:pip`), its history
-///   (`gs1:traceability`) and its EPCIS events (`gs1:epcis`); a product no captured event
-///   names, or a malformed key (a GTIN's length, digits or check digit), is a 404 saying why.
+///   (`gs1:traceability`) and its EPCIS events (`gs1:epcis`); a product without a public
+///   history, or a malformed key (a GTIN's length, digits or check digit), is a 404 saying why.
 #[utoipa::path(
     get, path = "/01/{gtin}", tag = "provenance",
     params(("gtin" = String, Path, description = "A GTIN-8, -12, -13 or -14 with its check digit", pattern = "^[0-9]{8,14}$"), ResolveQuery),
@@ -78,7 +78,7 @@ pub enum LabelFormat {
             (String = "image/svg+xml"),
             (Vec<u8> = "image/png"),
         )),
-        (status = 404, description = "No captured event names the product (no public history, for a page or a receipt), or the key is malformed", content(
+        (status = 404, description = "The product has no public history (its brand owner has not published it), or the key is malformed", content(
             (veritrace_kernel::Problem = "application/problem+json"),
             (String = "text/html"),
         )),
@@ -173,11 +173,10 @@ fn label(
 }
 
 async fn linkset(svc: &ProvenanceService, key: &ProductKey) -> Result<HttpResponse, ApiError> {
-    if !trace::is_named(svc.read_model(), key.clone()).await? {
-        return Err(ApiError::NotFound(format!(
-            "no captured event names the product {}",
-            key.digital_link_path()
-        )));
+    // Public like the page, so only what its brand owner made public: an unpublished product
+    // is not even said to be known.
+    if page::public_history(svc, key).await?.is_none() {
+        return Err(ApiError::NotFound(page::no_public_history(key)));
     }
     let dl = key.digital_link();
     let query = |name: &str| serde_urlencoded::to_string([(name, dl.as_str())]).unwrap_or_default();
