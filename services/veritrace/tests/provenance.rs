@@ -9,7 +9,7 @@ mod common;
 use common::deployment::{Deployment, one_deployment_at_a_time, wait_until};
 
 use common::epcis::{Loaf, capture, document, member, organisation_key, with_check_digit};
-use common::{agent, anchored_receipt, call, read_response, segment, up, verify_cli};
+use common::{agent, anchored_receipt, call, header_text, read_response, segment, up, verify_cli};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -87,12 +87,7 @@ fn get(base: &str, key: &str, path: &str) -> (u16, String, Value) {
         .header("Authorization", &format!("Bearer {key}"))
         .call()
         .expect("get");
-    let link = resp
-        .headers()
-        .get("link")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let link = header_text(&resp, "link");
     let (status, _, body) = read_response(&mut resp);
     (status, link, body)
 }
@@ -1199,12 +1194,7 @@ fn one_event_is_captured_by_post_events_and_jobs_are_listed_page_by_page() {
             .header("Authorization", &format!("Bearer {key}"))
             .send(event.to_string().as_bytes())
             .expect("post");
-        let location = resp
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let location = header_text(&resp, "location");
         let (status, _, v) = read_response(&mut resp);
         (status, location, v)
     };

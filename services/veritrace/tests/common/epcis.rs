@@ -1,6 +1,6 @@
 //! What the provenance tests share: a member's key, capturing EPCIS documents, GTINs.
 
-use super::{agent, call, read_response};
+use super::{agent, call, header_text, read_response};
 use serde_json::{Value, json};
 
 /// A new member organisation's API key.
@@ -32,12 +32,7 @@ pub fn capture(
         r = r.header("GS1-Capture-Error-Behaviour", b);
     }
     let mut resp = r.send(body).expect("capture");
-    let location = resp
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let location = header_text(&resp, "location");
     let (status, _, job) = read_response(&mut resp);
     (status, location, job)
 }

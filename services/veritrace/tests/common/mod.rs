@@ -114,6 +114,15 @@ pub fn call(
 }
 
 /// Status, content type and body (JSON when it parses, else the text).
+/// A response header's value as text, empty when absent.
+pub fn header_text(resp: &ureq::http::Response<ureq::Body>, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 pub fn read_response(resp: &mut ureq::http::Response<ureq::Body>) -> (u16, String, Value) {
     let status = resp.status().as_u16();
     let ctype = resp
