@@ -2,7 +2,7 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use veritrace::cli::{BenchArgs, BenchTarget, ChainCommand, Cli, Command};
-use veritrace::verify::{self, Subject, VerifyCommandError};
+use veritrace::verify::{self, Subject};
 use veritrace_kernel::config::Config;
 
 /// mimalloc, not glibc's malloc: under the platform's many threads (HTTP workers, tokio, one
@@ -30,14 +30,16 @@ fn main() -> ExitCode {
                     print!("{}", verify::summary(&v));
                     ExitCode::SUCCESS
                 }
-                Err(VerifyCommandError::Failed(e)) => {
-                    eprintln!("NOT VERIFIED ({}): {e}", e.code());
-                    ExitCode::from(1)
-                }
-                Err(VerifyCommandError::Input(e)) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(2)
-                }
+                Err(e) => match e.code() {
+                    Some(code) => {
+                        eprintln!("NOT VERIFIED ({code}): {e}");
+                        ExitCode::from(1)
+                    }
+                    None => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(2)
+                    }
+                },
             }
         }
         Command::Up {

@@ -25,6 +25,22 @@ pub enum VerifyCommandError {
     /// The receipt (or the file) does not verify.
     #[error("{0}")]
     Failed(#[from] VerifyError),
+    /// The genesis document breaks a rule of docs/receipts.md §5: nothing can verify against
+    /// it (code `genesis`).
+    #[error("{0}")]
+    Genesis(String),
+}
+
+impl VerifyCommandError {
+    /// The failure code of docs/receipts.md §10.1, when the inputs were read and something
+    /// did not verify.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            VerifyCommandError::Input(_) => None,
+            VerifyCommandError::Failed(e) => Some(e.code()),
+            VerifyCommandError::Genesis(_) => Some("genesis"),
+        }
+    }
 }
 
 pub fn run(
@@ -36,7 +52,7 @@ pub fn run(
         std::fs::read(p)
             .map_err(|e| VerifyCommandError::Input(format!("cannot read {}: {e}", p.display())))
     };
-    let genesis = Genesis::parse(&read(genesis_path)?).map_err(VerifyCommandError::Input)?;
+    let genesis = Genesis::parse(&read(genesis_path)?).map_err(VerifyCommandError::Genesis)?;
     let bytes = read(receipt_path)?;
     let anchored = match Receipt::parse(&bytes)? {
         Receipt::Pending(_) => return Err(VerifyError::Pending.into()),

@@ -429,7 +429,8 @@ fn every_event_the_embedded_platform_records_matches_its_schema() {
 
 /// The events in the published receipt vectors are events as the platform records them (at
 /// the version they were recorded at, perhaps an older one), and read as the current version
-/// of their type they match its schema.
+/// of their type they match its schema. The edge vectors' events, of the service `vectors`,
+/// are shaped for the edge they test instead.
 #[test]
 fn the_receipt_vectors_carry_events_that_match_their_schemas() {
     let dir = repo().join("schemas/vectors");
@@ -440,6 +441,9 @@ fn the_receipt_vectors_carry_events_that_match_their_schemas() {
             continue; // tampered vectors break things on purpose
         }
         let receipt = load(&dir.join(entry["receipt"].as_str().unwrap()));
+        if receipt["event"]["service"] == "vectors" {
+            continue; // the edge vectors' events belong to no platform service
+        }
         let event: EventEnvelope =
             serde_json::from_value(receipt["event"].clone()).expect("an envelope");
         schemas_of(&event.service)
