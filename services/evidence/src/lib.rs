@@ -15,6 +15,7 @@ use veritrace_kernel::domain::{BoxError, Domain, DomainContext, RunningDomain};
 use veritrace_kernel::envelope::{self, EventEnvelope, business_time, envelope_time};
 use veritrace_kernel::event_store::{EventStore, StoredEvent, StreamAppend};
 use veritrace_kernel::migrate::Migration;
+use veritrace_kernel::receipts::Receipts;
 use veritrace_kernel::storage::DomainStorage;
 
 pub const MIGRATIONS: &[Migration] = &[
@@ -30,6 +31,11 @@ pub const MIGRATIONS: &[Migration] = &[
 
 pub struct EvidenceService {
     pub storage: DomainStorage<EvidenceRecords>,
+    /// The registrations' receipts and the genesis they verify against, for the court's page
+    /// (none in a process that runs no anchoring service and was given no way to reach one).
+    pub receipts: Option<Receipts>,
+    /// The court's verification page ([`http::court_page`]).
+    court_templates: actix_web::web::Data<http::court_page::CourtTemplates>,
 }
 
 impl EvidenceService {
@@ -37,7 +43,14 @@ impl EvidenceService {
     /// ([`DomainStorage::start`]).
     pub async fn start(context: &DomainContext) -> Result<Arc<Self>, BoxError> {
         let storage = DomainStorage::start(SERVICE, MIGRATIONS, context).await?;
-        Ok(Arc::new(EvidenceService { storage }))
+        let court_templates = actix_web::web::Data::new(http::court_page::CourtTemplates(
+            http::court_page::templates()?,
+        ));
+        Ok(Arc::new(EvidenceService {
+            storage,
+            receipts: context.receipts.clone(),
+            court_templates,
+        }))
     }
 
     /// The read model, which [`projections`]' queries read.
@@ -209,8 +222,10 @@ impl RunningDomain for EvidenceService {
     }
 
     fn configure(self: Arc<Self>, cfg: &mut actix_web::web::ServiceConfig) {
-        cfg.app_data(actix_web::web::Data::from(self));
+        cfg.app_data(self.court_templates.clone())
+            .app_data(actix_web::web::Data::from(self));
         http::configure(cfg);
+        http::court_page::configure(cfg);
     }
 }
 

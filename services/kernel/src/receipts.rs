@@ -51,6 +51,11 @@ impl Receipts {
     }
 
     /// The receipt's bytes as served, unchecked (for downloading: the reader checks them).
+    /// The genesis document receipts are verified against.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
     pub async fn fetch(&self, event_id: &str) -> Result<Option<Vec<u8>>, String> {
         self.source.receipt(event_id).await
     }

@@ -11,7 +11,6 @@
 
 pub mod domain;
 pub mod http;
-pub mod label;
 pub mod projections;
 pub mod subscriptions;
 

@@ -1,5 +1,7 @@
 //! Evidence endpoints.
 
+pub mod court_page;
+
 use crate::domain::{self, EvidenceError, EvidenceEvent, RegisterEvidence};
 use crate::projections::{self, EvidenceFilter, EvidenceView};
 use crate::{EvidenceService, RecordChange};
@@ -418,6 +420,51 @@ pub async fn get(
     }
 }
 
+/// The receipt of the event that registered a record, as the anchoring service serves it
+/// (`pending` until anchored): what the court's page (`/verify`) verifies in the browser. The
+/// same bytes as `/receipts/{registered_event_id}`, served here so the page needs no other
+/// host.
+#[utoipa::path(
+    get, path = "/evidence/{evidence_id}/receipt", tag = "evidence",
+    params(("evidence_id" = uuid::Uuid, Path)),
+    responses(
+        (status = 200, description = "The receipt (schemas/receipt.schema.json)", body = Object),
+        (status = 401, body = veritrace_kernel::Problem), (status = 404, body = veritrace_kernel::Problem),
+        (status = 503, body = veritrace_kernel::Problem, description = "The anchoring service cannot be reached, or has not received the event yet"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn receipt(
+    svc: web::Data<EvidenceService>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path.into_inner())?;
+    let Some(record) = projections::get(svc.read_model(), id.clone())
+        .await?
+        .filter(|v| visible(&caller, v))
+    else {
+        return Err(ApiError::NotFound(format!("no evidence {id}")));
+    };
+    let Some(receipts) = &svc.receipts else {
+        return Err(ApiError::Unavailable(
+            "this process serves no receipts: ask the anchoring service".into(),
+        ));
+    };
+    let event_id = &record.registered_event_id;
+    match receipts.fetch(event_id).await {
+        Ok(Some(bytes)) => Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .body(bytes)),
+        Ok(None) => Err(ApiError::Unavailable(format!(
+            "the anchoring service has not received event {event_id} yet; try again shortly"
+        ))),
+        Err(reason) => Err(ApiError::Unavailable(format!(
+            "the anchoring service cannot be reached: {reason}"
+        ))),
+    }
+}
+
 /// Evidence records, newest first: look a file up by its digest, or list a case's records.
 /// An organisation sees what it registered and what was shared with it; a court sees every
 /// registration (to look a file up by its digest across organisations); the admin and
@@ -632,12 +679,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource!("/evidence", post => register, get => list))
         .service(resource!("/evidence/batch", post => register_batch))
         .service(resource!("/evidence/{evidence_id}", get => get))
+        .service(resource!("/evidence/{evidence_id}/receipt", get => receipt))
         .service(resource!("/evidence/{evidence_id}/withdrawal", post => withdraw))
         .service(resource!("/evidence/{evidence_id}/sharing", post => share));
 }
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(register, register_batch, get, list, withdraw, share))]
+#[openapi(paths(register, register_batch, get, receipt, list, withdraw, share))]
 pub struct EvidenceApi;
 
 /// `content_hash` as JSON Schema can state it: the digest's length follows the algorithm.

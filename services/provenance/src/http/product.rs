@@ -4,7 +4,6 @@
 
 use super::page;
 use crate::ProvenanceService;
-use crate::label::LabelCode;
 use crate::projections::trace::{self, Relation};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -14,6 +13,7 @@ use veritrace_epcis::identifiers::{ProductKey, parse_gtin, percent_encode};
 use veritrace_kernel::ApiError;
 use veritrace_kernel::auth::Caller;
 use veritrace_kernel::http::{ReceiptLinks, ValidQuery};
+use veritrace_label::LabelCode;
 
 /// The product a Digital Link path names: its GTIN (8, 12, 13 or 14 digits, check digit
 /// verified), lot and serial as the path gives them (percent-decoded). A malformed key names

@@ -59,3 +59,27 @@ pub fn checked<'a>(page: &'a Value, check: &str) -> Vec<&'a Value> {
         .filter(|e| e["check"] == check)
         .collect()
 }
+
+/// Walks the court's verification page through `frontend/browser/court-check.mjs` with the
+/// scenario file it reads; what the page showed, as the script prints it.
+pub fn court_check(scenario: &Path) -> Value {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../frontend/browser/court-check.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg("--scenario")
+        .arg(scenario)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run node {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "court-check.mjs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "court-check.mjs printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}

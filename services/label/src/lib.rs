@@ -1,4 +1,5 @@
-//! The QR code of a GS1 Digital Link for a product label, as SVG and as PNG.
+//! The QR code of a link, as SVG and as PNG: a product label's GS1 Digital Link, or the
+//! verification page an evidence certificate points to.
 //!
 //! Both images are written by hand: the SVG is one `<path>`, and the PNG is 8-bit greyscale
 //! in STORED deflate blocks, so no image or compression crate is needed. A label's code is small

@@ -1,0 +1,202 @@
+// Walks the court's verification page (/verify) in headless Chromium as a clerk would, and prints
+// what the Rust end-to-end test (services/veritrace/tests/court_page.rs) checks as ONE JSON object
+// on stdout. It judges nothing itself.
+//
+//   node frontend/browser/court-check.mjs --scenario scenario.json
+//
+// scenario.json: { "url": base URL, "key": court API key, "registered": file path,
+//   "registeredDigest": sha-256 hex of it, "unregistered": file path,
+//   "receipts": [{ "name", "path" }] (receipt files to open in the page), "out": directory for
+//   screenshots and the certificate's PDF, "timeoutMs": 60000 }
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const CHROMIUM = '/usr/bin/chromium';
+const require = createRequire(import.meta.url);
+
+function fail(message, code = 1) {
+    process.stderr.write(`court-check: ${message.replace(/\x1b\[[0-9;]*m/g, '')}\n`);
+    process.exit(code);
+}
+
+let scenario;
+try {
+    const { values } = parseArgs({ options: { scenario: { type: 'string' } } });
+    scenario = JSON.parse(readFileSync(values.scenario, 'utf8'));
+} catch (e) {
+    fail(`--scenario FILE.json is required: ${e.message}`, 2);
+}
+const timeout = scenario.timeoutMs ?? 60000;
+setTimeout(() => fail(`gave up after ${timeout} ms`), timeout + 10000).unref();
+
+const DESKTOP = { width: 1280, height: 900 };
+const PHONE = { width: 390, height: 844 };
+
+const network = [];
+const consoleErrors = [];
+
+/** Waits until the verdict box leaves `idle`/`working`; returns what the page concluded. */
+async function verdict(page) {
+    await page.waitForSelector('#verdict:not([data-verdict=idle]):not([data-verdict=working])', { timeout });
+    return page.evaluate(() => {
+        const box = document.getElementById('verdict');
+        return {
+            verdict: box.dataset.verdict,
+            code: box.dataset.code ?? null,
+            text: box.innerText,
+            cards: [...document.querySelectorAll('#results article')].map((card) => ({
+                verdict: card.dataset.verdict,
+                code: card.dataset.code ?? null,
+                text: card.innerText,
+                steps: [...card.querySelectorAll('li[data-step]')].map((li) => ({
+                    id: li.dataset.step,
+                    status: li.dataset.status,
+                    text: li.innerText,
+                })),
+            })),
+            certificateReady: document.getElementById('certificate').classList.contains('ready'),
+        };
+    });
+}
+
+/** Resets the verdict so the next wait sees the next outcome, not the last one. */
+async function resetVerdict(page) {
+    await page.evaluate(() => {
+        document.getElementById('verdict').dataset.verdict = 'idle';
+    });
+}
+
+async function accessibility(page) {
+    await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') });
+    const result = await page.evaluate(async () =>
+        // eslint-disable-next-line no-undef
+        axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } }));
+    return result.violations.map((v) => ({
+        id: v.id,
+        impact: v.impact,
+        help: v.help,
+        nodes: v.nodes.map((n) => n.target.join(' ')),
+    }));
+}
+
+function pdfFacts(bytes) {
+    const text = Buffer.from(bytes).toString('latin1');
+    const pages = (text.match(/\/Type\s*\/Page(?![A-Za-z])/g) || []).length;
+    const box = /\/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]/.exec(text);
+    return { pages, width: box ? Number(box[1]) : null, height: box ? Number(box[2]) : null };
+}
+
+let browser;
+try {
+    browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        timeout,
+        args: ['--no-sandbox', '--disable-dev-shm-usage'],
+    });
+} catch (e) {
+    fail(`could not start ${CHROMIUM}: ${e.message}`);
+}
+
+try {
+    const context = await browser.newContext({ viewport: DESKTOP });
+    const page = await context.newPage();
+    page.setDefaultTimeout(timeout);
+    page.on('request', (request) => {
+        const body = request.postDataBuffer();
+        network.push({
+            method: request.method(),
+            url: request.url(),
+            headers: request.headers(),
+            body: body ? body.toString('hex') : null,
+        });
+    });
+    page.on('console', (message) => {
+        if (message.type() === 'error') consoleErrors.push(message.text());
+    });
+    page.on('pageerror', (error) => consoleErrors.push(`uncaught: ${error.message}`));
+
+    const response = await page.goto(`${scenario.url}/verify`, { waitUntil: 'load' });
+    const status = response?.status() ?? null;
+    const lang = await page.evaluate(() => document.documentElement.lang);
+
+    // 1. The registered file, chosen with the file input (as a drop would hand it over).
+    await page.fill('#api-key', scenario.key);
+    await page.setInputFiles('#file', scenario.registered);
+    const registered = await verdict(page);
+    await page.screenshot({ path: join(scenario.out, 'court-verified-desktop.png'), fullPage: true });
+    const certificate = await page.evaluate(() => {
+        const img = document.getElementById('certificate-qr');
+        return {
+            qrSrc: img.getAttribute('src'),
+            qrLoaded: img.complete && img.naturalWidth > 0,
+            link: document.getElementById('certificate-link').textContent,
+            text: document.getElementById('certificate').innerText,
+        };
+    });
+    const violationsVerified = await accessibility(page);
+
+    // The certificate, printed: A4, one page.
+    await page.emulateMedia({ media: 'print' });
+    const pdf = await page.pdf({ format: 'A4', printBackground: true, preferCSSPageSize: true });
+    writeFileSync(join(scenario.out, 'evidence-certificate.pdf'), pdf);
+    const printed = pdfFacts(pdf);
+    await page.emulateMedia({ media: 'screen' });
+
+    // The same page on a phone.
+    await page.setViewportSize(PHONE);
+    const phone = await page.evaluate(() => ({
+        viewportWidth: document.documentElement.clientWidth,
+        scrollWidth: document.documentElement.scrollWidth,
+    }));
+    await page.screenshot({ path: join(scenario.out, 'court-verified-390x844.png'), fullPage: true });
+    await page.setViewportSize(DESKTOP);
+
+    // 2. The digest typed in, with the keyboard alone.
+    await page.focus('#digest');
+    await page.keyboard.type(scenario.registeredDigest);
+    await resetVerdict(page);
+    await page.keyboard.press('Tab'); // the algorithm (sha-256 is the first)
+    await page.keyboard.press('Tab'); // the button
+    const focused = await page.evaluate(() => document.activeElement?.id ?? null);
+    await page.keyboard.press('Enter');
+    const byKeyboard = await verdict(page);
+
+    // 3. A file nobody registered.
+    await resetVerdict(page);
+    await page.setInputFiles('#file', scenario.unregistered);
+    const unregistered = await verdict(page);
+    const violationsUnregistered = await accessibility(page);
+
+    // 4. Receipt files opened in the page, each verified here.
+    const receipts = [];
+    for (const { name, path } of scenario.receipts) {
+        await resetVerdict(page);
+        await page.setInputFiles('#receipt-file', path);
+        receipts.push({ name, ...(await verdict(page)) });
+    }
+    const violationsFailed = await accessibility(page);
+    await page.screenshot({ path: join(scenario.out, 'court-failed-desktop.png'), fullPage: true });
+
+    process.stdout.write(JSON.stringify({
+        status,
+        lang,
+        registered,
+        certificate,
+        printed,
+        phone,
+        focusedBeforeEnter: focused,
+        byKeyboard,
+        unregistered,
+        receipts,
+        accessibility: { verified: violationsVerified, unregistered: violationsUnregistered, failed: violationsFailed },
+        network,
+        consoleErrors,
+    }) + '\n');
+} catch (e) {
+    await browser.close().catch(() => {});
+    fail(e.message);
+}
+await browser.close();
