@@ -4,7 +4,10 @@
 // member also checks that file against the receipt's event (§11) once the receipt verifies.
 // Prints each disagreement; exits 1 if there is any.
 //
-//   node frontend/verifier/check-vectors.js [VECTORS_DIR]
+//   node frontend/verifier/check-vectors.js [--json] [VECTORS_DIR]
+//
+// --json prints instead one JSON array, an outcome per entry in manifest order:
+// { "code": null | "<failure code>" }, for a test that compares it with another verifier's.
 
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -12,7 +15,9 @@ import { fileURLToPath } from 'node:url';
 import { checkDocument, parseGenesis, verifyReceipt } from './verify.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const vectorsDir = resolve(process.argv[2] ?? join(here, '..', '..', 'schemas', 'vectors'));
+const args = process.argv.slice(2);
+const json = args[0] === '--json';
+const vectorsDir = resolve((json ? args[1] : args[0]) ?? join(here, '..', '..', 'schemas', 'vectors'));
 const read = (path) => new Uint8Array(readFileSync(join(vectorsDir, path)));
 const KNOWN_MEMBERS = new Set(['receipt', 'genesis', 'expect', 'code', 'description', 'document']);
 
@@ -31,6 +36,7 @@ function main() {
   let passed = 0;
   let failed = 0;
   const unknownMembers = new Set();
+  const outcomes = [];
   manifest.forEach((entry, i) => {
     Object.keys(entry).filter((k) => !KNOWN_MEMBERS.has(k)).forEach((k) => unknownMembers.add(k));
     const label = `#${i} ${entry.receipt} vs ${entry.genesis}${entry.document ? ` + ${entry.document}` : ''}`;
@@ -40,6 +46,7 @@ function main() {
     } catch (e) {
       got = { code: 'exception', message: e.stack };
     }
+    outcomes.push({ code: got.code });
     const expected = entry.expect === 'verified' ? null : entry.code;
     const agree = entry.expect === 'verified' ? got.code === null : got.code !== null && got.code === expected;
     if (agree) {
@@ -47,10 +54,15 @@ function main() {
       return;
     }
     failed++;
+    if (json) return;
     console.log(`DISAGREE ${label}: expected ${entry.expect}${expected ? ` (${expected})` : ''}, got ${got.code === null ? 'verified' : `rejected (${got.code})`}`);
     console.log(`  ${entry.description}`);
     if (got.message) console.log(`  ${got.message}`);
   });
+  if (json) {
+    console.log(JSON.stringify(outcomes));
+    return failed === 0 ? 0 : 1;
+  }
   if (unknownMembers.size) console.log(`note: manifest members this runner does not know: ${[...unknownMembers].join(', ')}`);
   console.log(`check-vectors: ${manifest.length} entries in ${vectorsDir}`);
   console.log(`${passed} passed, ${failed} failed`);
