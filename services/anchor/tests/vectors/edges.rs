@@ -277,6 +277,12 @@ pub fn entries(
             "the event's 0.5 written as 5e-1",
         ),
         (
+            "json-spelling-underflow",
+            "\"count\":0",
+            "\"count\":1e-400",
+            "the event's 0 written as 1e-400, which rounds to the double 0",
+        ),
+        (
             "json-spelling-escape",
             "\u{1F600}",
             "\\ud83d\\ude00",
@@ -320,6 +326,18 @@ pub fn entries(
             "\"height\":1",
             "\"height\":1.0",
             "the block height written 1.0",
+        ),
+        (
+            "strict-duplicate-key-escaped",
+            "\"count\":0",
+            "\"count\":0,\"\\u0063ount\":0",
+            "a member of the event's payload twice, once with its name escaped (keys compare after unescaping)",
+        ),
+        (
+            "strict-version-beyond-u64",
+            "\"version\":1",
+            "\"version\":18446744073709551616",
+            "a version of 2^64, beyond the u64 range (not an integer of §3.2, so malformed, not version)",
         ),
         (
             "strict-lone-surrogate",
@@ -416,6 +434,7 @@ pub fn entries(
         ("time-leap-day", "2024-02-29T23:59:59.999Z", None),
         ("time-century-leap-day", "2000-02-29T00:00:00.000Z", None),
         ("time-year-0000", "0000-01-01T00:00:00.000Z", None),
+        ("time-year-0000-leap-day", "0000-02-29T12:00:00.000Z", None),
         ("time-year-9999", "9999-12-31T23:59:59.999Z", None),
         (
             "time-not-leap-day",
