@@ -7,6 +7,26 @@ use crate::governance::CommittedChange;
 use crate::hash::Digest;
 use serde::{Deserialize, Serialize};
 
+/// Misbehaviour a validator node saw from another validator: two conflicting signed votes or
+/// proposals for one height (it kept the first and set the other aside as evidence), or an
+/// invalid proposal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MisbehaviourReport {
+    pub validator: String,
+    pub height: u64,
+    /// `conflicting-votes`, `conflicting-proposals` or `invalid-proposal`.
+    pub kind: String,
+    pub detail: String,
+}
+
+/// What one node reports of misbehaviour, or why it could not be asked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeMisbehaviour {
+    /// The node (its URL, or its validator's name for a node in this process).
+    pub node: String,
+    pub reports: Result<Vec<MisbehaviourReport>, String>,
+}
+
 /// Where a committed transaction sits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxLocation {
@@ -41,6 +61,11 @@ pub trait ChainClient: Send + Sync {
     /// `validator_set_changes`.
     async fn followed_validator_set_changes(&self) -> Result<Vec<CommittedChange>, ChainError> {
         self.validator_set_changes().await
+    }
+    /// The misbehaviour each validator node this client knows has seen. None by default: a
+    /// single validator has no other validator to see misbehave.
+    async fn misbehaviour(&self) -> Vec<NodeMisbehaviour> {
+        Vec::new()
     }
     /// Resolves when a block newer than `height` is final (or after a node-chosen timeout).
     async fn wait_for_block_after(&self, height: u64);

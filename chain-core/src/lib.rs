@@ -18,7 +18,7 @@ pub mod store;
 
 pub use attestation::Attestation;
 pub use block::{AnchorTx, Block, BlockHeader, CommittedBlock, Transaction};
-pub use chain::{ChainClient, ChainError, TxLocation};
+pub use chain::{ChainClient, ChainError, MisbehaviourReport, NodeMisbehaviour, TxLocation};
 pub use genesis::{Genesis, Validator, ValidatorSet};
 pub use governance::{CommittedChange, ValidatorSetChange, ValidatorSetHistory};
 pub use hash::{ContentHash, ContentHashAlg, Digest, HashAlg};

@@ -2,12 +2,19 @@
 // tests check as ONE JSON object on stdout:
 //
 //   node frontend/browser/open-page.mjs --url URL [--screenshot OUT.png] [--width 390 --height 844]
-//                                       [--javascript on|off] [--timeout-ms 30000]
+//                                       [--javascript on|off] [--timeout-ms 30000] [--axe]
+//
+// A width above 600 opens the page as a desktop browser does, otherwise as a phone. --axe also
+// runs axe-core's accessibility checks (WCAG 2.1 A and AA, best practices) on the page, in a
+// second, JavaScript-enabled context (axe is a script), and reports the violations.
 //
 // Exit 0 once the page has loaded, whatever its HTTP status (a 404 is for the test to judge);
 // non-zero, with the reason on stderr, when Chromium cannot start or the page cannot load.
+import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
 
 // Debian's chromium (scripts/test installs it): the `playwright` package would download its own.
 const CHROMIUM = '/usr/bin/chromium';
@@ -28,6 +35,7 @@ try {
             // Off by default: the pages must work without JavaScript.
             javascript: { type: 'string', default: 'off' },
             'timeout-ms': { type: 'string', default: '30000' },
+            axe: { type: 'boolean', default: false },
         },
     }));
 } catch (e) {
@@ -57,16 +65,20 @@ try {
 }
 
 try {
+    const phone = width <= 600;
     const page = await browser.newPage({
         viewport: { width, height },
         // A phone: the page's <meta name="viewport"> is honoured, so a page without one lays out
         // 980 px wide and shows up as viewportWidth 980.
-        isMobile: true,
-        hasTouch: true,
-        deviceScaleFactor: 2,
+        isMobile: phone,
+        hasTouch: phone,
+        deviceScaleFactor: phone ? 2 : 1,
         javaScriptEnabled: opts.javascript === 'on',
     });
     page.setDefaultTimeout(timeout);
+    const consoleErrors = [];
+    page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
+    page.on('pageerror', (e) => consoleErrors.push(`uncaught: ${e.message}`));
 
     const response = await page.goto(opts.url, { waitUntil: 'load', timeout });
     // Runs in Playwright's own evaluation context, which Chromium allows even when the page's
@@ -98,7 +110,9 @@ try {
         status: response?.status() ?? null,
         contentType: response?.headers()['content-type'] ?? null,
         ...seen,
+        consoleErrors,
     };
+    if (opts.axe) result.axe = await accessibility(browser, { width, height }, timeout);
     process.stdout.write(JSON.stringify(result) + '\n');
 } catch (e) {
     await browser.close().catch(() => {});
@@ -106,3 +120,21 @@ try {
     fail(`${opts.url}: ${e.message.replace(/\x1b\[[0-9;]*m/g, '')}`);
 }
 await browser.close();
+
+/** axe-core's violations on the page, opened again with JavaScript on, at the same size. */
+async function accessibility(browser, viewport, timeout) {
+    const page = await browser.newPage({ viewport, javaScriptEnabled: true });
+    page.setDefaultTimeout(timeout);
+    await page.goto(opts.url, { waitUntil: 'load', timeout });
+    await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') });
+    const result = await page.evaluate(() =>
+        // eslint-disable-next-line no-undef
+        axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } }));
+    await page.close();
+    return result.violations.map((v) => ({
+        id: v.id,
+        impact: v.impact,
+        help: v.help,
+        nodes: v.nodes.map((n) => n.target.join(' ')),
+    }));
+}

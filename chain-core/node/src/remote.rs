@@ -394,6 +394,34 @@ impl ChainClient for RemoteChain {
         Ok(self.sets().committed_changes())
     }
 
+    /// Every node is asked, not the first that answers: each reports what it saw.
+    async fn misbehaviour(&self) -> Vec<chain_core::NodeMisbehaviour> {
+        #[derive(serde::Deserialize)]
+        struct Reports {
+            items: Vec<chain_core::MisbehaviourReport>,
+        }
+        let nodes = self.nodes.clone();
+        let http = self.http.clone();
+        tokio::task::spawn_blocking(move || {
+            nodes
+                .into_iter()
+                .map(|node| {
+                    let reports =
+                        match get_json::<Reports>(&http, &format!("{node}/chain/misbehaviour")) {
+                            Ok(Answer::Found(r)) => Ok(r.items),
+                            Ok(Answer::NotFound) => {
+                                Err("the node serves no misbehaviour reports".into())
+                            }
+                            Err(e) => Err(e),
+                        };
+                    chain_core::NodeMisbehaviour { node, reports }
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+
     async fn wait_for_block_after(&self, height: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while tokio::time::Instant::now() < deadline {

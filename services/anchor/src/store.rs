@@ -64,6 +64,17 @@ pub struct BatchRecord {
     pub tx_index: Option<i64>,
 }
 
+/// A batch as anchored: when its oldest leaf arrived and when its block was final.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchoring {
+    pub batch_id: String,
+    pub size: u64,
+    pub block_height: u64,
+    /// RFC 3339, as the leaves table keeps it.
+    pub first_received_at: String,
+    pub anchored_at: String,
+}
+
 fn digest(s: &str) -> Result<Digest, StoreError> {
     s.parse()
         .map_err(|e| StoreError::Corrupt(format!("digest {s:?}: {e}")))
@@ -264,6 +275,44 @@ impl AnchorStore {
             .await
         })?;
         row.map(batch_row).transpose()
+    }
+
+    /// Leaves received and not yet sealed into a batch.
+    pub async fn pending_leaves(&self) -> Result<u64, StoreError> {
+        let (count,): (i64,) = on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as("SELECT COUNT(*) FROM leaves WHERE batch_id IS NULL")
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// The last `limit` batches anchored, newest first, each with the time its first (oldest)
+    /// leaf was received: how long its longest-waiting event took to be anchored.
+    pub async fn recent_anchorings(&self, limit: i64) -> Result<Vec<Anchoring>, StoreError> {
+        let rows: Vec<(String, i64, i64, String, String)> = on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(
+                "SELECT b.batch_id, b.size, b.block_height, l.received_at, b.anchored_at \
+                 FROM batches b JOIN leaves l ON l.batch_id = b.batch_id AND l.leaf_index = 0 \
+                 WHERE b.block_height IS NOT NULL AND b.anchored_at IS NOT NULL \
+                 ORDER BY b.block_height DESC, b.tx_index DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(batch_id, size, block_height, first_received_at, anchored_at)| Anchoring {
+                    batch_id,
+                    size: u64::try_from(size).unwrap_or(0),
+                    block_height: u64::try_from(block_height).unwrap_or(0),
+                    first_received_at,
+                    anchored_at,
+                },
+            )
+            .collect())
     }
 
     pub async fn mark_submitted(&self, batch_id: &str) -> Result<(), StoreError> {

@@ -134,6 +134,7 @@ pub async fn start(path: &Path) -> Result<RunningNode, BoxError> {
 
     let explorer = web::Data::new(crate::explorer::Explorer {
         chain: node.clone() as Arc<dyn ChainClient>,
+        anchor: None,
     });
     let node_data = web::Data::from(node.clone());
     let genesis_data = web::Data::new(genesis.clone());

@@ -412,9 +412,13 @@ pub fn http_server(
     let anchor = routes.anchor.map(|(anchor, state)| {
         let explorer = web::Data::new(crate::explorer::Explorer {
             chain: state.chain.clone(),
+            anchor: Some(anchor.clone()),
         });
         (web::Data::from(anchor), web::Data::new(state), explorer)
     });
+    let explorer_templates = web::Data::new(crate::explorer::pages::ExplorerTemplates(
+        crate::explorer::pages::templates()?,
+    ));
     let metrics = routes.metrics;
     let metrics_data = web::Data::from(metrics.clone());
     let readiness = web::Data::new(routes.readiness);
@@ -466,10 +470,12 @@ pub fn http_server(
                     cfg.app_data(anchor)
                         .app_data(state)
                         .app_data(explorer)
+                        .app_data(explorer_templates.clone())
                         .service(resource!("/", get => index))
                         .service(resource!("/chain/genesis", get => genesis_document));
                     veritrace_anchor::http::configure(cfg);
                     crate::explorer::configure(cfg);
+                    crate::explorer::pages::configure(cfg);
                 }
             })
             .configure(crate::openapi::configure)

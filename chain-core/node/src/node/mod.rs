@@ -59,14 +59,7 @@ pub struct NodeSettings {
 
 /// Misbehaviour this node saw from another validator (the library kept the first of two
 /// conflicting messages and set the other aside as evidence; an invalid proposal got nil votes).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ObservedMisbehaviour {
-    pub validator: String,
-    pub height: u64,
-    /// `conflicting-votes`, `conflicting-proposals` or `invalid-proposal`.
-    pub kind: String,
-    pub detail: String,
-}
+pub use chain_core::MisbehaviourReport as ObservedMisbehaviour;
 
 /// Most observations kept (the oldest go first).
 const MAX_OBSERVATIONS: usize = 1000;
@@ -326,6 +319,13 @@ impl ChainClient for ConsortiumNode {
             .store
             .block(height)
             .map_err(|e| ChainError::Store(e.to_string()))
+    }
+
+    async fn misbehaviour(&self) -> Vec<chain_core::NodeMisbehaviour> {
+        vec![chain_core::NodeMisbehaviour {
+            node: self.shared.name.clone(),
+            reports: Ok(self.observed_misbehaviour()),
+        }]
     }
 
     async fn head(&self) -> Result<u64, ChainError> {

@@ -1,6 +1,8 @@
 //! The chain explorer API: blocks, their transactions and attestations, the head and its
-//! finality, and the validator sets. Chain data is public (headers and batch roots reveal no
-//! event content), so these endpoints need no API key.
+//! finality, and the validator sets; its pages for people are in [`pages`]. Chain data is
+//! public (headers and batch roots reveal no event content), so neither needs an API key.
+
+pub mod pages;
 
 use actix_web::{HttpResponse, web};
 use chain_core::receipt::{Finality, block_finality};
@@ -11,10 +13,12 @@ use utoipa::{IntoParams, ToSchema};
 use veritrace_kernel::http::ValidQuery;
 use veritrace_kernel::{ApiError, resource};
 
-/// The chain the explorer shows.
+/// The chain the explorer shows, and the anchoring service whose batches it anchors (none in
+/// a validator node's own process, which serves the API but not the pages).
 #[derive(Clone)]
 pub struct Explorer {
     pub chain: Arc<dyn ChainClient>,
+    pub anchor: Option<Arc<veritrace_anchor::AnchorService>>,
 }
 
 fn unavailable(e: chain_core::ChainError) -> ApiError {
