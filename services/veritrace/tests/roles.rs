@@ -37,6 +37,7 @@ fn expected(method: &str, path: &str) -> Option<[u16; 7]> {
         ("post", "/evidence")                                           => [401, 201, 201, 403, 201, 403, 403],
         ("post", "/evidence/batch")                                     => [401, 201, 201, 403, 201, 403, 403],
         ("get",  "/evidence/{evidence_id}")                             => [401, 200, 200, 200, 404, 200, 200],
+        ("get",  "/evidence/{evidence_id}/receipt")                     => [401, 200, 200, 200, 404, 200, 200],
         ("get",  "/cases/{case_reference}")                             => [401, 200, 200, 200, 404, 200, 200],
         ("post", "/evidence/{evidence_id}/withdrawal")                  => [401, 403, 200, 403, 404, 403, 403],
         ("post", "/evidence/{evidence_id}/sharing")                     => [401, 403, 200, 403, 404, 403, 403],
@@ -96,8 +97,16 @@ fn expected(method: &str, path: &str) -> Option<[u16; 7]> {
 }
 
 /// Routes the platform serves outside the OpenAPI document: none needs a key.
-const UNDOCUMENTED_PUBLIC: [&str; 7] = [
+const UNDOCUMENTED_PUBLIC: [&str; 15] = [
     "/",
+    "/verify",
+    "/verify/qr.svg?algorithm=sha-256&digest=9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "/assets/court/court.js",
+    "/assets/verifier/verify.js",
+    "/assets/vendor/crypto.js",
+    "/explorer",
+    "/explorer/validators",
+    "/explorer/misbehaviour",
     "/chain/genesis",
     "/healthz",
     "/readyz",
@@ -679,7 +688,12 @@ fn every_operation_answers_each_caller_as_the_role_matrix_says() {
                         assert!(ids.contains(&m.record.evidence_id.as_str()), "{what}: {v}");
                         assert_eq!(ids.len(), 3, "{what}: A's three records: {v}");
                     }
-                    ("get", "/receipts/{event_id}" | "/receipts/by-digest/{event_digest}") => {
+                    (
+                        "get",
+                        "/receipts/{event_id}"
+                        | "/receipts/by-digest/{event_digest}"
+                        | "/evidence/{evidence_id}/receipt",
+                    ) => {
                         assert_eq!(v["event"]["id"], json!(m.record.event_id), "{what}");
                         assert_eq!(v["status"], "anchored", "{what}");
                     }
