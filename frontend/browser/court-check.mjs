@@ -10,7 +10,7 @@
 //   screenshots and the certificate's PDF, "timeoutMs": 60000 }
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 
@@ -122,9 +122,17 @@ try {
     const status = response?.status() ?? null;
     const lang = await page.evaluate(() => document.documentElement.lang);
 
-    // 1. The registered file, chosen with the file input (as a drop would hand it over).
+    // 1. The registered file, dropped on the page (a drop event carrying the file, as a
+    // desktop's drag and drop delivers it; the bytes reach the page through the browser, not
+    // the network).
     await page.fill('#api-key', scenario.key);
-    await page.setInputFiles('#file', scenario.registered);
+    const dropped = await page.evaluateHandle(({ name, bytes }) => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([new Uint8Array(bytes)], name));
+        return transfer;
+    }, { name: basename(scenario.registered), bytes: [...readFileSync(scenario.registered)] });
+    await page.dispatchEvent('#dropzone', 'dragover', { dataTransfer: dropped });
+    await page.dispatchEvent('#dropzone', 'drop', { dataTransfer: dropped });
     const registered = await verdict(page);
     await page.screenshot({ path: join(scenario.out, 'court-verified-desktop.png'), fullPage: true });
     const certificate = await page.evaluate(() => {
