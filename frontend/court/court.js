@@ -219,9 +219,13 @@ function summarise(cards) {
   const failed = cards.find((c) => !c.verification.ok);
   if (failed) {
     const v = failed.verification;
-    const pending = v.code === 'pending';
-    setVerdict(pending ? 'pending' : 'failed',
-      pending ? 'Registered, not yet anchored.' : `Not verified (${v.code}).`, v.message, v.code);
+    if (v.code === 'pending') {
+      setVerdict('pending', 'Registered, not yet anchored: the receipt proves nothing yet.', `${v.message} Check again in a moment.`, v.code);
+    } else if (v.code === 'unavailable') {
+      setVerdict('error', 'The receipt could not be fetched, so nothing was verified.', v.message, v.code);
+    } else {
+      setVerdict('failed', `Not verified (${v.code}).`, v.message, v.code);
+    }
   } else {
     const n = cards.length;
     setVerdict('verified', n === 1 ? 'Verified: the registration is anchored and every check passed.' : `Verified: all ${n} registrations are anchored and every check passed.`,
@@ -264,7 +268,8 @@ async function lookUpAndVerify(digests) {
     let verification;
     let bytes = text;
     if (status !== 200) {
-      verification = { ok: false, code: status === 503 ? 'pending' : 'unavailable', message: (body && body.detail) || `receipt unavailable (${status})`, steps: [], result: null };
+      const why = (body && body.detail) || `the server answered ${status}`;
+      verification = { ok: false, code: 'unavailable', message: `The receipt could not be fetched: ${why}`, steps: [], result: null };
       bytes = null;
     } else {
       verification = verifyHere(text, digest);

@@ -377,3 +377,71 @@ fn hex_of(bytes: &[u8]) -> String {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// A registration whose batch is not anchored yet: its receipt is pending, and the page says
+/// "registered, not yet anchored", never verified.
+#[test]
+fn a_registration_not_yet_anchored_is_said_so_and_never_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    // Batches are sealed only when 100,000 events wait, or hourly: none in this test.
+    let p = up(
+        dir.path(),
+        &[
+            ("VERITRACE_ANCHOR__MAX_BATCH_SIZE", "100000"),
+            ("VERITRACE_ANCHOR__SEAL_AFTER_MS", "0"),
+            ("VERITRACE_ANCHOR__SEAL_INTERVAL_SECS", "3600"),
+        ],
+    );
+    let admin = p.key.as_deref().unwrap();
+    let claimant = organisation(&p.url, admin, "Claimant Ltd", "member");
+    let court = organisation(&p.url, admin, "District Court", "court");
+    let file = evidence_file(&format!("pending exhibit {}", uuid::Uuid::now_v7()), 3000);
+    let body = json!({"content_hash": {"algorithm": "sha-256", "digest": sha256_hex(&file)}, "title": "Pending exhibit"}).to_string();
+    let (status, _, registered) = call(
+        "POST",
+        &format!("{}/evidence", p.url),
+        Some(&claimant),
+        Some(body.as_bytes()),
+    );
+    assert_eq!(status, 201, "{registered}");
+    let evidence_id = registered["evidence"]["evidence_id"].as_str().unwrap();
+    let (status, _, receipt) = call(
+        "GET",
+        &format!("{}/evidence/{evidence_id}/receipt", p.url),
+        Some(&court),
+        None,
+    );
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(
+        receipt,
+        json!({"status": "pending", "version": 1, "event_id": registered["event_id"], "event_digest": registered["event_digest"]})
+    );
+
+    if !browser_checks_run("a_registration_not_yet_anchored_is_said_so_and_never_verified") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("pending.pdf");
+    std::fs::write(&path, &file).unwrap();
+    let out = screenshot_path("court-pending");
+    std::fs::create_dir_all(&out).unwrap();
+    let scenario = json!({
+        "url": p.url, "key": court, "registered": path, "registeredDigest": sha256_hex(&file),
+        "unregistered": path, "receipts": [], "out": out, "timeoutMs": 90000,
+    });
+    let scenario_path = work.path().join("scenario.json");
+    std::fs::write(&scenario_path, scenario.to_string()).unwrap();
+    let seen = common::browser::court_check(&scenario_path);
+    let r = &seen["registered"];
+    assert_eq!(
+        (&r["verdict"], &r["code"]),
+        (&json!("pending"), &json!("pending")),
+        "{r:#}"
+    );
+    assert!(
+        r["text"].as_str().unwrap().contains("not yet anchored"),
+        "{r:#}"
+    );
+    assert_eq!(r["certificateReady"], false);
+    assert_eq!(seen["consoleErrors"], json!([]));
+}

@@ -421,16 +421,16 @@ pub async fn get(
 }
 
 /// The receipt of the event that registered a record, as the anchoring service serves it
-/// (`pending` until anchored): what the court's page (`/verify`) verifies in the browser. The
-/// same bytes as `/receipts/{registered_event_id}`, served here so the page needs no other
-/// host.
+/// (`pending` until anchored, and while the anchoring service has not received the event):
+/// what the court's page (`/verify`) verifies in the browser. The same bytes as
+/// `/receipts/{registered_event_id}`, served here so the page needs no other host.
 #[utoipa::path(
     get, path = "/evidence/{evidence_id}/receipt", tag = "evidence",
     params(("evidence_id" = uuid::Uuid, Path)),
     responses(
         (status = 200, description = "The receipt (schemas/receipt.schema.json)", body = Object),
         (status = 401, body = veritrace_kernel::Problem), (status = 404, body = veritrace_kernel::Problem),
-        (status = 503, body = veritrace_kernel::Problem, description = "The anchoring service cannot be reached, or has not received the event yet"),
+        (status = 503, body = veritrace_kernel::Problem, description = "The anchoring service cannot be reached"),
     ),
     security(("api_key" = []))
 )]
@@ -456,13 +456,36 @@ pub async fn receipt(
         Ok(Some(bytes)) => Ok(HttpResponse::Ok()
             .content_type("application/json")
             .body(bytes)),
-        Ok(None) => Err(ApiError::Unavailable(format!(
-            "the anchoring service has not received event {event_id} yet; try again shortly"
-        ))),
+        // Recorded, not yet with the anchoring service: as pending as a receipt gets.
+        Ok(None) => Ok(HttpResponse::Ok().json(pending_receipt(&svc, &id, event_id).await?)),
         Err(reason) => Err(ApiError::Unavailable(format!(
             "the anchoring service cannot be reached: {reason}"
         ))),
     }
+}
+
+/// The pending receipt (docs/receipts.md §7.2) of a record's event, from its stream.
+async fn pending_receipt(
+    svc: &EvidenceService,
+    evidence_id: &str,
+    event_id: &str,
+) -> Result<chain_core::Receipt, ApiError> {
+    let events = svc
+        .storage
+        .store
+        .read_stream(&crate::stream_of(evidence_id))
+        .await?;
+    let event = events
+        .iter()
+        .find(|e| e.envelope.id.to_string() == event_id)
+        .ok_or_else(|| ApiError::Internal(format!("event {event_id} is not in its stream")))?;
+    Ok(chain_core::Receipt::Pending(
+        chain_core::receipt::PendingReceipt {
+            version: chain_core::receipt::RECEIPT_VERSION,
+            event_id: event_id.to_string(),
+            event_digest: event.digest,
+        },
+    ))
 }
 
 /// Evidence records, newest first: look a file up by its digest, or list a case's records.
