@@ -74,6 +74,16 @@ async function getJson(path, key) {
   return { status: response.status, body, text };
 }
 
+/** "Name (organisation id)", as far as this key may read the organisation's name. */
+async function registrantOf(organisationId, key, names) {
+  if (!names.has(organisationId)) {
+    const { status, body } = await getJson(`/organisations/${encodeURIComponent(organisationId)}`, key);
+    names.set(organisationId, status === 200 && body && body.name ? body.name : null);
+  }
+  const name = names.get(organisationId);
+  return name ? `${name} (organisation ${organisationId})` : `organisation ${organisationId}`;
+}
+
 async function findRegistrations(digests, key) {
   const found = new Map();
   for (const { algorithm, digest } of digests) {
@@ -157,7 +167,7 @@ function registrationCard(title, registration, verification) {
   if (registration) {
     card.append(facts([
       ['Title', registration.title],
-      ['Registered by', `organisation ${registration.organisation}`],
+      ['Registered by', registration.registrant],
       ['Registered at', registration.registered_at],
       ['Occurred at', registration.occurred_at],
       ['Case', registration.case_reference],
@@ -193,7 +203,7 @@ function showCertificate(registration, verification, fileDigest, receiptBytes) {
     ['Title', registration && registration.title],
     ['File name', registration && registration.file_name],
     ['Case', registration && registration.case_reference],
-    ['Registrant', registration && `organisation ${registration.organisation}`],
+    ['Registrant', registration && registration.registrant],
     ['Registered at', registration && registration.registered_at],
     ['Evidence id', registration && registration.evidence_id],
     ['Event id', r.event_id],
@@ -263,7 +273,9 @@ async function lookUpAndVerify(digests) {
     return;
   }
   const cards = [];
+  const names = new Map();
   for (const { registration, digest } of found) {
+    registration.registrant = await registrantOf(registration.organisation, key, names);
     const { status, text, body } = await getJson(`/evidence/${registration.evidence_id}/receipt`, key);
     let verification;
     let bytes = text;

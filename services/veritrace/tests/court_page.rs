@@ -194,7 +194,12 @@ fn a_court_verifies_a_registered_file_in_its_browser_without_sending_it() {
     assert_eq!(r["verdict"], "verified", "{r:#}");
     let cards = r["cards"].as_array().unwrap();
     assert_eq!(cards.len(), 1, "{r:#}");
-    assert!(cards[0]["text"].as_str().unwrap().contains(&evidence_id));
+    let card = cards[0]["text"].as_str().unwrap();
+    assert!(card.contains(&evidence_id), "{card}");
+    assert!(
+        card.contains("Claimant Ltd (organisation "),
+        "who registered it: {card}"
+    );
     let steps = cards[0]["steps"].as_array().unwrap();
     let ids: Vec<&str> = steps.iter().map(|s| s["id"].as_str().unwrap()).collect();
     for id in [
@@ -259,6 +264,7 @@ fn a_court_verifies_a_registered_file_in_its_browser_without_sending_it() {
         evidence_id.clone(),
         parsed["block_header"]["height"].to_string(),
         "Attested by".to_string(),
+        "Claimant Ltd".to_string(),
     ] {
         assert!(text.contains(&fact), "certificate shows {fact}: {text}");
     }

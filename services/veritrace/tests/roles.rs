@@ -29,6 +29,7 @@ fn expected(method: &str, path: &str) -> Option<[u16; 7]> {
         //                                                                 none adm  A-w  A-r  B-w  aud  court
         ("post", "/organisations")                                      => [401, 201, 403, 403, 403, 403, 403],
         ("get",  "/organisations/me")                                   => [401, 200, 200, 200, 200, 200, 200],
+        ("get",  "/organisations/{organisation_id}")                    => [401, 200, 200, 200, 404, 200, 200],
         ("get",  "/organisations/{organisation_id}/keys")               => [401, 200, 200, 200, 404, 404, 404],
         ("post", "/organisations/{organisation_id}/keys")               => [401, 201, 201, 403, 404, 404, 404],
         ("post", "/organisations/{organisation_id}/keys/{key_id}/revocation")

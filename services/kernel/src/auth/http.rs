@@ -119,6 +119,38 @@ pub async fn me(caller: Caller) -> HttpResponse {
     HttpResponse::Ok().json(caller)
 }
 
+/// An organisation's name and role, for itself and for those who read every registration: the
+/// admin, auditors and courts (a court must know who registered a file it verifies). For
+/// anyone else, the same 404 as for an unknown one.
+#[utoipa::path(
+    get, path = "/organisations/{organisation_id}", tag = "organisations",
+    params(("organisation_id" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
+    responses(
+        (status = 200, body = Organisation),
+        (status = 401, body = crate::Problem), (status = 404, body = crate::Problem),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn organisation(
+    caller: Caller,
+    identity: web::Data<Identity>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let organisation_id = path.into_inner();
+    let not_found = || ApiError::NotFound(format!("no organisation {organisation_id}"));
+    if !(caller.organisation_id == organisation_id
+        || caller.reads_everything()
+        || caller.is_court())
+    {
+        return Err(not_found());
+    }
+    let organisation = identity
+        .organisation(&organisation_id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(organisation))
+}
+
 /// The organisation `organisation_id` as `caller` may manage it: the admin any, an
 /// organisation itself; for anyone else, the same 404 as for an unknown one.
 async fn managed(
@@ -238,6 +270,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(crate::resource!("/organisations", post => create_organisation))
         .service(crate::resource!("/organisations/me", get => me))
         .service(crate::resource!(
+            "/organisations/{organisation_id}",
+            get => organisation
+        ))
+        .service(crate::resource!(
             "/organisations/{organisation_id}/keys",
             get => list_keys,
             post => mint_key
@@ -250,5 +286,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The identity service's paths in the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(create_organisation, me, list_keys, mint_key, revoke_key))]
+#[openapi(paths(create_organisation, me, organisation, list_keys, mint_key, revoke_key))]
 pub struct IdentityApi;
