@@ -5,7 +5,8 @@
 //   node frontend/browser/court-check.mjs --scenario scenario.json
 //
 // scenario.json: { "url": base URL, "key": court API key, "registered": file path,
-//   "registeredDigest": sha-256 hex of it, "unregistered": file path,
+//   "registeredDigest": sha-256 hex of it, "unregistered": file path, "registeredSm3": a file
+//   registered by its SM3 digest (optional),
 //   "receipts": [{ "name", "path" }] (receipt files to open in the page), "out": directory for
 //   screenshots and the certificate's PDF, "timeoutMs": 60000 }
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -176,6 +177,14 @@ try {
     await resetVerdict(page);
     await page.setInputFiles('#file', scenario.unregistered);
     const unregistered = await verdict(page);
+
+    // 3b. A file registered by another algorithm (scenario.registeredSm3), if given.
+    let registeredSm3 = null;
+    if (scenario.registeredSm3) {
+        await resetVerdict(page);
+        await page.setInputFiles('#file', scenario.registeredSm3);
+        registeredSm3 = await verdict(page);
+    }
     const violationsUnregistered = await accessibility(page);
 
     // 4. Receipt files opened in the page, each verified here.
@@ -198,6 +207,7 @@ try {
         focusedBeforeEnter: focused,
         byKeyboard,
         unregistered,
+        registeredSm3,
         receipts,
         accessibility: { verified: violationsVerified, unregistered: violationsUnregistered, failed: violationsFailed },
         network,

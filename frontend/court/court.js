@@ -5,7 +5,7 @@
 
 import { checkDocument, createDocumentHasher, parseGenesis, verifyReceipt } from '/assets/verifier/verify.js';
 
-const ALGORITHMS = ['sha-256', 'sha3-256', 'sha-512', 'sha3-512'];
+const ALGORITHMS = ['sha-256', 'sha3-256', 'sha-512', 'sha3-512', 'sm3'];
 const CHUNK = 4 * 1024 * 1024;
 const KEY_STORAGE = 'veritrace-court-key';
 const $ = (id) => document.getElementById(id);
@@ -360,7 +360,7 @@ function wire() {
 // A certificate's link: /verify#<algorithm>:<digest> fills the digest in, and looks it up when
 // this tab already holds a key.
 function fromLink() {
-  const m = /^#(sha-256|sha3-256|sha-512|sha3-512):([0-9a-fA-F]+)$/.exec(location.hash);
+  const m = /^#(sha-256|sha3-256|sha-512|sha3-512|sm3):([0-9a-fA-F]+)$/.exec(location.hash);
   if (!m) return;
   $('algorithm').value = m[1];
   $('digest').value = m[2];

@@ -25,7 +25,7 @@ export function contentHashOf(event) {
   const keys = isPlainObject(c) ? Object.keys(c).sort() : [];
   if (keys.length !== 2 || keys[0] !== 'algorithm' || keys[1] !== 'digest'
       || !Object.hasOwn(DOCUMENT_ALGORITHMS, c.algorithm) || typeof c.digest !== 'string') {
-    return fail('malformed', 'The event\'s content_hash is not an object of exactly "algorithm" (sha-256, sha-512, sha3-256 or sha3-512) and "digest" (a string).');
+    return fail('malformed', 'The event\'s content_hash is not an object of exactly "algorithm" (sha-256, sha-512, sha3-256, sha3-512 or sm3) and "digest" (a string).');
   }
   return { ok: true, algorithm: c.algorithm, digest: c.digest };
 }

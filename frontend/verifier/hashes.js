@@ -9,12 +9,13 @@ export const CHAIN_HASHES = Object.freeze({
   sm3,
 });
 
-/** §11: `content_hash.algorithm` → hasher and digest length in bytes. SM3 is not one of them. */
+/** §11: `content_hash.algorithm` → hasher and digest length in bytes. */
 export const DOCUMENT_ALGORITHMS = Object.freeze({
   'sha-256': { hasher: sha256, bytes: 32 },
   'sha-512': { hasher: sha512, bytes: 64 },
   'sha3-256': { hasher: sha3_256, bytes: 32 },
   'sha3-512': { hasher: sha3_512, bytes: 64 },
+  sm3: { hasher: sm3, bytes: 32 },
 });
 
 /** H for a supported `hash_alg`, else undefined. */

@@ -271,7 +271,12 @@ test('§11 documents: digests given by hand, algorithms, missing content hashes'
   const ch = event.payload.content_hash;
   const withHash = (c) => ({ ...event, payload: { ...event.payload, content_hash: c } });
   assert.equal(checkDocument(withHash(null), { digestHex: digest }).code, 'malformed');
-  assert.equal(checkDocument(withHash({ ...ch, algorithm: 'sm3' }), { digestHex: digest }).code, 'malformed');
+  assert.equal(checkDocument(withHash({ ...ch, algorithm: 'md5' }), { digestHex: digest }).code, 'malformed');
+  // SM3 documents (GB/T 32905-2016 example 1: "abc").
+  const sm3Abc = { algorithm: 'sm3', digest: '66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0' };
+  assert.equal(checkDocument(withHash(sm3Abc), { bytes: utf8('abc') }).ok, true);
+  assert.equal(checkDocument(withHash(sm3Abc), { bytes: utf8('abd') }).code, 'content-mismatch');
+  assert.equal(checkDocument(withHash(sm3Abc), { digestHex: sm3Abc.digest.toUpperCase(), algorithm: 'sm3' }).ok, true);
   assert.equal(checkDocument(withHash({ ...ch, extra: 1 }), { digestHex: digest }).code, 'malformed');
   assert.equal(checkDocument(withHash({ algorithm: ch.algorithm }), { digestHex: digest }).code, 'malformed');
   // An attested digest in upper case can never match (§11 step 3).

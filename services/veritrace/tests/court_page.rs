@@ -110,8 +110,14 @@ fn a_court_verifies_a_registered_file_in_its_browser_without_sending_it() {
         .iter()
         .enumerate()
         .map(|(i, f)| {
+            // Exhibit 5 by its SM3 digest, as a party under the national-crypto rules has it.
+            let content_hash = if i == 5 {
+                json!({"algorithm": "sm3", "digest": chain_core::ContentHashAlg::Sm3.hash_reader(&f[..]).unwrap()})
+            } else {
+                json!({"algorithm": "sha-256", "digest": sha256_hex(f)})
+            };
             json!({
-                "content_hash": {"algorithm": "sha-256", "digest": sha256_hex(f)},
+                "content_hash": content_hash,
                 "title": format!("Exhibit {i}: signed delivery contract"),
                 "case_reference": "2026-CV-0042",
                 "file_name": format!("exhibit-{i}.pdf"),
@@ -141,6 +147,8 @@ fn a_court_verifies_a_registered_file_in_its_browser_without_sending_it() {
     let work = tempfile::tempdir().unwrap();
     let registered = work.path().join("exhibit-3.pdf");
     std::fs::write(&registered, &files[3]).unwrap();
+    let registered_sm3 = work.path().join("exhibit-5.pdf");
+    std::fs::write(&registered_sm3, &files[5]).unwrap();
     let unregistered = work.path().join("never-registered.pdf");
     let never = evidence_file(&format!("never registered {}", uuid::Uuid::now_v7()), 5000);
     std::fs::write(&unregistered, &never).unwrap();
@@ -177,7 +185,8 @@ fn a_court_verifies_a_registered_file_in_its_browser_without_sending_it() {
     std::fs::create_dir_all(&out).unwrap();
     let scenario = json!({
         "url": p.url, "key": court, "registered": registered, "registeredDigest": sha256_hex(&files[3]),
-        "unregistered": unregistered, "receipts": receipts, "out": out, "timeoutMs": 90000,
+        "unregistered": unregistered, "registeredSm3": registered_sm3, "receipts": receipts,
+        "out": out, "timeoutMs": 90000,
     });
     let scenario_path = work.path().join("scenario.json");
     std::fs::write(&scenario_path, scenario.to_string()).unwrap();
@@ -188,6 +197,24 @@ fn a_court_verifies_a_registered_file_in_its_browser_without_sending_it() {
         (Some(200), Some("en"))
     );
     assert_eq!(seen["consoleErrors"], json!([]), "console errors");
+    // A file registered by its SM3 digest is found and verified the same way.
+    let sm3 = &seen["registeredSm3"];
+    assert_eq!(sm3["verdict"], "verified", "{sm3:#}");
+    assert!(
+        sm3["cards"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("sm3 digest"),
+        "{sm3:#}"
+    );
+    assert!(
+        sm3["cards"][0]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == "document" && s["status"] == "pass"),
+        "{sm3:#}"
+    );
 
     // 1. The registered file: verified in the browser, every step green.
     let r = &seen["registered"];

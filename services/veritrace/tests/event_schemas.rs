@@ -281,7 +281,10 @@ fn every_event_the_embedded_platform_records_matches_its_schema() {
         json!({"reason": "again", "expected_version": 2}),
     );
     assert_eq!(status, 409, "{v}");
-    assert_eq!(answered.len(), 4 + 3 + 1 + 1);
+    assert_eq!(
+        answered.len(),
+        chain_core::ContentHashAlg::ALL.len() + 3 + 1 + 1
+    );
     // Provenance: a GS1 example capture (extensions, sensor data, events with and without an
     // eventID), an error declaration following its event, and a job with errors.
     let examples =

@@ -543,6 +543,43 @@ pub fn entries(
         "valid-1 with the first letter of a chain_id in upper case".into(),
     );
 
+    // A document hashed with SM3 (§11), whatever the chain's profile: its file beside it.
+    let mut documents = Vec::new();
+    let sm3_file = super::exhibit(26);
+    let sm3_digest = chain_core::ContentHashAlg::Sm3
+        .hash_reader(sm3_file.as_bytes())
+        .expect("hash");
+    let (event, digest) = event_with(
+        alg,
+        26,
+        json!({"content_hash": {"algorithm": "sm3", "digest": sm3_digest}, "title": "Exhibit 26"}),
+    );
+    let name = format!("{profile}/document-sm3.receipt.json");
+    push(
+        "document-sm3",
+        one_event_receipt(alg, g, keys, event, digest, &ORDINARY),
+        None,
+        "a valid receipt whose event attests a document by its SM3 digest".into(),
+    );
+    for (document, code, what) in [
+        ("exhibit-26", None, "the document it attests"),
+        (
+            "exhibit-2",
+            Some("content-mismatch"),
+            "another exhibit's document",
+        ),
+    ] {
+        let mut e = Entry::new(
+            name.clone(),
+            None,
+            g_name,
+            code,
+            format!("document-sm3 and {what}, documents/{document}.txt, hashed with SM3 (§11)"),
+        );
+        e.document = Some(format!("documents/{document}.txt"));
+        documents.push(e);
+    }
+
     // A pending receipt proves nothing.
     let pending = json!({
         "status": "pending", "version": 1,
@@ -557,6 +594,7 @@ pub fn entries(
     );
 
     let (weighted, weighted_files) = weighted_entries(profile, alg, sig, g);
+    out.extend(documents);
     out.extend(weighted);
     let (invalid, mut files) = invalid_genesis_entries(profile, sig, g);
     out.extend(invalid);

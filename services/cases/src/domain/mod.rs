@@ -799,17 +799,18 @@ mod tests {
                 let t = EVENT_TYPES.iter().find(|t| t.name == name).expect(name);
                 serde_json::from_str(t.schema).unwrap()
             };
-            let evidence = |name: &str| -> Value {
+            // The evidence schemas at their current versions: what a registration holds now.
+            let evidence = |name: &str, version: u32| -> Value {
                 let path = format!(
-                    "{}/../../schemas/events/evidence/{name}.v1.schema.json",
+                    "{}/../../schemas/events/evidence/{name}.v{version}.schema.json",
                     env!("CARGO_MANIFEST_DIR")
                 );
                 serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).unwrap()
             };
             let (added, withdrawn) = (schema("CaseExhibitAdded"), schema("CaseExhibitWithdrawn"));
             let (registration, withdrawal) = (
-                evidence("EvidenceRegistered"),
-                evidence("EvidenceWithdrawn"),
+                evidence("EvidenceRegistered", 2),
+                evidence("EvidenceWithdrawn", 1),
             );
             for (ours, theirs, field, max) in [
                 (&added, &registration, "title", MAX_TITLE_CHARS),

@@ -125,7 +125,10 @@ fn checked_digest(
         .ok_or_else(|| {
             field(
                 "algorithm",
-                "must be sha-256, sha-512, sha3-256 or sha3-512".into(),
+                format!(
+                    "must be one of {}",
+                    ContentHashAlg::ALL.map(|a| a.name()).join(", ")
+                ),
             )
         })?;
     let digest = digest.unwrap_or_default().to_ascii_lowercase();

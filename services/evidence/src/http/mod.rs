@@ -31,7 +31,7 @@ impl From<EvidenceError> for ApiError {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContentHashInput {
-    /// `sha-256`, `sha-512`, `sha3-256` or `sha3-512`.
+    /// `sha-256`, `sha-512`, `sha3-256`, `sha3-512` or `sm3`.
     #[schema(value_type = String, example = "sha-256")]
     pub algorithm: ContentHashAlg,
     /// Hex digest of the file, of the algorithm's length.
@@ -521,7 +521,10 @@ pub async fn list(
     {
         errors.push(FieldError::new(
             "algorithm",
-            "must be one of sha-256, sha-512, sha3-256, sha3-512",
+            format!(
+                "must be one of {}",
+                ContentHashAlg::ALL.map(|a| a.name()).join(", ")
+            ),
         ));
     }
     if let Some(c) = &q.case_reference
@@ -714,7 +717,13 @@ pub struct EvidenceApi;
 /// `content_hash` as JSON Schema can state it: the digest's length follows the algorithm.
 fn content_hash_schema() -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
-    let variant = |algorithms: [&str; 2], hex_chars: usize| {
+    let variant = |bytes: usize| {
+        let algorithms: Vec<&str> = ContentHashAlg::ALL
+            .iter()
+            .filter(|a| a.digest_len() == bytes)
+            .map(|a| a.name())
+            .collect();
+        let hex_chars = bytes * 2;
         ObjectBuilder::new()
             .property(
                 "algorithm",
@@ -736,8 +745,8 @@ fn content_hash_schema() -> utoipa::openapi::schema::Schema {
         .description(Some(
             "The hash of the evidence file, computed by the party; the file itself is never sent.",
         ))
-        .item(variant(["sha-256", "sha3-256"], 64))
-        .item(variant(["sha-512", "sha3-512"], 128))
+        .item(variant(32))
+        .item(variant(64))
         .build()
         .into()
 }
