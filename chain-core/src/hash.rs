@@ -185,18 +185,24 @@ impl ContentHashAlg {
     /// Hex digest of everything `reader` yields, read in chunks so a large file never sits in
     /// memory whole.
     pub fn hash_reader<R: std::io::Read>(self, mut reader: R) -> std::io::Result<String> {
-        fn run<H: sha2::Digest, R: std::io::Read>(
-            mut h: H,
+        fn chunks<R: std::io::Read>(
             reader: &mut R,
-        ) -> std::io::Result<String> {
+            mut update: impl FnMut(&[u8]),
+        ) -> std::io::Result<()> {
             let mut buf = vec![0u8; 64 * 1024];
             loop {
                 let n = reader.read(&mut buf)?;
                 if n == 0 {
-                    break;
+                    return Ok(());
                 }
-                h.update(&buf[..n]);
+                update(&buf[..n]);
             }
+        }
+        fn run<H: sha2::Digest, R: std::io::Read>(
+            mut h: H,
+            reader: &mut R,
+        ) -> std::io::Result<String> {
+            chunks(reader, |c| h.update(c))?;
             Ok(hex::encode(h.finalize()))
         }
         match self {
@@ -208,14 +214,7 @@ impl ContentHashAlg {
                 // The sm3 crate implements a newer `digest` than sha2's: its own loop.
                 use sm3::Digest as _;
                 let mut h = sm3::Sm3::new();
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let n = reader.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
-                }
+                chunks(&mut reader, |c| h.update(c))?;
                 Ok(hex::encode(h.finalize()))
             }
         }

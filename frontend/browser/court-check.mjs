@@ -10,13 +10,9 @@
 //   "receipts": [{ "name", "path" }] (receipt files to open in the page), "out": directory for
 //   screenshots and the certificate's PDF, "timeoutMs": 60000 }
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
-
-const CHROMIUM = '/usr/bin/chromium';
-const require = createRequire(import.meta.url);
+import { CHROMIUM, axeViolations, launch } from './chromium.mjs';
 
 function fail(message, code = 1) {
     process.stderr.write(`court-check: ${message.replace(/\x1b\[[0-9;]*m/g, '')}\n`);
@@ -70,19 +66,6 @@ async function resetVerdict(page) {
     });
 }
 
-async function accessibility(page) {
-    await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') });
-    const result = await page.evaluate(async () =>
-        // eslint-disable-next-line no-undef
-        axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } }));
-    return result.violations.map((v) => ({
-        id: v.id,
-        impact: v.impact,
-        help: v.help,
-        nodes: v.nodes.map((n) => n.target.join(' ')),
-    }));
-}
-
 function pdfFacts(bytes) {
     const text = Buffer.from(bytes).toString('latin1');
     const pages = (text.match(/\/Type\s*\/Page(?![A-Za-z])/g) || []).length;
@@ -92,11 +75,7 @@ function pdfFacts(bytes) {
 
 let browser;
 try {
-    browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        timeout,
-        args: ['--no-sandbox', '--disable-dev-shm-usage'],
-    });
+    browser = await launch(timeout);
 } catch (e) {
     fail(`could not start ${CHROMIUM}: ${e.message}`);
 }
@@ -145,7 +124,7 @@ try {
             text: document.getElementById('certificate').innerText,
         };
     });
-    const violationsVerified = await accessibility(page);
+    const violationsVerified = await axeViolations(page);
 
     // The certificate, printed: A4, one page.
     await page.emulateMedia({ media: 'print' });
@@ -185,7 +164,7 @@ try {
         await page.setInputFiles('#file', scenario.registeredSm3);
         registeredSm3 = await verdict(page);
     }
-    const violationsUnregistered = await accessibility(page);
+    const violationsUnregistered = await axeViolations(page);
 
     // 4. Receipt files opened in the page, each verified here.
     const receipts = [];
@@ -194,7 +173,7 @@ try {
         await page.setInputFiles('#receipt-file', path);
         receipts.push({ name, ...(await verdict(page)) });
     }
-    const violationsFailed = await accessibility(page);
+    const violationsFailed = await axeViolations(page);
     await page.screenshot({ path: join(scenario.out, 'court-failed-desktop.png'), fullPage: true });
 
     process.stdout.write(JSON.stringify({

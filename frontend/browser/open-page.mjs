@@ -10,14 +10,8 @@
 //
 // Exit 0 once the page has loaded, whatever its HTTP status (a 404 is for the test to judge);
 // non-zero, with the reason on stderr, when Chromium cannot start or the page cannot load.
-import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
-
-const require = createRequire(import.meta.url);
-
-// Debian's chromium (scripts/test installs it): the `playwright` package would download its own.
-const CHROMIUM = '/usr/bin/chromium';
+import { CHROMIUM, axeViolations, launch } from './chromium.mjs';
 
 function fail(message, code = 1) {
     process.stderr.write(`open-page: ${message}\n`);
@@ -53,13 +47,7 @@ setTimeout(() => fail(`gave up after ${timeout} ms`), timeout + 5000).unref();
 
 let browser;
 try {
-    browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        timeout,
-        // Tests run as root, where Chromium's sandbox refuses to start. Containers often have a
-        // 64 MB /dev/shm, too small for Chromium; /tmp does instead.
-        args: ['--no-sandbox', '--disable-dev-shm-usage'],
-    });
+    browser = await launch(timeout);
 } catch (e) {
     fail(`could not start ${CHROMIUM}: ${e.message}`);
 }
@@ -126,15 +114,7 @@ async function accessibility(browser, viewport, timeout) {
     const page = await browser.newPage({ viewport, javaScriptEnabled: true });
     page.setDefaultTimeout(timeout);
     await page.goto(opts.url, { waitUntil: 'load', timeout });
-    await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') });
-    const result = await page.evaluate(() =>
-        // eslint-disable-next-line no-undef
-        axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } }));
+    const violations = await axeViolations(page);
     await page.close();
-    return result.violations.map((v) => ({
-        id: v.id,
-        impact: v.impact,
-        help: v.help,
-        nodes: v.nodes.map((n) => n.target.join(' ')),
-    }));
+    return violations;
 }

@@ -54,6 +54,31 @@ fn a_validator_sending_conflicting_votes_is_caught_and_one_chain_is_kept() {
     let h = net.max_head(&all);
     net.wait_for_height(&all, h + 3, Duration::from_secs(60));
     net.assert_one_chain(&all);
+
+    // The explorer of a platform anchoring on this consortium asks every node, and shows the
+    // reports of each.
+    let nodes = serde_json::to_string(&net.apis).expect("json");
+    let genesis = net.genesis();
+    let platform = common::up(
+        &tmp.path().join("platform"),
+        &[
+            ("VERITRACE_CHAIN__NODES", nodes.as_str()),
+            ("VERITRACE_CHAIN__GENESIS", genesis.to_str().expect("utf-8")),
+        ],
+    );
+    let mut page = common::agent()
+        .get(&format!("{}/explorer/misbehaviour", platform.url))
+        .call()
+        .expect("misbehaviour page");
+    assert_eq!(page.status(), 200);
+    let html = page.body_mut().read_to_string().expect("html");
+    assert_eq!(html.matches(r#"data-check="node""#).count(), 4, "{html}");
+    assert!(
+        html.contains(
+            r#"data-check="report" data-validator="validator-4" data-kind="conflicting-votes""#
+        ),
+        "{html}"
+    );
 }
 
 #[test]

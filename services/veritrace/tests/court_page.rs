@@ -416,15 +416,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[test]
 fn a_registration_not_yet_anchored_is_said_so_and_never_verified() {
     let dir = tempfile::tempdir().unwrap();
-    // Batches are sealed only when 100,000 events wait, or hourly: none in this test.
-    let p = up(
-        dir.path(),
-        &[
-            ("VERITRACE_ANCHOR__MAX_BATCH_SIZE", "100000"),
-            ("VERITRACE_ANCHOR__SEAL_AFTER_MS", "0"),
-            ("VERITRACE_ANCHOR__SEAL_INTERVAL_SECS", "3600"),
-        ],
-    );
+    let p = up(dir.path(), &common::SEALING_HELD_OFF);
     let admin = p.key.as_deref().unwrap();
     let claimant = organisation(&p.url, admin, "Claimant Ltd", "member");
     let court = organisation(&p.url, admin, "District Court", "court");

@@ -211,15 +211,7 @@ fn a_products_page_shows_its_verified_journey_in_a_phone_browser() {
 #[test]
 fn events_not_yet_anchored_are_shown_pending_never_verified() {
     let dir = tempfile::tempdir().unwrap();
-    // Batches are sealed only when 100,000 events wait, or hourly: none in this test.
-    let p = up(
-        dir.path(),
-        &[
-            ("VERITRACE_ANCHOR__MAX_BATCH_SIZE", "100000"),
-            ("VERITRACE_ANCHOR__SEAL_AFTER_MS", "0"),
-            ("VERITRACE_ANCHOR__SEAL_INTERVAL_SECS", "3600"),
-        ],
-    );
+    let p = up(dir.path(), &common::SEALING_HELD_OFF);
     let bakery = member(&p.url, p.key.as_deref().unwrap(), "Bakery");
     let loaf = Loaf::journey();
     let (_, _, job) = capture(&p.url, &bakery, &loaf.document, None);

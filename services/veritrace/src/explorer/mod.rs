@@ -171,6 +171,18 @@ pub async fn blocks(
     Ok(HttpResponse::Ok().json(BlockList { items }))
 }
 
+/// The block at the height a path names: 422 for a height that is not one, 404 for none yet.
+async fn block_at(chain: &Arc<dyn ChainClient>, height: &str) -> Result<CommittedBlock, ApiError> {
+    let height: u64 = height
+        .parse()
+        .map_err(|_| ApiError::field("height", "must be a non-negative integer"))?;
+    chain
+        .block(height)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| ApiError::NotFound(format!("no block at height {height}")))
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BlockDetail {
     /// The committed block: header, transactions, hash and attestations.
@@ -190,15 +202,8 @@ pub async fn block(
     explorer: web::Data<Explorer>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let height: u64 = path
-        .parse()
-        .map_err(|_| ApiError::field("height", "must be a non-negative integer"))?;
     let chain = &explorer.chain;
-    let b = chain
-        .block(height)
-        .await
-        .map_err(unavailable)?
-        .ok_or_else(|| ApiError::NotFound(format!("no block at height {height}")))?;
+    let b = block_at(chain, &path).await?;
     let alg = chain.genesis().hash_alg;
     let transaction_hashes = b
         .block

@@ -3,7 +3,7 @@
 //! attestations, a batch, the validator sets and their history, and the misbehaviour the
 //! validators reported. They read what the explorer API serves, from the same functions.
 
-use super::{Explorer, FinalityView, finality, set_history, unavailable};
+use super::{Explorer, FinalityView, block_at, finality, set_history, unavailable};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use chain_core::governance::ValidatorSetHistory;
@@ -236,15 +236,9 @@ pub async fn block(
     path: web::Path<String>,
 ) -> HttpResponse {
     page(&templates, "block.html", async {
-        let height: u64 = path
-            .parse()
-            .map_err(|_| ApiError::field("height", "must be a non-negative integer"))?;
         let chain = &explorer.chain;
-        let b = chain
-            .block(height)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| ApiError::NotFound(format!("no block at height {height}")))?;
+        let b = block_at(chain, &path).await?;
+        let height = b.block.header.height;
         let sets = set_history(chain).await?;
         let alg = chain.genesis().hash_alg;
         let transactions = b

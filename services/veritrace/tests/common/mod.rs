@@ -25,6 +25,14 @@ impl Drop for Running {
     }
 }
 
+/// Settings under which `veritrace up` seals no batch during a test: only when 100,000 events
+/// wait, or hourly. Its receipts stay pending.
+pub const SEALING_HELD_OFF: [(&str, &str); 3] = [
+    ("VERITRACE_ANCHOR__MAX_BATCH_SIZE", "100000"),
+    ("VERITRACE_ANCHOR__SEAL_AFTER_MS", "0"),
+    ("VERITRACE_ANCHOR__SEAL_INTERVAL_SECS", "3600"),
+];
+
 /// Starts `veritrace up` on a free port and waits for its banner.
 pub fn up(data: &Path, env: &[(&str, &str)]) -> Running {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_veritrace"));
