@@ -131,6 +131,8 @@ try {
     const pdf = await page.pdf({ format: 'A4', printBackground: true, preferCSSPageSize: true });
     writeFileSync(join(scenario.out, 'evidence-certificate.pdf'), pdf);
     const printed = pdfFacts(pdf);
+    // What the printout looks like, for a person to look at beside the PDF.
+    await page.screenshot({ path: join(scenario.out, 'evidence-certificate-print.png'), fullPage: true });
     await page.emulateMedia({ media: 'screen' });
 
     // The same page on a phone.

@@ -195,7 +195,7 @@ function showCertificate(registration, verification, fileDigest, receiptBytes) {
   const g = state.genesis.parsed.genesis;
   const link = `${location.origin}/verify#${fileDigest.algorithm}:${fileDigest.digest}`;
   $('certificate-summary').textContent =
-    `The file with the ${fileDigest.algorithm} digest below was registered on the consortium chain ${r.chain_id} and is anchored in block ${r.height}, attested by validators holding ${r.signed_power} of ${r.total_power} voting power. This browser verified the receipt against the genesis document ${g.genesis_hash} (${state.genesis.source.toLowerCase()}) on ${new Date().toISOString()}.`;
+    `The file with the ${fileDigest.algorithm} digest below was registered on the consortium chain ${r.chain_id} and is anchored in block ${r.height}, attested by validators holding ${r.signed_power} of ${r.total_power} voting power. This browser verified the receipt against the genesis document ${g.genesis_hash} (${state.genesis.source.toLowerCase()}) on ${new Date().toISOString()}: every step of the verification passed, and the file's digest is the one the registration attests.`;
   const list = $('certificate-facts');
   list.replaceChildren(...facts([
     ['Digest', `${fileDigest.digest}`],

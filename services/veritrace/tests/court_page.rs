@@ -381,6 +381,7 @@ fn a_court_verifies_a_registered_file_in_its_browser_without_sending_it() {
         "court-verified-390x844.png",
         "court-failed-desktop.png",
         "evidence-certificate.pdf",
+        "evidence-certificate-print.png",
     ] {
         assert!(out.join(shot).is_file(), "{shot} kept in {}", out.display());
     }
