@@ -8,6 +8,15 @@ export const CHROMIUM = '/usr/bin/chromium';
 
 const require = createRequire(import.meta.url);
 
+/** Starts Chromium headless, or calls `fail` with the reason it cannot. */
+export async function launchOrFail(timeout, fail) {
+    try {
+        return await launch(timeout);
+    } catch (e) {
+        return fail(`could not start ${CHROMIUM}: ${e.message}`);
+    }
+}
+
 /** Starts Chromium headless; throws with the reason when it cannot. */
 export function launch(timeout) {
     return chromium.launch({

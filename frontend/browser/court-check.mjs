@@ -12,7 +12,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CHROMIUM, axeViolations, launch } from './chromium.mjs';
+import { axeViolations, launchOrFail } from './chromium.mjs';
 
 function fail(message, code = 1) {
     process.stderr.write(`court-check: ${message.replace(/\x1b\[[0-9;]*m/g, '')}\n`);
@@ -73,12 +73,7 @@ function pdfFacts(bytes) {
     return { pages, width: box ? Number(box[1]) : null, height: box ? Number(box[2]) : null };
 }
 
-let browser;
-try {
-    browser = await launch(timeout);
-} catch (e) {
-    fail(`could not start ${CHROMIUM}: ${e.message}`);
-}
+const browser = await launchOrFail(timeout, fail);
 
 try {
     const context = await browser.newContext({ viewport: DESKTOP });

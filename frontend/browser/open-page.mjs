@@ -11,7 +11,7 @@
 // Exit 0 once the page has loaded, whatever its HTTP status (a 404 is for the test to judge);
 // non-zero, with the reason on stderr, when Chromium cannot start or the page cannot load.
 import { parseArgs } from 'node:util';
-import { CHROMIUM, axeViolations, launch } from './chromium.mjs';
+import { axeViolations, launchOrFail } from './chromium.mjs';
 
 function fail(message, code = 1) {
     process.stderr.write(`open-page: ${message}\n`);
@@ -45,12 +45,7 @@ if (![width, height, timeout].every((n) => Number.isInteger(n) && n > 0)) {
 // Backstop for anything the per-call timeouts below do not cover, so a test never hangs on us.
 setTimeout(() => fail(`gave up after ${timeout} ms`), timeout + 5000).unref();
 
-let browser;
-try {
-    browser = await launch(timeout);
-} catch (e) {
-    fail(`could not start ${CHROMIUM}: ${e.message}`);
-}
+const browser = await launchOrFail(timeout, fail);
 
 try {
     const phone = width <= 600;

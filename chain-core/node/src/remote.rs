@@ -394,7 +394,8 @@ impl ChainClient for RemoteChain {
         Ok(self.sets().committed_changes())
     }
 
-    /// Every node is asked, not the first that answers: each reports what it saw.
+    /// Every node is asked, not the first that answers: each reports what it saw. They are
+    /// asked at once, so a node that does not answer costs one timeout, not one per node.
     async fn misbehaviour(&self) -> Vec<chain_core::NodeMisbehaviour> {
         #[derive(serde::Deserialize)]
         struct Reports {
@@ -403,20 +404,26 @@ impl ChainClient for RemoteChain {
         let nodes = self.nodes.clone();
         let http = self.http.clone();
         tokio::task::spawn_blocking(move || {
-            nodes
-                .into_iter()
-                .map(|node| {
-                    let reports =
-                        match get_json::<Reports>(&http, &format!("{node}/chain/misbehaviour")) {
-                            Ok(Answer::Found(r)) => Ok(r.items),
-                            Ok(Answer::NotFound) => {
-                                Err("the node serves no misbehaviour reports".into())
-                            }
-                            Err(e) => Err(e),
-                        };
-                    chain_core::NodeMisbehaviour { node, reports }
-                })
-                .collect()
+            std::thread::scope(|scope| {
+                let asked: Vec<_> = nodes
+                    .into_iter()
+                    .map(|node| {
+                        let http = &http;
+                        scope.spawn(move || {
+                            let url = format!("{node}/chain/misbehaviour");
+                            let reports = match get_json::<Reports>(http, &url) {
+                                Ok(Answer::Found(r)) => Ok(r.items),
+                                Ok(Answer::NotFound) => {
+                                    Err("the node serves no misbehaviour reports".into())
+                                }
+                                Err(e) => Err(e),
+                            };
+                            chain_core::NodeMisbehaviour { node, reports }
+                        })
+                    })
+                    .collect();
+                asked.into_iter().filter_map(|h| h.join().ok()).collect()
+            })
         })
         .await
         .unwrap_or_default()

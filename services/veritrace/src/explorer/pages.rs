@@ -30,6 +30,7 @@ pub fn templates() -> Result<tera::Tera, tera::Error> {
     }
     t.add_raw_templates([
         template!("base.html"),
+        template!("macros.html"),
         template!("index.html"),
         template!("block.html"),
         template!("batch.html"),
