@@ -1,7 +1,7 @@
 //! The anchoring service's storage (sqlx): leaves, batches, rejected events.
 
 use chain_core::Digest;
-use veritrace_kernel::db::Database;
+use veritrace_kernel::db::{Database, ROWS_PER_STATEMENT, row_chunks};
 use veritrace_kernel::envelope::now_rfc3339;
 use veritrace_kernel::on_pool;
 
@@ -110,31 +110,25 @@ impl AnchorStore {
         let received_at = now_rfc3339();
         let inserted = match &self.db {
             Database::Sqlite(db) => {
-                // One statement for all rows (a JSON array parameter): each statement costs a
-                // hop to sqlx's SQLite thread.
-                let rows: Vec<serde_json::Value> = leaves
-                    .iter()
-                    .map(|l| {
-                        serde_json::json!([
-                            l.digest.to_hex(),
-                            l.event_id,
-                            l.canonical,
-                            readers_text(&l.readers)
-                        ])
-                    })
-                    .collect();
-                sqlx::query(
-                    "INSERT INTO leaves (digest, event_id, envelope, readers, received_at)
-                     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, ?
-                     FROM json_each(?) WHERE true
-                     ORDER BY key
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(&received_at)
-                .bind(serde_json::Value::Array(rows).to_string())
-                .execute(&db.writer)
-                .await?
-                .rows_affected()
+                // Multi-row statements in a few cached shapes, in one transaction.
+                let mut tx = db.writer.begin_with("BEGIN IMMEDIATE").await?;
+                let mut inserted = 0;
+                for chunk in row_chunks(leaves.len(), ROWS_PER_STATEMENT) {
+                    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                        "INSERT INTO leaves (digest, event_id, envelope, readers, received_at) ",
+                    );
+                    insert.push_values(&leaves[chunk], |mut row, l| {
+                        row.push_bind(l.digest.to_hex())
+                            .push_bind(l.event_id.as_str())
+                            .push_bind(l.canonical.as_str())
+                            .push_bind(readers_text(&l.readers))
+                            .push_bind(received_at.as_str());
+                    });
+                    insert.push(" ON CONFLICT DO NOTHING");
+                    inserted += insert.build().execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                inserted
             }
             Database::Postgres(db) => {
                 let digests: Vec<String> = leaves.iter().map(|l| l.digest.to_hex()).collect();

@@ -65,7 +65,8 @@ impl Database {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES.to_string());
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -258,9 +259,65 @@ macro_rules! on_pool {
     };
 }
 
+/// Pages a SQLite write-ahead log may hold before a commit copies them into the database file
+/// (SQLite's default is 1,000). A page changed by several commits in that span is copied once:
+/// an index keyed by digest, whose inserts land on random pages, and the anchor's leaves, written
+/// when received and again when sealed, are most of what is written. Measured with `veritrace
+/// bench` (100,000 events, 500 per request): 17.3 KB written to storage per event at 1,000,
+/// 13.3 KB at 10,000, 11.4 KB at 30,000; capture unchanged within run-to-run noise. The log of
+/// a busy database grows to about 40 MB and is reused from its start after each checkpoint.
+pub const WAL_CHECKPOINT_PAGES: u32 = 10_000;
+
+/// Most rows one multi-row SQLite statement carries (8 columns each stays far below SQLite's
+/// 32,766 bound parameters).
+pub const ROWS_PER_STATEMENT: usize = 64;
+
+/// Splits `n` rows into chunks for multi-row statements (`INSERT … VALUES (…), (…)`): each
+/// chunk's size is a power of two, at most `max` (itself a power of two). A handful of
+/// statement shapes then serve every group size, each prepared once and kept in the
+/// connection's statement cache; a statement per row would cost a hop to sqlx's SQLite
+/// thread each, and rows carried as one JSON array cost SQLite a parse and a re-serialisation
+/// per column.
+pub fn row_chunks(n: usize, max: usize) -> Vec<std::ops::Range<usize>> {
+    let max = max.max(1);
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let left = n - start;
+        let size = if left >= max {
+            max
+        } else {
+            1 << (usize::BITS - 1 - left.leading_zeros())
+        };
+        chunks.push(start..start + size);
+        start += size;
+    }
+    chunks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_are_chunked_in_powers_of_two_that_cover_each_row_once() {
+        for n in [0, 1, 2, 3, 63, 64, 65, 127, 500, 1000] {
+            let chunks = row_chunks(n, 64);
+            let mut next = 0;
+            for c in &chunks {
+                assert_eq!(c.start, next, "{n} rows: {chunks:?}");
+                assert!(
+                    c.len().is_power_of_two() && c.len() <= 64,
+                    "{n}: {chunks:?}"
+                );
+                next = c.end;
+            }
+            assert_eq!(next, n, "{n} rows: {chunks:?}");
+            // Largest chunks first, so a group takes as few statements as it can.
+            assert!(chunks.windows(2).all(|w| w[0].len() >= w[1].len()));
+        }
+        assert_eq!(row_chunks(500, 64).len(), 7 + 3);
+    }
 
     #[test]
     fn passwords_are_redacted() {

@@ -1017,33 +1017,28 @@ async fn commit_group_sqlite(
         .map_err(unavailable)?;
     let mut positions = std::collections::HashMap::with_capacity(accepted.len());
     if !accepted.is_empty() {
-        let rows: Vec<serde_json::Value> = accepted
-            .iter()
-            .map(|(e, readers)| {
-                serde_json::json!([
-                    e.envelope.id.to_string(),
-                    e.envelope.stream,
-                    e.envelope.stream_version,
-                    e.envelope.event_type,
-                    e.canonical,
-                    e.digest.to_hex(),
-                    e.envelope.recorded_at,
-                    readers,
-                ])
-            })
-            .collect();
-        // `json_each` yields rows in array order, so positions follow the given order.
-        let inserted: Vec<(i64, String)> = sqlx::query_as(
-            "INSERT INTO events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at, readers)
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7
-             FROM json_each(?) ORDER BY key
-             RETURNING position, event_id",
-        )
-        .bind(serde_json::Value::Array(rows).to_string())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        positions.extend(inserted.into_iter().map(|(p, id)| (id, p)));
+        for chunk in crate::db::row_chunks(accepted.len(), crate::db::ROWS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at, readers) ",
+            );
+            insert.push_values(&accepted[chunk], |mut row, (e, readers)| {
+                row.push_bind(e.envelope.id.to_string())
+                    .push_bind(e.envelope.stream.as_str())
+                    .push_bind(e.envelope.stream_version as i64)
+                    .push_bind(e.envelope.event_type.as_str())
+                    .push_bind(e.canonical.as_str())
+                    .push_bind(e.digest.to_hex())
+                    .push_bind(e.envelope.recorded_at.as_str())
+                    .push_bind(readers.as_str());
+            });
+            insert.push(" RETURNING position, event_id");
+            let inserted: Vec<(i64, String)> = insert
+                .build_query_as()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            positions.extend(inserted.into_iter().map(|(p, id)| (id, p)));
+        }
         sqlx::query("INSERT INTO outbox (position) SELECT position FROM events WHERE position > ?")
             .bind(before)
             .execute(&mut *tx)

@@ -338,6 +338,13 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
         diesel::sql_query("PRAGMA busy_timeout = 10000")
             .execute(conn)
             .map_err(diesel::r2d2::Error::QueryError)?;
+        // The read model's own writes checkpoint at the same interval as the event store's.
+        diesel::sql_query(format!(
+            "PRAGMA wal_autocheckpoint = {}",
+            crate::db::WAL_CHECKPOINT_PAGES
+        ))
+        .execute(conn)
+        .map_err(diesel::r2d2::Error::QueryError)?;
         diesel::sql_query("PRAGMA synchronous = NORMAL")
             .execute(conn)
             .map(|_| ())
