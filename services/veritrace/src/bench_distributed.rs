@@ -64,6 +64,8 @@ pub struct DistributedBenchReport {
     /// spent on, hence what limits it.
     pub cpu_seconds: std::collections::BTreeMap<String, f64>,
     pub cpu_available_seconds: f64,
+    /// The run's own RabbitMQ namespace, deleted with its queues once the run ends.
+    pub amqp_namespace: String,
 }
 
 impl std::fmt::Display for DistributedBenchReport {
@@ -125,6 +127,42 @@ struct BenchDatabase {
     name: String,
 }
 
+/// Deletes the run's queues (each consumer's and its dead-letter queue) and exchanges from the
+/// broker. The namespace is the run's alone, and a reaction queue whose service the bench does
+/// not start would otherwise keep every event it follows for good.
+async fn delete_namespace(amqp_url: &str, namespace: &str) -> Result<(), BoxError> {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let bus = veritrace_kernel::amqp::AmqpBus::new(&veritrace_kernel::config::AmqpConfig {
+        url: Some(amqp_url.to_string()),
+        namespace: namespace.to_string(),
+        ..Default::default()
+    })?;
+    let mut consumers = vec![veritrace_anchor::QUEUE.to_string()];
+    for domain in crate::domains::DOMAINS {
+        consumers.extend(domain.reactions().iter().map(|r| r.queue(domain.name())));
+    }
+    let queues = consumers
+        .iter()
+        .flat_map(|q| [bus.queue_name(q), bus.dead_letter_queue_name(q)]);
+    let connection =
+        lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await?;
+    for queue in queues {
+        // A channel each: deleting what is not there closes the channel.
+        let channel = connection.create_channel().await?;
+        let _ = channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for exchange in [bus.events_exchange(), bus.dead_letter_exchange()] {
+        let channel = connection.create_channel().await?;
+        let _ = channel
+            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    connection.close(200, "OK".into()).await?;
+    Ok(())
+}
+
 impl BenchDatabase {
     fn url(&self) -> String {
         veritrace_kernel::db::with_database(&self.server_url, &self.name)
@@ -178,8 +216,12 @@ pub async fn run(opts: DistributedBenchOptions) -> Result<DistributedBenchReport
     .await?;
     let _ = server.close().await;
     let dir = std::env::temp_dir().join(format!("veritrace-bench-{}", uuid::Uuid::now_v7()));
-    let result = run_in(&opts, &db, &dir, postgres).await;
+    let namespace = format!("vt-bench-{}", uuid::Uuid::now_v7().simple());
+    let result = run_in(&opts, &db, &dir, &namespace, postgres).await;
     db.drop_now().await;
+    if let Err(e) = delete_namespace(&opts.amqp_url, &namespace).await {
+        eprintln!("warning: the bench's RabbitMQ queues ({namespace}.*) were not all deleted: {e}");
+    }
     // Kept after a failure: the services' logs are there.
     if result.is_ok() {
         let _ = std::fs::remove_dir_all(&dir);
@@ -191,13 +233,13 @@ async fn run_in(
     opts: &DistributedBenchOptions,
     db: &BenchDatabase,
     dir: &Path,
+    namespace: &str,
     postgres: String,
 ) -> Result<DistributedBenchReport, BoxError> {
     let url = db.url();
     let (raw_insert, raw_copy) = raw_baseline(&url, opts).await?;
 
     std::fs::create_dir_all(dir)?;
-    let namespace = format!("vt-bench-{}", uuid::Uuid::now_v7().simple());
     let ports = [free_port()?, free_port()?, free_port()?];
     let mut services = Services(Vec::new());
     let mut names = Vec::new();
@@ -207,7 +249,7 @@ async fn run_in(
         let env = vec![
             ("VERITRACE_DATABASE__URL", url.clone()),
             ("VERITRACE_AMQP__URL", opts.amqp_url.clone()),
-            ("VERITRACE_AMQP__NAMESPACE", namespace.clone()),
+            ("VERITRACE_AMQP__NAMESPACE", namespace.to_string()),
             ("VERITRACE_HTTP__BIND", format!("127.0.0.1:{port}")),
             (
                 "VERITRACE_DATA_DIR",
@@ -319,6 +361,7 @@ async fn run_in(
         anchored_after_201_ms,
         cpu_seconds: cpu,
         cpu_available_seconds: cores as f64 * end_to_end_secs,
+        amqp_namespace: namespace.to_string(),
     })
 }
 

@@ -545,6 +545,61 @@ fn bench_distributed_reports_every_rate() {
         anchored["max"].as_f64().unwrap_or(-1.0),
     );
     assert!(0.0 <= p50 && p50 <= p99 && p99 <= max, "{report}");
+
+    // Nothing of the run stays on the broker: not the anchor's queue, nor the reaction queue
+    // of a domain the bench did not start, which would keep every event it follows.
+    let namespace = report["amqp_namespace"].as_str().unwrap_or_default();
+    assert!(namespace.starts_with("vt-bench-"), "{report}");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
+        let conn = lapin::Connection::connect(
+            &veritrace_kernel::testing::amqp_url(),
+            lapin::ConnectionProperties::default(),
+        )
+        .await
+        .expect("connect to RabbitMQ");
+        let exists = |name: String| {
+            let conn = &conn;
+            async move {
+                let channel = conn.create_channel().await.expect("a channel");
+                let passive = QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                };
+                channel
+                    .queue_declare(name.as_str().into(), passive, Default::default())
+                    .await
+                    .is_ok()
+            }
+        };
+        // The check can see a queue: one declared for it is found.
+        let control = format!("{namespace}.control");
+        let channel = conn.create_channel().await.expect("a channel");
+        channel
+            .queue_declare(
+                control.as_str().into(),
+                Default::default(),
+                Default::default(),
+            )
+            .await
+            .expect("declare the control queue");
+        assert!(exists(control.clone()).await);
+        let _ = channel
+            .queue_delete(control.as_str().into(), QueueDeleteOptions::default())
+            .await;
+        for queue in [
+            "anchor.events",
+            "anchor.events.dlq",
+            "cases.exhibits",
+            "cases.exhibits.dlq",
+        ] {
+            assert!(
+                !exists(format!("{namespace}.{queue}")).await,
+                "{namespace}.{queue} was left on the broker"
+            );
+        }
+    });
 }
 
 /// The embedded mode's bounds hold on PostgreSQL: bodies nested 1 to 200 deep are refused or
