@@ -976,9 +976,10 @@ fn answers(
     }
 }
 
-/// Commits a group of jobs in one transaction with a constant number of statements: SQLite
-/// statements cost a hop to sqlx's worker thread each, so rows travel as one JSON array
-/// parameter (`json_each`) rather than one statement per row.
+/// Commits a group of jobs in one transaction with few statements: SQLite statements cost a
+/// hop to sqlx's worker thread each, so the lookups take their keys as one JSON array
+/// parameter (`json_each`), and the events go in as multi-row inserts
+/// ([`row_chunks`](crate::db::row_chunks)), whose bound values SQLite does not parse.
 async fn commit_group_sqlite(
     pool: &SqlitePool,
     jobs: &[AppendJob],
