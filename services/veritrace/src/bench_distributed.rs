@@ -146,20 +146,24 @@ async fn delete_namespace(amqp_url: &str, namespace: &str) -> Result<(), BoxErro
         .flat_map(|q| [bus.queue_name(q), bus.dead_letter_queue_name(q)]);
     let connection =
         lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await?;
+    // A channel each, closed once its deletion is confirmed: a refused deletion closes its
+    // channel, and closing the connection over channels still closing fails spuriously.
     for queue in queues {
-        // A channel each: deleting what is not there closes the channel.
         let channel = connection.create_channel().await?;
-        let _ = channel
+        channel
             .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
+            .await?;
+        let _ = channel.close(200, "OK".into()).await;
     }
     for exchange in [bus.events_exchange(), bus.dead_letter_exchange()] {
         let channel = connection.create_channel().await?;
-        let _ = channel
+        channel
             .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
+            .await?;
+        let _ = channel.close(200, "OK".into()).await;
     }
-    connection.close(200, "OK".into()).await?;
+    // Everything is deleted by now; how the connection ends changes nothing.
+    let _ = connection.close(200, "OK".into()).await;
     Ok(())
 }
 
