@@ -32,6 +32,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "anchor/0002_rejected_message_id.sql"
     ),
     veritrace_kernel::migration!(3, "leaf_readers", "anchor/0003_leaf_readers.sql"),
+    veritrace_kernel::migration!(
+        4,
+        "leaves_by_batch_sealed_only",
+        "anchor/0004_leaves_by_batch_sealed_only.sql"
+    ),
 ];
 
 /// The queue the anchoring service consumes: every event of every service.

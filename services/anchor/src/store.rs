@@ -284,26 +284,36 @@ impl AnchorStore {
     /// The last `limit` batches anchored, newest first, each with the time its first (oldest)
     /// leaf was received: how long its longest-waiting event took to be anchored.
     pub async fn recent_anchorings(&self, limit: i64) -> Result<Vec<Anchoring>, StoreError> {
-        let rows: Vec<(String, i64, i64, String, String)> = on_pool!(&self.db, reader, |pool| {
-            sqlx::query_as(
-                "SELECT b.batch_id, b.size, b.block_height, l.received_at, b.anchored_at \
-                 FROM batches b JOIN leaves l ON l.batch_id = b.batch_id AND l.leaf_index = 0 \
+        // The batches first, then each one's first leaf by the batch index: joined, SQLite
+        // read every leaf to find the first of each batch.
+        let rows: Vec<(String, i64, i64, Option<String>, String)> = on_pool!(
+            &self.db,
+            reader,
+            |pool| {
+                sqlx::query_as(
+                "SELECT b.batch_id, b.size, b.block_height, \
+                     (SELECT l.received_at FROM leaves l WHERE l.batch_id = b.batch_id AND l.leaf_index = 0), \
+                     b.anchored_at \
+                 FROM batches b \
                  WHERE b.block_height IS NOT NULL AND b.anchored_at IS NOT NULL \
                  ORDER BY b.block_height DESC, b.tx_index DESC LIMIT $1",
             )
             .bind(limit)
             .fetch_all(pool)
             .await
-        })?;
+            }
+        )?;
         Ok(rows
             .into_iter()
-            .map(
-                |(batch_id, size, block_height, first_received_at, anchored_at)| Anchoring {
-                    batch_id,
-                    size: u64::try_from(size).unwrap_or(0),
-                    block_height: u64::try_from(block_height).unwrap_or(0),
-                    first_received_at,
-                    anchored_at,
+            .filter_map(
+                |(batch_id, size, block_height, first_received_at, anchored_at)| {
+                    Some(Anchoring {
+                        batch_id,
+                        size: u64::try_from(size).unwrap_or(0),
+                        block_height: u64::try_from(block_height).unwrap_or(0),
+                        first_received_at: first_received_at?,
+                        anchored_at,
+                    })
                 },
             )
             .collect())
@@ -563,6 +573,50 @@ mod tests {
             // Sealed leaves no longer count.
             assert!(store.waiting_at_least(1).await.expect("one waiting"));
             assert!(!store.waiting_at_least(2).await.expect("not two"));
+        }
+
+        async fn recent_anchorings_are_the_newest_anchored_batches_with_their_first_leaf(db: TestDb) {
+            let anchor = db.open("anchor").await;
+            veritrace_kernel::migrate::run(&anchor, "anchor", crate::MIGRATIONS)
+                .await
+                .expect("the anchor's tables");
+            let store = AnchorStore::new(&anchor);
+            let leaves: Vec<NewLeaf> = (0..5)
+                .map(|i| NewLeaf {
+                    digest: chain_core::HashAlg::Sha3_256.hash(format!("leaf {i}").as_bytes()),
+                    event_id: format!("event-{i}"),
+                    canonical: "{}".into(),
+                    readers: vec!["org".into()],
+                })
+                .collect();
+            store.insert_leaves(&leaves).await.expect("leaves");
+            let waiting = store.unsealed(5).await.expect("unsealed");
+            // Three batches: of two leaves, two leaves, one leaf; the last is never anchored.
+            for (n, seqs) in [&waiting[0..2], &waiting[2..4], &waiting[4..5]].iter().enumerate() {
+                let batch = BatchRecord {
+                    batch_id: format!("b{n}"),
+                    root: seqs[0].1,
+                    size: seqs.len() as i64,
+                    tx_hash: chain_core::HashAlg::Sha3_256.hash(format!("tx {n}").as_bytes()),
+                    submitted_at: None,
+                    block_height: None,
+                    tx_index: None,
+                };
+                let seqs: Vec<i64> = seqs.iter().map(|(s, _)| *s).collect();
+                store.seal(&batch, &seqs).await.expect("sealed");
+                if n < 2 {
+                    store.mark_anchored(&batch.batch_id, 10 + n as u64, 0).await.expect("anchored");
+                }
+            }
+            let recent = store.recent_anchorings(10).await.expect("recent");
+            let seen: Vec<(&str, u64, u64)> = recent
+                .iter()
+                .map(|a| (a.batch_id.as_str(), a.size, a.block_height))
+                .collect();
+            assert_eq!(seen, [("b1", 2, 11), ("b0", 2, 10)]);
+            assert!(recent.iter().all(|a| !a.first_received_at.is_empty()));
+            assert_eq!(store.recent_anchorings(1).await.expect("newest").len(), 1);
+            assert_eq!(store.batch_digests("b1").await.expect("digests"), [waiting[2].1, waiting[3].1]);
         }
     }
 }

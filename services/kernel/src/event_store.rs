@@ -185,6 +185,18 @@ impl Backlog {
 /// Columns every read returns, in this order.
 type EventRow = (i64, String, String, String);
 
+/// The oldest outbox entries and their events (SQLite walks the outbox and finds each event by
+/// its key).
+const UNPUBLISHED_SQLITE: &str = "SELECT e.position, e.envelope, e.digest, e.readers
+     FROM outbox o JOIN events e ON e.position = o.position ORDER BY o.position LIMIT $1";
+/// The same on PostgreSQL: the outbox's oldest positions as an array, each event found by its
+/// key. Joined, even laterally, PostgreSQL went by its statistics, which lag a table that grows
+/// and empties all day: with the outbox once large it hashed every event ever stored to find
+/// the few at the end, which made each read grow with the store (quadratic over a run).
+const UNPUBLISHED_POSTGRES: &str = "SELECT position, envelope, digest, readers FROM events
+     WHERE position = ANY(ARRAY(SELECT position FROM outbox ORDER BY position LIMIT $1))
+     ORDER BY position";
+
 impl EventStore {
     /// Starts the writer task on `db`. The event store's migrations must have run.
     pub async fn start(db: &Database) -> Result<EventStore, EventStoreError> {
@@ -388,14 +400,12 @@ impl EventStore {
     /// Outbox entries not yet confirmed by the bus, oldest first; rows that cannot be read are
     /// reported apart.
     pub async fn unpublished(&self, limit: i64) -> Result<ReadBatch, EventStoreError> {
+        let sql = match self.db {
+            Database::Sqlite(_) => UNPUBLISHED_SQLITE,
+            Database::Postgres(_) => UNPUBLISHED_POSTGRES,
+        };
         let rows: Vec<EventRow> = crate::on_pool!(&self.db, reader, |pool| {
-            sqlx::query_as(
-                "SELECT e.position, e.envelope, e.digest, e.readers FROM outbox o JOIN events e ON e.position = o.position
-                 ORDER BY o.position LIMIT $1",
-            )
-            .bind(limit)
-            .fetch_all(pool)
-            .await
+            sqlx::query_as(sql).bind(limit).fetch_all(pool).await
         })
         .map_err(unavailable)?;
         Ok(read_batch(rows))
@@ -1068,6 +1078,13 @@ async fn commit_group_sqlite(
 /// the schema across processes, so positions become visible in the order they were assigned:
 /// a reader following `position > checkpoint` can never skip an event committed late with a
 /// smaller position.
+/// Current version of each stream of `$1` (distinct names), each found by its own probe of the
+/// `(stream, stream_version)` index. Joined instead, PostgreSQL guessed ten streams, hashed
+/// them and read the whole events table once per group: quadratic over a run.
+const STREAM_VERSIONS_POSTGRES: &str =
+    "SELECT s.stream, COALESCE((SELECT MAX(e.stream_version) FROM events e WHERE e.stream = s.stream), 0)::BIGINT
+     FROM UNNEST($1::TEXT[]) AS s(stream)";
+
 async fn commit_group_postgres(
     db: &PgDatabase,
     jobs: &[AppendJob],
@@ -1079,15 +1096,11 @@ async fn commit_group_postgres(
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT s.stream, COALESCE(MAX(e.stream_version), 0)::BIGINT
-         FROM UNNEST($1::TEXT[]) AS s(stream) LEFT JOIN events e ON e.stream = s.stream
-         GROUP BY s.stream",
-    )
-    .bind(group_streams(jobs))
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(unavailable)?;
+    let rows: Vec<(String, i64)> = sqlx::query_as(STREAM_VERSIONS_POSTGRES)
+        .bind(group_streams(jobs))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?;
     // Under the append lock: no other writer claims between this read and the insert.
     let keys = group_keys(jobs);
     let holders: Vec<(String, String, String)> = if keys.is_empty() {
@@ -1192,5 +1205,82 @@ mod claim_tests {
         );
         // Not the holder: it may be another organisation's record.
         assert!(!problem.detail.contains("invoice-3"), "{}", problem.detail);
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use crate::testing::TestDb;
+
+    /// The PostgreSQL plans of the relay's read and of a group's stream versions, over a store
+    /// whose events far outnumber its outbox: each event found by its key, never the events
+    /// table read whole (which made both grow with every event ever stored).
+    #[tokio::test]
+    async fn the_relay_and_the_stream_versions_never_read_every_event() {
+        let Some(db) = TestDb::postgres().await else {
+            return;
+        };
+        let store = db.open("kernel").await;
+        crate::migrate::run(&store, "event_store", crate::migrate::EVENT_STORE)
+            .await
+            .expect("the event store's tables");
+        let Database::Postgres(pg) = &store else {
+            unreachable!("a PostgreSQL test database")
+        };
+        // Statistics as a busy store has them: taken while the events were few and the outbox
+        // long, since when the events grew tenfold and the outbox emptied but for its tail.
+        let events = |from: i64, to: i64| {
+            format!(
+                "INSERT INTO events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at, readers)
+                 SELECT gen_random_uuid(), 'stream-' || i, 1, 'Noted', repeat('x', 500), md5(i::TEXT), 'now', '[]'
+                 FROM generate_series({from}, {to}) AS i"
+            )
+        };
+        for statement in [
+            events(1, 2_000),
+            "ANALYZE events".into(),
+            events(2_001, 20_000),
+            "INSERT INTO outbox (position) SELECT position FROM events".into(),
+            "ANALYZE outbox".into(),
+            "DELETE FROM outbox WHERE position <= 19750".into(),
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                .execute(&pg.pool)
+                .await
+                .expect("events and an outbox");
+        }
+        // As the platform runs them: prepared, their parameters bound.
+        let streams: Vec<String> = (19_750..20_000).map(|i| format!("stream-{i}")).collect();
+        for analyzed in [false, true] {
+            if analyzed {
+                sqlx::query("ANALYZE")
+                    .execute(&pg.pool)
+                    .await
+                    .expect("analyzed");
+            }
+            let plans: [Vec<String>; 2] = [
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "EXPLAIN {UNPUBLISHED_POSTGRES}"
+                )))
+                .bind(500_i64)
+                .fetch_all(&pg.pool)
+                .await
+                .expect("the relay's plan"),
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "EXPLAIN {STREAM_VERSIONS_POSTGRES}"
+                )))
+                .bind(&streams)
+                .fetch_all(&pg.pool)
+                .await
+                .expect("the stream versions' plan"),
+            ];
+            for plan in plans {
+                let plan = plan.join("\n");
+                assert!(!plan.contains("Seq Scan on events"), "{plan}");
+                assert!(!plan.contains("Merge Join"), "{plan}");
+                assert!(plan.contains("Index"), "{plan}");
+            }
+        }
     }
 }

@@ -255,9 +255,11 @@ pub mod backends {
     pub use diesel::sqlite::SqliteConnection;
 }
 
-/// A domain's read-model tables as the projector keeps them: the projection's name and how one
-/// event changes them. Write the two `apply_*` functions with one body through
-/// [`apply_on_each_backend!`](crate::apply_on_each_backend).
+/// A domain's read-model tables as the projector keeps them: the projection's name and how a
+/// batch of events changes them. Write the two `apply_*` functions with one body: per event
+/// through [`apply_on_each_backend!`](crate::apply_on_each_backend), or per batch through
+/// [`apply_batch_on_each_backend!`](crate::apply_batch_on_each_backend), which lets the rows of
+/// consecutive events go in one statement (one round trip to PostgreSQL, not one per event).
 ///
 /// Applying an event twice must leave the tables as applying it once (insert with
 /// `on_conflict_do_nothing`, update to values taken from the event): a projector that lost its
@@ -267,13 +269,21 @@ pub trait ProjectedTables: Send + Sync + 'static {
     /// are recorded as `projection:<PROJECTION>`.
     const PROJECTION: &'static str;
 
-    /// Applies `event` on SQLite, inside the transaction that moves the checkpoint. Returns
-    /// the ids of the records the event concerns, which the event's readers may read from then
-    /// on (the kernel grants them, for a whole batch at once).
-    fn apply_sqlite(c: &mut SqliteConnection, event: &StoredEvent) -> Result<Applied, ApplyError>;
+    /// Applies `events` (in position order) on SQLite, inside the transaction that moves the
+    /// checkpoint. Returns, for each event in order, the ids of the records it concerns, which
+    /// its readers may read from then on (the kernel grants them, for the whole batch at once).
+    /// An event that can never be applied fails the batch as [`ReadModelError::Unappliable`],
+    /// naming its position.
+    fn apply_sqlite(
+        c: &mut SqliteConnection,
+        events: &[StoredEvent],
+    ) -> Result<Vec<Applied>, ReadModelError>;
 
-    /// Applies `event` on PostgreSQL, as [`ProjectedTables::apply_sqlite`] on SQLite.
-    fn apply_postgres(c: &mut PgConnection, event: &StoredEvent) -> Result<Applied, ApplyError>;
+    /// Applies `events` on PostgreSQL, as [`ProjectedTables::apply_sqlite`] on SQLite.
+    fn apply_postgres(
+        c: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<Vec<Applied>, ReadModelError>;
 }
 
 /// What applying one event returns: the ids of the records it concerns (one, mostly; none, or
@@ -309,7 +319,7 @@ pub enum ReadModelError {
 
 impl ApplyError {
     /// This error as the read model reports it, naming the event's position.
-    fn at(self, position: i64) -> ReadModelError {
+    pub fn at(self, position: i64) -> ReadModelError {
         match self {
             ApplyError::Unappliable(reason) => ReadModelError::Unappliable { position, reason },
             ApplyError::Query(e) => ReadModelError::Query(e),
@@ -438,10 +448,11 @@ macro_rules! with_read_conn {
 }
 
 /// Writes [`ProjectedTables::apply_sqlite`] and [`ProjectedTables::apply_postgres`] from one
-/// body, inside `impl ProjectedTables for ...`: `$c` is the connection (in the transaction that
-/// moves the checkpoint), `$event` the [`StoredEvent`]; the body evaluates to
+/// body per event, inside `impl ProjectedTables for ...`: `$c` is the connection (in the
+/// transaction that moves the checkpoint), `$event` the [`StoredEvent`]; the body evaluates to
 /// `Result<Applied, ApplyError>` (`?` turns diesel's errors into it): the ids of the records
-/// the event concerns, whose readers the kernel then grants.
+/// the event concerns, whose readers the kernel then grants. The events of a batch are applied
+/// one after another, each in its own statements.
 ///
 /// ```ignore
 /// impl ProjectedTables for Notes {
@@ -456,17 +467,58 @@ macro_rules! with_read_conn {
 #[macro_export]
 macro_rules! apply_on_each_backend {
     (|$c:ident, $event:ident| $body:expr) => {
+        $crate::apply_on_each_backend!(@per_event apply_sqlite, SqliteConnection, $c, $event, $body);
+        $crate::apply_on_each_backend!(@per_event apply_postgres, PgConnection, $c, $event, $body);
+    };
+    (@per_event $name:ident, $conn:ident, $c:ident, $event:ident, $body:expr) => {
+        fn $name(
+            c: &mut $crate::read_model::backends::$conn,
+            events: &[$crate::event_store::StoredEvent],
+        ) -> ::std::result::Result<
+            ::std::vec::Vec<$crate::read_model::Applied>,
+            $crate::read_model::ReadModelError,
+        > {
+            fn apply(
+                $c: &mut $crate::read_model::backends::$conn,
+                $event: &$crate::event_store::StoredEvent,
+            ) -> ::std::result::Result<$crate::read_model::Applied, $crate::read_model::ApplyError>
+            {
+                $body
+            }
+            events
+                .iter()
+                .map(|event| apply(c, event).map_err(|e| e.at(event.position)))
+                .collect()
+        }
+    };
+}
+
+/// Writes [`ProjectedTables::apply_sqlite`] and [`ProjectedTables::apply_postgres`] from one
+/// body per batch, inside `impl ProjectedTables for ...`: `$c` is the connection (in the
+/// transaction that moves the checkpoint), `$events` the batch (`&[StoredEvent]`, in position
+/// order); the body evaluates to `Result<Vec<Applied>, ReadModelError>`, one [`Applied`] per
+/// event in order. Use it to write the rows of consecutive events in one statement; name an
+/// event that can never be applied with [`ApplyError::at`].
+#[macro_export]
+macro_rules! apply_batch_on_each_backend {
+    (|$c:ident, $events:ident| $body:expr) => {
         fn apply_sqlite(
             $c: &mut $crate::read_model::backends::SqliteConnection,
-            $event: &$crate::event_store::StoredEvent,
-        ) -> ::std::result::Result<$crate::read_model::Applied, $crate::read_model::ApplyError> {
+            $events: &[$crate::event_store::StoredEvent],
+        ) -> ::std::result::Result<
+            ::std::vec::Vec<$crate::read_model::Applied>,
+            $crate::read_model::ReadModelError,
+        > {
             $body
         }
 
         fn apply_postgres(
             $c: &mut $crate::read_model::backends::PgConnection,
-            $event: &$crate::event_store::StoredEvent,
-        ) -> ::std::result::Result<$crate::read_model::Applied, $crate::read_model::ApplyError> {
+            $events: &[$crate::event_store::StoredEvent],
+        ) -> ::std::result::Result<
+            ::std::vec::Vec<$crate::read_model::Applied>,
+            $crate::read_model::ReadModelError,
+        > {
             $body
         }
     };
@@ -506,18 +558,19 @@ macro_rules! save_checkpoint {
     };
 }
 
-/// Applies `events` in order, then grants their readers the records they concern in one
-/// statement; the first event that fails stops the batch, naming its position.
-fn apply_each<C: RecordReaders>(
+/// Applies `events` with `apply`, then grants their readers the records they concern in one
+/// statement.
+fn apply_and_grant<C: RecordReaders>(
     c: &mut C,
     projection: &str,
     events: &[StoredEvent],
-    apply: fn(&mut C, &StoredEvent) -> Result<Applied, ApplyError>,
+    apply: fn(&mut C, &[StoredEvent]) -> Result<Vec<Applied>, ReadModelError>,
 ) -> Result<(), ReadModelError> {
+    let applied = apply(c, events)?;
     // Each (record, reader) once: the statement's rows, in any order.
     let mut grants = std::collections::HashSet::new();
-    for event in events {
-        for record in apply(c, event).map_err(|e| e.at(event.position))? {
+    for (event, records) in events.iter().zip(applied) {
+        for record in records {
             grants.extend(event.readers.iter().map(|r| (record.clone(), r.clone())));
         }
     }
@@ -567,7 +620,7 @@ impl<T: ProjectedTables> ReadModel<T> {
             ReadPool::Sqlite(pool) => {
                 on_connection(pool.clone(), move |c: &mut SqliteConnection| {
                     c.immediate_transaction(|c| {
-                        apply_each(c, T::PROJECTION, &events, T::apply_sqlite)?;
+                        apply_and_grant(c, T::PROJECTION, &events, T::apply_sqlite)?;
                         save_checkpoint!(c, T::PROJECTION, through)?;
                         Ok(through)
                     })
@@ -577,7 +630,7 @@ impl<T: ProjectedTables> ReadModel<T> {
             ReadPool::Postgres(pool) => {
                 on_connection(pool.clone(), move |c: &mut PgConnection| {
                     c.transaction(|c| {
-                        apply_each(c, T::PROJECTION, &events, T::apply_postgres)?;
+                        apply_and_grant(c, T::PROJECTION, &events, T::apply_postgres)?;
                         save_checkpoint!(c, T::PROJECTION, through)?;
                         Ok(through)
                     })

@@ -42,6 +42,8 @@ veritrace_kernel::filtered_by_readers!(evidence_records);
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = evidence_records)]
+// `None` is NULL, not DEFAULT: SQLite takes a multi-row insert only without DEFAULT values.
+#[diesel(treat_none_as_default_value = false)]
 pub struct EvidenceRow {
     pub evidence_id: String,
     pub organisation: String,
@@ -234,44 +236,70 @@ pub struct EvidenceFilter {
     pub limit: i64,
 }
 
+/// Rows at most per insert statement: 16 columns each keeps a statement's parameters under
+/// SQLite's limit (32,766) and PostgreSQL's (65,535).
+const ROWS_PER_INSERT: usize = 1000;
+
 /// How evidence events change `evidence_records`.
 pub struct EvidenceRecords;
 
 impl ProjectedTables for EvidenceRecords {
     const PROJECTION: &'static str = PROJECTION;
 
-    veritrace_kernel::apply_on_each_backend!(|c, event| {
-        let env = &event.envelope;
-        // Whatever version it was stored at, read as the current one.
-        let event_id = match EvidenceEvent::from_envelope(env).map_err(ApplyError::Unappliable)? {
-            EvidenceEvent::EvidenceRegistered(r) => {
-                let id = r.evidence_id.clone();
-                diesel::insert_into(evidence_records::table)
-                    .values(registered_row(env, r))
-                    .on_conflict_do_nothing()
-                    .execute(c)?;
-                id
+    // A batch is mostly registrations: the rows of consecutive ones go in one statement; a
+    // sharing or withdrawal first writes the registrations before it, so order holds.
+    veritrace_kernel::apply_batch_on_each_backend!(|c, events| {
+        // Writes the registrations waiting in `$rows`, then forgets them.
+        macro_rules! insert_registered {
+            ($rows:ident) => {
+                for rows in $rows.chunks(ROWS_PER_INSERT) {
+                    diesel::insert_into(evidence_records::table)
+                        .values(rows)
+                        .on_conflict_do_nothing()
+                        .execute(c)?;
+                }
+                $rows.clear();
+            };
+        }
+        let mut applied = Vec::with_capacity(events.len());
+        let mut registered: Vec<EvidenceRow> = Vec::new();
+        for event in events {
+            let env = &event.envelope;
+            // Whatever version it was stored at, read as the current one.
+            let e = EvidenceEvent::from_envelope(env)
+                .map_err(|reason| ApplyError::Unappliable(reason).at(event.position))?;
+            if !matches!(e, EvidenceEvent::EvidenceRegistered(_)) {
+                insert_registered!(registered);
             }
-            EvidenceEvent::EvidenceShared(s) => {
-                diesel::update(evidence_records::table.find(&s.evidence_id))
-                    .set(evidence_records::version.eq(env.stream_version as i64))
-                    .execute(c)?;
-                s.evidence_id
-            }
-            EvidenceEvent::EvidenceWithdrawn(w) => {
-                diesel::update(evidence_records::table.find(&w.evidence_id))
-                    .set((
-                        evidence_records::status.eq(status_name(EvidenceStatus::Withdrawn)),
-                        evidence_records::withdrawn_at.eq(Some(env.recorded_at.clone())),
-                        evidence_records::withdrawal_reason.eq(Some(w.reason)),
-                        evidence_records::version.eq(env.stream_version as i64),
-                    ))
-                    .execute(c)?;
-                w.evidence_id
-            }
-        };
-        // The record is readable by whoever may read any of its events.
-        Ok(vec![event_id])
+            let record = match e {
+                EvidenceEvent::EvidenceRegistered(r) => {
+                    let id = r.evidence_id.clone();
+                    registered.push(registered_row(env, r));
+                    id
+                }
+                EvidenceEvent::EvidenceShared(s) => {
+                    diesel::update(evidence_records::table.find(&s.evidence_id))
+                        .set(evidence_records::version.eq(env.stream_version as i64))
+                        .execute(c)?;
+                    s.evidence_id
+                }
+                EvidenceEvent::EvidenceWithdrawn(w) => {
+                    diesel::update(evidence_records::table.find(&w.evidence_id))
+                        .set((
+                            evidence_records::status.eq(status_name(EvidenceStatus::Withdrawn)),
+                            evidence_records::withdrawn_at.eq(Some(env.recorded_at.clone())),
+                            evidence_records::withdrawal_reason.eq(Some(w.reason)),
+                            evidence_records::version.eq(env.stream_version as i64),
+                        ))
+                        .execute(c)?;
+                    w.evidence_id
+                }
+            };
+            // The record is readable by whoever may read any of its events.
+            applied.push(vec![record]);
+        }
+        insert_registered!(registered);
+        Ok(applied)
     });
 }
 
@@ -339,5 +367,127 @@ pub fn status_name(s: EvidenceStatus) -> &'static str {
     match s {
         EvidenceStatus::Registered => "registered",
         EvidenceStatus::Withdrawn => "withdrawn",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{EvidenceShared, EvidenceWithdrawn, RegisterEvidence};
+    use chain_core::ContentHashAlg;
+    use std::sync::Arc;
+    use veritrace_kernel::testing::TestDb;
+
+    fn registered(id: &str) -> EvidenceEvent {
+        let command = RegisterEvidence {
+            algorithm: ContentHashAlg::Sha256,
+            digest: format!("{:0>64}", id.len()),
+            title: format!("exhibit {id}"),
+            case_reference: None,
+            metadata: None,
+            file_name: Some(format!("{id}.pdf")),
+            size_bytes: None,
+        };
+        crate::domain::decide_register(id, command).expect("a valid registration")
+    }
+
+    fn stored(position: i64, stream_version: u64, e: &EvidenceEvent) -> StoredEvent {
+        StoredEvent {
+            position,
+            envelope: EventEnvelope {
+                id: uuid::Uuid::now_v7(),
+                service: "evidence".into(),
+                stream: "evidence-x".into(),
+                stream_version,
+                event_type: e.event_type().into(),
+                type_version: e.type_version(),
+                occurred_at: "2026-01-01T00:00:00.000Z".into(),
+                recorded_at: format!("2026-01-01T00:00:0{position}.000Z"),
+                organisation: "org-a".into(),
+                payload: e.payload(),
+            },
+            canonical: String::new(),
+            digest: chain_core::HashAlg::Sha3_256.hash(b""),
+            readers: vec!["org-a".into()],
+        }
+    }
+
+    async fn model(db: &TestDb) -> Model {
+        let db = db.open("evidence").await;
+        veritrace_kernel::migrate::run(&db, "evidence", crate::MIGRATIONS)
+            .await
+            .expect("the evidence tables");
+        Model::open(&db).await.expect("the read model")
+    }
+
+    /// (id, status, version, withdrawal reason), by id.
+    async fn records(model: &Model) -> Vec<(String, String, i64, Option<String>)> {
+        list(
+            model,
+            EvidenceFilter {
+                limit: 100,
+                ..EvidenceFilter::default()
+            },
+        )
+        .await
+        .expect("the records")
+        .into_iter()
+        .map(|v| (v.evidence_id, v.status, v.version, v.withdrawal_reason))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+    }
+
+    veritrace_kernel::backend_tests! {
+        /// Registrations go in together, yet a withdrawal or a sharing in between sees the
+        /// registration before it, and one applied twice stays one record.
+        async fn a_batch_keeps_its_order_across_grouped_registrations(db: TestDb) {
+            let model = model(&db).await;
+            let withdrawn = EvidenceEvent::EvidenceWithdrawn(EvidenceWithdrawn {
+                evidence_id: "a".into(),
+                reason: "filed in error".into(),
+            });
+            let shared = EvidenceEvent::EvidenceShared(EvidenceShared {
+                evidence_id: "b".into(),
+                organisation_id: "org-b".into(),
+            });
+            let batch: Arc<[StoredEvent]> = vec![
+                stored(1, 1, &registered("a")),
+                stored(2, 1, &registered("b")),
+                stored(3, 2, &withdrawn),
+                stored(4, 1, &registered("c")),
+                stored(5, 1, &registered("c")),
+                stored(6, 2, &shared),
+            ]
+            .into();
+            assert_eq!(model.apply(batch, 6).await.expect("applied"), 6);
+            let (registered_, withdrawn_) = ("registered".to_string(), "withdrawn".to_string());
+            assert_eq!(
+                records(&model).await,
+                [
+                    ("a".into(), withdrawn_, 2, Some("filed in error".into())),
+                    ("b".into(), registered_.clone(), 2, None),
+                    ("c".into(), registered_, 1, None),
+                ]
+            );
+            assert_eq!(model.checkpoint().await.expect("checkpoint"), 6);
+        }
+
+        /// An event that does not read as evidence fails its batch by its position, and
+        /// nothing of the batch is written.
+        async fn an_unreadable_event_fails_the_batch_at_its_position(db: TestDb) {
+            let model = model(&db).await;
+            let mut bad = stored(2, 1, &registered("b"));
+            bad.envelope.payload = serde_json::json!({ "evidence_id": "b" });
+            let batch: Arc<[StoredEvent]> =
+                vec![stored(1, 1, &registered("a")), bad, stored(3, 1, &registered("c"))].into();
+            let err = model.apply(batch, 3).await.expect_err("unappliable");
+            assert!(
+                matches!(err, ReadModelError::Unappliable { position: 2, .. }),
+                "{err}"
+            );
+            assert!(records(&model).await.is_empty());
+            assert_eq!(model.checkpoint().await.expect("checkpoint"), 0);
+        }
     }
 }
