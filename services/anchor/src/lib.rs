@@ -34,8 +34,8 @@ pub const MIGRATIONS: &[Migration] = &[
     veritrace_kernel::migration!(3, "leaf_readers", "anchor/0003_leaf_readers.sql"),
     veritrace_kernel::migration!(
         4,
-        "leaves_by_batch_sealed_only",
-        "anchor/0004_leaves_by_batch_sealed_only.sql"
+        "leaves_written_once",
+        "anchor/0004_leaves_written_once.sql"
     ),
 ];
 

@@ -85,17 +85,29 @@ pub struct AnchorStore {
     db: Database,
 }
 
-/// Gives the leaves `$2` (a JSON array of `seq`s) to batch `$1`, each its index in the array.
-/// `+batch_id`: no index on that term, so SQLite walks the array and finds each leaf by its key.
-/// Offered the partial index on unsealed leaves instead, it scanned every unsealed leaf and, for
-/// each, the whole array: quadratic (10,000 of 20,000 unsealed leaves took 21 s, against
-/// 0.05 s now; `tests::sealing_walks_the_batch_not_every_unsealed_leaf`).
-const SEAL_LEAVES_SQLITE: &str = "UPDATE leaves SET batch_id = $1, leaf_index = j.key
-     FROM json_each($2) AS j WHERE leaves.seq = j.value AND +leaves.batch_id IS NULL";
-/// The same for PostgreSQL, which hashes the array and joins it to the leaves in one pass.
-const SEAL_LEAVES_POSTGRES: &str = "UPDATE leaves SET batch_id = $1, leaf_index = j.n - 1
-     FROM json_array_elements_text($2::JSON) WITH ORDINALITY AS j(seq, n)
-     WHERE leaves.seq = j.seq::BIGINT AND leaves.batch_id IS NULL";
+/// Takes the leaves `$1` (a JSON array of `seq`s) off the queue of leaves waiting for a batch.
+/// SQLite walks the array and finds each by its key.
+const TAKE_UNSEALED_SQLITE: &str =
+    "DELETE FROM unsealed_leaves WHERE seq IN (SELECT value FROM json_each($1))";
+/// The same for PostgreSQL.
+const TAKE_UNSEALED_POSTGRES: &str = "DELETE FROM unsealed_leaves
+     WHERE seq = ANY(ARRAY(SELECT value::BIGINT FROM json_array_elements_text($1::JSON)))";
+/// Records the leaves `$2` (a JSON array of `seq`s) as batch `$1`'s, each at its index in the
+/// array: narrow rows, appended; the leaves themselves are not written again.
+const SEAL_LEAVES_SQLITE: &str = "INSERT INTO sealed_leaves (seq, batch_id, leaf_index)
+     SELECT value, $1, key FROM json_each($2) WHERE true";
+/// The same for PostgreSQL.
+const SEAL_LEAVES_POSTGRES: &str = "INSERT INTO sealed_leaves (seq, batch_id, leaf_index)
+     SELECT j.seq::BIGINT, $1, j.n - 1
+     FROM json_array_elements_text($2::JSON) WITH ORDINALITY AS j(seq, n)";
+/// The oldest `$1` leaves waiting for a batch, with their digests: SQLite takes the queue's
+/// first keys and finds each leaf by its key.
+const UNSEALED_SQLITE: &str = "SELECT seq, digest FROM received_leaves
+     WHERE seq IN (SELECT seq FROM unsealed_leaves ORDER BY seq LIMIT $1) ORDER BY seq";
+/// The same for PostgreSQL, the queue's first keys as an array (a join would go by statistics
+/// that lag a queue which fills and empties all day, and could read every leaf).
+const UNSEALED_POSTGRES: &str = "SELECT seq, digest FROM received_leaves
+     WHERE seq = ANY(ARRAY(SELECT seq FROM unsealed_leaves ORDER BY seq LIMIT $1)) ORDER BY seq";
 
 impl AnchorStore {
     pub fn new(db: &Database) -> Self {
@@ -112,10 +124,15 @@ impl AnchorStore {
             Database::Sqlite(db) => {
                 // Multi-row statements in a few cached shapes, in one transaction.
                 let mut tx = db.writer.begin_with("BEGIN IMMEDIATE").await?;
+                // The one writer: every leaf this inserts comes after the last one there.
+                let (before,): (i64,) =
+                    sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM received_leaves")
+                        .fetch_one(&mut *tx)
+                        .await?;
                 let mut inserted = 0;
                 for chunk in row_chunks(leaves.len(), ROWS_PER_STATEMENT) {
                     let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                        "INSERT INTO leaves (digest, event_id, envelope, readers, received_at) ",
+                        "INSERT INTO received_leaves (digest, event_id, envelope, readers, received_at) ",
                     );
                     insert.push_values(&leaves[chunk], |mut row, l| {
                         row.push_bind(l.digest.to_hex())
@@ -127,6 +144,10 @@ impl AnchorStore {
                     insert.push(" ON CONFLICT DO NOTHING");
                     inserted += insert.build().execute(&mut *tx).await?.rows_affected();
                 }
+                sqlx::query("INSERT INTO unsealed_leaves (seq) SELECT seq FROM received_leaves WHERE seq > $1")
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 inserted
             }
@@ -136,13 +157,17 @@ impl AnchorStore {
                 let envelopes: Vec<&str> = leaves.iter().map(|l| l.canonical.as_str()).collect();
                 let readers: Vec<String> =
                     leaves.iter().map(|l| readers_text(&l.readers)).collect();
+                // Each new leaf waits for a batch from the moment it is there.
                 sqlx::query(
-                    "INSERT INTO leaves (digest, event_id, envelope, readers, received_at)
-                     SELECT d, i, e, r, $5
-                     FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[])
-                         WITH ORDINALITY AS r(d, i, e, r, n)
-                     ORDER BY n
-                     ON CONFLICT DO NOTHING",
+                    "WITH new AS (
+                         INSERT INTO received_leaves (digest, event_id, envelope, readers, received_at)
+                         SELECT d, i, e, r, $5
+                         FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[])
+                             WITH ORDINALITY AS r(d, i, e, r, n)
+                         ORDER BY n
+                         ON CONFLICT DO NOTHING
+                         RETURNING seq)
+                     INSERT INTO unsealed_leaves (seq) SELECT seq FROM new",
                 )
                 .bind(&digests)
                 .bind(&ids)
@@ -185,25 +210,22 @@ impl AnchorStore {
     /// would cost as much as sealing them each time a few more arrive.
     pub async fn waiting_at_least(&self, n: i64) -> Result<bool, StoreError> {
         let found: Option<(i64,)> = on_pool!(&self.db, reader, |pool| {
-            sqlx::query_as(
-                "SELECT seq FROM leaves WHERE batch_id IS NULL ORDER BY seq LIMIT 1 OFFSET $1",
-            )
-            .bind((n - 1).max(0))
-            .fetch_optional(pool)
-            .await
+            sqlx::query_as("SELECT seq FROM unsealed_leaves ORDER BY seq LIMIT 1 OFFSET $1")
+                .bind((n - 1).max(0))
+                .fetch_optional(pool)
+                .await
         })?;
         Ok(found.is_some())
     }
 
     /// Leaves not yet in a batch, oldest first.
     pub async fn unsealed(&self, limit: i64) -> Result<Vec<(i64, Digest)>, StoreError> {
+        let sql = match self.db {
+            Database::Sqlite(_) => UNSEALED_SQLITE,
+            Database::Postgres(_) => UNSEALED_POSTGRES,
+        };
         let rows: Vec<(i64, String)> = on_pool!(&self.db, reader, |pool| {
-            sqlx::query_as(
-                "SELECT seq, digest FROM leaves WHERE batch_id IS NULL ORDER BY seq LIMIT $1",
-            )
-            .bind(limit)
-            .fetch_all(pool)
-            .await
+            sqlx::query_as(sql).bind(limit).fetch_all(pool).await
         })?;
         rows.into_iter()
             .map(|(seq, d)| Ok((seq, digest(&d)?)))
@@ -211,16 +233,25 @@ impl AnchorStore {
     }
 
     /// Records a sealed batch and assigns its leaves their indices, in one transaction. Fails,
-    /// writing nothing, if any of the leaves was sealed into another batch meanwhile.
+    /// writing nothing, if any of the leaves was sealed into another batch meanwhile (it is no
+    /// longer waiting).
     pub async fn seal(&self, batch: &BatchRecord, seqs: &[i64]) -> Result<(), StoreError> {
         // Leaf index = position in `seqs`, which travel as one JSON array.
         let seqs_json = serde_json::to_string(seqs).unwrap_or_default();
-        let update = match self.db {
-            Database::Sqlite(_) => SEAL_LEAVES_SQLITE,
-            Database::Postgres(_) => SEAL_LEAVES_POSTGRES,
+        let (take, seal) = match self.db {
+            Database::Sqlite(_) => (TAKE_UNSEALED_SQLITE, SEAL_LEAVES_SQLITE),
+            Database::Postgres(_) => (TAKE_UNSEALED_POSTGRES, SEAL_LEAVES_POSTGRES),
         };
         on_pool!(&self.db, writer, |pool, begin| async {
             let mut tx = pool.begin_with(begin).await?;
+            let taken = sqlx::query(take)
+                .bind(&seqs_json)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if taken != seqs.len() as u64 {
+                return Ok(false);
+            }
             sqlx::query(
                 "INSERT INTO batches (batch_id, root, size, tx_hash, sealed_at) VALUES ($1, $2, $3, $4, $5)",
             )
@@ -231,15 +262,11 @@ impl AnchorStore {
             .bind(now_rfc3339())
             .execute(&mut *tx)
             .await?;
-            let updated = sqlx::query(update)
+            sqlx::query(seal)
                 .bind(&batch.batch_id)
                 .bind(&seqs_json)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated != seqs.len() as u64 {
-                return Ok(false);
-            }
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(true)
         }
@@ -274,7 +301,7 @@ impl AnchorStore {
     /// Leaves received and not yet sealed into a batch.
     pub async fn pending_leaves(&self) -> Result<u64, StoreError> {
         let (count,): (i64,) = on_pool!(&self.db, reader, |pool| {
-            sqlx::query_as("SELECT COUNT(*) FROM leaves WHERE batch_id IS NULL")
+            sqlx::query_as("SELECT COUNT(*) FROM unsealed_leaves")
                 .fetch_one(pool)
                 .await
         })?;
@@ -284,15 +311,16 @@ impl AnchorStore {
     /// The last `limit` batches anchored, newest first, each with the time its first (oldest)
     /// leaf was received: how long its longest-waiting event took to be anchored.
     pub async fn recent_anchorings(&self, limit: i64) -> Result<Vec<Anchoring>, StoreError> {
-        // The batches first, then each one's first leaf by the batch index: joined, SQLite
-        // read every leaf to find the first of each batch.
+        // The batches first, then each one's first leaf by its key: joined, SQLite read every
+        // leaf to find the first of each batch.
         let rows: Vec<(String, i64, i64, Option<String>, String)> = on_pool!(
             &self.db,
             reader,
             |pool| {
                 sqlx::query_as(
                 "SELECT b.batch_id, b.size, b.block_height, \
-                     (SELECT l.received_at FROM leaves l WHERE l.batch_id = b.batch_id AND l.leaf_index = 0), \
+                     (SELECT r.received_at FROM sealed_leaves s JOIN received_leaves r ON r.seq = s.seq \
+                      WHERE s.batch_id = b.batch_id AND s.leaf_index = 0), \
                      b.anchored_at \
                  FROM batches b \
                  WHERE b.block_height IS NOT NULL AND b.anchored_at IS NOT NULL \
@@ -403,10 +431,14 @@ impl AnchorStore {
     /// A batch's event digests in leaf order.
     pub async fn batch_digests(&self, batch_id: &str) -> Result<Vec<Digest>, StoreError> {
         let rows: Vec<(String,)> = on_pool!(&self.db, reader, |pool| {
-            sqlx::query_as("SELECT digest FROM leaves WHERE batch_id = $1 ORDER BY leaf_index")
-                .bind(batch_id)
-                .fetch_all(pool)
-                .await
+            // Each leaf by its key, whatever the statistics say (a subquery, never a join).
+            sqlx::query_as(
+                "SELECT (SELECT r.digest FROM received_leaves r WHERE r.seq = s.seq)
+                 FROM sealed_leaves s WHERE s.batch_id = $1 ORDER BY s.leaf_index",
+            )
+            .bind(batch_id)
+            .fetch_all(pool)
+            .await
         })?;
         rows.iter().map(|(d,)| digest(d)).collect()
     }
@@ -415,7 +447,7 @@ impl AnchorStore {
     pub async fn progress(&self) -> Result<(i64, i64), StoreError> {
         Ok(on_pool!(&self.db, reader, |pool| {
             sqlx::query_as(
-                "SELECT (SELECT COUNT(*) FROM leaves),
+                "SELECT (SELECT COUNT(*) FROM received_leaves),
                         (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM batches WHERE block_height IS NOT NULL)",
             )
             .fetch_one(pool)
@@ -429,21 +461,29 @@ impl AnchorStore {
         event_ids: &[String],
     ) -> Result<Vec<(String, String)>, StoreError> {
         let ids = serde_json::to_string(event_ids).unwrap_or_default();
+        // Each event's leaf, batch and block found by their keys (subqueries, never joins
+        // that statistics could turn into reading every leaf).
         let sql = match self.db {
             Database::Sqlite(_) => {
-                "SELECT l.event_id, b.anchored_at FROM json_each($1) AS j
-                 JOIN leaves l ON l.event_id = j.value
-                 JOIN batches b ON b.batch_id = l.batch_id WHERE b.anchored_at IS NOT NULL"
+                "SELECT j.value, (SELECT b.anchored_at FROM received_leaves r
+                     JOIN sealed_leaves s ON s.seq = r.seq JOIN batches b ON b.batch_id = s.batch_id
+                     WHERE r.event_id = j.value)
+                 FROM json_each($1) AS j"
             }
             Database::Postgres(_) => {
-                "SELECT l.event_id, b.anchored_at FROM json_array_elements_text($1::JSON) AS j(id)
-                 JOIN leaves l ON l.event_id = j.id
-                 JOIN batches b ON b.batch_id = l.batch_id WHERE b.anchored_at IS NOT NULL"
+                "SELECT j.id, (SELECT b.anchored_at FROM received_leaves r
+                     JOIN sealed_leaves s ON s.seq = r.seq JOIN batches b ON b.batch_id = s.batch_id
+                     WHERE r.event_id = j.id)
+                 FROM json_array_elements_text($1::JSON) AS j(id)"
             }
         };
-        Ok(on_pool!(&self.db, reader, |pool| {
+        let rows: Vec<(String, Option<String>)> = on_pool!(&self.db, reader, |pool| {
             sqlx::query_as(sql).bind(&ids).fetch_all(pool).await
-        })?)
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, at)| Some((id, at?)))
+            .collect())
     }
 
     /// For each block that anchors batches, when its last batch was recorded anchored and how
@@ -510,8 +550,10 @@ mod tests {
     use super::*;
     use veritrace_kernel::testing::TestDb;
 
-    /// The seal statement's plan on SQLite: the array of the batch outside, each leaf found by
-    /// its key inside; never every unsealed leaf, each against the whole array.
+    /// The sealing statements' plans on SQLite: each walks the batch's array and finds each
+    /// leaf by its key; taking the oldest waiting leaves finds each by its key too. None reads
+    /// every waiting leaf against the whole array (that was quadratic: 10,000 of 20,000 waiting
+    /// leaves took 21 s).
     #[tokio::test]
     async fn sealing_walks_the_batch_not_every_unsealed_leaf() {
         let db = TestDb::sqlite().await;
@@ -522,21 +564,37 @@ mod tests {
         let Database::Sqlite(sqlite) = &anchor else {
             unreachable!("a SQLite test database")
         };
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "EXPLAIN QUERY PLAN {SEAL_LEAVES_SQLITE}"
-        )))
-        .bind("batch")
-        .bind("[1, 2, 3]")
-        .fetch_all(&sqlite.reader)
-        .await
-        .expect("the plan");
-        let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
-        assert_eq!(steps.len(), 2, "{steps:?}");
-        assert!(steps[0].starts_with("SCAN j"), "{steps:?}");
-        assert!(
-            steps[1].starts_with("SEARCH leaves USING INTEGER PRIMARY KEY"),
-            "{steps:?}"
-        );
+        for (statement, binds, step) in [
+            (
+                TAKE_UNSEALED_SQLITE,
+                1,
+                "SEARCH unsealed_leaves USING INTEGER PRIMARY KEY",
+            ),
+            (SEAL_LEAVES_SQLITE, 2, "SCAN json_each"),
+            (
+                UNSEALED_SQLITE,
+                1,
+                "SEARCH received_leaves USING INTEGER PRIMARY KEY",
+            ),
+        ] {
+            let explain = format!("EXPLAIN QUERY PLAN {statement}");
+            let mut query =
+                sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain));
+            for _ in 0..binds {
+                query = query.bind("[1, 2, 3]");
+            }
+            let plan = query.fetch_all(&sqlite.reader).await.expect("the plan");
+            let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
+            assert!(
+                steps.iter().any(|s| s.starts_with(step)),
+                "{statement}: {steps:?}"
+            );
+            assert!(
+                !steps.iter().any(|s| s.starts_with("SCAN received_leaves")
+                    || s.starts_with("SCAN sealed_leaves")),
+                "{statement}: {steps:?}"
+            );
+        }
     }
 
     veritrace_kernel::backend_tests! {
@@ -573,6 +631,56 @@ mod tests {
             // Sealed leaves no longer count.
             assert!(store.waiting_at_least(1).await.expect("one waiting"));
             assert!(!store.waiting_at_least(2).await.expect("not two"));
+        }
+
+        /// A store from before leaves were written once keeps every leaf where it was: the
+        /// sealed in their batches at their indices, the others waiting.
+        async fn leaves_sealed_before_the_upgrade_stay_in_their_batches(db: TestDb) {
+            let anchor = db.open("anchor").await;
+            veritrace_kernel::migrate::run(&anchor, "anchor", &crate::MIGRATIONS[..3])
+                .await
+                .expect("the anchor's tables as they were");
+            let digest = |i: i64| chain_core::HashAlg::Sha3_256.hash(format!("old {i}").as_bytes());
+            on_pool!(&anchor, writer, |pool, begin| async {
+                let mut tx = pool.begin_with(begin).await?;
+                sqlx::query("INSERT INTO batches (batch_id, root, size, tx_hash, sealed_at) VALUES ('old', $1, 2, $1, 'then')")
+                    .bind(digest(9).to_hex())
+                    .execute(&mut *tx)
+                    .await?;
+                for (i, batch, index) in [(1, Some("old"), Some(1_i64)), (2, Some("old"), Some(0)), (3, None, None)] {
+                    sqlx::query("INSERT INTO leaves (digest, event_id, envelope, received_at, batch_id, leaf_index) VALUES ($1, $2, '{}', 'then', $3, $4)")
+                        .bind(digest(i).to_hex())
+                        .bind(format!("old-{i}"))
+                        .bind(batch)
+                        .bind(index)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
+            }
+            .await)
+            .expect("leaves as they were");
+            veritrace_kernel::migrate::run(&anchor, "anchor", crate::MIGRATIONS)
+                .await
+                .expect("upgraded");
+            let store = AnchorStore::new(&anchor);
+            let first = store.leaf_by_event("old-1").await.expect("read").expect("found");
+            assert_eq!((first.batch_id.as_deref(), first.leaf_index), (Some("old"), Some(1)));
+            assert_eq!(store.batch_digests("old").await.expect("digests"), [digest(2), digest(1)]);
+            let waiting = store.unsealed(10).await.expect("waiting");
+            assert_eq!(waiting.iter().map(|(_, d)| *d).collect::<Vec<_>>(), [digest(3)]);
+            assert_eq!(store.pending_leaves().await.expect("pending"), 1);
+            // New leaves come after the old ones.
+            let new = NewLeaf {
+                digest: digest(4),
+                event_id: "new-4".into(),
+                canonical: "{}".into(),
+                readers: vec!["org".into()],
+            };
+            assert_eq!(store.insert_leaves(&[new]).await.expect("inserted"), 1);
+            let waiting = store.unsealed(10).await.expect("waiting");
+            assert_eq!(waiting.iter().map(|(_, d)| *d).collect::<Vec<_>>(), [digest(3), digest(4)]);
+            assert!(waiting[0].0 < waiting[1].0);
         }
 
         async fn recent_anchorings_are_the_newest_anchored_batches_with_their_first_leaf(db: TestDb) {
@@ -617,6 +725,25 @@ mod tests {
             assert!(recent.iter().all(|a| !a.first_received_at.is_empty()));
             assert_eq!(store.recent_anchorings(1).await.expect("newest").len(), 1);
             assert_eq!(store.batch_digests("b1").await.expect("digests"), [waiting[2].1, waiting[3].1]);
+            let sealed = store.leaf_by_event("event-3").await.expect("leaf").expect("found");
+            assert_eq!((sealed.batch_id.as_deref(), sealed.leaf_index), (Some("b1"), Some(1)));
+            assert_eq!(store.pending_leaves().await.expect("pending"), 0);
+            // A leaf sealed already cannot be sealed again: nothing of that batch is written.
+            let again = BatchRecord {
+                batch_id: "b-again".into(),
+                root: waiting[0].1,
+                size: 1,
+                tx_hash: chain_core::HashAlg::Sha3_256.hash(b"tx again"),
+                submitted_at: None,
+                block_height: None,
+                tx_index: None,
+            };
+            assert!(matches!(
+                store.seal(&again, &[waiting[0].0]).await,
+                Err(StoreError::SealRace(_))
+            ));
+            assert!(store.batch("b-again").await.expect("read").is_none());
+            assert_eq!(store.batch_digests("b0").await.expect("digests"), [waiting[0].1, waiting[1].1]);
         }
     }
 }

@@ -389,9 +389,13 @@ pub async fn run(
     let mut after = 0i64;
     loop {
         let rows: Vec<LeafRow> = on_pool!(&stores.anchor, reader, |pool| {
+            // Each leaf's batch and index found by its key (subqueries, which statistics cannot
+            // turn into reading every sealed leaf for each page).
             sqlx::query_as(
-                "SELECT seq, digest, event_id, envelope, batch_id, leaf_index FROM leaves
-                 WHERE seq > $1 ORDER BY seq LIMIT $2",
+                "SELECT r.seq, r.digest, r.event_id, r.envelope,
+                     (SELECT s.batch_id FROM sealed_leaves s WHERE s.seq = r.seq),
+                     (SELECT s.leaf_index FROM sealed_leaves s WHERE s.seq = r.seq)
+                 FROM received_leaves r WHERE r.seq > $1 ORDER BY r.seq LIMIT $2",
             )
             .bind(after)
             .bind(PAGE)
