@@ -80,6 +80,8 @@ veritrace_kernel::filtered_by_readers!(epcis_events);
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = epcis_events)]
+// `None` is NULL, not DEFAULT: SQLite takes a multi-row insert only without DEFAULT values.
+#[diesel(treat_none_as_default_value = false)]
 pub struct EventRow {
     pub event_id: String,
     pub position: i64,
@@ -101,6 +103,9 @@ pub struct EventRow {
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = epcis_event_identifiers)]
+// Without it diesel's SQLite batch insert would not compile for these rows either: it takes
+// every derived field as one that may be DEFAULT.
+#[diesel(treat_none_as_default_value = false)]
 pub struct IdentifierRow {
     pub identifier: String,
     pub role: String,
@@ -109,6 +114,9 @@ pub struct IdentifierRow {
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = epcis_event_products)]
+// Without it diesel's SQLite batch insert would not compile for these rows either: it takes
+// every derived field as one that may be DEFAULT.
+#[diesel(treat_none_as_default_value = false)]
 pub struct ProductRow {
     pub product: String,
     pub gtin: String,
@@ -205,80 +213,112 @@ pub fn rows_of(
     Ok((row, identifiers))
 }
 
+/// Bound parameters at most per insert statement, under SQLite's limit (32,766) and
+/// PostgreSQL's (65,535): a table's rows go in chunks of this over its columns.
+const PARAMETERS_PER_INSERT: usize = 30_000;
+
 /// How provenance events change the tables (and who may read each EPCIS event).
 pub struct EpcisEvents;
 
 impl ProjectedTables for EpcisEvents {
     const PROJECTION: &'static str = PROJECTION;
 
-    veritrace_kernel::apply_on_each_backend!(|c, event| {
-        let env = &event.envelope;
-        let decoded = ProvenanceEvent::from_parts(&env.event_type, env.type_version, &env.payload)
-            .map_err(ApplyError::Unappliable)?;
-        let captured = match decoded {
-            ProvenanceEvent::EpcisEventCaptured(captured) => captured,
-            ProvenanceEvent::ProductPublished(p) => {
-                diesel::insert_into(published_products::table)
-                    .values((
-                        published_products::gtin.eq(&p.gtin),
-                        published_products::organisation.eq(&env.organisation),
-                        published_products::published_at.eq(&env.recorded_at),
+    // A batch is mostly captures: the rows of consecutive ones (the events, each identifier
+    // they name, each product among those) go in one statement per table; any other event
+    // first writes the captures before it, so order holds.
+    veritrace_kernel::apply_batch_on_each_backend!(|c, events| {
+        // Writes the rows waiting in `$rows` into `$table` (of `$columns` columns), then
+        // forgets them.
+        macro_rules! insert_waiting {
+            ($table:ident, $rows:ident, $columns:expr) => {
+                for rows in $rows.chunks(PARAMETERS_PER_INSERT / $columns) {
+                    diesel::insert_into($table::table)
+                        .values(rows)
+                        .on_conflict_do_nothing()
+                        .execute(c)?;
+                }
+                $rows.clear();
+            };
+        }
+        let mut applied = Vec::with_capacity(events.len());
+        let mut captured_rows: Vec<EventRow> = Vec::new();
+        let mut identifier_rows: Vec<IdentifierRow> = Vec::new();
+        let mut product_rows: Vec<ProductRow> = Vec::new();
+        // Writes the captures waiting, each table's rows in as few statements as they fit.
+        macro_rules! insert_captured {
+            () => {
+                insert_waiting!(epcis_events, captured_rows, 16);
+                insert_waiting!(epcis_event_identifiers, identifier_rows, 3);
+                insert_waiting!(epcis_event_products, product_rows, 5);
+            };
+        }
+        for event in events {
+            let env = &event.envelope;
+            let unappliable = |reason: String| ApplyError::Unappliable(reason).at(event.position);
+            let decoded =
+                ProvenanceEvent::from_parts(&env.event_type, env.type_version, &env.payload)
+                    .map_err(unappliable)?;
+            let captured = match decoded {
+                ProvenanceEvent::EpcisEventCaptured(captured) => captured,
+                ProvenanceEvent::ProductPublished(p) => {
+                    insert_captured!();
+                    diesel::insert_into(published_products::table)
+                        .values((
+                            published_products::gtin.eq(&p.gtin),
+                            published_products::organisation.eq(&env.organisation),
+                            published_products::published_at.eq(&env.recorded_at),
+                        ))
+                        .on_conflict(published_products::gtin)
+                        .do_update()
+                        .set(published_products::published_at.eq(&env.recorded_at))
+                        .execute(c)?;
+                    applied.push(Vec::new());
+                    continue;
+                }
+                ProvenanceEvent::ProductWithdrawn(w) => {
+                    insert_captured!();
+                    diesel::delete(published_products::table.find(&w.gtin)).execute(c)?;
+                    applied.push(Vec::new());
+                    continue;
+                }
+                // A capture job's outcome is read from its stream; this lists it.
+                ProvenanceEvent::CaptureJobCompleted(job) => {
+                    insert_captured!();
+                    diesel::insert_into(capture_jobs::table)
+                        .values((
+                            capture_jobs::capture_id.eq(&job.capture_id),
+                            capture_jobs::organisation.eq(&env.organisation),
+                            capture_jobs::position.eq(event.position),
+                        ))
+                        .on_conflict_do_nothing()
+                        .execute(c)?;
+                    applied.push(Vec::new());
+                    continue;
+                }
+            };
+            let (row, identifiers) = rows_of(&captured, event).map_err(|e| e.at(event.position))?;
+            if env.stream_version > 1 {
+                // An error declaration: the event is served as declared from now on, in its
+                // place (its first capture may be among the rows waiting).
+                insert_captured!();
+                diesel::update(epcis_events::table.find(&row.event_id))
+                    .set((
+                        epcis_events::record_id.eq(&row.record_id),
+                        epcis_events::record_time.eq(&row.record_time),
+                        epcis_events::event_json.eq(&row.event_json),
+                        epcis_events::context_json.eq(&row.context_json),
                     ))
-                    .on_conflict(published_products::gtin)
-                    .do_update()
-                    .set(published_products::published_at.eq(&env.recorded_at))
                     .execute(c)?;
-                return Ok(Vec::new());
+                applied.push(vec![captured.event_id]);
+                continue;
             }
-            ProvenanceEvent::ProductWithdrawn(w) => {
-                diesel::delete(published_products::table.find(&w.gtin)).execute(c)?;
-                return Ok(Vec::new());
-            }
-            // A capture job's outcome is read from its stream; this lists it.
-            ProvenanceEvent::CaptureJobCompleted(job) => {
-                diesel::insert_into(capture_jobs::table)
-                    .values((
-                        capture_jobs::capture_id.eq(&job.capture_id),
-                        capture_jobs::organisation.eq(&env.organisation),
-                        capture_jobs::position.eq(event.position),
-                    ))
-                    .on_conflict_do_nothing()
-                    .execute(c)?;
-                return Ok(Vec::new());
-            }
-        };
-        let (row, identifiers) = rows_of(&captured, event)?;
-        if env.stream_version > 1 {
-            // An error declaration: the event is served as declared from now on, in its place.
-            diesel::update(epcis_events::table.find(&row.event_id))
-                .set((
-                    epcis_events::record_id.eq(&row.record_id),
-                    epcis_events::record_time.eq(&row.record_time),
-                    epcis_events::event_json.eq(&row.event_json),
-                    epcis_events::context_json.eq(&row.context_json),
-                ))
-                .execute(c)?;
-            return Ok(vec![captured.event_id]);
+            product_rows.extend(products_of(&identifiers));
+            identifier_rows.extend(identifiers);
+            captured_rows.push(row);
+            applied.push(vec![captured.event_id]);
         }
-        diesel::insert_into(epcis_events::table)
-            .values(&row)
-            .on_conflict_do_nothing()
-            .execute(c)?;
-        // One statement per identifier: an event names a few, and SQLite's multi-row insert
-        // cannot skip conflicts through diesel.
-        for identifier in &identifiers {
-            diesel::insert_into(epcis_event_identifiers::table)
-                .values(identifier)
-                .on_conflict_do_nothing()
-                .execute(c)?;
-        }
-        for product in products_of(&identifiers) {
-            diesel::insert_into(epcis_event_products::table)
-                .values(&product)
-                .on_conflict_do_nothing()
-                .execute(c)?;
-        }
-        Ok(vec![captured.event_id])
+        insert_captured!();
+        Ok(applied)
     });
 }
 
