@@ -990,6 +990,54 @@ fn answers(
 /// hop to sqlx's worker thread each, so the lookups take their keys as one JSON array
 /// parameter (`json_each`), and the events go in as multi-row inserts
 /// ([`row_chunks`](crate::db::row_chunks)), whose bound values SQLite does not parse.
+/// One row of `events` as the SQLite store inserts it ([`insert_events_sqlite`]).
+pub struct NewEventRow<'a> {
+    pub event_id: String,
+    pub stream: &'a str,
+    pub stream_version: i64,
+    pub event_type: &'a str,
+    /// The canonical envelope: the bytes its digest is taken over.
+    pub envelope: &'a str,
+    pub digest: String,
+    pub recorded_at: &'a str,
+    /// Its access list as stored: a JSON array of strings.
+    pub readers: &'a str,
+}
+
+/// Inserts `rows` into `events` in `tx`, in their order: multi-row statements of a few cached
+/// shapes ([`crate::db::row_chunks`]). Returns each row's (position, event id). The store's
+/// append and the bench's ceiling of its storage both write this way, so the ceiling times
+/// exactly the platform's statements.
+pub async fn insert_events_sqlite(
+    tx: &mut sqlx::SqliteConnection,
+    rows: &[NewEventRow<'_>],
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    let mut inserted = Vec::with_capacity(rows.len());
+    for chunk in crate::db::row_chunks(rows.len(), crate::db::ROWS_PER_STATEMENT) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at, readers) ",
+        );
+        insert.push_values(&rows[chunk], |mut row, r| {
+            row.push_bind(r.event_id.as_str())
+                .push_bind(r.stream)
+                .push_bind(r.stream_version)
+                .push_bind(r.event_type)
+                .push_bind(r.envelope)
+                .push_bind(r.digest.as_str())
+                .push_bind(r.recorded_at)
+                .push_bind(r.readers);
+        });
+        insert.push(" RETURNING position, event_id");
+        inserted.extend(
+            insert
+                .build_query_as::<(i64, String)>()
+                .fetch_all(&mut *tx)
+                .await?,
+        );
+    }
+    Ok(inserted)
+}
+
 async fn commit_group_sqlite(
     pool: &SqlitePool,
     jobs: &[AppendJob],
@@ -1028,28 +1076,23 @@ async fn commit_group_sqlite(
         .map_err(unavailable)?;
     let mut positions = std::collections::HashMap::with_capacity(accepted.len());
     if !accepted.is_empty() {
-        for chunk in crate::db::row_chunks(accepted.len(), crate::db::ROWS_PER_STATEMENT) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at, readers) ",
-            );
-            insert.push_values(&accepted[chunk], |mut row, (e, readers)| {
-                row.push_bind(e.envelope.id.to_string())
-                    .push_bind(e.envelope.stream.as_str())
-                    .push_bind(e.envelope.stream_version as i64)
-                    .push_bind(e.envelope.event_type.as_str())
-                    .push_bind(e.canonical.as_str())
-                    .push_bind(e.digest.to_hex())
-                    .push_bind(e.envelope.recorded_at.as_str())
-                    .push_bind(readers.as_str());
-            });
-            insert.push(" RETURNING position, event_id");
-            let inserted: Vec<(i64, String)> = insert
-                .build_query_as()
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            positions.extend(inserted.into_iter().map(|(p, id)| (id, p)));
-        }
+        let rows: Vec<NewEventRow> = accepted
+            .iter()
+            .map(|(e, readers)| NewEventRow {
+                event_id: e.envelope.id.to_string(),
+                stream: &e.envelope.stream,
+                stream_version: e.envelope.stream_version as i64,
+                event_type: &e.envelope.event_type,
+                envelope: &e.canonical,
+                digest: e.digest.to_hex(),
+                recorded_at: &e.envelope.recorded_at,
+                readers,
+            })
+            .collect();
+        let inserted = insert_events_sqlite(&mut tx, &rows)
+            .await
+            .map_err(unavailable)?;
+        positions.extend(inserted.into_iter().map(|(p, id)| (id, p)));
         sqlx::query("INSERT INTO outbox (position) SELECT position FROM events WHERE position > ?")
             .bind(before)
             .execute(&mut *tx)

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 use std::time::Instant;
-use veritrace_kernel::db::{Database, ROWS_PER_STATEMENT, row_chunks};
+use veritrace_kernel::db::Database;
+use veritrace_kernel::event_store::{NewEventRow, insert_events_sqlite};
 use veritrace_kernel::migrate;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -51,26 +52,24 @@ pub async fn measure(source: &Path, target: &Path) -> Result<Ceiling, BoxError> 
     let Database::Sqlite(to) = to else {
         return Err("the ceiling store is SQLite".into());
     };
+    let rows: Vec<NewEventRow> = rows
+        .iter()
+        .map(|r| NewEventRow {
+            event_id: r.0.clone(),
+            stream: &r.1,
+            stream_version: r.2,
+            event_type: &r.3,
+            envelope: &r.4,
+            digest: r.5.clone(),
+            recorded_at: &r.6,
+            readers: &r.7,
+        })
+        .collect();
     let started = Instant::now();
     for group in rows.chunks(ROWS_PER_COMMIT) {
         let mut tx = to.writer.begin_with("BEGIN IMMEDIATE").await?;
-        // The platform's own statements: multi-row inserts in the same chunk sizes.
-        for chunk in row_chunks(group.len(), ROWS_PER_STATEMENT) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at, readers) ",
-            );
-            insert.push_values(&group[chunk], |mut row, r| {
-                row.push_bind(r.0.as_str())
-                    .push_bind(r.1.as_str())
-                    .push_bind(r.2)
-                    .push_bind(r.3.as_str())
-                    .push_bind(r.4.as_str())
-                    .push_bind(r.5.as_str())
-                    .push_bind(r.6.as_str())
-                    .push_bind(r.7.as_str());
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
+        // The platform's own statement, in the same chunks.
+        insert_events_sqlite(&mut tx, group).await?;
         tx.commit().await?;
     }
     let secs = started.elapsed().as_secs_f64();
