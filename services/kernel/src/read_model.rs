@@ -315,6 +315,15 @@ pub enum ReadModelError {
     /// The kernel's read-model tables could not be created ([`ReadModel::open`]).
     #[error("read model tables: {0}")]
     Migrate(#[from] migrate::MigrateError),
+    /// A projection's batch body answered for another number of events than it was given: a
+    /// defect in the domain; nothing of the batch is kept, and the projector reports itself
+    /// stuck rather than grant readers to the wrong records.
+    #[error("projection {projection} answered for {answered} of {given} events")]
+    Miscounted {
+        projection: &'static str,
+        answered: usize,
+        given: usize,
+    },
 }
 
 impl ApplyError {
@@ -562,11 +571,18 @@ macro_rules! save_checkpoint {
 /// statement.
 fn apply_and_grant<C: RecordReaders>(
     c: &mut C,
-    projection: &str,
+    projection: &'static str,
     events: &[StoredEvent],
     apply: fn(&mut C, &[StoredEvent]) -> Result<Vec<Applied>, ReadModelError>,
 ) -> Result<(), ReadModelError> {
     let applied = apply(c, events)?;
+    if applied.len() != events.len() {
+        return Err(ReadModelError::Miscounted {
+            projection,
+            answered: applied.len(),
+            given: events.len(),
+        });
+    }
     // Each (record, reader) once: the statement's rows, in any order.
     let mut grants = std::collections::HashSet::new();
     for (event, records) in events.iter().zip(applied) {
@@ -769,7 +785,30 @@ mod tests {
         .expect("the readable notes")
     }
 
+    /// A batch body with a defect: it answers for no event at all.
+    struct Miscounting;
+
+    impl ProjectedTables for Miscounting {
+        const PROJECTION: &'static str = "miscounting";
+        crate::apply_batch_on_each_backend!(|c, events| {
+            let _ = (c, events);
+            Ok(Vec::new())
+        });
+    }
+
     crate::backend_tests! {
+        async fn a_batch_body_that_miscounts_its_events_moves_nothing(db: TestDb) {
+            let db = db.open("miscounting").await;
+            let model: ReadModel<Miscounting> = ReadModel::open(&db).await.expect("the read model");
+            let batch: Arc<[StoredEvent]> = vec![note(1, "a"), note(2, "b")].into();
+            let err = model.apply(batch, 2).await.expect_err("miscounted");
+            assert!(
+                matches!(err, ReadModelError::Miscounted { answered: 0, given: 2, .. }),
+                "{err}"
+            );
+            assert_eq!(model.checkpoint().await.expect("checkpoint"), 0);
+        }
+
         async fn a_record_is_readable_by_the_readers_of_any_of_its_events(db: TestDb) {
             let model = notes_model(&db).await;
             let with = |mut e: StoredEvent, readers: &[&str]| {
