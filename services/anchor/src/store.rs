@@ -597,23 +597,32 @@ mod tests {
         }
     }
 
+    /// An anchor store with its tables, on `db`.
+    async fn migrated_store(db: &TestDb) -> AnchorStore {
+        let anchor = db.open("anchor").await;
+        veritrace_kernel::migrate::run(&anchor, "anchor", crate::MIGRATIONS)
+            .await
+            .expect("the anchor's tables");
+        AnchorStore::new(&anchor)
+    }
+
+    /// `n` leaves, `event-0`…, readable by `org`.
+    fn new_leaves(n: usize) -> Vec<NewLeaf> {
+        (0..n)
+            .map(|i| NewLeaf {
+                digest: chain_core::HashAlg::Sha3_256.hash(format!("leaf {i}").as_bytes()),
+                event_id: format!("event-{i}"),
+                canonical: "{}".into(),
+                readers: vec!["org".into()],
+            })
+            .collect()
+    }
+
     veritrace_kernel::backend_tests! {
         async fn a_full_batch_is_seen_waiting_from_the_index_alone(db: TestDb) {
-            let anchor = db.open("anchor").await;
-            veritrace_kernel::migrate::run(&anchor, "anchor", crate::MIGRATIONS)
-                .await
-                .expect("the anchor's tables");
-            let store = AnchorStore::new(&anchor);
+            let store = migrated_store(&db).await;
             assert!(!store.waiting_at_least(1).await.expect("none waiting"));
-            let leaves: Vec<NewLeaf> = (0..3)
-                .map(|i| NewLeaf {
-                    digest: chain_core::HashAlg::Sha3_256.hash(format!("leaf {i}").as_bytes()),
-                    event_id: format!("event-{i}"),
-                    canonical: "{}".into(),
-                    readers: vec!["org".into()],
-                })
-                .collect();
-            store.insert_leaves(&leaves).await.expect("leaves");
+            store.insert_leaves(&new_leaves(3)).await.expect("leaves");
             assert!(store.waiting_at_least(3).await.expect("three waiting"));
             assert!(!store.waiting_at_least(4).await.expect("not four"));
             let waiting = store.unsealed(2).await.expect("unsealed");
@@ -684,20 +693,8 @@ mod tests {
         }
 
         async fn recent_anchorings_are_the_newest_anchored_batches_with_their_first_leaf(db: TestDb) {
-            let anchor = db.open("anchor").await;
-            veritrace_kernel::migrate::run(&anchor, "anchor", crate::MIGRATIONS)
-                .await
-                .expect("the anchor's tables");
-            let store = AnchorStore::new(&anchor);
-            let leaves: Vec<NewLeaf> = (0..5)
-                .map(|i| NewLeaf {
-                    digest: chain_core::HashAlg::Sha3_256.hash(format!("leaf {i}").as_bytes()),
-                    event_id: format!("event-{i}"),
-                    canonical: "{}".into(),
-                    readers: vec!["org".into()],
-                })
-                .collect();
-            store.insert_leaves(&leaves).await.expect("leaves");
+            let store = migrated_store(&db).await;
+            store.insert_leaves(&new_leaves(5)).await.expect("leaves");
             let waiting = store.unsealed(5).await.expect("unsealed");
             // Three batches: of two leaves, two leaves, one leaf; the last is never anchored.
             for (n, seqs) in [&waiting[0..2], &waiting[2..4], &waiting[4..5]].iter().enumerate() {

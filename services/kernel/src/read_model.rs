@@ -533,6 +533,31 @@ macro_rules! apply_batch_on_each_backend {
     };
 }
 
+/// Bound parameters at most per statement of [`insert_rows!`](crate::insert_rows), under
+/// SQLite's limit (32,766) and PostgreSQL's (65,535).
+pub const PARAMETERS_PER_INSERT: usize = 30_000;
+
+/// Inserts `$rows` (a slice of a domain's diesel `Insertable` rows of `$columns` columns each)
+/// into `$table`, skipping rows already there, in as few multi-row statements as fit under
+/// both backends' parameter limits; in a batch body
+/// ([`apply_batch_on_each_backend!`](crate::apply_batch_on_each_backend)), where `?` turns
+/// diesel's errors into the body's. The rows' struct needs
+/// `#[diesel(treat_none_as_default_value = false)]`: SQLite takes a multi-row insert only
+/// without DEFAULT values.
+#[macro_export]
+macro_rules! insert_rows {
+    ($c:expr, $table:expr, $rows:expr, $columns:expr) => {
+        for rows in $rows.chunks($crate::read_model::PARAMETERS_PER_INSERT / $columns) {
+            ::diesel::RunQueryDsl::execute(
+                ::diesel::insert_into($table)
+                    .values(rows)
+                    .on_conflict_do_nothing(),
+                $c,
+            )?;
+        }
+    };
+}
+
 /// A domain's read model: the pool on its read-model database and the checkpoint of its
 /// projection `T`. It is the [`Projection`] the projector feeds; the domain's queries read it
 /// through [`with_read_conn!`](crate::with_read_conn).

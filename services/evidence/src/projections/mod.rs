@@ -236,10 +236,6 @@ pub struct EvidenceFilter {
     pub limit: i64,
 }
 
-/// Rows at most per insert statement: 16 columns each keeps a statement's parameters under
-/// SQLite's limit (32,766) and PostgreSQL's (65,535).
-const ROWS_PER_INSERT: usize = 1000;
-
 /// How evidence events change `evidence_records`.
 pub struct EvidenceRecords;
 
@@ -252,12 +248,7 @@ impl ProjectedTables for EvidenceRecords {
         // Writes the registrations waiting in `$rows`, then forgets them.
         macro_rules! insert_registered {
             ($rows:ident) => {
-                for rows in $rows.chunks(ROWS_PER_INSERT) {
-                    diesel::insert_into(evidence_records::table)
-                        .values(rows)
-                        .on_conflict_do_nothing()
-                        .execute(c)?;
-                }
+                veritrace_kernel::insert_rows!(c, evidence_records::table, $rows, 16);
                 $rows.clear();
             };
         }

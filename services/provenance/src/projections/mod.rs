@@ -213,10 +213,6 @@ pub fn rows_of(
     Ok((row, identifiers))
 }
 
-/// Bound parameters at most per insert statement, under SQLite's limit (32,766) and
-/// PostgreSQL's (65,535): a table's rows go in chunks of this over its columns.
-const PARAMETERS_PER_INSERT: usize = 30_000;
-
 /// How provenance events change the tables (and who may read each EPCIS event).
 pub struct EpcisEvents;
 
@@ -227,19 +223,6 @@ impl ProjectedTables for EpcisEvents {
     // they name, each product among those) go in one statement per table; any other event
     // first writes the captures before it, so order holds.
     veritrace_kernel::apply_batch_on_each_backend!(|c, events| {
-        // Writes the rows waiting in `$rows` into `$table` (of `$columns` columns), then
-        // forgets them.
-        macro_rules! insert_waiting {
-            ($table:ident, $rows:ident, $columns:expr) => {
-                for rows in $rows.chunks(PARAMETERS_PER_INSERT / $columns) {
-                    diesel::insert_into($table::table)
-                        .values(rows)
-                        .on_conflict_do_nothing()
-                        .execute(c)?;
-                }
-                $rows.clear();
-            };
-        }
         let mut applied = Vec::with_capacity(events.len());
         let mut captured_rows: Vec<EventRow> = Vec::new();
         let mut identifier_rows: Vec<IdentifierRow> = Vec::new();
@@ -247,9 +230,17 @@ impl ProjectedTables for EpcisEvents {
         // Writes the captures waiting, each table's rows in as few statements as they fit.
         macro_rules! insert_captured {
             () => {
-                insert_waiting!(epcis_events, captured_rows, 16);
-                insert_waiting!(epcis_event_identifiers, identifier_rows, 3);
-                insert_waiting!(epcis_event_products, product_rows, 5);
+                veritrace_kernel::insert_rows!(c, epcis_events::table, captured_rows, 16);
+                veritrace_kernel::insert_rows!(
+                    c,
+                    epcis_event_identifiers::table,
+                    identifier_rows,
+                    3
+                );
+                veritrace_kernel::insert_rows!(c, epcis_event_products::table, product_rows, 5);
+                captured_rows.clear();
+                identifier_rows.clear();
+                product_rows.clear();
             };
         }
         for event in events {
