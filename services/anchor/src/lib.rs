@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "leaves_written_once",
         "anchor/0004_leaves_written_once.sql"
     ),
+    veritrace_kernel::migration!(
+        5,
+        "leaf_digests_in_sorted_runs",
+        "anchor/0005_leaf_digests_in_sorted_runs.sql"
+    ),
 ];
 
 /// The queue the anchoring service consumes: every event of every service.

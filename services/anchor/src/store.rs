@@ -2,6 +2,7 @@
 
 use chain_core::Digest;
 use veritrace_kernel::db::{Database, ROWS_PER_STATEMENT, row_chunks};
+use veritrace_kernel::digest_runs::DigestRuns;
 use veritrace_kernel::envelope::now_rfc3339;
 use veritrace_kernel::on_pool;
 
@@ -109,6 +110,17 @@ const UNSEALED_SQLITE: &str = "SELECT seq, digest FROM received_leaves
 const UNSEALED_POSTGRES: &str = "SELECT seq, digest FROM received_leaves
      WHERE seq = ANY(ARRAY(SELECT seq FROM unsealed_leaves ORDER BY seq LIMIT $1)) ORDER BY seq";
 
+/// SQLite finds a leaf by its digest through sorted runs, not a unique index: see
+/// [`veritrace_kernel::digest_runs`]. PostgreSQL keeps its index on `received_leaves.digest`.
+const LEAF_DIGESTS: DigestRuns = DigestRuns {
+    source: "received_leaves",
+    key: "seq",
+    digest: "digest",
+    runs: "leaf_digest_runs",
+    catalog: "leaf_digest_run_catalog",
+    run_entries: veritrace_kernel::digest_runs::RUN_ENTRIES,
+};
+
 impl AnchorStore {
     pub fn new(db: &Database) -> Self {
         AnchorStore { db: db.clone() }
@@ -148,6 +160,7 @@ impl AnchorStore {
                     .bind(before)
                     .execute(&mut *tx)
                     .await?;
+                LEAF_DIGESTS.extend(&mut tx).await?;
                 tx.commit().await?;
                 inserted
             }
@@ -404,26 +417,31 @@ impl AnchorStore {
     }
 
     pub async fn leaf_by_event(&self, event_id: &str) -> Result<Option<LeafRecord>, StoreError> {
-        self.leaf_where("event_id", event_id).await
+        self.leaf_where("event_id", "= $1", event_id).await
     }
 
     pub async fn leaf_by_digest(&self, d: &Digest) -> Result<Option<LeafRecord>, StoreError> {
-        self.leaf_where("digest", &d.to_hex()).await
+        match self.db {
+            Database::Sqlite(_) => {
+                self.leaf_where("seq", &seq_of_digest_sqlite(), &d.to_hex())
+                    .await
+            }
+            Database::Postgres(_) => self.leaf_where("digest", "= $1", &d.to_hex()).await,
+        }
     }
 
+    /// The leaf whose `column` matches `condition` (over the parameter `$1` = `value`).
     async fn leaf_where(
         &self,
         column: &'static str,
+        condition: &str,
         value: &str,
     ) -> Result<Option<LeafRecord>, StoreError> {
         let row: Option<LeafRow> = on_pool!(&self.db, reader, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT digest, event_id, envelope, batch_id, leaf_index, readers
-                 FROM leaves WHERE {column} = $1"
-            )))
-            .bind(value)
-            .fetch_optional(pool)
-            .await
+            sqlx::query_as(sqlx::AssertSqlSafe(leaf_sql(column, condition)))
+                .bind(value)
+                .fetch_optional(pool)
+                .await
         })?;
         row.map(leaf_row).transpose()
     }
@@ -525,6 +543,18 @@ fn batch_row(
     })
 }
 
+fn leaf_sql(column: &str, condition: &str) -> String {
+    format!(
+        "SELECT digest, event_id, envelope, batch_id, leaf_index, readers
+         FROM leaves WHERE {column} {condition}"
+    )
+}
+
+/// The condition on `seq` that finds a leaf by its digest `$1` on SQLite.
+fn seq_of_digest_sqlite() -> String {
+    format!("IN ({})", LEAF_DIGESTS.keys_with_digest("$1"))
+}
+
 fn leaf_row(
     (d, event_id, canonical, batch_id, leaf_index, readers): LeafRow,
 ) -> Result<LeafRecord, StoreError> {
@@ -564,11 +594,17 @@ mod tests {
         let Database::Sqlite(sqlite) = &anchor else {
             unreachable!("a SQLite test database")
         };
+        let by_digest = leaf_sql("seq", &seq_of_digest_sqlite());
         for (statement, binds, step) in [
             (
                 TAKE_UNSEALED_SQLITE,
                 1,
                 "SEARCH unsealed_leaves USING INTEGER PRIMARY KEY",
+            ),
+            (
+                by_digest.as_str(),
+                1,
+                "SEARCH leaf_digest_runs USING PRIMARY KEY (run=? AND digest=?)",
             ),
             (SEAL_LEAVES_SQLITE, 2, "SCAN json_each"),
             (
@@ -675,6 +711,8 @@ mod tests {
             let store = AnchorStore::new(&anchor);
             let first = store.leaf_by_event("old-1").await.expect("read").expect("found");
             assert_eq!((first.batch_id.as_deref(), first.leaf_index), (Some("old"), Some(1)));
+            let by_digest = store.leaf_by_digest(&digest(1)).await.expect("read").expect("found");
+            assert_eq!((by_digest.event_id.as_str(), by_digest.leaf_index), ("old-1", Some(1)));
             assert_eq!(store.batch_digests("old").await.expect("digests"), [digest(2), digest(1)]);
             let waiting = store.unsealed(10).await.expect("waiting");
             assert_eq!(waiting.iter().map(|(_, d)| *d).collect::<Vec<_>>(), [digest(3)]);
@@ -690,6 +728,37 @@ mod tests {
             let waiting = store.unsealed(10).await.expect("waiting");
             assert_eq!(waiting.iter().map(|(_, d)| *d).collect::<Vec<_>>(), [digest(3), digest(4)]);
             assert!(waiting[0].0 < waiting[1].0);
+            let new = store.leaf_by_digest(&digest(4)).await.expect("read").expect("found");
+            assert_eq!(new.event_id, "new-4");
+        }
+
+        /// Enough leaves for SQLite to index their digests in runs: each is found by its
+        /// digest, whether in a run or not yet, and an event delivered again is no new leaf.
+        async fn every_leaf_is_found_by_its_digest_and_a_redelivery_adds_none(db: TestDb) {
+            let store = migrated_store(&db).await;
+            let count = 2 * veritrace_kernel::digest_runs::RUN_ENTRIES as usize + 700;
+            let leaves = new_leaves(count);
+            for chunk in leaves.chunks(500) {
+                assert_eq!(store.insert_leaves(chunk).await.expect("leaves"), chunk.len() as u64);
+            }
+            assert_eq!(store.insert_leaves(&leaves[4000..4600]).await.expect("again"), 0);
+            assert_eq!(store.progress().await.expect("progress").0, count as i64);
+            for i in [0, 1, 4095, 4096, 4097, 8191, 8192, count - 1] {
+                let leaf = store.leaf_by_digest(&leaves[i].digest).await.expect("read").expect("found");
+                assert_eq!(leaf.event_id, format!("event-{i}"));
+            }
+            let never = chain_core::HashAlg::Sha3_256.hash(b"never received");
+            assert!(store.leaf_by_digest(&never).await.expect("read").is_none());
+            if let Database::Sqlite(sqlite) = &store.db {
+                let (runs, entries): (i64, i64) = sqlx::query_as(
+                    "SELECT COUNT(*), SUM(entries) FROM leaf_digest_run_catalog",
+                )
+                .fetch_one(&sqlite.reader)
+                .await
+                .expect("catalog");
+                assert_eq!(runs, 2);
+                assert!(entries >= 2 * veritrace_kernel::digest_runs::RUN_ENTRIES, "{entries}");
+            }
         }
 
         async fn recent_anchorings_are_the_newest_anchored_batches_with_their_first_leaf(db: TestDb) {

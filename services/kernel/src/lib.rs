@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bus;
 pub mod config;
 pub mod db;
+pub mod digest_runs;
 pub mod domain;
 pub mod envelope;
 pub mod event_store;

@@ -1,0 +1,401 @@
+//! A lookup by digest for an append-only SQLite table, kept as sorted runs instead of one
+//! B-tree index.
+//!
+//! Why: digests are uniformly random, so each new entry of an ordinary index lands on its own
+//! page of that index, and SQLite's WAL logs whole pages. Once the index outgrows what one
+//! commit fills, every row inserted writes about one page (4 KiB) to the WAL and again at the
+//! checkpoint, and that cost grows with the table: a digest index was most of what the anchor
+//! wrote per event, and why its rate fell over a long run.
+//!
+//! How: the source rows are left unindexed until [`RUN_ENTRIES`] of them wait; they are then
+//! written, sorted, as one *run* of a `WITHOUT ROWID` table keyed `(run, digest, row_key)`. A new
+//! run has the highest number, so its entries are appended: pages written once, full. When
+//! [`RUNS_PER_MERGE`] runs of one size class exist they are merged into one run of the next,
+//! so each entry is rewritten about log₈(rows / 4096) times, a few dozen bytes each time. A
+//! lookup seeks each run (a handful) and scans the unindexed tail (fewer than [`RUN_ENTRIES`]
+//! rows, by key range).
+//!
+//! SQLite only. PostgreSQL's WAL records each index entry, not its page, and keeps its B-tree
+//! index.
+//!
+//! The owner creates the two tables in its migrations, with exactly these columns:
+//! ```sql
+//! CREATE TABLE <runs> (run INTEGER NOT NULL, digest TEXT NOT NULL, row_key INTEGER NOT NULL,
+//!     PRIMARY KEY (run, digest, row_key)) WITHOUT ROWID;
+//! CREATE TABLE <catalog> (run INTEGER PRIMARY KEY, last_row_key INTEGER NOT NULL,
+//!     entries INTEGER NOT NULL);
+//! ```
+//! Every source row with key ≤ `MAX(last_row_key)` is in exactly one run; the rest are the
+//! tail. That holds because the source's key only grows (an `AUTOINCREMENT` key with a single
+//! writer) and its rows are never deleted.
+
+use sqlx::SqliteConnection;
+
+/// Unindexed source rows that make a new run. A lookup scans at most this many rows.
+pub const RUN_ENTRIES: i64 = 4096;
+/// Runs of one size class merged into one run of the next class.
+pub const RUNS_PER_MERGE: usize = 8;
+
+/// The digest column of a source table and the two tables that index it.
+#[derive(Debug, Clone, Copy)]
+pub struct DigestRuns {
+    /// The indexed table.
+    pub source: &'static str,
+    /// Its integer key, growing with each row inserted.
+    pub key: &'static str,
+    /// Its digest column.
+    pub digest: &'static str,
+    /// The table of runs: `(run, digest, row_key)`.
+    pub runs: &'static str,
+    /// One row per live run: `(run, last_row_key, entries)`.
+    pub catalog: &'static str,
+    /// Source keys that make a new run: [`RUN_ENTRIES`] but in tests.
+    pub run_entries: i64,
+}
+
+/// A live run, as the catalog lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    run: i64,
+    last_row_key: i64,
+    entries: i64,
+}
+
+impl Run {
+    /// 0 for a run written from the tail, 1 for one merged from those, and so on: the runs
+    /// merged together are of one class, so an entry is rewritten once per class.
+    fn size_class(&self, run_entries: i64) -> u32 {
+        let mut class = 0;
+        let mut bound = run_entries.max(1).saturating_mul(RUNS_PER_MERGE as i64);
+        while self.entries >= bound {
+            class += 1;
+            match bound.checked_mul(RUNS_PER_MERGE as i64) {
+                Some(next) => bound = next,
+                None => break,
+            }
+        }
+        class
+    }
+}
+
+impl DigestRuns {
+    /// The keys of the source rows whose digest is the parameter `param` (e.g. `$1`), as a
+    /// subquery: one seek per run, and the tail by key range. One statement, so it reads one
+    /// snapshot of the runs and the tail.
+    pub fn keys_with_digest(&self, param: &str) -> String {
+        let DigestRuns {
+            source,
+            key,
+            digest,
+            runs,
+            catalog,
+            ..
+        } = self;
+        format!(
+            "SELECT row_key FROM {runs} WHERE run IN (SELECT run FROM {catalog}) AND digest = {param} \
+             UNION ALL \
+             SELECT {key} FROM {source} \
+             WHERE {key} > (SELECT COALESCE(MAX(last_row_key), 0) FROM {catalog}) AND {digest} = {param}"
+        )
+    }
+
+    /// Writes the tail as a new run once [`RUN_ENTRIES`] rows wait, then merges what a size
+    /// class has in excess. Run inside the writer's transaction. Returns the runs written.
+    pub async fn extend(&self, c: &mut SqliteConnection) -> Result<usize, sqlx::Error> {
+        let DigestRuns {
+            source,
+            key,
+            digest,
+            runs,
+            catalog,
+            run_entries,
+        } = *self;
+        let (indexed, last): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT (SELECT COALESCE(MAX(last_row_key), 0) FROM {catalog}), \
+                    (SELECT COALESCE(MAX({key}), 0) FROM {source})"
+        )))
+        .fetch_one(&mut *c)
+        .await?;
+        if last - indexed < run_entries {
+            return Ok(0);
+        }
+        let run = self.next_run(c).await?;
+        let entries = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {runs} (run, digest, row_key) \
+             SELECT $1, {digest}, {key} FROM {source} WHERE {key} > $2 AND {key} <= $3 \
+             ORDER BY {digest}, {key}"
+        )))
+        .bind(run)
+        .bind(indexed)
+        .bind(last)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+        self.list(c, run, last, entries as i64).await?;
+        Ok(1 + self.merge(c).await?)
+    }
+
+    /// Merges the oldest [`RUNS_PER_MERGE`] runs of the smallest size class that has that many,
+    /// until none has.
+    async fn merge(&self, c: &mut SqliteConnection) -> Result<usize, sqlx::Error> {
+        let DigestRuns { runs, catalog, .. } = self;
+        let mut merged = 0;
+        loop {
+            let listed: Vec<(i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT run, last_row_key, entries FROM {catalog} ORDER BY run"
+            )))
+            .fetch_all(&mut *c)
+            .await?;
+            let listed: Vec<Run> = listed
+                .into_iter()
+                .map(|(run, last_row_key, entries)| Run {
+                    run,
+                    last_row_key,
+                    entries,
+                })
+                .collect();
+            let Some(group) = runs_to_merge(&listed, self.run_entries) else {
+                return Ok(merged);
+            };
+            let members = serde_json::to_string(&group.iter().map(|r| r.run).collect::<Vec<_>>())
+                .unwrap_or_default();
+            let run = self.next_run(c).await?;
+            let entries = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {runs} (run, digest, row_key) \
+                 SELECT $1, digest, row_key FROM {runs} \
+                 WHERE run IN (SELECT value FROM json_each($2)) ORDER BY digest, row_key"
+            )))
+            .bind(run)
+            .bind(&members)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+            for table in [runs, catalog] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE run IN (SELECT value FROM json_each($1))"
+                )))
+                .bind(&members)
+                .execute(&mut *c)
+                .await?;
+            }
+            let last = group.iter().map(|r| r.last_row_key).max().unwrap_or(0);
+            self.list(c, run, last, entries as i64).await?;
+            merged += 1;
+        }
+    }
+
+    async fn next_run(&self, c: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
+        let catalog = self.catalog;
+        let (run,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT COALESCE(MAX(run), 0) + 1 FROM {catalog}"
+        )))
+        .fetch_one(&mut *c)
+        .await?;
+        Ok(run)
+    }
+
+    async fn list(
+        &self,
+        c: &mut SqliteConnection,
+        run: i64,
+        last_row_key: i64,
+        entries: i64,
+    ) -> Result<(), sqlx::Error> {
+        let catalog = self.catalog;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {catalog} (run, last_row_key, entries) VALUES ($1, $2, $3)"
+        )))
+        .bind(run)
+        .bind(last_row_key)
+        .bind(entries)
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The oldest [`RUNS_PER_MERGE`] runs of the smallest size class that has that many.
+fn runs_to_merge(listed: &[Run], run_entries: i64) -> Option<Vec<Run>> {
+    let mut classes: Vec<u32> = listed.iter().map(|r| r.size_class(run_entries)).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    classes.into_iter().find_map(|class| {
+        let group: Vec<Run> = listed
+            .iter()
+            .filter(|r| r.size_class(run_entries) == class)
+            .take(RUNS_PER_MERGE)
+            .copied()
+            .collect();
+        (group.len() == RUNS_PER_MERGE).then_some(group)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(run: i64, entries: i64) -> Run {
+        Run {
+            run,
+            last_row_key: run * 10_000,
+            entries,
+        }
+    }
+
+    #[test]
+    fn size_classes_grow_by_the_merge_factor() {
+        let class = |entries| run(1, entries).size_class(RUN_ENTRIES);
+        assert_eq!(class(RUN_ENTRIES), 0);
+        assert_eq!(class(RUN_ENTRIES * 8 - 1), 0);
+        assert_eq!(class(RUN_ENTRIES * 8), 1);
+        assert_eq!(class(RUN_ENTRIES * 64), 2);
+        assert_eq!(class(i64::MAX), 16);
+    }
+
+    #[test]
+    fn the_smallest_full_class_is_merged_oldest_first() {
+        let mut listed: Vec<Run> = (1..=7).map(|n| run(n, RUN_ENTRIES)).collect();
+        assert_eq!(
+            runs_to_merge(&listed, RUN_ENTRIES),
+            None,
+            "seven runs of a class wait"
+        );
+        listed.insert(0, run(0, RUN_ENTRIES * 8));
+        listed.push(run(8, RUN_ENTRIES + 3));
+        listed.push(run(9, RUN_ENTRIES));
+        let group = runs_to_merge(&listed, RUN_ENTRIES).expect("eight of class 0");
+        assert_eq!(
+            group.iter().map(|r| r.run).collect::<Vec<_>>(),
+            (1..=8).collect::<Vec<_>>()
+        );
+    }
+
+    const SMALL: DigestRuns = DigestRuns {
+        source: "files",
+        key: "seq",
+        digest: "digest",
+        runs: "file_digest_runs",
+        catalog: "file_digest_run_catalog",
+        run_entries: 4,
+    };
+
+    async fn source() -> sqlx::SqliteConnection {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .expect("in-memory SQLite");
+        sqlx::raw_sql(
+            "CREATE TABLE files (seq INTEGER PRIMARY KEY AUTOINCREMENT, digest TEXT NOT NULL);
+             CREATE TABLE file_digest_runs (run INTEGER NOT NULL, digest TEXT NOT NULL,
+                 row_key INTEGER NOT NULL, PRIMARY KEY (run, digest, row_key)) WITHOUT ROWID;
+             CREATE TABLE file_digest_run_catalog (run INTEGER PRIMARY KEY,
+                 last_row_key INTEGER NOT NULL, entries INTEGER NOT NULL);",
+        )
+        .execute(&mut c)
+        .await
+        .expect("tables");
+        c
+    }
+
+    fn digest_of(n: u64) -> String {
+        chain_core::HashAlg::Sha3_256
+            .hash(&n.to_be_bytes())
+            .to_hex()
+    }
+
+    async fn keys_of(c: &mut sqlx::SqliteConnection, digest: &str) -> Vec<i64> {
+        let rows: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{} ORDER BY 1",
+            SMALL.keys_with_digest("$1")
+        )))
+        .bind(digest)
+        .fetch_all(&mut *c)
+        .await
+        .expect("lookup");
+        rows.into_iter().map(|(k,)| k).collect()
+    }
+
+    #[tokio::test]
+    async fn every_row_is_found_once_whether_in_a_run_merged_or_in_the_tail() {
+        let mut c = source().await;
+        let mut written = 0;
+        // 301 rows in appends of 3: runs of 4+ keys, merged in classes of 8, and a tail.
+        for batch in 0..101u64 {
+            for n in batch * 3..(batch * 3 + 3).min(301) {
+                sqlx::query("INSERT INTO files (digest) VALUES ($1)")
+                    .bind(digest_of(n % 300))
+                    .execute(&mut c)
+                    .await
+                    .expect("insert");
+            }
+            written += SMALL.extend(&mut c).await.expect("extend");
+        }
+        let (runs, indexed, entries): (i64, i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), MAX(last_row_key), SUM(entries) FROM file_digest_run_catalog",
+        )
+        .fetch_one(&mut c)
+        .await
+        .expect("catalog");
+        let (in_runs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM file_digest_runs")
+            .fetch_one(&mut c)
+            .await
+            .expect("runs");
+        assert!(written > 8, "runs were written and merged: {written}");
+        assert!(runs < 16, "merging keeps the runs few: {runs}");
+        assert_eq!(in_runs, entries, "the catalog counts each run's entries");
+        assert_eq!(
+            in_runs, indexed,
+            "every key up to the last run's is in one run"
+        );
+        assert!(
+            301 - indexed < 4 + 3,
+            "the tail is shorter than a run and an append"
+        );
+        assert!(301 > indexed, "and this run leaves one");
+        for n in 1..300u64 {
+            assert_eq!(keys_of(&mut c, &digest_of(n)).await, vec![n as i64 + 1]);
+        }
+        // Row 301 repeats the digest of row 1: a lookup finds both, one in a run, one not.
+        assert_eq!(keys_of(&mut c, &digest_of(0)).await, vec![1, 301]);
+        assert!(keys_of(&mut c, &digest_of(300)).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_lookup_seeks_each_run_and_reads_only_the_tail_of_the_source() {
+        let mut c = source().await;
+        for n in 0..40u64 {
+            sqlx::query("INSERT INTO files (digest) VALUES ($1)")
+                .bind(digest_of(n))
+                .execute(&mut c)
+                .await
+                .expect("insert");
+            SMALL.extend(&mut c).await.expect("extend");
+        }
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {}",
+            SMALL.keys_with_digest("$1")
+        )))
+        .bind(digest_of(1))
+        .fetch_all(&mut c)
+        .await
+        .expect("plan");
+        let plan: Vec<&str> = plan.iter().map(|(_, _, _, d)| d.as_str()).collect();
+        assert!(
+            plan.iter()
+                .any(|d| d
+                    .starts_with("SEARCH file_digest_runs USING PRIMARY KEY (run=? AND digest=?)")),
+            "{plan:?}"
+        );
+        assert!(
+            plan.iter()
+                .any(|d| d.starts_with("SEARCH files USING INTEGER PRIMARY KEY (rowid>?)")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|d| d.starts_with("SCAN files") || d.starts_with("SCAN file_digest_runs")),
+            "{plan:?}"
+        );
+    }
+}
