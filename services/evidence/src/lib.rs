@@ -27,6 +27,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "evidence/0003_evidence_occurred_at_and_file.sql"
     ),
     veritrace_kernel::migration!(4, "record_readers", "evidence/0004_record_readers.sql"),
+    veritrace_kernel::migration!(
+        5,
+        "record_digests_in_sorted_runs",
+        "evidence/0005_record_digests_in_sorted_runs.sql"
+    ),
 ];
 
 pub struct EvidenceService {

@@ -99,119 +99,273 @@ impl DigestRuns {
         )
     }
 
-    /// Writes the tail as a new run once [`RUN_ENTRIES`] rows wait, then merges what a size
-    /// class has in excess. Run inside the writer's transaction. Returns the runs written.
-    pub async fn extend(&self, c: &mut SqliteConnection) -> Result<usize, sqlx::Error> {
+    /// `(last key in a run, last key of the source, number for a new run)`.
+    fn bounds_sql(&self) -> String {
+        let DigestRuns {
+            source,
+            key,
+            catalog,
+            ..
+        } = self;
+        format!(
+            "SELECT COALESCE(MAX(last_row_key), 0) AS indexed, \
+                    (SELECT COALESCE(MAX({key}), 0) FROM {source}) AS last, \
+                    COALESCE(MAX(run), 0) + 1 AS run \
+             FROM {catalog}"
+        )
+    }
+
+    /// Writes run `$1` of the source rows with keys in (`$2`, `$3`], sorted: appended.
+    fn write_run_sql(&self) -> String {
         let DigestRuns {
             source,
             key,
             digest,
             runs,
-            catalog,
-            run_entries,
-        } = *self;
-        let (indexed, last): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT (SELECT COALESCE(MAX(last_row_key), 0) FROM {catalog}), \
-                    (SELECT COALESCE(MAX({key}), 0) FROM {source})"
-        )))
-        .fetch_one(&mut *c)
-        .await?;
-        if last - indexed < run_entries {
-            return Ok(0);
-        }
-        let run = self.next_run(c).await?;
-        let entries = sqlx::query(sqlx::AssertSqlSafe(format!(
+            ..
+        } = self;
+        format!(
             "INSERT INTO {runs} (run, digest, row_key) \
              SELECT $1, {digest}, {key} FROM {source} WHERE {key} > $2 AND {key} <= $3 \
              ORDER BY {digest}, {key}"
-        )))
-        .bind(run)
-        .bind(indexed)
-        .bind(last)
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
-        self.list(c, run, last, entries as i64).await?;
-        Ok(1 + self.merge(c).await?)
+        )
     }
 
-    /// Merges the oldest [`RUNS_PER_MERGE`] runs of the smallest size class that has that many,
-    /// until none has.
-    async fn merge(&self, c: &mut SqliteConnection) -> Result<usize, sqlx::Error> {
-        let DigestRuns { runs, catalog, .. } = self;
-        let mut merged = 0;
-        loop {
-            let listed: Vec<(i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT run, last_row_key, entries FROM {catalog} ORDER BY run"
-            )))
-            .fetch_all(&mut *c)
-            .await?;
-            let listed: Vec<Run> = listed
-                .into_iter()
-                .map(|(run, last_row_key, entries)| Run {
-                    run,
-                    last_row_key,
-                    entries,
-                })
-                .collect();
-            let Some(group) = runs_to_merge(&listed, self.run_entries) else {
-                return Ok(merged);
-            };
-            let members = serde_json::to_string(&group.iter().map(|r| r.run).collect::<Vec<_>>())
-                .unwrap_or_default();
-            let run = self.next_run(c).await?;
-            let entries = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {runs} (run, digest, row_key) \
-                 SELECT $1, digest, row_key FROM {runs} \
-                 WHERE run IN (SELECT value FROM json_each($2)) ORDER BY digest, row_key"
-            )))
+    /// Writes run `$1` of the entries of the runs `$2` (a JSON array), sorted: appended.
+    fn merge_sql(&self) -> String {
+        let runs = self.runs;
+        format!(
+            "INSERT INTO {runs} (run, digest, row_key) \
+             SELECT $1, digest, row_key FROM {runs} \
+             WHERE run IN (SELECT value FROM json_each($2)) ORDER BY digest, row_key"
+        )
+    }
+
+    /// Drops the runs `$1` (a JSON array) from `table`, the runs' or the catalog.
+    fn drop_runs_sql(table: &str) -> String {
+        format!("DELETE FROM {table} WHERE run IN (SELECT value FROM json_each($1))")
+    }
+
+    /// Lists run `$1`: its last source key `$2` and its `$3` entries.
+    fn list_run_sql(&self) -> String {
+        let catalog = self.catalog;
+        format!("INSERT INTO {catalog} (run, last_row_key, entries) VALUES ($1, $2, $3)")
+    }
+
+    fn catalog_sql(&self) -> String {
+        let catalog = self.catalog;
+        format!("SELECT run, last_row_key, entries FROM {catalog} ORDER BY run")
+    }
+
+    /// The merge the catalog `listed` (`run, last_row_key, entries`, by run) calls for next.
+    fn next_merge(&self, listed: &[(i64, i64, i64)]) -> Option<Merge> {
+        let listed: Vec<Run> = listed
+            .iter()
+            .map(|&(run, last_row_key, entries)| Run {
+                run,
+                last_row_key,
+                entries,
+            })
+            .collect();
+        let group = runs_to_merge(&listed, self.run_entries)?;
+        let members: Vec<i64> = group.iter().map(|r| r.run).collect();
+        Some(Merge {
+            run: listed.iter().map(|r| r.run).max().unwrap_or(0) + 1,
+            members: serde_json::to_string(&members).unwrap_or_default(),
+            last_row_key: group.iter().map(|r| r.last_row_key).max().unwrap_or(0),
+        })
+    }
+
+    /// Writes the tail as a new run once `run_entries` keys wait, then merges while a size
+    /// class has [`RUNS_PER_MERGE`] runs. Call it in the writer's transaction that inserted the
+    /// rows (sqlx). Returns how many runs it wrote.
+    pub async fn extend(&self, c: &mut SqliteConnection) -> Result<usize, sqlx::Error> {
+        let (indexed, last, run): (i64, i64, i64) =
+            sqlx::query_as(sqlx::AssertSqlSafe(self.bounds_sql()))
+                .fetch_one(&mut *c)
+                .await?;
+        if last - indexed < self.run_entries {
+            return Ok(0);
+        }
+        let entries = sqlx::query(sqlx::AssertSqlSafe(self.write_run_sql()))
             .bind(run)
-            .bind(&members)
+            .bind(indexed)
+            .bind(last)
             .execute(&mut *c)
             .await?
             .rows_affected();
-            for table in [runs, catalog] {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE run IN (SELECT value FROM json_each($1))"
-                )))
-                .bind(&members)
+        sqlx::query(sqlx::AssertSqlSafe(self.list_run_sql()))
+            .bind(run)
+            .bind(last)
+            .bind(entries as i64)
+            .execute(&mut *c)
+            .await?;
+        let mut written = 1;
+        loop {
+            let listed: Vec<(i64, i64, i64)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(self.catalog_sql()))
+                    .fetch_all(&mut *c)
+                    .await?;
+            let Some(merge) = self.next_merge(&listed) else {
+                return Ok(written);
+            };
+            let entries = sqlx::query(sqlx::AssertSqlSafe(self.merge_sql()))
+                .bind(merge.run)
+                .bind(&merge.members)
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
+            for table in [self.runs, self.catalog] {
+                sqlx::query(sqlx::AssertSqlSafe(Self::drop_runs_sql(table)))
+                    .bind(&merge.members)
+                    .execute(&mut *c)
+                    .await?;
+            }
+            sqlx::query(sqlx::AssertSqlSafe(self.list_run_sql()))
+                .bind(merge.run)
+                .bind(merge.last_row_key)
+                .bind(entries as i64)
                 .execute(&mut *c)
                 .await?;
-            }
-            let last = group.iter().map(|r| r.last_row_key).max().unwrap_or(0);
-            self.list(c, run, last, entries as i64).await?;
-            merged += 1;
+            written += 1;
         }
     }
 
-    async fn next_run(&self, c: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
-        let catalog = self.catalog;
-        let (run,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT COALESCE(MAX(run), 0) + 1 FROM {catalog}"
-        )))
-        .fetch_one(&mut *c)
-        .await?;
-        Ok(run)
+    /// [`extend`](Self::extend) on a diesel connection, for a read model's projector.
+    pub fn extend_read_model(
+        &self,
+        c: &mut diesel::SqliteConnection,
+    ) -> diesel::QueryResult<usize> {
+        use diesel::RunQueryDsl;
+        use diesel::sql_types::{BigInt, Text};
+        let bounds: Bounds = diesel::sql_query(self.bounds_sql()).get_result(c)?;
+        if bounds.last - bounds.indexed < self.run_entries {
+            return Ok(0);
+        }
+        let entries = diesel::sql_query(self.write_run_sql())
+            .bind::<BigInt, _>(bounds.run)
+            .bind::<BigInt, _>(bounds.indexed)
+            .bind::<BigInt, _>(bounds.last)
+            .execute(c)?;
+        diesel::sql_query(self.list_run_sql())
+            .bind::<BigInt, _>(bounds.run)
+            .bind::<BigInt, _>(bounds.last)
+            .bind::<BigInt, _>(entries as i64)
+            .execute(c)?;
+        let mut written = 1;
+        loop {
+            let listed: Vec<CatalogRow> = diesel::sql_query(self.catalog_sql()).load(c)?;
+            let listed: Vec<(i64, i64, i64)> = listed
+                .into_iter()
+                .map(|r| (r.run, r.last_row_key, r.entries))
+                .collect();
+            let Some(merge) = self.next_merge(&listed) else {
+                return Ok(written);
+            };
+            let entries = diesel::sql_query(self.merge_sql())
+                .bind::<BigInt, _>(merge.run)
+                .bind::<Text, _>(&merge.members)
+                .execute(c)?;
+            for table in [self.runs, self.catalog] {
+                diesel::sql_query(Self::drop_runs_sql(table))
+                    .bind::<Text, _>(&merge.members)
+                    .execute(c)?;
+            }
+            diesel::sql_query(self.list_run_sql())
+                .bind::<BigInt, _>(merge.run)
+                .bind::<BigInt, _>(merge.last_row_key)
+                .bind::<BigInt, _>(entries as i64)
+                .execute(c)?;
+            written += 1;
+        }
+    }
+}
+
+/// A read model's digest lookups on either backend's diesel connection: SQLite keeps sorted
+/// runs, PostgreSQL its B-tree index on the digest column (nothing to extend, nothing to look
+/// up beforehand).
+pub trait DigestLookup {
+    /// Extends `runs` with the rows the projector just wrote (in its transaction).
+    fn extend_digest_runs(&mut self, runs: &DigestRuns) -> diesel::QueryResult<usize>;
+
+    /// The `column` (text) of the source rows whose digest is `digest`, or `None` where the
+    /// backend filters on the digest column itself.
+    fn with_digest(
+        &mut self,
+        runs: &DigestRuns,
+        column: &str,
+        digest: &str,
+    ) -> diesel::QueryResult<Option<Vec<String>>>;
+}
+
+impl DigestLookup for diesel::SqliteConnection {
+    fn extend_digest_runs(&mut self, runs: &DigestRuns) -> diesel::QueryResult<usize> {
+        runs.extend_read_model(self)
     }
 
-    async fn list(
-        &self,
-        c: &mut SqliteConnection,
-        run: i64,
-        last_row_key: i64,
-        entries: i64,
-    ) -> Result<(), sqlx::Error> {
-        let catalog = self.catalog;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {catalog} (run, last_row_key, entries) VALUES ($1, $2, $3)"
-        )))
-        .bind(run)
-        .bind(last_row_key)
-        .bind(entries)
-        .execute(&mut *c)
-        .await?;
-        Ok(())
+    fn with_digest(
+        &mut self,
+        runs: &DigestRuns,
+        column: &str,
+        digest: &str,
+    ) -> diesel::QueryResult<Option<Vec<String>>> {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Value {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        let DigestRuns { source, key, .. } = runs;
+        let values: Vec<Value> = diesel::sql_query(format!(
+            "SELECT {column} AS value FROM {source} WHERE {key} IN ({})",
+            runs.keys_with_digest("?1")
+        ))
+        .bind::<diesel::sql_types::Text, _>(digest)
+        .load(self)?;
+        Ok(Some(values.into_iter().map(|v| v.value).collect()))
     }
+}
+
+impl DigestLookup for diesel::PgConnection {
+    fn extend_digest_runs(&mut self, _: &DigestRuns) -> diesel::QueryResult<usize> {
+        Ok(0)
+    }
+
+    fn with_digest(
+        &mut self,
+        _: &DigestRuns,
+        _: &str,
+        _: &str,
+    ) -> diesel::QueryResult<Option<Vec<String>>> {
+        Ok(None)
+    }
+}
+
+/// A merge to do: runs `members` (a JSON array) into the new run `run`.
+struct Merge {
+    run: i64,
+    members: String,
+    last_row_key: i64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Bounds {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    indexed: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    last: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    run: i64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct CatalogRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    run: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    last_row_key: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    entries: i64,
 }
 
 /// The oldest [`RUNS_PER_MERGE`] runs of the smallest size class that has that many.

@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 use veritrace_kernel::EventEnvelope;
+use veritrace_kernel::digest_runs::{DigestLookup, DigestRuns, RUN_ENTRIES};
 use veritrace_kernel::event_store::StoredEvent;
 use veritrace_kernel::read_model::{
     self, ApplyError, ProjectedTables, ReadModelError, RecordReaders, readable_by,
@@ -39,6 +40,17 @@ diesel::table! {
 }
 
 veritrace_kernel::filtered_by_readers!(evidence_records);
+
+/// Records by their file's digest: sorted runs on SQLite (see
+/// [`veritrace_kernel::digest_runs`]), the index `evidence_records_by_digest` on PostgreSQL.
+const RECORD_DIGESTS: DigestRuns = DigestRuns {
+    source: "evidence_records",
+    key: "rowid",
+    digest: "digest",
+    runs: "evidence_record_digest_runs",
+    catalog: "evidence_record_digest_run_catalog",
+    run_entries: RUN_ENTRIES,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = evidence_records)]
@@ -290,6 +302,7 @@ impl ProjectedTables for EvidenceRecords {
             applied.push(vec![record]);
         }
         insert_registered!(registered);
+        c.extend_digest_runs(&RECORD_DIGESTS)?;
         Ok(applied)
     });
 }
@@ -329,6 +342,9 @@ pub async fn list(
             ));
         }
         if let Some(d) = filter.digest {
+            if let Some(ids) = c.with_digest(&RECORD_DIGESTS, "evidence_id", &d)? {
+                q = q.filter(evidence_records::evidence_id.eq_any(ids));
+            }
             q = q.filter(evidence_records::digest.eq(d));
         }
         if let Some(a) = filter.algorithm {
@@ -462,6 +478,79 @@ mod tests {
                 ]
             );
             assert_eq!(model.checkpoint().await.expect("checkpoint"), 6);
+        }
+
+        /// Enough records for SQLite to index their digests in runs: a lookup by digest finds
+        /// each, whether in a run or not yet, and every record of a digest registered twice.
+        async fn records_are_found_by_digest_in_runs_and_after_them(db: TestDb) {
+            let model = model(&db).await;
+            // Applied 1,000 at a time: runs of keys 1–5,000 and 5,001–10,000, then the tail.
+            let count = 3 * RUN_ENTRIES + 300;
+            let digest_of = |i: i64| format!("{:064x}", i * 7919);
+            let registration = |i: i64, digest: String| {
+                let command = RegisterEvidence {
+                    algorithm: ContentHashAlg::Sha256,
+                    digest,
+                    title: format!("exhibit {i}"),
+                    case_reference: None,
+                    metadata: None,
+                    file_name: None,
+                    size_bytes: None,
+                };
+                let e = crate::domain::decide_register(&format!("r{i}"), command).expect("valid");
+                stored(i, 1, &e)
+            };
+            let events: Vec<StoredEvent> = (1..=count)
+                .map(|i| registration(i, digest_of(i)))
+                // The file of record 1, registered again last: one in a run, one after.
+                .chain([registration(count + 1, digest_of(1))])
+                .collect();
+            for chunk in events.chunks(1000) {
+                let last = chunk.last().expect("a chunk").position;
+                model.apply(chunk.to_vec().into(), last).await.expect("applied");
+            }
+            let by_digest = |digest: String| {
+                let model = model.clone();
+                async move {
+                    let mut ids: Vec<String> = list(
+                        &model,
+                        EvidenceFilter {
+                            digest: Some(digest),
+                            limit: 10,
+                            ..EvidenceFilter::default()
+                        },
+                    )
+                    .await
+                    .expect("listed")
+                    .into_iter()
+                    .map(|v| v.evidence_id)
+                    .collect();
+                    ids.sort();
+                    ids
+                }
+            };
+            for i in [2, 5000, 5001, 10_000, 10_001, count] {
+                assert_eq!(by_digest(digest_of(i)).await, [format!("r{i}")]);
+            }
+            assert_eq!(
+                by_digest(digest_of(1)).await,
+                ["r1".to_string(), format!("r{}", count + 1)]
+            );
+            assert!(by_digest(digest_of(count + 5)).await.is_empty());
+            if let read_model::ReadPool::Sqlite(pool) = model.pool() {
+                #[derive(QueryableByName)]
+                struct Runs {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    runs: i64,
+                }
+                let mut c = pool.get().expect("a connection");
+                let found: Runs = diesel::sql_query(
+                    "SELECT COUNT(*) AS runs FROM evidence_record_digest_run_catalog",
+                )
+                .get_result(&mut c)
+                .expect("the catalog");
+                assert_eq!(found.runs, 2, "two runs, and the tail after them");
+            }
         }
 
         /// An event that does not read as evidence fails its batch by its position, and
