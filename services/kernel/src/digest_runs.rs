@@ -11,9 +11,12 @@
 //! written, sorted, as one *run* of a `WITHOUT ROWID` table keyed `(run, digest, row_key)`. A new
 //! run has the highest number, so its entries are appended: pages written once, full. When
 //! [`RUNS_PER_MERGE`] runs of one size class exist they are merged into one run of the next,
-//! so each entry is rewritten about log₈(rows / 4096) times, a few dozen bytes each time. A
-//! lookup seeks each run (a handful) and scans the unindexed tail (fewer than [`RUN_ENTRIES`]
-//! rows, by key range).
+//! up to class [`LAST_MERGED_CLASS`] + 1 (runs of 262,144 entries and more), so each entry is
+//! written at most three times, a few dozen bytes each time, and no merge rewrites more than
+//! about 262,144 entries (0.4 s on the 2-core machine): a merge runs in the writer's transaction,
+//! so a larger one would be a longer stall. A lookup seeks each run (up to 7 per merged class
+//! and one per 262,144 rows beyond) and scans the unindexed tail (about [`RUN_ENTRIES`] rows, by
+//! key range).
 //!
 //! SQLite only. PostgreSQL's WAL records each index entry, not its page, and keeps its B-tree
 //! index.
@@ -35,6 +38,8 @@ use sqlx::SqliteConnection;
 pub const RUN_ENTRIES: i64 = 4096;
 /// Runs of one size class merged into one run of the next class.
 pub const RUNS_PER_MERGE: usize = 8;
+/// The largest size class merged: runs of the class above stay as they are.
+pub const LAST_MERGED_CLASS: u32 = 1;
 
 /// The digest column of a source table and the two tables that index it.
 #[derive(Debug, Clone, Copy)]
@@ -368,9 +373,14 @@ struct CatalogRow {
     entries: i64,
 }
 
-/// The oldest [`RUNS_PER_MERGE`] runs of the smallest size class that has that many.
+/// The oldest [`RUNS_PER_MERGE`] runs of the smallest size class, up to
+/// [`LAST_MERGED_CLASS`], that has that many.
 fn runs_to_merge(listed: &[Run], run_entries: i64) -> Option<Vec<Run>> {
-    let mut classes: Vec<u32> = listed.iter().map(|r| r.size_class(run_entries)).collect();
+    let mut classes: Vec<u32> = listed
+        .iter()
+        .map(|r| r.size_class(run_entries))
+        .filter(|class| *class <= LAST_MERGED_CLASS)
+        .collect();
     classes.sort_unstable();
     classes.dedup();
     classes.into_iter().find_map(|class| {
@@ -418,6 +428,12 @@ mod tests {
         listed.push(run(8, RUN_ENTRIES + 3));
         listed.push(run(9, RUN_ENTRIES));
         let group = runs_to_merge(&listed, RUN_ENTRIES).expect("eight of class 0");
+        let largest: Vec<Run> = (1..=9).map(|n| run(n, RUN_ENTRIES * 64)).collect();
+        assert_eq!(
+            runs_to_merge(&largest, RUN_ENTRIES),
+            None,
+            "runs of the class above the last merged one stay"
+        );
         assert_eq!(
             group.iter().map(|r| r.run).collect::<Vec<_>>(),
             (1..=8).collect::<Vec<_>>()
