@@ -550,9 +550,14 @@ fn leaf_sql(column: &str, condition: &str) -> String {
     )
 }
 
-/// The condition on `seq` that finds a leaf by its digest `$1` on SQLite.
+/// The condition on `seq` that finds a leaf by its digest `$1` on SQLite: its key from the
+/// runs, and the leaf's own digest checked, so that a damaged run can hide a leaf but never
+/// answer with another.
 fn seq_of_digest_sqlite() -> String {
-    format!("IN ({})", LEAF_DIGESTS.keys_with_digest("$1"))
+    format!(
+        "IN ({}) AND digest = $1",
+        LEAF_DIGESTS.keys_with_digest("$1")
+    )
 }
 
 fn leaf_row(
@@ -758,6 +763,14 @@ mod tests {
                 .expect("catalog");
                 assert_eq!(runs, 2);
                 assert!(entries >= 2 * veritrace_kernel::digest_runs::RUN_ENTRIES, "{entries}");
+                // A damaged run that points leaf 0's digest at leaf 1 hides leaf 0; it never
+                // answers with leaf 1.
+                sqlx::query("UPDATE leaf_digest_runs SET row_key = row_key + 1 WHERE digest = $1")
+                    .bind(leaves[0].digest.to_hex())
+                    .execute(&sqlite.writer)
+                    .await
+                    .expect("damaged");
+                assert!(store.leaf_by_digest(&leaves[0].digest).await.expect("read").is_none());
             }
         }
 

@@ -342,6 +342,8 @@ pub async fn list(
             ));
         }
         if let Some(d) = filter.digest {
+            // SQLite: the ids from the digest runs, and each record's own digest checked, so
+            // that a damaged run can hide a record but never answer with another.
             if let Some(ids) = c.with_digest(&RECORD_DIGESTS, "evidence_id", &d)? {
                 q = q.filter(evidence_records::evidence_id.eq_any(ids));
             }
