@@ -45,21 +45,28 @@ pub fn stretch(events: usize) -> usize {
 }
 
 /// Events per second over each successive `stretch` of events, given when each group of
-/// events was done (since the start, ascending) and its size. Stretches that one group closes
-/// together share its rate; a last, partial stretch is left out.
+/// events was done (since the start, ascending) and its size. A stretch's rate is taken
+/// between the group that closes it and the one that closed the stretch before: the events
+/// done in between over the time in between. That is not exactly `stretch` events when groups
+/// are large (a one-second block anchors thousands): counting `stretch` over that time would
+/// read a stretch that a block boundary shortened as a burst, and the next as a stall.
+/// Stretches that one group closes together share its rate; a last, partial stretch is left
+/// out.
 pub fn rate_per_stretch(done: &[(Duration, usize)], stretch: usize) -> Vec<f64> {
     let stretch = stretch.max(1);
     let mut rates = Vec::new();
-    let (mut count, mut closed, mut since) = (0usize, 0usize, Duration::ZERO);
+    let (mut count, mut closed) = (0usize, 0usize);
+    let (mut since, mut count_since) = (Duration::ZERO, 0usize);
     for &(at, n) in done {
         count += n;
         let now_closed = count / stretch;
         if now_closed > closed {
             let k = now_closed - closed;
             let secs = (at - since).as_secs_f64().max(1e-9);
-            rates.extend(std::iter::repeat_n((k * stretch) as f64 / secs, k));
+            rates.extend(std::iter::repeat_n((count - count_since) as f64 / secs, k));
             closed = now_closed;
             since = at;
+            count_since = count;
         }
     }
     rates
@@ -137,6 +144,14 @@ mod tests {
         // A group closing two stretches gives both the rate over its span.
         let rates = rate_per_stretch(&[(secs(1.0), 10), (secs(3.0), 20)], 10);
         assert_eq!(rates, vec![10.0, 10.0, 10.0]);
+    }
+
+    #[test]
+    fn a_steady_rate_in_large_groups_reads_steady() {
+        // 10 events a second, done in one group a second, 15 per stretch: the stretches close
+        // after 2, 1 and 2 groups. Counting 15 per stretch would read 7.5, 15 and 7.5.
+        let done: Vec<(Duration, usize)> = (1..=5).map(|s| (secs(s as f64), 10)).collect();
+        assert_eq!(rate_per_stretch(&done, 15), vec![10.0, 10.0, 10.0]);
     }
 
     #[test]
