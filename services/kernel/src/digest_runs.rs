@@ -293,13 +293,16 @@ pub trait DigestLookup {
     /// Extends `runs` with the rows the projector just wrote (in its transaction).
     fn extend_digest_runs(&mut self, runs: &DigestRuns) -> diesel::QueryResult<usize>;
 
-    /// The `column` (text) of the source rows whose digest is `digest`, or `None` where the
-    /// backend filters on the digest column itself.
+    /// The `column` (text) of the source rows whose digest is `digest`, to filter by; or
+    /// `None`, to filter by the digest column alone: where the backend indexes that column, and
+    /// where more than `at_most` rows have the digest (binding them all would cost more than
+    /// the scan, and SQLite binds at most 32,766 values in a statement).
     fn with_digest(
         &mut self,
         runs: &DigestRuns,
         column: &str,
         digest: &str,
+        at_most: usize,
     ) -> diesel::QueryResult<Option<Vec<String>>>;
 }
 
@@ -313,6 +316,7 @@ impl DigestLookup for diesel::SqliteConnection {
         runs: &DigestRuns,
         column: &str,
         digest: &str,
+        at_most: usize,
     ) -> diesel::QueryResult<Option<Vec<String>>> {
         use diesel::RunQueryDsl;
         #[derive(diesel::QueryableByName)]
@@ -321,13 +325,15 @@ impl DigestLookup for diesel::SqliteConnection {
             value: String,
         }
         let DigestRuns { source, key, .. } = runs;
+        // One more than `at_most` tells that there are too many.
         let values: Vec<Value> = diesel::sql_query(format!(
-            "SELECT {column} AS value FROM {source} WHERE {key} IN ({})",
+            "SELECT {column} AS value FROM {source} WHERE {key} IN ({}) LIMIT ?2",
             runs.keys_with_digest("?1")
         ))
         .bind::<diesel::sql_types::Text, _>(digest)
+        .bind::<diesel::sql_types::BigInt, _>(i64::try_from(at_most).unwrap_or(i64::MAX - 1) + 1)
         .load(self)?;
-        Ok(Some(values.into_iter().map(|v| v.value).collect()))
+        Ok((values.len() <= at_most).then(|| values.into_iter().map(|v| v.value).collect()))
     }
 }
 
@@ -341,6 +347,7 @@ impl DigestLookup for diesel::PgConnection {
         _: &DigestRuns,
         _: &str,
         _: &str,
+        _: usize,
     ) -> diesel::QueryResult<Option<Vec<String>>> {
         Ok(None)
     }
@@ -566,6 +573,70 @@ mod tests {
                 .iter()
                 .any(|d| d.starts_with("SCAN files") || d.starts_with("SCAN file_digest_runs")),
             "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn a_read_model_finds_every_row_of_a_digest_unless_there_are_too_many() {
+        use diesel::{Connection, RunQueryDsl};
+        let mut c = diesel::SqliteConnection::establish(":memory:").expect("in-memory SQLite");
+        diesel::sql_query(
+            "CREATE TABLE files (seq INTEGER PRIMARY KEY AUTOINCREMENT, digest TEXT NOT NULL)",
+        )
+        .execute(&mut c)
+        .expect("source");
+        diesel::sql_query(
+            "CREATE TABLE file_digest_runs (run INTEGER NOT NULL, digest TEXT NOT NULL, \
+             row_key INTEGER NOT NULL, PRIMARY KEY (run, digest, row_key)) WITHOUT ROWID",
+        )
+        .execute(&mut c)
+        .expect("runs");
+        diesel::sql_query(
+            "CREATE TABLE file_digest_run_catalog (run INTEGER PRIMARY KEY, \
+             last_row_key INTEGER NOT NULL, entries INTEGER NOT NULL)",
+        )
+        .execute(&mut c)
+        .expect("catalog");
+        let shared = digest_of(0);
+        let insert = |digest: &str, c: &mut diesel::SqliteConnection| {
+            diesel::sql_query("INSERT INTO files (digest) VALUES (?)")
+                .bind::<diesel::sql_types::Text, _>(digest)
+                .execute(c)
+                .expect("row");
+        };
+        // Rows 1, 5, 9 and 12 share a digest; a run takes all twelve; 13 and 14 stay the tail.
+        for n in 1..=12u64 {
+            let digest = if [1, 5, 9, 12].contains(&n) {
+                shared.clone()
+            } else {
+                digest_of(n)
+            };
+            insert(&digest, &mut c);
+        }
+        assert_eq!(SMALL.extend_read_model(&mut c).expect("extend"), 1);
+        insert(&shared, &mut c);
+        insert(&shared, &mut c);
+        assert_eq!(SMALL.extend_read_model(&mut c).expect("extend"), 0);
+        let found = |c: &mut diesel::SqliteConnection, at_most| {
+            c.with_digest(&SMALL, "CAST(seq AS TEXT)", &shared, at_most)
+                .expect("lookup")
+                .map(|mut keys| {
+                    keys.sort_by_key(|k| k.parse::<i64>().unwrap_or_default());
+                    keys
+                })
+        };
+        let all: Vec<String> = [1, 5, 9, 12, 13, 14].map(|n: i32| n.to_string()).to_vec();
+        assert_eq!(found(&mut c, 6), Some(all.clone()));
+        assert_eq!(found(&mut c, 100), Some(all));
+        assert_eq!(
+            found(&mut c, 5),
+            None,
+            "too many to bind: filter by the column"
+        );
+        assert_eq!(
+            c.with_digest(&SMALL, "CAST(seq AS TEXT)", &digest_of(99), 5)
+                .expect("lookup"),
+            Some(Vec::new())
         );
     }
 }

@@ -343,8 +343,9 @@ pub async fn list(
         }
         if let Some(d) = filter.digest {
             // SQLite: the ids from the digest runs, and each record's own digest checked, so
-            // that a damaged run can hide a record but never answer with another.
-            if let Some(ids) = c.with_digest(&RECORD_DIGESTS, "evidence_id", &d)? {
+            // that a damaged run can hide a record but never answer with another. A file
+            // registered more often than that is found by a scan.
+            if let Some(ids) = c.with_digest(&RECORD_DIGESTS, "evidence_id", &d, 10_000)? {
                 q = q.filter(evidence_records::evidence_id.eq_any(ids));
             }
             q = q.filter(evidence_records::digest.eq(d));
