@@ -120,8 +120,9 @@ impl DigestRuns {
         )
     }
 
-    /// Writes run `$1` of the source rows with keys in (`$2`, `$3`], sorted: appended.
-    fn write_run_sql(&self) -> String {
+    /// The statements that write run `run` of the source rows with keys in (`after`, `upto`],
+    /// sorted (so appended), and list it in the catalog.
+    fn write_run(&self, run: i64, after: i64, upto: i64) -> [Statement; 2] {
         let DigestRuns {
             source,
             key,
@@ -129,32 +130,57 @@ impl DigestRuns {
             runs,
             ..
         } = self;
-        format!(
-            "INSERT INTO {runs} (run, digest, row_key) \
-             SELECT $1, {digest}, {key} FROM {source} WHERE {key} > $2 AND {key} <= $3 \
-             ORDER BY {digest}, {key}"
-        )
+        [
+            Statement {
+                sql: format!(
+                    "INSERT INTO {runs} (run, digest, row_key) \
+                     SELECT $1, {digest}, {key} FROM {source} WHERE {key} > $2 AND {key} <= $3 \
+                     ORDER BY {digest}, {key}"
+                ),
+                binds: vec![Bind::Int(run), Bind::Int(after), Bind::Int(upto)],
+            },
+            self.list_run(run, upto),
+        ]
     }
 
-    /// Writes run `$1` of the entries of the runs `$2` (a JSON array), sorted: appended.
-    fn merge_sql(&self) -> String {
-        let runs = self.runs;
-        format!(
-            "INSERT INTO {runs} (run, digest, row_key) \
-             SELECT $1, digest, row_key FROM {runs} \
-             WHERE run IN (SELECT value FROM json_each($2)) ORDER BY digest, row_key"
-        )
+    /// The statements that carry out `merge`: its new run written sorted (so appended) and
+    /// listed, the merged runs dropped from the runs and the catalog.
+    fn merge(&self, merge: &Merge) -> [Statement; 4] {
+        let DigestRuns { runs, catalog, .. } = self;
+        let members = || vec![Bind::Text(merge.members.clone())];
+        [
+            Statement {
+                sql: format!(
+                    "INSERT INTO {runs} (run, digest, row_key) \
+                     SELECT $1, digest, row_key FROM {runs} \
+                     WHERE run IN (SELECT value FROM json_each($2)) ORDER BY digest, row_key"
+                ),
+                binds: vec![Bind::Int(merge.run), Bind::Text(merge.members.clone())],
+            },
+            self.list_run(merge.run, merge.last_row_key),
+            Statement {
+                sql: format!("DELETE FROM {runs} WHERE run IN (SELECT value FROM json_each($1))"),
+                binds: members(),
+            },
+            Statement {
+                sql: format!(
+                    "DELETE FROM {catalog} WHERE run IN (SELECT value FROM json_each($1))"
+                ),
+                binds: members(),
+            },
+        ]
     }
 
-    /// Drops the runs `$1` (a JSON array) from `table`, the runs' or the catalog.
-    fn drop_runs_sql(table: &str) -> String {
-        format!("DELETE FROM {table} WHERE run IN (SELECT value FROM json_each($1))")
-    }
-
-    /// Lists run `$1`: its last source key `$2` and its `$3` entries.
-    fn list_run_sql(&self) -> String {
+    /// Lists `run`, just written, in the catalog: its entries are the rows the statement
+    /// before it inserted (`changes()`, on the same connection).
+    fn list_run(&self, run: i64, last_row_key: i64) -> Statement {
         let catalog = self.catalog;
-        format!("INSERT INTO {catalog} (run, last_row_key, entries) VALUES ($1, $2, $3)")
+        Statement {
+            sql: format!(
+                "INSERT INTO {catalog} (run, last_row_key, entries) VALUES ($1, $2, changes())"
+            ),
+            binds: vec![Bind::Int(run), Bind::Int(last_row_key)],
+        }
     }
 
     fn catalog_sql(&self) -> String {
@@ -192,47 +218,21 @@ impl DigestRuns {
         if last - indexed < self.run_entries {
             return Ok(0);
         }
-        let entries = sqlx::query(sqlx::AssertSqlSafe(self.write_run_sql()))
-            .bind(run)
-            .bind(indexed)
-            .bind(last)
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
-        sqlx::query(sqlx::AssertSqlSafe(self.list_run_sql()))
-            .bind(run)
-            .bind(last)
-            .bind(entries as i64)
-            .execute(&mut *c)
-            .await?;
-        let mut written = 1;
+        let mut steps: Vec<Statement> = self.write_run(run, indexed, last).into();
+        let mut written = 0;
         loop {
+            for step in &steps {
+                step.execute_sqlx(c).await?;
+            }
+            written += 1;
             let listed: Vec<(i64, i64, i64)> =
                 sqlx::query_as(sqlx::AssertSqlSafe(self.catalog_sql()))
                     .fetch_all(&mut *c)
                     .await?;
-            let Some(merge) = self.next_merge(&listed) else {
-                return Ok(written);
-            };
-            let entries = sqlx::query(sqlx::AssertSqlSafe(self.merge_sql()))
-                .bind(merge.run)
-                .bind(&merge.members)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-            for table in [self.runs, self.catalog] {
-                sqlx::query(sqlx::AssertSqlSafe(Self::drop_runs_sql(table)))
-                    .bind(&merge.members)
-                    .execute(&mut *c)
-                    .await?;
+            match self.next_merge(&listed) {
+                Some(merge) => steps = self.merge(&merge).into(),
+                None => return Ok(written),
             }
-            sqlx::query(sqlx::AssertSqlSafe(self.list_run_sql()))
-                .bind(merge.run)
-                .bind(merge.last_row_key)
-                .bind(entries as i64)
-                .execute(&mut *c)
-                .await?;
-            written += 1;
         }
     }
 
@@ -242,47 +242,69 @@ impl DigestRuns {
         c: &mut diesel::SqliteConnection,
     ) -> diesel::QueryResult<usize> {
         use diesel::RunQueryDsl;
-        use diesel::sql_types::{BigInt, Text};
         let bounds: Bounds = diesel::sql_query(self.bounds_sql()).get_result(c)?;
         if bounds.last - bounds.indexed < self.run_entries {
             return Ok(0);
         }
-        let entries = diesel::sql_query(self.write_run_sql())
-            .bind::<BigInt, _>(bounds.run)
-            .bind::<BigInt, _>(bounds.indexed)
-            .bind::<BigInt, _>(bounds.last)
-            .execute(c)?;
-        diesel::sql_query(self.list_run_sql())
-            .bind::<BigInt, _>(bounds.run)
-            .bind::<BigInt, _>(bounds.last)
-            .bind::<BigInt, _>(entries as i64)
-            .execute(c)?;
-        let mut written = 1;
+        let mut steps: Vec<Statement> = self
+            .write_run(bounds.run, bounds.indexed, bounds.last)
+            .into();
+        let mut written = 0;
         loop {
+            for step in &steps {
+                step.execute_diesel(c)?;
+            }
+            written += 1;
             let listed: Vec<CatalogRow> = diesel::sql_query(self.catalog_sql()).load(c)?;
             let listed: Vec<(i64, i64, i64)> = listed
                 .into_iter()
                 .map(|r| (r.run, r.last_row_key, r.entries))
                 .collect();
-            let Some(merge) = self.next_merge(&listed) else {
-                return Ok(written);
-            };
-            let entries = diesel::sql_query(self.merge_sql())
-                .bind::<BigInt, _>(merge.run)
-                .bind::<Text, _>(&merge.members)
-                .execute(c)?;
-            for table in [self.runs, self.catalog] {
-                diesel::sql_query(Self::drop_runs_sql(table))
-                    .bind::<Text, _>(&merge.members)
-                    .execute(c)?;
+            match self.next_merge(&listed) {
+                Some(merge) => steps = self.merge(&merge).into(),
+                None => return Ok(written),
             }
-            diesel::sql_query(self.list_run_sql())
-                .bind::<BigInt, _>(merge.run)
-                .bind::<BigInt, _>(merge.last_row_key)
-                .bind::<BigInt, _>(entries as i64)
-                .execute(c)?;
-            written += 1;
         }
+    }
+}
+
+/// A statement that writes runs or the catalog, and its parameters: built once, run by sqlx
+/// (the anchor) or diesel (read models).
+struct Statement {
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+impl Statement {
+    async fn execute_sqlx(&self, c: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(self.sql.as_str()));
+        for bind in &self.binds {
+            query = match bind {
+                Bind::Int(n) => query.bind(*n),
+                Bind::Text(t) => query.bind(t.as_str()),
+            };
+        }
+        query.execute(c).await?;
+        Ok(())
+    }
+
+    fn execute_diesel(&self, c: &mut diesel::SqliteConnection) -> diesel::QueryResult<()> {
+        use diesel::RunQueryDsl;
+        use diesel::sql_types::{BigInt, Text};
+        let mut query = diesel::sql_query(self.sql.as_str()).into_boxed::<diesel::sqlite::Sqlite>();
+        for bind in &self.binds {
+            query = match bind {
+                Bind::Int(n) => query.bind::<BigInt, _>(*n),
+                Bind::Text(t) => query.bind::<Text, _>(t.clone()),
+            };
+        }
+        query.execute(c)?;
+        Ok(())
     }
 }
 
@@ -614,6 +636,24 @@ mod tests {
             insert(&digest, &mut c);
         }
         assert_eq!(SMALL.extend_read_model(&mut c).expect("extend"), 1);
+        #[derive(diesel::QueryableByName)]
+        struct Counts {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            listed: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            written: i64,
+        }
+        let counts: Counts = diesel::sql_query(
+            "SELECT (SELECT SUM(entries) FROM file_digest_run_catalog) AS listed, \
+                    (SELECT COUNT(*) FROM file_digest_runs) AS written",
+        )
+        .get_result(&mut c)
+        .expect("counts");
+        assert_eq!(
+            (counts.listed, counts.written),
+            (12, 12),
+            "the catalog counts the run"
+        );
         insert(&shared, &mut c);
         insert(&shared, &mut c);
         assert_eq!(SMALL.extend_read_model(&mut c).expect("extend"), 0);
