@@ -203,7 +203,7 @@ impl AnchorService {
         for e in batch.events {
             // The digest is recomputed from the envelope: what is anchored is what is stored.
             let checked =
-                serde_json::from_value::<veritrace_kernel::EventEnvelope>(e.envelope.clone())
+                <veritrace_kernel::EventEnvelope as serde::Deserialize>::deserialize(&e.envelope)
                     .map_err(|err| err.to_string())
                     .and_then(|env| env.seal(alg).map_err(|err| err.to_string()))
                     .and_then(|sealed| {

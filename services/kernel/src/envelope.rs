@@ -1,7 +1,7 @@
 //! The event envelope: what is hashed, batched and anchored for every event of every service.
 
 use crate::problem::FieldError;
-use chain_core::canonical::{CanonicalError, to_canonical_bytes};
+use chain_core::canonical::{CanonicalError, CanonicalObject};
 use chain_core::{Digest, HashAlg};
 /// The time types of [`now`], [`envelope_time`] and [`business_time`], for callers without chrono.
 pub use chrono::{DateTime, Utc};
@@ -44,7 +44,7 @@ pub struct SealedEnvelope {
 
 impl EventEnvelope {
     pub fn seal(self, alg: HashAlg) -> Result<SealedEnvelope, CanonicalError> {
-        let bytes = to_canonical_bytes(&self)?;
+        let bytes = self.canonical_bytes();
         let digest = alg.hash(&bytes);
         // JCS output is UTF-8 by construction.
         let canonical = String::from_utf8(bytes).unwrap_or_default();
@@ -53,6 +53,27 @@ impl EventEnvelope {
             canonical,
             digest,
         })
+    }
+
+    /// The RFC 8785 bytes of the envelope, written member by member in key order: what
+    /// `to_canonical_bytes(&self)` gives, at a fraction of its cost (every event is sealed
+    /// twice, by its service and by the anchor).
+    fn canonical_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(384);
+        let mut id = Uuid::encode_buffer();
+        CanonicalObject::new(&mut out)
+            .str("id", self.id.hyphenated().encode_lower(&mut id))
+            .str("occurred_at", &self.occurred_at)
+            .str("organisation", &self.organisation)
+            .value("payload", &self.payload)
+            .str("recorded_at", &self.recorded_at)
+            .str("service", &self.service)
+            .str("stream", &self.stream)
+            .number("stream_version", self.stream_version as f64)
+            .str("type", &self.event_type)
+            .number("type_version", f64::from(self.type_version))
+            .finish();
+        out
     }
 }
 
@@ -184,6 +205,56 @@ fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_envelope_is_sealed_over_its_rfc8785_bytes() {
+        // Text with what RFC 8785 escapes or sorts apart, and numbers past 2^53.
+        const TEXTS: &[&str] = &[
+            "",
+            "evidence",
+            "a\"b\\c/d",
+            "\u{0}\u{8}\t\n\u{b}\u{c}\r\u{1f}\u{7f}",
+            "é€\u{e000}\u{ffff}",
+            "😀\u{10ffff}",
+            "2026-03-01T12:00:00.000Z",
+        ];
+        let mut n: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            n ^= n << 13;
+            n ^= n >> 7;
+            n ^= n << 17;
+            n
+        };
+        for _ in 0..2_000 {
+            let texts: Vec<String> = (0..10)
+                .map(|_| TEXTS[(next() % TEXTS.len() as u64) as usize].to_owned())
+                .collect();
+            let mut texts = texts.into_iter();
+            let mut text = move || texts.next().unwrap_or_default();
+            let payload = serde_json::json!({
+                text(): text(),
+                "€": [1e21, -0.0, 0.1, 9_007_199_254_740_993u64, null, true],
+                "\u{ffff}": {"😀": text(), "": {}},
+                "size_bytes": 123_456,
+            });
+            let envelope = EventEnvelope {
+                id: Uuid::now_v7(),
+                service: text(),
+                stream: text(),
+                stream_version: next() >> (next() % 64),
+                event_type: text(),
+                type_version: next() as u32,
+                occurred_at: text(),
+                recorded_at: text(),
+                organisation: text(),
+                payload,
+            };
+            let expected = chain_core::canonical::to_canonical_bytes(&envelope).unwrap();
+            let sealed = envelope.seal(HashAlg::Sha3_256).unwrap();
+            assert_eq!(sealed.canonical.as_bytes(), expected.as_slice());
+            assert_eq!(sealed.digest, HashAlg::Sha3_256.hash(&expected));
+        }
+    }
 
     fn at(t: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(t).unwrap().to_utc()

@@ -5,29 +5,10 @@ use veritrace::cli::{BenchArgs, BenchTarget, ChainCommand, Cli, Command};
 use veritrace::verify::{self, Subject};
 use veritrace_kernel::config::Config;
 
-/// mimalloc, not glibc's malloc: under the platform's many threads (HTTP workers, tokio, one
-/// thread per SQLite connection) glibc's allocator took about a quarter of all CPU in `perf`
-/// profiles of `veritrace bench`, in arena locks and chunk consolidation.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// No transparent huge pages for this process. mimalloc maps its memory in 2 MiB-aligned
-/// regions and asks the kernel for huge pages (`madvise`); the kernel then zeroes a whole 2 MiB
-/// page at the first touch of each region, and mimalloc hands regions back soon after they
-/// empty, so that repeats. In `perf` profiles of `veritrace bench` at one event per request,
-/// zeroing those pages took 16 % of all CPU, and the process peaked at 470 MB of RSS against
-/// 130 MB without them.
-fn without_transparent_huge_pages() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and touches no memory of ours. If
-    // it fails (a kernel without it), huge pages stay as they were, which is only slower.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
-}
+mod process_memory;
 
 fn main() -> ExitCode {
-    without_transparent_huge_pages();
+    process_memory::configure();
     let cli = Cli::parse();
     match cli.command {
         Command::Verify {
