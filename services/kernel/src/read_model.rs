@@ -608,8 +608,9 @@ fn apply_and_grant<C: RecordReaders>(
             given: events.len(),
         });
     }
-    // Each (record, reader) once: the statement's rows, in any order.
-    let mut grants = std::collections::HashSet::new();
+    // Each (record, reader) once, in key order: SQLite then inserts at the end of its B-trees
+    // (record ids are time-ordered) rather than here and there.
+    let mut grants = std::collections::BTreeSet::new();
     for (event, records) in events.iter().zip(applied) {
         for record in records {
             grants.extend(event.readers.iter().map(|r| (record.clone(), r.clone())));

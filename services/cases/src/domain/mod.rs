@@ -243,8 +243,7 @@ pub fn observe(envelope: &EventEnvelope) -> Result<Observation, UnreadableEvent>
     let payload = |e: serde_json::Error| invalid("payload", e.to_string());
     let (evidence_id, fact) = match event_type {
         "EvidenceRegistered" => {
-            let p: RegisteredPayload =
-                serde_json::from_value(envelope.payload.clone()).map_err(payload)?;
+            let p = RegisteredPayload::deserialize(&envelope.payload).map_err(payload)?;
             let algorithm =
                 ContentHashAlg::from_name(&p.content_hash.algorithm).ok_or_else(|| {
                     invalid(
@@ -278,14 +277,12 @@ pub fn observe(envelope: &EventEnvelope) -> Result<Observation, UnreadableEvent>
             )
         }
         "EvidenceWithdrawn" => {
-            let p: WithdrawnPayload =
-                serde_json::from_value(envelope.payload.clone()).map_err(payload)?;
+            let p = WithdrawnPayload::deserialize(&envelope.payload).map_err(payload)?;
             check_text_field(&p.reason, MAX_REASON_CHARS).map_err(|m| invalid("reason", m))?;
             (p.evidence_id, EvidenceFact::Withdrawn { reason: p.reason })
         }
         _ => {
-            let p: SharedPayload =
-                serde_json::from_value(envelope.payload.clone()).map_err(payload)?;
+            let p = SharedPayload::deserialize(&envelope.payload).map_err(payload)?;
             check_uuid_v7(&p.organisation_id).map_err(|m| invalid("organisation_id", m))?;
             (
                 p.evidence_id,
