@@ -17,7 +17,6 @@ use veritrace_kernel::bus::{Bus, Delivery, Settlement};
 use veritrace_kernel::config::AnchorConfig;
 use veritrace_kernel::db::Database;
 use veritrace_kernel::migrate::{self, Migration};
-use veritrace_kernel::outbox::EventBatch;
 use veritrace_kernel::telemetry::Metrics;
 
 pub const MIGRATIONS: &[Migration] = &[
@@ -179,8 +178,8 @@ impl AnchorService {
         message_id = delivery.message_id.as_deref().unwrap_or("-"),
     ))]
     async fn consume(&self, delivery: Delivery) {
-        let batch: EventBatch = match serde_json::from_slice(&delivery.body) {
-            Ok(b) => b,
+        let events = match veritrace_kernel::outbox::read_body(&delivery.body) {
+            Ok(events) => events,
             Err(e) => {
                 tracing::error!(error = %e, "malformed message");
                 let body = String::from_utf8_lossy(&delivery.body).into_owned();
@@ -199,23 +198,26 @@ impl AnchorService {
             }
         };
         let alg = self.chain.genesis().hash_alg;
-        let mut leaves = Vec::with_capacity(batch.events.len());
-        for e in batch.events {
+        let mut leaves = Vec::with_capacity(events.len());
+        for e in events {
             // The digest is recomputed from the envelope: what is anchored is what is stored.
-            let checked =
-                <veritrace_kernel::EventEnvelope as serde::Deserialize>::deserialize(&e.envelope)
-                    .map_err(|err| err.to_string())
-                    .and_then(|env| env.seal(alg).map_err(|err| err.to_string()))
-                    .and_then(|sealed| {
-                        if sealed.digest == e.digest {
-                            Ok(sealed)
-                        } else {
-                            Err(format!(
+            let checked = e
+                .envelope
+                .map_err(|unreadable| (unreadable.reason, unreadable.text))
+                .and_then(|env| {
+                    let sealed = env.seal(alg);
+                    if sealed.digest == e.digest {
+                        Ok(sealed)
+                    } else {
+                        Err((
+                            format!(
                                 "stated digest {} but the envelope hashes to {}",
                                 e.digest, sealed.digest
-                            ))
-                        }
-                    });
+                            ),
+                            sealed.canonical,
+                        ))
+                    }
+                });
             match checked {
                 Ok(sealed) => leaves.push(NewLeaf {
                     digest: sealed.digest,
@@ -229,7 +231,7 @@ impl AnchorService {
                     },
                     canonical: sealed.canonical,
                 }),
-                Err(reason) => {
+                Err((reason, envelope)) => {
                     tracing::error!(%reason, "event rejected");
                     if let Err(err) = self
                         .store
@@ -237,7 +239,7 @@ impl AnchorService {
                             &delivery.routing_key,
                             delivery.message_id.as_deref(),
                             &reason,
-                            &e.envelope.to_string(),
+                            &envelope,
                         )
                         .await
                     {

@@ -36,7 +36,6 @@ fn sealed(n: u64) -> veritrace_kernel::envelope::SealedEnvelope {
         payload: json!({"n": n}),
     }
     .seal(HashAlg::Sha3_256)
-    .unwrap()
 }
 
 fn message(events: &[(&veritrace_kernel::envelope::SealedEnvelope, Option<&str>)]) -> Message {

@@ -149,8 +149,8 @@ fn envelope(n: u128) -> EventEnvelope {
 /// every key. Returns receipts of event 2 (first batch) and event 0 of the second batch.
 fn receipts(alg: HashAlg, g: &Genesis, keys: &[SigningKey]) -> Vec<AnchoredReceipt> {
     let batches: Vec<Vec<_>> = vec![
-        (0..5).map(|n| envelope(n).seal(alg).unwrap()).collect(),
-        (5..8).map(|n| envelope(n).seal(alg).unwrap()).collect(),
+        (0..5).map(|n| envelope(n).seal(alg)).collect(),
+        (5..8).map(|n| envelope(n).seal(alg)).collect(),
     ];
     let trees: Vec<_> = batches
         .iter()
@@ -240,7 +240,7 @@ fn governed_receipts(
         c
     };
     let change = change_at(3);
-    let batch: Vec<_> = (8..11).map(|n| envelope(n).seal(alg).unwrap()).collect();
+    let batch: Vec<_> = (8..11).map(|n| envelope(n).seal(alg)).collect();
     let tree = batch_tree(alg, &batch.iter().map(|e| e.digest).collect::<Vec<_>>());
     let tx = anchor_transaction(
         &g.chain_id,

@@ -104,8 +104,7 @@ impl React for CasesService {
             organisation: event.envelope.organisation.clone(),
             payload: decided.payload(),
         }
-        .seal(self.storage.hash_alg)
-        .map_err(|e| ReactionError::Poison(e.to_string()))?;
+        .seal(self.storage.hash_alg);
         Ok(vec![StreamAppend {
             stream,
             expected_version: version,

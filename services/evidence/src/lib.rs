@@ -113,9 +113,7 @@ impl EvidenceService {
             organisation: caller.organisation_id.clone(),
             payload: event.payload(),
         };
-        let sealed = envelope
-            .seal(self.storage.hash_alg)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let sealed = envelope.seal(self.storage.hash_alg);
         Ok(StreamAppend {
             stream: sealed.envelope.stream.clone(),
             expected_version,

@@ -229,7 +229,7 @@ backend_tests! {
         let court = org("court");
         let old_id = uuid::Uuid::now_v7().to_string();
         let old = registered_v1(&old_id, &court.organisation_id);
-        let sealed = old.clone().seal(HashAlg::Sha3_256).expect("seal");
+        let sealed = old.clone().seal(HashAlg::Sha3_256);
         svc.storage.store
             .append(&old.stream, 0, vec![sealed])
             .await

@@ -1,7 +1,7 @@
 //! The event envelope: what is hashed, batched and anchored for every event of every service.
 
 use crate::problem::FieldError;
-use chain_core::canonical::{CanonicalError, CanonicalObject};
+use chain_core::canonical::CanonicalObject;
 use chain_core::{Digest, HashAlg};
 /// The time types of [`now`], [`envelope_time`] and [`business_time`], for callers without chrono.
 pub use chrono::{DateTime, Utc};
@@ -43,16 +43,18 @@ pub struct SealedEnvelope {
 }
 
 impl EventEnvelope {
-    pub fn seal(self, alg: HashAlg) -> Result<SealedEnvelope, CanonicalError> {
+    /// Its canonical text and digest. Every envelope has both: its members are text, whole
+    /// numbers and a JSON value.
+    pub fn seal(self, alg: HashAlg) -> SealedEnvelope {
         let bytes = self.canonical_bytes();
         let digest = alg.hash(&bytes);
         // JCS output is UTF-8 by construction.
         let canonical = String::from_utf8(bytes).unwrap_or_default();
-        Ok(SealedEnvelope {
+        SealedEnvelope {
             envelope: self,
             canonical,
             digest,
-        })
+        }
     }
 
     /// The RFC 8785 bytes of the envelope, written member by member in key order: what
@@ -250,7 +252,7 @@ mod tests {
                 payload,
             };
             let expected = chain_core::canonical::to_canonical_bytes(&envelope).unwrap();
-            let sealed = envelope.seal(HashAlg::Sha3_256).unwrap();
+            let sealed = envelope.seal(HashAlg::Sha3_256);
             assert_eq!(sealed.canonical.as_bytes(), expected.as_slice());
             assert_eq!(sealed.digest, HashAlg::Sha3_256.hash(&expected));
         }

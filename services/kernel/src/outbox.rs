@@ -3,6 +3,7 @@
 //! a crash in between publishes it again, and consumers are idempotent by event digest.
 
 use crate::bus::{Bus, Message};
+use crate::envelope::EventEnvelope;
 use crate::event_store::{EventStore, LeaseRole, RELAY_CONSUMER, StoredEvent};
 use chain_core::Digest;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,67 @@ pub struct PublishedEvent {
     /// organisation only, as the stores' migrations also assume.
     #[serde(default)]
     pub readers: Vec<String>,
+}
+
+/// An event of a message body as a consumer reads it: its envelope as the struct, or why it is
+/// not one.
+#[derive(Debug)]
+pub struct ReceivedEvent {
+    pub digest: Digest,
+    pub envelope: Result<EventEnvelope, UnreadableEnvelope>,
+    pub readers: Vec<String>,
+}
+
+/// An envelope of a message that is JSON but not an [`EventEnvelope`].
+#[derive(Debug)]
+pub struct UnreadableEnvelope {
+    pub reason: String,
+    /// Its JSON text, kept for inspection.
+    pub text: String,
+}
+
+/// Reads a message body ([`EventBatch`]). Envelopes are read straight into [`EventEnvelope`],
+/// several times cheaper than through JSON trees; only a body holding an envelope that is not
+/// one is read again, as trees, to tell its good events from its bad. Fails if the body is not
+/// an event batch at all.
+pub fn read_body(body: &[u8]) -> Result<Vec<ReceivedEvent>, serde_json::Error> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct TypedBatch {
+        events: Vec<TypedEvent>,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct TypedEvent {
+        digest: Digest,
+        envelope: EventEnvelope,
+        #[serde(default)]
+        readers: Vec<String>,
+    }
+    if let Ok(batch) = serde_json::from_slice::<TypedBatch>(body) {
+        return Ok(batch
+            .events
+            .into_iter()
+            .map(|e| ReceivedEvent {
+                digest: e.digest,
+                envelope: Ok(e.envelope),
+                readers: e.readers,
+            })
+            .collect());
+    }
+    let batch: EventBatch = serde_json::from_slice(body)?;
+    Ok(batch
+        .events
+        .into_iter()
+        .map(|e| ReceivedEvent {
+            envelope: EventEnvelope::deserialize(&e.envelope).map_err(|err| UnreadableEnvelope {
+                reason: err.to_string(),
+                text: e.envelope.to_string(),
+            }),
+            digest: e.digest,
+            readers: e.readers,
+        })
+        .collect())
 }
 
 /// Builds a message body from stored canonical envelopes without re-serialising them.
@@ -154,5 +216,67 @@ impl OutboxRelay {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chain_core::HashAlg;
+
+    fn published(n: u64) -> String {
+        let sealed = EventEnvelope {
+            id: uuid::Uuid::now_v7(),
+            service: "evidence".into(),
+            stream: format!("evidence-{n}"),
+            stream_version: 1,
+            event_type: "EvidenceRegistered".into(),
+            type_version: 1,
+            occurred_at: "2026-03-01T12:00:00.000Z".into(),
+            recorded_at: "2026-03-01T12:00:00.000Z".into(),
+            organisation: "org".into(),
+            payload: serde_json::json!({"n": n, "text": "a\"b"}),
+        }
+        .seal(HashAlg::Sha3_256);
+        format!(
+            r#"{{"digest":"{}","envelope":{},"readers":["org"]}}"#,
+            sealed.digest.to_hex(),
+            sealed.canonical
+        )
+    }
+
+    #[test]
+    fn a_body_is_read_into_envelopes_and_a_bad_envelope_is_told_apart() {
+        let good = format!(r#"{{"events":[{},{}]}}"#, published(1), published(2));
+        let events = read_body(good.as_bytes()).unwrap();
+        assert_eq!(events.len(), 2);
+        for (e, n) in events.iter().zip(1..) {
+            let envelope = e.envelope.as_ref().unwrap();
+            assert_eq!(envelope.payload["n"], n);
+            assert_eq!(
+                envelope.clone().seal(HashAlg::Sha3_256).digest,
+                e.digest,
+                "the envelope as sent"
+            );
+            assert_eq!(e.readers, ["org"]);
+        }
+
+        // An envelope with a member an envelope has not: only that event is unreadable.
+        let bad = published(3).replacen(r#""id":"#, r#""extra":1,"id":"#, 1);
+        let mixed = format!(r#"{{"events":[{},{bad},{}]}}"#, published(1), published(2));
+        let events = read_body(mixed.as_bytes()).unwrap();
+        assert_eq!(events.len(), 3);
+        assert!(events[0].envelope.is_ok() && events[2].envelope.is_ok());
+        let unreadable = events[1].envelope.as_ref().unwrap_err();
+        assert!(unreadable.reason.contains("extra"), "{}", unreadable.reason);
+        assert!(
+            unreadable.text.contains(r#""extra":1"#),
+            "{}",
+            unreadable.text
+        );
+
+        // Not an event batch at all.
+        assert!(read_body(br#"{"events":[{"digest":"00"}]}"#).is_err());
+        assert!(read_body(b"not json").is_err());
     }
 }

@@ -18,7 +18,6 @@
 use crate::bus::{Bus, BusError, Delivery, Settlement};
 use crate::envelope::EventEnvelope;
 use crate::event_store::{EventStore, EventStoreError, StreamAppend};
-use crate::outbox::EventBatch;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -122,19 +121,19 @@ async fn handle(
     delivery: Delivery,
     shutdown: &watch::Receiver<bool>,
 ) {
-    let batch: EventBatch = match serde_json::from_slice(&delivery.body) {
-        Ok(batch) => batch,
+    let events = match crate::outbox::read_body(&delivery.body) {
+        Ok(events) => events,
         Err(err) => {
             tracing::error!(%err, "not an event batch; dead-lettered");
             delivery.settle(Settlement::DeadLetter);
             return;
         }
     };
-    for published in batch.events {
-        let envelope: EventEnvelope = match serde_json::from_value(published.envelope) {
+    for published in events {
+        let envelope = match published.envelope {
             Ok(envelope) => envelope,
-            Err(err) => {
-                tracing::error!(%err, "an event that is not an envelope; dead-lettered");
+            Err(unreadable) => {
+                tracing::error!(err = %unreadable.reason, "an event that is not an envelope; dead-lettered");
                 delivery.settle(Settlement::DeadLetter);
                 return;
             }

@@ -926,7 +926,7 @@ mod tests {
             {
                 let mut written = event(0, payload).envelope;
                 written.stream = format!("note-{n}");
-                let sealed = written.seal(HashAlg::Sha3_256).expect("sealed");
+                let sealed = written.seal(HashAlg::Sha3_256);
                 store.append(&sealed.envelope.stream.clone(), 0, vec![sealed])
                     .await
                     .expect("appended");

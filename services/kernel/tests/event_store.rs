@@ -38,7 +38,6 @@ fn event(stream: &str, version: u64, n: u64) -> SealedEnvelope {
         payload: json!({"n": n}),
     }
     .seal(chain_core::HashAlg::Sha3_256)
-    .unwrap()
 }
 
 fn claiming(stream: &str, n: u64, keys: &[&str]) -> StreamAppend {

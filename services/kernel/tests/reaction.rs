@@ -54,8 +54,7 @@ impl React for Tally {
             organisation: event.envelope.organisation.clone(),
             payload: json!({"note": event.envelope.id}),
         }
-        .seal(chain_core::HashAlg::Sha3_256)
-        .map_err(|e| ReactionError::Poison(e.to_string()))?;
+        .seal(chain_core::HashAlg::Sha3_256);
         Ok(vec![StreamAppend {
             stream: "tally".into(),
             expected_version: version,

@@ -224,8 +224,7 @@ impl ProvenanceService {
                 organisation: caller.organisation_id.clone(),
                 payload,
             }
-            .seal(self.storage.hash_alg)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+            .seal(self.storage.hash_alg);
             Ok::<_, ApiError>((stream, sealed))
         };
         let mut appends = Vec::with_capacity(plan.to_store().len() + 1);
@@ -400,8 +399,7 @@ impl ProvenanceService {
             organisation: caller.organisation_id.clone(),
             payload,
         }
-        .seal(self.storage.hash_alg)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .seal(self.storage.hash_alg);
         self.storage
             .record(vec![StreamAppend {
                 stream,

@@ -454,8 +454,7 @@ fn audit_flags_tampering() {
         organisation: "forger".into(),
         payload: serde_json::json!({"title": "backdated"}),
     }
-    .seal(genesis.hash_alg)
-    .expect("seal");
+    .seal(genesis.hash_alg);
     d.execute(&format!(
         "INSERT INTO evidence.events (event_id, stream, stream_version, event_type, envelope, digest, recorded_at)
          VALUES ('{}', 'evidence-forged', 1, 'EvidenceRegistered', '{}', '{}', '2026-01-01T00:00:00Z')",
