@@ -60,7 +60,9 @@ pub struct HttpConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChainConfig {
-    /// A solo validator cuts at most one block per interval while transactions wait.
+    /// A solo validator cuts at most one block per interval while transactions wait (none
+    /// while none wait). A receipt waits for its block: at 1,000 ms, half of them waited over
+    /// 0.65 s from the 201 in `veritrace bench`, at 250 ms 0.17 s.
     pub block_interval_ms: u64,
     /// Chain id for a genesis created on first start; a random one when unset.
     pub chain_id: Option<String>,
@@ -196,7 +198,7 @@ impl Default for HttpConfig {
 impl Default for ChainConfig {
     fn default() -> Self {
         ChainConfig {
-            block_interval_ms: 1000,
+            block_interval_ms: 250,
             chain_id: None,
             hash_alg: chain_core::HashAlg::Sha3_256,
             signature_alg: chain_core::genesis::SignatureAlg::Ed25519,
