@@ -144,18 +144,29 @@ impl AnchorService {
         tokio::spawn(async move {
             let mut scheduler = scheduler;
             let seal_after = Duration::from_millis(me.config.seal_after_ms);
-            // When the oldest leaf that a full batch did not take must be sealed.
+            let quiet = Duration::from_millis(me.config.seal_when_quiet_ms);
+            // When the oldest leaf that a full batch did not take must be sealed, and when the
+            // leaves will have stopped arriving if no other comes.
             let mut due: Option<tokio::time::Instant> = None;
+            let mut quiet_due: Option<tokio::time::Instant> = None;
             loop {
+                let next = match (due, quiet_due) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 tokio::select! {
                     _ = me.leaves_waiting.notified() => {
                         me.seal_waiting(true).await;
+                        let now = tokio::time::Instant::now();
                         if !seal_after.is_zero() && due.is_none() {
-                            due = Some(tokio::time::Instant::now() + seal_after);
+                            due = Some(now + seal_after);
+                        }
+                        if !quiet.is_zero() {
+                            quiet_due = Some(now + quiet);
                         }
                     }
-                    _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
-                        due = None;
+                    _ = tokio::time::sleep_until(next.unwrap_or_else(tokio::time::Instant::now)), if next.is_some() => {
+                        (due, quiet_due) = (None, None);
                         me.seal_waiting(false).await;
                     }
                     _ = stop.changed() => {

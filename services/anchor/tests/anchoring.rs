@@ -103,6 +103,7 @@ backend_tests! {
         let config = AnchorConfig {
             max_batch_size: 1000,
             seal_after_ms: 50,
+            seal_when_quiet_ms: 0,
             // Never within this test: only the wait can seal.
             seal_interval_secs: 3600,
             ..AnchorConfig::default()
@@ -130,6 +131,39 @@ backend_tests! {
         }
     }
 
+    async fn a_burst_is_sealed_once_its_leaves_stop_arriving(test_db: TestDb) {
+        let solo = solo_chain("anchor-seal-quiet");
+        let db = test_db.open("anchor").await;
+        let config = AnchorConfig {
+            max_batch_size: 1000,
+            // Neither the oldest leaf's wait nor the schedule within this test: only the quiet
+            // after the burst can seal.
+            seal_after_ms: 3_600_000,
+            seal_when_quiet_ms: 50,
+            seal_interval_secs: 3600,
+            ..AnchorConfig::default()
+        };
+        let anchor = AnchorService::open(&db, solo.node.clone(), config, Arc::new(Metrics::new().unwrap()))
+            .await
+            .unwrap();
+        let bus = InProcessBus::new();
+        anchor.start(&bus, solo.stop.clone()).await.unwrap();
+        let events: Vec<_> = (0..3).map(sealed).collect();
+        bus.publish(vec![message(&[(&events[0], None), (&events[1], None)])])
+            .await
+            .unwrap();
+        bus.publish(vec![message(&[(&events[2], None)])]).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (total, anchored) = anchor.store.progress().await.unwrap();
+            if total == 3 && anchored == 3 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "a burst of 3 of 1000 was never sealed: {total} received, {anchored} anchored");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn leaves_are_idempotent_poison_is_set_aside_and_receipts_verify(test_db: TestDb) {
         let solo = solo_chain("anchor-test");
         let (genesis, node, stop_rx) = (solo.genesis.clone(), solo.node.clone(), solo.stop.clone());
@@ -138,6 +172,7 @@ backend_tests! {
             max_batch_size: 3,
             // Long enough that only the size rule can seal during this test's first part.
             seal_after_ms: 0,
+            seal_when_quiet_ms: 0,
             seal_interval_secs: 3600,
             resubmit_after_ms: 10_000,
         };
@@ -305,6 +340,7 @@ async fn a_lying_chain_neither_misplaces_a_batch_nor_spoils_its_receipts() {
     let config = AnchorConfig {
         max_batch_size: 3,
         seal_after_ms: 0,
+        seal_when_quiet_ms: 0,
         seal_interval_secs: 3600,
         resubmit_after_ms: 100,
     };

@@ -85,6 +85,9 @@ pub struct AnchorConfig {
     pub max_batch_size: usize,
     /// ...or when the oldest waiting leaf has waited this long (0: only by size and schedule)...
     pub seal_after_ms: u64,
+    /// ...or when no leaf has arrived for this long (0: never): when a burst ends, its last
+    /// leaves catch the next block instead of waiting out `seal_after_ms`...
+    pub seal_when_quiet_ms: u64,
     /// ...or on this schedule (whole seconds, at least 1), whichever comes first. The schedule
     /// also seals what waited through a restart.
     pub seal_interval_secs: u64,
@@ -213,6 +216,7 @@ impl Default for AnchorConfig {
         AnchorConfig {
             max_batch_size: 20_000,
             seal_after_ms: 200,
+            seal_when_quiet_ms: 20,
             seal_interval_secs: 1,
             resubmit_after_ms: 10_000,
         }
