@@ -216,7 +216,7 @@ impl Default for AnchorConfig {
         AnchorConfig {
             max_batch_size: 20_000,
             seal_after_ms: 200,
-            seal_when_quiet_ms: 20,
+            seal_when_quiet_ms: 60,
             seal_interval_secs: 1,
             resubmit_after_ms: 10_000,
         }
