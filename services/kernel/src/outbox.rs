@@ -116,6 +116,15 @@ pub fn routing_key(e: &StoredEvent) -> String {
     format!("{}.{}", e.envelope.service, e.envelope.event_type)
 }
 
+/// Where a relay that owns its store (SQLite: one process per file) has got to: every event up
+/// to `through` has left the outbox, and every later one is in it, so the next round takes the
+/// events after `through` from the writer's feed instead of reading the outbox back. Not for
+/// PostgreSQL, where other processes append too and a later position can commit first.
+struct RelayCursor {
+    feed: crate::event_store::EventFeed,
+    through: Option<i64>,
+}
+
 pub struct OutboxRelay {
     pub store: EventStore,
     pub bus: Arc<dyn Bus>,
@@ -133,6 +142,42 @@ impl OutboxRelay {
             .unpublished(self.batch_size as i64)
             .await
             .map_err(|e| e.to_string())?;
+        self.relay(batch).await
+    }
+
+    /// One round from `cursor`: the events after the position it holds, handed over in memory
+    /// as the writer committed them; from the outbox when it holds none (at the start, after
+    /// an error). Returns how many left the outbox, as [`relay_once`](Self::relay_once).
+    #[tracing::instrument(name = "relay_outbox", skip_all)]
+    async fn relay_following(&self, cursor: &mut RelayCursor) -> Result<usize, String> {
+        let limit = self.batch_size as i64;
+        let batch = match cursor.through {
+            Some(through) => cursor.feed.read_after(through, limit).await,
+            None => {
+                // Every event up to the head read first is in the outbox or published: when
+                // the outbox is read whole, the relay is through the head too.
+                let head = *self.store.committed().borrow();
+                let mut batch = self.store.unpublished(limit).await;
+                if let Ok(b) = &mut batch
+                    && ((b.events.len() + b.unreadable.len()) as i64) < limit
+                {
+                    b.last = b.last.max(head);
+                }
+                batch
+            }
+        }
+        .map_err(|e| e.to_string())?;
+        let last = batch.last;
+        let relayed = self.relay(batch).await?;
+        if last > 0 {
+            cursor.through = Some(last);
+        }
+        Ok(relayed)
+    }
+
+    /// Sets aside `batch`'s unreadable rows and publishes its events, then removes them all
+    /// from the outbox.
+    async fn relay(&self, batch: crate::event_store::ReadBatch) -> Result<usize, String> {
         // An unreadable row would otherwise come first in every round, for ever.
         self.store
             .set_aside(RELAY_CONSUMER, &batch.unreadable)
@@ -179,6 +224,12 @@ impl OutboxRelay {
     /// process holds the store's relay lease (another replica may hold it; it is retried at
     /// every sweep).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        // Subscribed before anything is read, so that no commit falls between.
+        let mut cursor =
+            matches!(self.store.database(), crate::db::Database::Sqlite(_)).then(|| RelayCursor {
+                feed: self.store.feed(),
+                through: None,
+            });
         let mut committed = self.store.committed();
         let mut backoff = Duration::from_millis(100);
         let mut lease = self.store.lease(LeaseRole::Relay);
@@ -194,7 +245,17 @@ impl OutboxRelay {
                 }
                 continue;
             }
-            match self.relay_once().await {
+            let round = match cursor.as_mut() {
+                Some(cursor) => self.relay_following(cursor).await,
+                None => self.relay_once().await,
+            };
+            if round.is_err()
+                && let Some(cursor) = cursor.as_mut()
+            {
+                // What the failed round took may not have left the outbox: read it again.
+                cursor.through = None;
+            }
+            match round {
                 Ok(n) if n > 0 => {
                     backoff = Duration::from_millis(100);
                     continue;

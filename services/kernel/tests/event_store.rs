@@ -405,6 +405,55 @@ backend_tests! {
         assert_eq!(store.set_aside_counts().await.unwrap()[1], ("relay".to_string(), 1));
     }
 
+    /// The running relay: first what waited in the outbox (more than one round of it), then
+    /// what is committed while it runs, each event once and in commit order.
+    async fn the_running_relay_publishes_the_outbox_then_each_commit_once_in_order(db: TestDb) {
+        let store = open(&db).await;
+        for n in 0..20u64 {
+            store.append(&format!("w-{n}"), 0, vec![event(&format!("w-{n}"), 1, n)]).await.unwrap();
+        }
+        let bus = InProcessBus::new();
+        let mut sub = bus.subscribe("q", &["test.*"]).await.unwrap();
+        let consumer = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while seen.len() < 60 {
+                let d = sub.next().await.unwrap();
+                let batch: EventBatch = serde_json::from_slice(&d.body).unwrap();
+                seen.extend(batch.events.iter().map(|e| e.envelope["payload"]["n"].as_u64().unwrap()));
+                d.settle(Settlement::Ack);
+            }
+            seen
+        });
+        let relay = OutboxRelay {
+            store: store.clone(),
+            bus: Arc::new(bus) as Arc<dyn Bus>,
+            batch_size: 7,
+            sweep_interval: Duration::from_secs(60),
+        };
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let relaying = tokio::spawn(relay.run(shutdown));
+        // Commits while the relay runs: single events, and groups of streams in one append.
+        for n in 20..40u64 {
+            store.append(&format!("r-{n}"), 0, vec![event(&format!("r-{n}"), 1, n)]).await.unwrap();
+        }
+        for n in (40..60u64).step_by(4) {
+            let group = (n..n + 4).map(|k| claiming(&format!("g-{k}"), k, &[])).collect();
+            store.append_all(group).await.unwrap();
+        }
+        let seen = tokio::time::timeout(Duration::from_secs(30), consumer)
+            .await
+            .expect("every event is published")
+            .unwrap();
+        assert_eq!(seen, (0..60).collect::<Vec<u64>>());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while store.outbox_len().await.unwrap() > 0 {
+            assert!(std::time::Instant::now() < deadline, "the outbox is never emptied");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = stop.send(true);
+        relaying.await.unwrap();
+    }
+
     async fn an_unconfirmed_message_stays_in_the_outbox(db: TestDb) {
         let store = open(&db).await;
         store.append("s", 0, vec![event("s", 1, 0)]).await.unwrap();
