@@ -96,10 +96,50 @@ fn solo_chain(chain_id: &str) -> SoloChain {
     }
 }
 
+/// An anchoring service with `config` on `test_db`, started on an in-process bus, with the
+/// solo chain it anchors on.
+async fn started(
+    test_db: &veritrace_kernel::testing::TestDb,
+    chain_id: &str,
+    config: AnchorConfig,
+) -> (SoloChain, Arc<AnchorService>, InProcessBus) {
+    let solo = solo_chain(chain_id);
+    let db = test_db.open("anchor").await;
+    let anchor = AnchorService::open(
+        &db,
+        solo.node.clone(),
+        config,
+        Arc::new(Metrics::new().unwrap()),
+    )
+    .await
+    .unwrap();
+    let bus = InProcessBus::new();
+    anchor.start(&bus, solo.stop.clone()).await.unwrap();
+    (solo, anchor, bus)
+}
+
+/// Waits until `total` leaves are received and all anchored, or fails after 10 s with `what`.
+async fn all_anchored(anchor: &AnchorService, total: i64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (received, anchored) = anchor.store.progress().await.unwrap();
+        assert!(
+            received <= total,
+            "{what}: {received} leaves received of {total}"
+        );
+        if received == total && anchored == total {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {received} received, {anchored} anchored"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 backend_tests! {
     async fn a_partial_batch_is_sealed_once_its_oldest_leaf_waited_seal_after_ms(test_db: TestDb) {
-        let solo = solo_chain("anchor-seal-after");
-        let db = test_db.open("anchor").await;
         let config = AnchorConfig {
             max_batch_size: 1000,
             seal_after_ms: 50,
@@ -108,32 +148,18 @@ backend_tests! {
             seal_interval_secs: 3600,
             ..AnchorConfig::default()
         };
-        let anchor = AnchorService::open(&db, solo.node.clone(), config, Arc::new(Metrics::new().unwrap()))
-            .await
-            .unwrap();
-        let bus = InProcessBus::new();
-        anchor.start(&bus, solo.stop.clone()).await.unwrap();
+        let (_solo, anchor, bus) = started(&test_db, "anchor-seal-after", config).await;
         for round in 0..2u64 {
             let events: Vec<_> = (0..2).map(|i| sealed(10 * round + i)).collect();
             bus.publish(vec![message(&[(&events[0], None), (&events[1], None)])])
                 .await
                 .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let (total, anchored) = anchor.store.progress().await.unwrap();
-                assert_eq!(total, 2 * (round as i64 + 1));
-                if anchored == total {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "round {round}: a batch of 2 of 1000 was never sealed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            let what = format!("round {round}: a batch of 2 of 1000");
+            all_anchored(&anchor, 2 * (round as i64 + 1), &what).await;
         }
     }
 
     async fn a_burst_is_sealed_once_its_leaves_stop_arriving(test_db: TestDb) {
-        let solo = solo_chain("anchor-seal-quiet");
-        let db = test_db.open("anchor").await;
         let config = AnchorConfig {
             max_batch_size: 1000,
             // Neither the oldest leaf's wait nor the schedule within this test: only the quiet
@@ -143,25 +169,13 @@ backend_tests! {
             seal_interval_secs: 3600,
             ..AnchorConfig::default()
         };
-        let anchor = AnchorService::open(&db, solo.node.clone(), config, Arc::new(Metrics::new().unwrap()))
-            .await
-            .unwrap();
-        let bus = InProcessBus::new();
-        anchor.start(&bus, solo.stop.clone()).await.unwrap();
+        let (_solo, anchor, bus) = started(&test_db, "anchor-seal-quiet", config).await;
         let events: Vec<_> = (0..3).map(sealed).collect();
         bus.publish(vec![message(&[(&events[0], None), (&events[1], None)])])
             .await
             .unwrap();
         bus.publish(vec![message(&[(&events[2], None)])]).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let (total, anchored) = anchor.store.progress().await.unwrap();
-            if total == 3 && anchored == 3 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "a burst of 3 of 1000 was never sealed: {total} received, {anchored} anchored");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        all_anchored(&anchor, 3, "a burst of 3 of 1000").await;
     }
 
     async fn leaves_are_idempotent_poison_is_set_aside_and_receipts_verify(test_db: TestDb) {
