@@ -27,9 +27,10 @@ impl Drop for Running {
 
 /// Settings under which `veritrace up` seals no batch during a test: only when 100,000 events
 /// wait, or hourly. Its receipts stay pending.
-pub const SEALING_HELD_OFF: [(&str, &str); 3] = [
+pub const SEALING_HELD_OFF: [(&str, &str); 4] = [
     ("VERITRACE_ANCHOR__MAX_BATCH_SIZE", "100000"),
     ("VERITRACE_ANCHOR__SEAL_AFTER_MS", "0"),
+    ("VERITRACE_ANCHOR__SEAL_WHEN_QUIET_MS", "0"),
     ("VERITRACE_ANCHOR__SEAL_INTERVAL_SECS", "3600"),
 ];
 
