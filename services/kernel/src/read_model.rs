@@ -364,6 +364,10 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
         ))
         .execute(conn)
         .map_err(diesel::r2d2::Error::QueryError)?;
+        // Statement journals and sorts in memory, as the event store's connections keep them.
+        diesel::sql_query(format!("PRAGMA temp_store = {}", crate::db::TEMP_STORE))
+            .execute(conn)
+            .map_err(diesel::r2d2::Error::QueryError)?;
         diesel::sql_query("PRAGMA synchronous = NORMAL")
             .execute(conn)
             .map(|_| ())
@@ -771,6 +775,28 @@ mod tests {
             digest: HashAlg::Sha3_256.hash(b""),
             readers: vec!["org".into()],
         }
+    }
+
+    /// The projector's and the queries' connections keep statement journals and sorts in
+    /// memory, as the event store's do.
+    #[tokio::test]
+    async fn temporary_data_is_kept_in_memory() {
+        #[derive(diesel::QueryableByName)]
+        struct TempStore {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            temp_store: i64,
+        }
+        let db = TestDb::sqlite().await;
+        let ReadPool::Sqlite(pool) = ReadPool::open(&db.open("notes").await).expect("a pool")
+        else {
+            unreachable!("a SQLite test database")
+        };
+        let mut c = pool.get().expect("a connection");
+        let mode: TempStore = diesel::sql_query("PRAGMA temp_store")
+            .get_result(&mut c)
+            .expect("temp_store");
+        // 2 = MEMORY.
+        assert_eq!(mode.temp_store, 2);
     }
 
     fn note(position: i64, id: &str) -> StoredEvent {
