@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "leaf_digests_in_sorted_runs",
         "anchor/0005_leaf_digests_in_sorted_runs.sql"
     ),
+    veritrace_kernel::migration!(
+        6,
+        "digest_runs_merged_in_chunks",
+        "anchor/0006_digest_runs_merged_in_chunks.sql"
+    ),
 ];
 
 /// The queue the anchoring service consumes: every event of every service.

@@ -6,6 +6,10 @@ use veritrace_kernel::digest_runs::DigestRuns;
 use veritrace_kernel::envelope::now_rfc3339;
 use veritrace_kernel::on_pool;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tracing::Instrument;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("anchor store unavailable: {0}")]
@@ -84,6 +88,8 @@ fn digest(s: &str) -> Result<Digest, StoreError> {
 #[derive(Clone)]
 pub struct AnchorStore {
     db: Database,
+    /// Set while a task merges leaf digest runs (SQLite): one at a time does.
+    merging: Arc<AtomicBool>,
 }
 
 /// Takes the leaves `$1` (a JSON array of `seq`s) off the queue of leaves waiting for a batch.
@@ -123,7 +129,10 @@ const LEAF_DIGESTS: DigestRuns = DigestRuns {
 
 impl AnchorStore {
     pub fn new(db: &Database) -> Self {
-        AnchorStore { db: db.clone() }
+        AnchorStore {
+            db: db.clone(),
+            merging: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// Persists leaves, ignoring digests already present. Returns how many were new.
@@ -160,8 +169,11 @@ impl AnchorStore {
                     .bind(before)
                     .execute(&mut *tx)
                     .await?;
-                LEAF_DIGESTS.extend(&mut tx).await?;
+                let runs_written = LEAF_DIGESTS.extend(&mut tx).await?;
                 tx.commit().await?;
+                if runs_written > 0 {
+                    self.merge_digest_runs(db);
+                }
                 inserted
             }
             Database::Postgres(db) => {
@@ -193,6 +205,34 @@ impl AnchorStore {
             }
         };
         Ok(inserted)
+    }
+
+    /// Merges the leaf digest runs that are due (SQLite), on a task of its own, one chunk per
+    /// transaction: receiving and sealing wait for a chunk at most, never for a whole merge. A
+    /// merge a shutdown cut short goes on after the next run is written.
+    fn merge_digest_runs(&self, db: &veritrace_kernel::db::SqliteDatabase) {
+        if self.merging.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (writer, merging) = (db.writer.clone(), self.merging.clone());
+        let merge = async move {
+            let merged = async {
+                loop {
+                    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+                    let more = LEAF_DIGESTS.merge_step(&mut tx).await?;
+                    tx.commit().await?;
+                    if !more {
+                        return Ok::<_, sqlx::Error>(());
+                    }
+                }
+            }
+            .await;
+            merging.store(false, Ordering::Release);
+            if let Err(error) = merged {
+                tracing::warn!(%error, "merging leaf digest runs failed; the next run written retries");
+            }
+        };
+        tokio::spawn(merge.instrument(tracing::info_span!("merge_leaf_digest_runs")));
     }
 
     /// Keeps an event (or a whole message body) the anchor refused, for inspection.
@@ -635,6 +675,61 @@ mod tests {
                     || s.starts_with("SCAN sealed_leaves")),
                 "{statement}: {steps:?}"
             );
+        }
+    }
+
+    /// Once eight runs of leaf digests are written, a task of its own merges them into one
+    /// (SQLite), while leaves keep arriving; every leaf is found by its digest throughout.
+    #[tokio::test]
+    async fn leaf_digest_runs_are_merged_beside_receiving() {
+        let db = TestDb::sqlite().await;
+        let store = migrated_store(&db).await;
+        let Database::Sqlite(sqlite) = &store.db else {
+            unreachable!("a SQLite test database")
+        };
+        let run = veritrace_kernel::digest_runs::RUN_ENTRIES as usize;
+        // Runs of 4,500 (a run is written once 4,096 wait, at the end of a 500-leaf append):
+        // the eighth at 36,000.
+        let leaves = new_leaves(9 * run + 500);
+        for chunk in leaves.chunks(500) {
+            assert_eq!(
+                store.insert_leaves(chunk).await.expect("leaves"),
+                chunk.len() as u64
+            );
+        }
+        let merged = async {
+            loop {
+                let (live, entries, other): (i64, i64, i64) = sqlx::query_as(
+                    "SELECT COUNT(*) FILTER (WHERE state = 'live'),
+                            SUM(entries) FILTER (WHERE state = 'live'),
+                            COUNT(*) FILTER (WHERE state <> 'live')
+                     FROM leaf_digest_run_catalog",
+                )
+                .fetch_one(&sqlite.reader)
+                .await
+                .expect("catalog");
+                if (live, other) == (1, 0) {
+                    return entries;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        let entries = tokio::time::timeout(std::time::Duration::from_secs(30), merged)
+            .await
+            .expect("the eight runs merged into one within 30 s");
+        assert!(entries >= 8 * run as i64, "{entries}");
+        let (in_runs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM leaf_digest_runs")
+            .fetch_one(&sqlite.reader)
+            .await
+            .expect("runs");
+        assert_eq!(in_runs, entries, "the merged runs are dropped");
+        for i in [0, 1, run, 4 * run + 7, 8 * run - 1, 9 * run + 499] {
+            let leaf = store
+                .leaf_by_digest(&leaves[i].digest)
+                .await
+                .expect("read")
+                .expect("found");
+            assert_eq!(leaf.event_id, format!("event-{i}"));
         }
     }
 

@@ -32,6 +32,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "record_digests_in_sorted_runs",
         "evidence/0005_record_digests_in_sorted_runs.sql"
     ),
+    veritrace_kernel::migration!(
+        6,
+        "digest_runs_merged_in_chunks",
+        "evidence/0006_digest_runs_merged_in_chunks.sql"
+    ),
 ];
 
 pub struct EvidenceService {

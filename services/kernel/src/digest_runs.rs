@@ -12,11 +12,16 @@
 //! run has the highest number, so its entries are appended: pages written once, full. When
 //! [`RUNS_PER_MERGE`] runs of one size class exist they are merged into one run of the next,
 //! up to class [`LAST_MERGED_CLASS`] + 1 (runs of 262,144 entries and more), so each entry is
-//! written at most three times, a few dozen bytes each time, and no merge rewrites more than
-//! about 262,144 entries (0.4 s on the 2-core machine): a merge runs in the writer's transaction,
-//! so a larger one would be a longer stall. A lookup seeks each run (up to 7 per merged class
-//! and one per 262,144 rows beyond) and scans the unindexed tail (about [`RUN_ENTRIES`] rows, by
-//! key range).
+//! written at most three times, a few dozen bytes each time. A lookup seeks each live run (up
+//! to 7 per merged class and one per 262,144 rows beyond) and scans the unindexed tail (about
+//! [`RUN_ENTRIES`] rows, by key range).
+//!
+//! A merge is written in chunks by digest range, each in a transaction of its own
+//! ([`DigestRuns::merge_step`]), never in the transaction that inserted the rows: merging
+//! 262,144 entries at once held the anchor's writer for half a second, and capture waited on
+//! the anchor meanwhile. The catalog says where each merge stands, so one cut short goes on
+//! where its last chunk ended; its new run is looked up only once complete, and the runs it
+//! replaces until then.
 //!
 //! SQLite only. PostgreSQL's WAL records each index entry, not its page, and keeps its B-tree
 //! index.
@@ -26,11 +31,12 @@
 //! CREATE TABLE <runs> (run INTEGER NOT NULL, digest TEXT NOT NULL, row_key INTEGER NOT NULL,
 //!     PRIMARY KEY (run, digest, row_key)) WITHOUT ROWID;
 //! CREATE TABLE <catalog> (run INTEGER PRIMARY KEY, last_row_key INTEGER NOT NULL,
-//!     entries INTEGER NOT NULL);
+//!     entries INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'live',
+//!     merging_into INTEGER, written_below TEXT);
 //! ```
-//! Every source row with key ≤ `MAX(last_row_key)` is in exactly one run; the rest are the
-//! tail. That holds because the source's key only grows (an `AUTOINCREMENT` key with a single
-//! writer) and its rows are never deleted.
+//! Every source row with key ≤ `MAX(last_row_key)` is in exactly one live run; the rest are
+//! the tail. That holds because the source's key only grows (an `AUTOINCREMENT` key with a
+//! single writer) and its rows are never deleted.
 
 use sqlx::SqliteConnection;
 
@@ -85,8 +91,8 @@ impl Run {
 
 impl DigestRuns {
     /// The keys of the source rows whose digest is the parameter `param` (e.g. `$1`), as a
-    /// subquery: one seek per run, and the tail by key range. One statement, so it reads one
-    /// snapshot of the runs and the tail.
+    /// subquery: one seek per live run, and the tail by key range. One statement, so it reads
+    /// one snapshot of the runs and the tail.
     pub fn keys_with_digest(&self, param: &str) -> String {
         let DigestRuns {
             source,
@@ -97,7 +103,8 @@ impl DigestRuns {
             ..
         } = self;
         format!(
-            "SELECT row_key FROM {runs} WHERE run IN (SELECT run FROM {catalog}) AND digest = {param} \
+            "SELECT row_key FROM {runs} WHERE run IN (SELECT run FROM {catalog} WHERE state = 'live') \
+             AND digest = {param} \
              UNION ALL \
              SELECT {key} FROM {source} \
              WHERE {key} > (SELECT COALESCE(MAX(last_row_key), 0) FROM {catalog}) AND {digest} = {param}"
@@ -128,6 +135,7 @@ impl DigestRuns {
             key,
             digest,
             runs,
+            catalog,
             ..
         } = self;
         [
@@ -139,77 +147,172 @@ impl DigestRuns {
                 ),
                 binds: vec![Bind::Int(run), Bind::Int(after), Bind::Int(upto)],
             },
-            self.list_run(run, upto),
-        ]
-    }
-
-    /// The statements that carry out `merge`: its new run written sorted (so appended) and
-    /// listed, the merged runs dropped from the runs and the catalog.
-    fn merge(&self, merge: &Merge) -> [Statement; 4] {
-        let DigestRuns { runs, catalog, .. } = self;
-        let members = || vec![Bind::Text(merge.members.clone())];
-        [
+            // Its entries are the rows the statement before it inserted (`changes()`, on the
+            // same connection).
             Statement {
                 sql: format!(
-                    "INSERT INTO {runs} (run, digest, row_key) \
-                     SELECT $1, digest, row_key FROM {runs} \
-                     WHERE run IN (SELECT value FROM json_each($2)) ORDER BY digest, row_key"
+                    "INSERT INTO {catalog} (run, last_row_key, entries) VALUES ($1, $2, changes())"
                 ),
-                binds: vec![Bind::Int(merge.run), Bind::Text(merge.members.clone())],
-            },
-            self.list_run(merge.run, merge.last_row_key),
-            Statement {
-                sql: format!("DELETE FROM {runs} WHERE run IN (SELECT value FROM json_each($1))"),
-                binds: members(),
-            },
-            Statement {
-                sql: format!(
-                    "DELETE FROM {catalog} WHERE run IN (SELECT value FROM json_each($1))"
-                ),
-                binds: members(),
+                binds: vec![Bind::Int(run), Bind::Int(upto)],
             },
         ]
-    }
-
-    /// Lists `run`, just written, in the catalog: its entries are the rows the statement
-    /// before it inserted (`changes()`, on the same connection).
-    fn list_run(&self, run: i64, last_row_key: i64) -> Statement {
-        let catalog = self.catalog;
-        Statement {
-            sql: format!(
-                "INSERT INTO {catalog} (run, last_row_key, entries) VALUES ($1, $2, changes())"
-            ),
-            binds: vec![Bind::Int(run), Bind::Int(last_row_key)],
-        }
     }
 
     fn catalog_sql(&self) -> String {
         let catalog = self.catalog;
-        format!("SELECT run, last_row_key, entries FROM {catalog} ORDER BY run")
+        format!(
+            "SELECT run, last_row_key, entries, state, merging_into, written_below \
+             FROM {catalog} ORDER BY run"
+        )
     }
 
-    /// The merge the catalog `listed` (`run, last_row_key, entries`, by run) calls for next.
-    fn next_merge(&self, listed: &[(i64, i64, i64)]) -> Option<Merge> {
-        let listed: Vec<Run> = listed
+    /// The digest that ends the next chunk of a merge that has written the digests below
+    /// `from`: the [`chunk_per_run`](Self::chunk_per_run)-th digest above `from` in the merge's
+    /// first run. The runs merged sample one distribution, so each adds about as many entries
+    /// to the chunk. `None` once fewer are left: the chunk takes the rest.
+    fn chunk_end_sql(&self) -> String {
+        let runs = self.runs;
+        format!(
+            "SELECT digest FROM {runs} WHERE run = $1 AND digest > $2 \
+             ORDER BY digest LIMIT 1 OFFSET $3"
+        )
+    }
+
+    /// Entries each run merged adds to a chunk: a chunk of [`RUNS_PER_MERGE`] runs is about
+    /// two runs written from the tail.
+    fn chunk_per_run(&self) -> i64 {
+        (self.run_entries / 4).max(1)
+    }
+
+    /// The statements of `step`, given the end of its chunk where it writes one (see
+    /// [`chunk_end_sql`](Self::chunk_end_sql)).
+    fn step_statements(&self, step: &MergeStep, chunk_end: Option<String>) -> Vec<Statement> {
+        let DigestRuns { runs, catalog, .. } = self;
+        match step {
+            MergeStep::Begin(merge) => vec![
+                Statement {
+                    sql: format!(
+                        "INSERT INTO {catalog} (run, last_row_key, entries, state, written_below) \
+                         VALUES ($1, $2, 0, 'writing', '')"
+                    ),
+                    binds: vec![Bind::Int(merge.run), Bind::Int(merge.last_row_key)],
+                },
+                Statement {
+                    sql: format!(
+                        "UPDATE {catalog} SET merging_into = $1 \
+                         WHERE run IN (SELECT value FROM json_each($2))"
+                    ),
+                    binds: vec![Bind::Int(merge.run), Bind::Text(merge.members.clone())],
+                },
+            ],
+            MergeStep::Write {
+                target,
+                members,
+                from,
+                ..
+            } => {
+                let upper = if chunk_end.is_some() {
+                    " AND digest < $4"
+                } else {
+                    ""
+                };
+                let mut binds = vec![
+                    Bind::Int(*target),
+                    Bind::Text(members.clone()),
+                    Bind::Text(from.clone()),
+                ];
+                binds.extend(chunk_end.iter().map(|end| Bind::Text(end.clone())));
+                let chunk = Statement {
+                    sql: format!(
+                        "INSERT INTO {runs} (run, digest, row_key) \
+                         SELECT $1, digest, row_key FROM {runs} \
+                         WHERE run IN (SELECT value FROM json_each($2)) AND digest >= $3{upper} \
+                         ORDER BY digest, row_key"
+                    ),
+                    binds,
+                };
+                match chunk_end {
+                    Some(end) => vec![
+                        chunk,
+                        Statement {
+                            sql: format!("UPDATE {catalog} SET written_below = $1 WHERE run = $2"),
+                            binds: vec![Bind::Text(end), Bind::Int(*target)],
+                        },
+                    ],
+                    // The last chunk: the new run replaces the merged ones, in one transaction.
+                    None => vec![
+                        chunk,
+                        Statement {
+                            sql: format!(
+                                "UPDATE {catalog} SET state = 'live', written_below = NULL, \
+                                 entries = (SELECT COALESCE(SUM(entries), 0) FROM {catalog} \
+                                            WHERE merging_into = $1) \
+                                 WHERE run = $1"
+                            ),
+                            binds: vec![Bind::Int(*target)],
+                        },
+                        Statement {
+                            sql: format!(
+                                "UPDATE {catalog} SET state = 'retired' WHERE merging_into = $1"
+                            ),
+                            binds: vec![Bind::Int(*target)],
+                        },
+                    ],
+                }
+            }
+            MergeStep::Drop { run } => vec![
+                Statement {
+                    sql: format!("DELETE FROM {runs} WHERE run = $1"),
+                    binds: vec![Bind::Int(*run)],
+                },
+                Statement {
+                    sql: format!("DELETE FROM {catalog} WHERE run = $1"),
+                    binds: vec![Bind::Int(*run)],
+                },
+            ],
+        }
+    }
+
+    /// The step the catalog `listed` (by run) calls for next: a merge under way is written
+    /// on, then the runs it replaced are dropped, then the next merge begins.
+    fn next_step(&self, listed: &[CatalogEntry]) -> Option<MergeStep> {
+        if let Some(target) = listed.iter().find(|r| r.state == "writing") {
+            let members: Vec<i64> = listed
+                .iter()
+                .filter(|r| r.merging_into == Some(target.run))
+                .map(|r| r.run)
+                .collect();
+            return Some(MergeStep::Write {
+                target: target.run,
+                first_member: members.first().copied().unwrap_or(target.run),
+                members: serde_json::to_string(&members).unwrap_or_default(),
+                from: target.written_below.clone().unwrap_or_default(),
+            });
+        }
+        if let Some(retired) = listed.iter().find(|r| r.state == "retired") {
+            return Some(MergeStep::Drop { run: retired.run });
+        }
+        let live: Vec<Run> = listed
             .iter()
-            .map(|&(run, last_row_key, entries)| Run {
-                run,
-                last_row_key,
-                entries,
+            .filter(|r| r.state == "live" && r.merging_into.is_none())
+            .map(|r| Run {
+                run: r.run,
+                last_row_key: r.last_row_key,
+                entries: r.entries,
             })
             .collect();
-        let group = runs_to_merge(&listed, self.run_entries)?;
+        let group = runs_to_merge(&live, self.run_entries)?;
         let members: Vec<i64> = group.iter().map(|r| r.run).collect();
-        Some(Merge {
+        Some(MergeStep::Begin(Merge {
             run: listed.iter().map(|r| r.run).max().unwrap_or(0) + 1,
             members: serde_json::to_string(&members).unwrap_or_default(),
             last_row_key: group.iter().map(|r| r.last_row_key).max().unwrap_or(0),
-        })
+        }))
     }
 
-    /// Writes the tail as a new run once `run_entries` keys wait, then merges while a size
-    /// class has [`RUNS_PER_MERGE`] runs. Call it in the writer's transaction that inserted the
-    /// rows (sqlx). Returns how many runs it wrote.
+    /// Writes the tail as a new run once `run_entries` keys wait. Call it in the writer's
+    /// transaction that inserted the rows (sqlx), and [`merge_step`](Self::merge_step) after
+    /// it, in transactions of their own. Returns how many runs it wrote (0 or 1).
     pub async fn extend(&self, c: &mut SqliteConnection) -> Result<usize, sqlx::Error> {
         let (indexed, last, run): (i64, i64, i64) =
             sqlx::query_as(sqlx::AssertSqlSafe(self.bounds_sql()))
@@ -218,51 +321,82 @@ impl DigestRuns {
         if last - indexed < self.run_entries {
             return Ok(0);
         }
-        let mut steps: Vec<Statement> = self.write_run(run, indexed, last).into();
-        let mut written = 0;
-        loop {
-            for step in &steps {
-                step.execute_sqlx(c).await?;
-            }
-            written += 1;
-            let listed: Vec<(i64, i64, i64)> =
-                sqlx::query_as(sqlx::AssertSqlSafe(self.catalog_sql()))
-                    .fetch_all(&mut *c)
-                    .await?;
-            match self.next_merge(&listed) {
-                Some(merge) => steps = self.merge(&merge).into(),
-                None => return Ok(written),
-            }
+        for statement in self.write_run(run, indexed, last) {
+            statement.execute_sqlx(c).await?;
         }
+        Ok(1)
     }
 
-    /// [`extend`](Self::extend) on a diesel connection, for a read model's projector.
+    /// One step of merging runs, in the caller's transaction: a merge begun, one chunk of it
+    /// written (about two runs' worth of entries), or a run it replaced dropped. Returns
+    /// whether there may be more to do. A merge is written in chunks, each transaction short,
+    /// so that the writer's other transactions wait for one chunk at most, never for a whole
+    /// merge; its new run is listed live, and the runs it replaces retired, by the last one.
+    /// A merge cut short (a crash, a shutdown) goes on from its last committed chunk.
+    pub async fn merge_step(&self, c: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+        let listed: Vec<CatalogRow> = sqlx::query_as(sqlx::AssertSqlSafe(self.catalog_sql()))
+            .fetch_all(&mut *c)
+            .await?;
+        let listed: Vec<CatalogEntry> = listed.into_iter().map(CatalogEntry::from).collect();
+        let Some(step) = self.next_step(&listed) else {
+            return Ok(false);
+        };
+        let chunk_end = match &step {
+            MergeStep::Write {
+                first_member, from, ..
+            } => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(self.chunk_end_sql()))
+                    .bind(first_member)
+                    .bind(from.as_str())
+                    .bind(self.chunk_per_run())
+                    .fetch_optional(&mut *c)
+                    .await?
+            }
+            _ => None,
+        };
+        for statement in self.step_statements(&step, chunk_end) {
+            statement.execute_sqlx(c).await?;
+        }
+        Ok(true)
+    }
+
+    /// [`extend`](Self::extend) and every [`merge_step`](Self::merge_step) due, on a diesel
+    /// connection, for a read model's projector, in its transaction: a read model's merge
+    /// holds up only its own projector, never a capture.
     pub fn extend_read_model(
         &self,
         c: &mut diesel::SqliteConnection,
     ) -> diesel::QueryResult<usize> {
         use diesel::RunQueryDsl;
         let bounds: Bounds = diesel::sql_query(self.bounds_sql()).get_result(c)?;
-        if bounds.last - bounds.indexed < self.run_entries {
-            return Ok(0);
-        }
-        let mut steps: Vec<Statement> = self
-            .write_run(bounds.run, bounds.indexed, bounds.last)
-            .into();
         let mut written = 0;
-        loop {
-            for step in &steps {
-                step.execute_diesel(c)?;
+        if bounds.last - bounds.indexed >= self.run_entries {
+            for statement in self.write_run(bounds.run, bounds.indexed, bounds.last) {
+                statement.execute_diesel(c)?;
             }
-            written += 1;
-            let listed: Vec<CatalogRow> = diesel::sql_query(self.catalog_sql()).load(c)?;
-            let listed: Vec<(i64, i64, i64)> = listed
-                .into_iter()
-                .map(|r| (r.run, r.last_row_key, r.entries))
-                .collect();
-            match self.next_merge(&listed) {
-                Some(merge) => steps = self.merge(&merge).into(),
-                None => return Ok(written),
+            written = 1;
+        }
+        loop {
+            let listed: Vec<CatalogRowByName> = diesel::sql_query(self.catalog_sql()).load(c)?;
+            let listed: Vec<CatalogEntry> = listed.into_iter().map(CatalogEntry::from).collect();
+            let Some(step) = self.next_step(&listed) else {
+                return Ok(written);
+            };
+            let chunk_end = match &step {
+                MergeStep::Write {
+                    first_member, from, ..
+                } => {
+                    let ends: Vec<ChunkEnd> = diesel::sql_query(self.chunk_end_sql())
+                        .bind::<diesel::sql_types::BigInt, _>(*first_member)
+                        .bind::<diesel::sql_types::Text, _>(from.as_str())
+                        .bind::<diesel::sql_types::BigInt, _>(self.chunk_per_run())
+                        .load(c)?;
+                    ends.into_iter().next().map(|e| e.digest)
+                }
+                _ => None,
+            };
+            for statement in self.step_statements(&step, chunk_end) {
+                statement.execute_diesel(c)?;
             }
         }
     }
@@ -375,11 +509,55 @@ impl DigestLookup for diesel::PgConnection {
     }
 }
 
-/// A merge to do: runs `members` (a JSON array) into the new run `run`.
+/// A merge to begin: runs `members` (a JSON array) into the new run `run`.
 struct Merge {
     run: i64,
     members: String,
     last_row_key: i64,
+}
+
+/// One step of [`DigestRuns::merge_step`].
+enum MergeStep {
+    /// List the merge's new run as being written, and its runs as merging into it.
+    Begin(Merge),
+    /// Write the next chunk of `target`: the entries of `members` (a JSON array, in order,
+    /// whose first is `first_member`) from digest `from` on.
+    Write {
+        target: i64,
+        members: String,
+        first_member: i64,
+        from: String,
+    },
+    /// Drop a run a merge replaced: its entries and its catalog row.
+    Drop { run: i64 },
+}
+
+/// A catalog row. `state` is `live` (looked up), `writing` (a merge's new run, complete for
+/// the digests below `written_below`) or `retired` (replaced by a merge, to be dropped); a
+/// live run being merged names its new run in `merging_into`.
+struct CatalogEntry {
+    run: i64,
+    last_row_key: i64,
+    entries: i64,
+    state: String,
+    merging_into: Option<i64>,
+    written_below: Option<String>,
+}
+
+/// A catalog row as sqlx reads it.
+type CatalogRow = (i64, i64, i64, String, Option<i64>, Option<String>);
+
+impl From<CatalogRow> for CatalogEntry {
+    fn from((run, last_row_key, entries, state, merging_into, written_below): CatalogRow) -> Self {
+        CatalogEntry {
+            run,
+            last_row_key,
+            entries,
+            state,
+            merging_into,
+            written_below,
+        }
+    }
 }
 
 #[derive(diesel::QueryableByName)]
@@ -392,14 +570,40 @@ struct Bounds {
     run: i64,
 }
 
+/// A catalog row as diesel reads it.
 #[derive(diesel::QueryableByName)]
-struct CatalogRow {
+struct CatalogRowByName {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     run: i64,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     last_row_key: i64,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     entries: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    state: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    merging_into: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    written_below: Option<String>,
+}
+
+impl From<CatalogRowByName> for CatalogEntry {
+    fn from(r: CatalogRowByName) -> Self {
+        CatalogEntry::from((
+            r.run,
+            r.last_row_key,
+            r.entries,
+            r.state,
+            r.merging_into,
+            r.written_below,
+        ))
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct ChunkEnd {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    digest: String,
 }
 
 /// The oldest [`RUNS_PER_MERGE`] runs of the smallest size class, up to
@@ -488,7 +692,8 @@ mod tests {
              CREATE TABLE file_digest_runs (run INTEGER NOT NULL, digest TEXT NOT NULL,
                  row_key INTEGER NOT NULL, PRIMARY KEY (run, digest, row_key)) WITHOUT ROWID;
              CREATE TABLE file_digest_run_catalog (run INTEGER PRIMARY KEY,
-                 last_row_key INTEGER NOT NULL, entries INTEGER NOT NULL);",
+                 last_row_key INTEGER NOT NULL, entries INTEGER NOT NULL,
+                 state TEXT NOT NULL DEFAULT 'live', merging_into INTEGER, written_below TEXT);",
         )
         .execute(&mut c)
         .await
@@ -528,6 +733,7 @@ mod tests {
                     .expect("insert");
             }
             written += SMALL.extend(&mut c).await.expect("extend");
+            while SMALL.merge_step(&mut c).await.expect("merge") {}
         }
         let (runs, indexed, entries): (i64, i64, i64) = sqlx::query_as(
             "SELECT COUNT(*), MAX(last_row_key), SUM(entries) FROM file_digest_run_catalog",
@@ -557,6 +763,97 @@ mod tests {
         // Row 301 repeats the digest of row 1: a lookup finds both, one in a run, one not.
         assert_eq!(keys_of(&mut c, &digest_of(0)).await, vec![1, 301]);
         assert!(keys_of(&mut c, &digest_of(300)).await.is_empty());
+    }
+
+    /// `(live runs, entries listed for them, entries in them, distinct keys in them, the
+    /// last key indexed, runs being written or retired)`.
+    async fn catalog_state(c: &mut sqlx::SqliteConnection) -> (i64, i64, i64, i64, i64, i64) {
+        sqlx::query_as(
+            "WITH live AS (SELECT run FROM file_digest_run_catalog WHERE state = 'live')
+             SELECT (SELECT COUNT(*) FROM live),
+                    (SELECT COALESCE(SUM(entries), 0) FROM file_digest_run_catalog
+                     WHERE state = 'live'),
+                    (SELECT COUNT(*) FROM file_digest_runs WHERE run IN live),
+                    (SELECT COUNT(DISTINCT row_key) FROM file_digest_runs WHERE run IN live),
+                    (SELECT COALESCE(MAX(last_row_key), 0) FROM file_digest_run_catalog),
+                    (SELECT COUNT(*) FROM file_digest_run_catalog WHERE state <> 'live')",
+        )
+        .fetch_one(&mut *c)
+        .await
+        .expect("catalog")
+    }
+
+    /// Merges are written a chunk per step. After every step, committed or rolled back, each
+    /// row is found once by its digest, and every key indexed is in exactly one live run.
+    #[tokio::test]
+    async fn a_merge_written_in_chunks_answers_every_lookup_after_every_step() {
+        use sqlx::Connection;
+        let mut c = source().await;
+        let (mut steps, mut rolled_back, mut seen_part_written) = (0, 0, false);
+        // 700 rows in appends of 5: class 0 and class 1 merges, and one of class 2 (of runs
+        // of 32 entries and more) in many chunks.
+        for append in 0..140u64 {
+            for n in append * 5..append * 5 + 5 {
+                sqlx::query("INSERT INTO files (digest) VALUES ($1)")
+                    .bind(digest_of(n))
+                    .execute(&mut c)
+                    .await
+                    .expect("insert");
+            }
+            SMALL.extend(&mut c).await.expect("extend");
+            loop {
+                // Every fifth step is cut short: rolled back, as a crash would leave it.
+                if steps % 5 == 4 {
+                    let mut tx = c.begin().await.expect("begin");
+                    SMALL.merge_step(&mut tx).await.expect("merge");
+                    drop(tx);
+                    rolled_back += 1;
+                }
+                let more = SMALL.merge_step(&mut c).await.expect("merge");
+                steps += 1;
+                let (live, listed, entries, keys, indexed, other) = catalog_state(&mut c).await;
+                assert_eq!(listed, entries, "step {steps}: live runs counted");
+                assert_eq!(entries, keys, "step {steps}: no key in two live runs");
+                assert_eq!(
+                    entries, indexed,
+                    "step {steps}: every key indexed is in a run"
+                );
+                assert!(live > 0);
+                let (writing,): (Option<String>,) = sqlx::query_as(
+                    "SELECT MAX(written_below) FROM file_digest_run_catalog WHERE state = 'writing'",
+                )
+                .fetch_one(&mut c)
+                .await
+                .expect("writing");
+                seen_part_written |= writing.is_some_and(|below| !below.is_empty());
+                let last = append * 5 + 5;
+                for n in [0, last / 3, last / 2, last.saturating_sub(6), last - 1] {
+                    assert_eq!(
+                        keys_of(&mut c, &digest_of(n)).await,
+                        vec![n as i64 + 1],
+                        "step {steps}: row {}",
+                        n + 1
+                    );
+                }
+                if !more {
+                    assert_eq!(other, 0, "nothing left being written or retired");
+                    break;
+                }
+            }
+        }
+        assert!(seen_part_written, "a merge was seen part written");
+        assert!(rolled_back > 10, "{rolled_back}");
+        let (live, _, entries, _, indexed, _) = catalog_state(&mut c).await;
+        assert!(live < 16, "merging keeps the runs few: {live}");
+        assert!(700 - indexed < 4 + 5, "{indexed}");
+        let (stale,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM file_digest_runs")
+            .fetch_one(&mut c)
+            .await
+            .expect("runs");
+        assert_eq!(stale, entries, "the runs merged away are dropped");
+        for n in 0..700u64 {
+            assert_eq!(keys_of(&mut c, &digest_of(n)).await, vec![n as i64 + 1]);
+        }
     }
 
     #[tokio::test]
@@ -615,7 +912,8 @@ mod tests {
         .expect("runs");
         diesel::sql_query(
             "CREATE TABLE file_digest_run_catalog (run INTEGER PRIMARY KEY, \
-             last_row_key INTEGER NOT NULL, entries INTEGER NOT NULL)",
+             last_row_key INTEGER NOT NULL, entries INTEGER NOT NULL, \
+             state TEXT NOT NULL DEFAULT 'live', merging_into INTEGER, written_below TEXT)",
         )
         .execute(&mut c)
         .expect("catalog");
