@@ -275,7 +275,7 @@ pub const WAL_CHECKPOINT_PAGES: u32 = 10_000;
 /// files, which cost as much writing as the database itself: 1.5 KB per event of the 8.1 KB
 /// written in `veritrace bench` (100,000 events, 500 per request, counted per file with
 /// `strace`). In memory they are bounded by one statement's work: a write group, or a digest
-/// run merge of at most 262,144 entries (about 30 MB while it sorts).
+/// run merge's chunk of about 8,192 entries.
 pub const TEMP_STORE: &str = "memory";
 
 /// Most rows one multi-row SQLite statement carries (8 columns each stays far below SQLite's
