@@ -3,11 +3,13 @@
 //! on the chain, and serves receipts.
 
 pub mod domain;
+pub mod envelopes;
 pub mod http;
 pub mod store;
 
 use chain_core::receipt::{PendingReceipt, RECEIPT_VERSION, Receipt, VerifyError};
 use chain_core::{ChainClient, Digest, MerkleTree, TxLocation, ValidatorSetHistory};
+use envelopes::EventStoreEnvelopes;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -87,6 +89,9 @@ pub struct AnchorService {
     /// never pick the same leaves.
     seal_lock: tokio::sync::Mutex<()>,
     trees: Mutex<VecDeque<(String, Arc<MerkleTree>)>>,
+    /// Embedded mode: the event stores that keep the envelopes of their events, which the
+    /// leaves then do not copy (see [`envelopes`]).
+    envelopes: Option<EventStoreEnvelopes>,
 }
 
 impl AnchorService {
@@ -95,6 +100,18 @@ impl AnchorService {
         chain: Arc<dyn ChainClient>,
         config: AnchorConfig,
         metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, migrate::MigrateError> {
+        Self::open_beside(db, chain, config, metrics, None).await
+    }
+
+    /// [`open`](Self::open) in the process of the event stores in `envelopes`: the leaves of
+    /// their events keep no copy of the envelope.
+    pub async fn open_beside(
+        db: &Database,
+        chain: Arc<dyn ChainClient>,
+        config: AnchorConfig,
+        metrics: Arc<Metrics>,
+        envelopes: Option<EventStoreEnvelopes>,
     ) -> Result<Arc<Self>, migrate::MigrateError> {
         migrate::run(db, "anchor", MIGRATIONS).await?;
         Ok(Arc::new(AnchorService {
@@ -106,6 +123,7 @@ impl AnchorService {
             sealed: Notify::new(),
             seal_lock: tokio::sync::Mutex::new(()),
             trees: Mutex::new(VecDeque::new()),
+            envelopes,
         }))
     }
 
@@ -245,7 +263,16 @@ impl AnchorService {
                     } else {
                         e.readers
                     },
-                    canonical: sealed.canonical,
+                    // Empty where an event store of this process keeps the envelope.
+                    canonical: if self
+                        .envelopes
+                        .as_ref()
+                        .is_some_and(|kept| kept.holds(&sealed.envelope.service))
+                    {
+                        String::new()
+                    } else {
+                        sealed.canonical
+                    },
                 }),
                 Err((reason, envelope)) => {
                     tracing::error!(%reason, "event rejected");
@@ -464,6 +491,33 @@ impl AnchorService {
         Ok(tree)
     }
 
+    /// The canonical envelope of `leaf`: its own copy, or where it keeps none, its event
+    /// store's, which must still hash to the digest anchored.
+    async fn envelope_of(&self, leaf: &LeafRecord) -> Result<String, AnchorError> {
+        if !leaf.canonical.is_empty() {
+            return Ok(leaf.canonical.clone());
+        }
+        let unverifiable = |reason: &str| AnchorError::Unverifiable {
+            event_id: leaf.event_id.clone(),
+            reason: reason.to_string(),
+        };
+        let Some(envelopes) = &self.envelopes else {
+            return Err(unverifiable(
+                "its leaf keeps no envelope, and no event store is configured beside the anchor",
+            ));
+        };
+        let text = envelopes
+            .envelope(&leaf.event_id)
+            .await?
+            .ok_or_else(|| unverifiable("its event store no longer holds it"))?;
+        if self.chain.genesis().hash_alg.hash(text.as_bytes()) != leaf.digest {
+            return Err(unverifiable(
+                "its event store's envelope no longer hashes to the digest anchored",
+            ));
+        }
+        Ok(text)
+    }
+
     /// The receipt of a leaf: pending until its batch is in a final block, complete after;
     /// complete only if it verifies against the genesis (`chain_core::receipt::verify`).
     pub async fn receipt(&self, leaf: &LeafRecord) -> Result<Receipt, AnchorError> {
@@ -497,8 +551,9 @@ impl AnchorService {
         let changes = self.chain.followed_validator_set_changes().await?;
         let history = ValidatorSetHistory::from_changes(genesis, &changes)
             .map_err(|e| AnchorError::ValidatorSets(e.to_string()))?;
-        let event: serde_json::Value = serde_json::from_str(&leaf.canonical)
-            .map_err(|e| AnchorError::Envelope(e.to_string()))?;
+        let canonical = self.envelope_of(leaf).await?;
+        let event: serde_json::Value =
+            serde_json::from_str(&canonical).map_err(|e| AnchorError::Envelope(e.to_string()))?;
         let attestations = chain_core::receipt::valid_attestations(
             genesis,
             &history.at(height as u64).set,

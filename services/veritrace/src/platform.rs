@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use veritrace_anchor::AnchorService;
+use veritrace_anchor::envelopes::EventStoreEnvelopes;
 use veritrace_kernel::amqp::AmqpBus;
 use veritrace_kernel::auth::Identity;
 use veritrace_kernel::bus::{Bus, InProcessBus};
@@ -143,11 +144,18 @@ impl Platform {
 
         let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
         let anchor_db = Database::open(&data.join("anchor.db")).await?;
-        let anchor = AnchorService::open(
+        // The domains' event stores keep every envelope; the anchor keeps their digests.
+        let mut event_stores = Vec::new();
+        for domain in crate::domains::DOMAINS {
+            let file = veritrace_kernel::domain::event_store_file(&data, domain.name());
+            event_stores.push((domain.name().to_string(), Database::open(&file).await?));
+        }
+        let anchor = AnchorService::open_beside(
             &anchor_db,
             chain.clone(),
             config.anchor.clone(),
             metrics.clone(),
+            Some(EventStoreEnvelopes::new(event_stores)),
         )
         .await?;
         // The anchor subscribes before any relay publishes.

@@ -608,6 +608,83 @@ fn audit_reads_the_embedded_stores() {
     assert_eq!(findings[0]["position"], 2);
 }
 
+/// The anchor keeps the digests of the platform's own events, not copies of their envelopes:
+/// a receipt carries the event as its store holds it, and verifies; once that store's copy
+/// is changed, its receipt is refused rather than served, and the others still are.
+#[test]
+fn receipts_take_their_event_from_the_event_store_and_refuse_a_changed_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = up(dir.path(), &[]);
+    let key = p.key.clone().expect("admin key");
+    let genesis =
+        chain_core::Genesis::parse(&std::fs::read(genesis_of(dir.path())).unwrap()).unwrap();
+    let ids: Vec<String> = (0..3)
+        .map(|n| {
+            let reg = register(&p, format!("kept once {n}").as_bytes());
+            reg["event_id"].as_str().expect("event_id").to_string()
+        })
+        .collect();
+    for id in &ids {
+        let receipt = anchored_receipt(&p, &key, id, Duration::from_secs(10)).expect("anchored");
+        chain_core::receipt::verify_bytes(&receipt, &genesis).expect("the receipt verifies");
+        let v: Value = serde_json::from_slice(&receipt).unwrap();
+        assert_eq!(v["event"]["id"], json!(id), "{v}");
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let open = |file: &str| {
+        let url = format!("sqlite://{}", dir.path().join(file).display());
+        rt.block_on(sqlx::SqlitePool::connect(&url)).expect("open")
+    };
+    let anchor = open("anchor.db");
+    let (leaves, copies): (i64, i64) = rt
+        .block_on(
+            sqlx::query_as(
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE envelope <> '') FROM received_leaves",
+            )
+            .fetch_one(&anchor),
+        )
+        .expect("leaves");
+    assert!(leaves >= 3, "{leaves}");
+    assert_eq!(copies, 0, "no leaf copies its envelope");
+
+    let events = open("evidence.db");
+    let changed = rt
+        .block_on(
+            sqlx::query(
+                "UPDATE events SET envelope = replace(envelope, 'Signed delivery contract', \
+                 'Signed delivery contracT') WHERE event_id = $1",
+            )
+            .bind(&ids[0])
+            .execute(&events),
+        )
+        .expect("tamper")
+        .rows_affected();
+    assert_eq!(changed, 1);
+    let (text,): (String,) = rt
+        .block_on(
+            sqlx::query_as("SELECT envelope FROM events WHERE event_id = $1")
+                .bind(&ids[0])
+                .fetch_one(&events),
+        )
+        .expect("the changed envelope");
+    assert!(text.contains("contracT"), "{text}");
+    let (status, ctype, v) = call(
+        "GET",
+        &format!("{}/receipts/{}", p.url, ids[0]),
+        Some(&key),
+        None,
+    );
+    assert_eq!(status, 500, "{v}");
+    assert!(ctype.starts_with("application/problem+json"), "{ctype}");
+    assert_eq!(v["type"], "urn:veritrace:problem:internal", "{v}");
+    let receipt = anchored_receipt(&p, &key, &ids[1], Duration::from_secs(10)).expect("served");
+    chain_core::receipt::verify_bytes(&receipt, &genesis).expect("the other receipts verify");
+}
+
 /// `{"a":{"a":…1…}}`, `depth` objects deep (0: the number itself).
 fn nested(depth: usize) -> Value {
     (0..depth).fold(json!(1), |inner, _| json!({ "a": inner }))
