@@ -172,16 +172,30 @@ impl DigestRuns {
         )
     }
 
-    /// The digest that ends the next chunk of a merge that has written the digests below
-    /// `from`: the [`chunk_per_run`](Self::chunk_per_run)-th digest above `from` in the merge's
-    /// first run. The runs merged sample one distribution, so each adds about as many entries
-    /// to the chunk. `None` once fewer are left: the chunk takes the rest.
-    fn chunk_end_sql(&self) -> String {
+    /// Where `step` writes a chunk, the query of the digest that ends it: for a merge that has
+    /// written the digests below `from`, the [`chunk_per_run`](Self::chunk_per_run)-th digest
+    /// above `from` in the merge's first run. The runs merged sample one distribution, so each
+    /// adds about as many entries to the chunk. It finds none once fewer are left: the chunk
+    /// then takes the rest.
+    fn chunk_end(&self, step: &MergeStep) -> Option<Statement> {
+        let MergeStep::Write {
+            first_member, from, ..
+        } = step
+        else {
+            return None;
+        };
         let runs = self.runs;
-        format!(
-            "SELECT digest FROM {runs} WHERE run = $1 AND digest > $2 \
-             ORDER BY digest LIMIT 1 OFFSET $3"
-        )
+        Some(Statement {
+            sql: format!(
+                "SELECT digest AS value FROM {runs} WHERE run = $1 AND digest > $2 \
+                 ORDER BY digest LIMIT 1 OFFSET $3"
+            ),
+            binds: vec![
+                Bind::Int(*first_member),
+                Bind::Text(from.clone()),
+                Bind::Int(self.chunk_per_run()),
+            ],
+        })
     }
 
     /// Entries each run merged adds to a chunk: a chunk of [`RUNS_PER_MERGE`] runs is about
@@ -347,18 +361,9 @@ impl DigestRuns {
         let Some(step) = self.next_step(&listed) else {
             return Ok(false);
         };
-        let chunk_end = match &step {
-            MergeStep::Write {
-                first_member, from, ..
-            } => {
-                sqlx::query_scalar(sqlx::AssertSqlSafe(self.chunk_end_sql()))
-                    .bind(first_member)
-                    .bind(from.as_str())
-                    .bind(self.chunk_per_run())
-                    .fetch_optional(&mut *c)
-                    .await?
-            }
-            _ => None,
+        let chunk_end = match self.chunk_end(&step) {
+            Some(query) => query.fetch_text_sqlx(c).await?,
+            None => None,
         };
         for statement in self.step_statements(&step, chunk_end) {
             statement.execute_sqlx(c).await?;
@@ -388,18 +393,9 @@ impl DigestRuns {
             let Some(step) = self.next_step(&listed) else {
                 return Ok(written);
             };
-            let chunk_end = match &step {
-                MergeStep::Write {
-                    first_member, from, ..
-                } => {
-                    let ends: Vec<ChunkEnd> = diesel::sql_query(self.chunk_end_sql())
-                        .bind::<diesel::sql_types::BigInt, _>(*first_member)
-                        .bind::<diesel::sql_types::Text, _>(from.as_str())
-                        .bind::<diesel::sql_types::BigInt, _>(self.chunk_per_run())
-                        .load(c)?;
-                    ends.into_iter().next().map(|e| e.digest)
-                }
-                _ => None,
+            let chunk_end = match self.chunk_end(&step) {
+                Some(query) => query.fetch_text_diesel(c)?,
+                None => None,
             };
             for statement in self.step_statements(&step, chunk_end) {
                 statement.execute_diesel(c)?;
@@ -421,7 +417,7 @@ enum Bind {
 }
 
 impl Statement {
-    async fn execute_sqlx(&self, c: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    fn sqlx(&self) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(self.sql.as_str()));
         for bind in &self.binds {
             query = match bind {
@@ -429,12 +425,16 @@ impl Statement {
                 Bind::Text(t) => query.bind(t.as_str()),
             };
         }
-        query.execute(c).await?;
-        Ok(())
+        query
     }
 
-    fn execute_diesel(&self, c: &mut diesel::SqliteConnection) -> diesel::QueryResult<()> {
-        use diesel::RunQueryDsl;
+    fn diesel(
+        &self,
+    ) -> diesel::query_builder::BoxedSqlQuery<
+        '_,
+        diesel::sqlite::Sqlite,
+        diesel::query_builder::SqlQuery,
+    > {
         use diesel::sql_types::{BigInt, Text};
         let mut query = diesel::sql_query(self.sql.as_str()).into_boxed::<diesel::sqlite::Sqlite>();
         for bind in &self.binds {
@@ -443,8 +443,37 @@ impl Statement {
                 Bind::Text(t) => query.bind::<Text, _>(t.clone()),
             };
         }
-        query.execute(c)?;
+        query
+    }
+
+    async fn execute_sqlx(&self, c: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        self.sqlx().execute(c).await?;
         Ok(())
+    }
+
+    fn execute_diesel(&self, c: &mut diesel::SqliteConnection) -> diesel::QueryResult<()> {
+        use diesel::RunQueryDsl;
+        self.diesel().execute(c)?;
+        Ok(())
+    }
+
+    /// The text column `value` of the first row a query returns, if any.
+    async fn fetch_text_sqlx(
+        &self,
+        c: &mut SqliteConnection,
+    ) -> Result<Option<String>, sqlx::Error> {
+        use sqlx::Row;
+        let row = self.sqlx().fetch_optional(c).await?;
+        row.map(|row| row.try_get("value")).transpose()
+    }
+
+    fn fetch_text_diesel(
+        &self,
+        c: &mut diesel::SqliteConnection,
+    ) -> diesel::QueryResult<Option<String>> {
+        use diesel::RunQueryDsl;
+        let rows: Vec<TextValue> = self.diesel().load(c)?;
+        Ok(rows.into_iter().next().map(|row| row.value))
     }
 }
 
@@ -607,9 +636,9 @@ impl From<CatalogRowByName> for CatalogEntry {
 }
 
 #[derive(diesel::QueryableByName)]
-struct ChunkEnd {
+struct TextValue {
     #[diesel(sql_type = diesel::sql_types::Text)]
-    digest: String,
+    value: String,
 }
 
 /// The oldest [`RUNS_PER_MERGE`] runs of the smallest size class merged
@@ -713,6 +742,14 @@ mod tests {
         c
     }
 
+    async fn insert_file(c: &mut sqlx::SqliteConnection, digest: &str) {
+        sqlx::query("INSERT INTO files (digest) VALUES ($1)")
+            .bind(digest)
+            .execute(c)
+            .await
+            .expect("insert");
+    }
+
     fn digest_of(n: u64) -> String {
         chain_core::HashAlg::Sha3_256
             .hash(&n.to_be_bytes())
@@ -738,11 +775,7 @@ mod tests {
         // 301 rows in appends of 3: runs of 4+ keys, merged in classes of 8, and a tail.
         for batch in 0..101u64 {
             for n in batch * 3..(batch * 3 + 3).min(301) {
-                sqlx::query("INSERT INTO files (digest) VALUES ($1)")
-                    .bind(digest_of(n % 300))
-                    .execute(&mut c)
-                    .await
-                    .expect("insert");
+                insert_file(&mut c, &digest_of(n % 300)).await;
             }
             written += SMALL.extend(&mut c).await.expect("extend");
             while SMALL.merge_step(&mut c).await.expect("merge") {}
@@ -805,11 +838,7 @@ mod tests {
         // 700 rows in appends of 5: runs of 5, merged eight at a time in chunks of about 8.
         for append in 0..140u64 {
             for n in append * 5..append * 5 + 5 {
-                sqlx::query("INSERT INTO files (digest) VALUES ($1)")
-                    .bind(digest_of(n))
-                    .execute(&mut c)
-                    .await
-                    .expect("insert");
+                insert_file(&mut c, &digest_of(n)).await;
             }
             SMALL.extend(&mut c).await.expect("extend");
             loop {
@@ -871,11 +900,7 @@ mod tests {
     async fn a_lookup_seeks_each_run_and_reads_only_the_tail_of_the_source() {
         let mut c = source().await;
         for n in 0..40u64 {
-            sqlx::query("INSERT INTO files (digest) VALUES ($1)")
-                .bind(digest_of(n))
-                .execute(&mut c)
-                .await
-                .expect("insert");
+            insert_file(&mut c, &digest_of(n)).await;
             SMALL.extend(&mut c).await.expect("extend");
         }
         let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
