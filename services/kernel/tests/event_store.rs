@@ -24,6 +24,21 @@ async fn open(db: &TestDb) -> EventStore {
     EventStore::start(&db).await.unwrap()
 }
 
+/// A relay of `store` onto the in-process `bus`.
+fn relay_on(
+    store: &EventStore,
+    bus: InProcessBus,
+    batch_size: usize,
+    sweep: Duration,
+) -> OutboxRelay {
+    OutboxRelay {
+        store: store.clone(),
+        bus: Arc::new(bus) as Arc<dyn Bus>,
+        batch_size,
+        sweep_interval: sweep,
+    }
+}
+
 fn event(stream: &str, version: u64, n: u64) -> SealedEnvelope {
     EventEnvelope {
         id: uuid::Uuid::now_v7(),
@@ -324,12 +339,7 @@ backend_tests! {
             }
             seen
         });
-        let relay = OutboxRelay {
-            store: store.clone(),
-            bus: Arc::new(bus) as Arc<dyn Bus>,
-            batch_size: 7,
-            sweep_interval: Duration::from_secs(1),
-        };
+        let relay = relay_on(&store, bus, 7, Duration::from_secs(1));
         let mut relayed = 0;
         while relayed < 50 {
             relayed += relay.relay_once().await.unwrap();
@@ -363,12 +373,7 @@ backend_tests! {
             }
             published
         });
-        let relay = OutboxRelay {
-            store: store.clone(),
-            bus: Arc::new(bus) as Arc<dyn Bus>,
-            batch_size: 100,
-            sweep_interval: Duration::from_secs(1),
-        };
+        let relay = relay_on(&store, bus, 100, Duration::from_secs(1));
         assert_eq!(relay.relay_once().await.unwrap(), 4, "three published, one set aside");
         assert_eq!(store.outbox_len().await.unwrap(), 0);
         let published = tokio::time::timeout(Duration::from_secs(30), consumer)
@@ -424,12 +429,7 @@ backend_tests! {
             }
             seen
         });
-        let relay = OutboxRelay {
-            store: store.clone(),
-            bus: Arc::new(bus) as Arc<dyn Bus>,
-            batch_size: 7,
-            sweep_interval: Duration::from_secs(60),
-        };
+        let relay = relay_on(&store, bus, 7, Duration::from_secs(60));
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let relaying = tokio::spawn(relay.run(shutdown));
         // Commits while the relay runs: single events, and groups of streams in one append.
@@ -458,12 +458,7 @@ backend_tests! {
         let store = open(&db).await;
         store.append("s", 0, vec![event("s", 1, 0)]).await.unwrap();
         // No queue is bound: the bus cannot route, so nothing may be marked published.
-        let relay = OutboxRelay {
-            store: store.clone(),
-            bus: Arc::new(InProcessBus::new()) as Arc<dyn Bus>,
-            batch_size: 10,
-            sweep_interval: Duration::from_secs(1),
-        };
+        let relay = relay_on(&store, InProcessBus::new(), 10, Duration::from_secs(1));
         assert!(relay.relay_once().await.is_err());
         assert_eq!(store.outbox_len().await.unwrap(), 1);
     }
