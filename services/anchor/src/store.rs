@@ -90,6 +90,9 @@ pub struct AnchorStore {
     db: Database,
     /// Set while a task merges leaf digest runs (SQLite): one at a time does.
     merging: Arc<AtomicBool>,
+    /// Set once this store has looked for merge work: the first insert after opening does,
+    /// so a merge a shutdown cut short goes on at once.
+    merges_resumed: Arc<AtomicBool>,
 }
 
 /// Takes the leaves `$1` (a JSON array of `seq`s) off the queue of leaves waiting for a batch.
@@ -132,6 +135,7 @@ impl AnchorStore {
         AnchorStore {
             db: db.clone(),
             merging: Arc::new(AtomicBool::new(false)),
+            merges_resumed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -171,7 +175,7 @@ impl AnchorStore {
                     .await?;
                 let runs_written = LEAF_DIGESTS.extend(&mut tx).await?;
                 tx.commit().await?;
-                if runs_written > 0 {
+                if runs_written > 0 || !self.merges_resumed.swap(true, Ordering::AcqRel) {
                     self.merge_digest_runs(db);
                 }
                 inserted
@@ -208,8 +212,7 @@ impl AnchorStore {
     }
 
     /// Merges the leaf digest runs that are due (SQLite), on a task of its own, one chunk per
-    /// transaction: receiving and sealing wait for a chunk at most, never for a whole merge. A
-    /// merge a shutdown cut short goes on after the next run is written.
+    /// transaction: receiving and sealing wait for a chunk at most, never for a whole merge.
     fn merge_digest_runs(&self, db: &veritrace_kernel::db::SqliteDatabase) {
         if self.merging.swap(true, Ordering::AcqRel) {
             return;
@@ -632,10 +635,7 @@ mod tests {
     #[tokio::test]
     async fn sealing_walks_the_batch_not_every_unsealed_leaf() {
         let db = TestDb::sqlite().await;
-        let anchor = db.open("anchor").await;
-        veritrace_kernel::migrate::run(&anchor, "anchor", crate::MIGRATIONS)
-            .await
-            .expect("the anchor's tables");
+        let anchor = migrated(&db).await;
         let Database::Sqlite(sqlite) = &anchor else {
             unreachable!("a SQLite test database")
         };
@@ -697,6 +697,83 @@ mod tests {
                 chunk.len() as u64
             );
         }
+        let entries = merged_into_one_run(sqlite).await;
+        assert!(entries >= 8 * run as i64, "{entries}");
+        let (in_runs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM leaf_digest_runs")
+            .fetch_one(&sqlite.reader)
+            .await
+            .expect("runs");
+        assert_eq!(in_runs, entries, "the merged runs are dropped");
+        for i in [0, 1, run, 4 * run + 7, 8 * run - 1, 9 * run + 499] {
+            let leaf = store
+                .leaf_by_digest(&leaves[i].digest)
+                .await
+                .expect("read")
+                .expect("found");
+            assert_eq!(leaf.event_id, format!("event-{i}"));
+        }
+    }
+
+    /// A merge cut short (its new run part written) goes on once a store opened on the file
+    /// receives its first leaves, though they write no run.
+    #[tokio::test]
+    async fn a_merge_cut_short_goes_on_after_a_restart() {
+        let db = TestDb::sqlite().await;
+        let anchor = migrated(&db).await;
+        let Database::Sqlite(sqlite) = &anchor else {
+            unreachable!("a SQLite test database")
+        };
+        let run = veritrace_kernel::digest_runs::RUN_ENTRIES;
+        let mut c = sqlite.writer.acquire().await.expect("the writer");
+        for n in 0..8 {
+            sqlx::query(
+                "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < $2)
+                 INSERT INTO received_leaves (digest, event_id, envelope, readers, received_at)
+                 SELECT printf('%064x', (k.i + $1) * 2654435761), 'old-' || (k.i + $1), '{}',
+                        '[\"org\"]', 'then'
+                 FROM k",
+            )
+            .bind(n * run)
+            .bind(run)
+            .execute(&mut *c)
+            .await
+            .expect("leaves");
+            assert_eq!(LEAF_DIGESTS.extend(&mut c).await.expect("a run"), 1);
+        }
+        // Begun, and two chunks written: then the process stopped.
+        for _ in 0..3 {
+            assert!(LEAF_DIGESTS.merge_step(&mut c).await.expect("a step"));
+        }
+        let (writing,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM leaf_digest_run_catalog WHERE state = 'writing' AND written_below > ''",
+        )
+        .fetch_one(&mut *c)
+        .await
+        .expect("catalog");
+        assert_eq!(writing, 1, "a merge part written");
+        drop(c);
+
+        let store = AnchorStore::new(&anchor);
+        assert_eq!(
+            store.insert_leaves(&new_leaves(1)).await.expect("a leaf"),
+            1
+        );
+        let entries = merged_into_one_run(sqlite).await;
+        assert_eq!(entries, 8 * run);
+        let digest: Digest = format!("{:064x}", (3 * run + 7) * 2654435761)
+            .parse()
+            .expect("a digest");
+        let leaf = store
+            .leaf_by_digest(&digest)
+            .await
+            .expect("read")
+            .expect("found");
+        assert_eq!(leaf.event_id, format!("old-{}", 3 * run + 7));
+    }
+
+    /// Waits until the leaf digests are one live run and nothing is being merged; returns its
+    /// entries.
+    async fn merged_into_one_run(sqlite: &veritrace_kernel::db::SqliteDatabase) -> i64 {
         let merged = async {
             loop {
                 let (live, entries, other): (i64, i64, i64) = sqlx::query_as(
@@ -714,32 +791,23 @@ mod tests {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         };
-        let entries = tokio::time::timeout(std::time::Duration::from_secs(30), merged)
+        tokio::time::timeout(std::time::Duration::from_secs(30), merged)
             .await
-            .expect("the eight runs merged into one within 30 s");
-        assert!(entries >= 8 * run as i64, "{entries}");
-        let (in_runs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM leaf_digest_runs")
-            .fetch_one(&sqlite.reader)
-            .await
-            .expect("runs");
-        assert_eq!(in_runs, entries, "the merged runs are dropped");
-        for i in [0, 1, run, 4 * run + 7, 8 * run - 1, 9 * run + 499] {
-            let leaf = store
-                .leaf_by_digest(&leaves[i].digest)
-                .await
-                .expect("read")
-                .expect("found");
-            assert_eq!(leaf.event_id, format!("event-{i}"));
-        }
+            .expect("the runs merged into one within 30 s")
     }
 
-    /// An anchor store with its tables, on `db`.
-    async fn migrated_store(db: &TestDb) -> AnchorStore {
+    /// The anchor's database with its tables, on `db`.
+    async fn migrated(db: &TestDb) -> Database {
         let anchor = db.open("anchor").await;
         veritrace_kernel::migrate::run(&anchor, "anchor", crate::MIGRATIONS)
             .await
             .expect("the anchor's tables");
-        AnchorStore::new(&anchor)
+        anchor
+    }
+
+    /// An anchor store with its tables, on `db`.
+    async fn migrated_store(db: &TestDb) -> AnchorStore {
+        AnchorStore::new(&migrated(db).await)
     }
 
     /// `n` leaves, `event-0`…, readable by `org`.

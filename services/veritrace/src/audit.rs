@@ -407,23 +407,16 @@ pub async fn run(
             // digest is checked against the store's envelope below and against its batch's
             // root on the chain.
             let kept_by_store = text.is_empty();
-            let recomputed = match audit.recompute(&text) {
-                _ if kept_by_store => match digest.parse::<Digest>() {
-                    Ok(d) => d,
-                    Err(e) => {
-                        let f = audit.find(
-                            FindingKind::Altered,
-                            "leaves",
-                            "anchor",
-                            format!("the recorded digest {digest:?} is not one: {e}"),
-                        );
-                        f.event_id = Some(event_id.clone());
-                        f.batch_id = batch_id.clone();
-                        continue;
-                    }
-                },
-                Ok((_, _, d)) if d.to_hex() == digest => d,
-                Ok((_, _, d)) => {
+            let digest_of_leaf = if kept_by_store {
+                digest
+                    .parse::<Digest>()
+                    .map_err(|e| format!("the recorded digest {digest:?} is not one: {e}"))
+            } else {
+                audit.recompute(&text).map(|(_, _, d)| d)
+            };
+            let recomputed = match digest_of_leaf {
+                Ok(d) if kept_by_store || d.to_hex() == digest => d,
+                Ok(d) => {
                     let f = audit.find(
                         FindingKind::Altered,
                         "leaves",
