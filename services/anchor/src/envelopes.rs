@@ -10,19 +10,34 @@
 //! with the services, keeps its copy.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use veritrace_kernel::db::Database;
 
 use crate::store::StoreError;
 
-/// The event stores whose envelopes the anchor does not copy, by service name.
+/// The event stores whose envelopes the anchor does not copy, by service name. The names are
+/// known when the anchor opens; each store is attached once its domain has started (the
+/// domains start after the anchor, which they fetch receipts from), before any event of it
+/// can reach the anchor.
 pub struct EventStoreEnvelopes {
-    stores: BTreeMap<String, Database>,
+    stores: BTreeMap<String, OnceLock<Database>>,
 }
 
 impl EventStoreEnvelopes {
-    pub fn new(stores: impl IntoIterator<Item = (String, Database)>) -> Self {
+    pub fn new(services: impl IntoIterator<Item = String>) -> Self {
         EventStoreEnvelopes {
-            stores: stores.into_iter().collect(),
+            stores: services
+                .into_iter()
+                .map(|service| (service, OnceLock::new()))
+                .collect(),
+        }
+    }
+
+    /// The event store of `service`, once it is open: the domain's own pools, not new ones.
+    /// A service not named at [`new`](Self::new), or attached twice, is ignored.
+    pub fn attach(&self, service: &str, db: Database) {
+        if let Some(slot) = self.stores.get(service) {
+            let _ = slot.set(db);
         }
     }
 
@@ -33,7 +48,7 @@ impl EventStoreEnvelopes {
 
     /// The canonical envelope of the event `event_id`, from whichever of the stores holds it.
     pub async fn envelope(&self, event_id: &str) -> Result<Option<String>, StoreError> {
-        for db in self.stores.values() {
+        for db in self.stores.values().filter_map(OnceLock::get) {
             let found: Option<String> = match db {
                 Database::Sqlite(db) => {
                     sqlx::query_scalar("SELECT envelope FROM events WHERE event_id = $1")

@@ -91,7 +91,7 @@ pub struct AnchorService {
     trees: Mutex<VecDeque<(String, Arc<MerkleTree>)>>,
     /// Embedded mode: the event stores that keep the envelopes of their events, which the
     /// leaves then do not copy (see [`envelopes`]).
-    envelopes: Option<EventStoreEnvelopes>,
+    envelopes: Option<Arc<EventStoreEnvelopes>>,
 }
 
 impl AnchorService {
@@ -111,7 +111,7 @@ impl AnchorService {
         chain: Arc<dyn ChainClient>,
         config: AnchorConfig,
         metrics: Arc<Metrics>,
-        envelopes: Option<EventStoreEnvelopes>,
+        envelopes: Option<Arc<EventStoreEnvelopes>>,
     ) -> Result<Arc<Self>, migrate::MigrateError> {
         migrate::run(db, "anchor", MIGRATIONS).await?;
         Ok(Arc::new(AnchorService {

@@ -145,17 +145,15 @@ impl Platform {
         let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
         let anchor_db = Database::open(&data.join("anchor.db")).await?;
         // The domains' event stores keep every envelope; the anchor keeps their digests.
-        let mut event_stores = Vec::new();
-        for domain in crate::domains::DOMAINS {
-            let file = veritrace_kernel::domain::event_store_file(&data, domain.name());
-            event_stores.push((domain.name().to_string(), Database::open(&file).await?));
-        }
+        let envelopes = Arc::new(EventStoreEnvelopes::new(
+            crate::domains::DOMAINS.iter().map(|d| d.name().to_string()),
+        ));
         let anchor = AnchorService::open_beside(
             &anchor_db,
             chain.clone(),
             config.anchor.clone(),
             metrics.clone(),
-            Some(EventStoreEnvelopes::new(event_stores)),
+            Some(envelopes.clone()),
         )
         .await?;
         // The anchor subscribes before any relay publishes.
@@ -167,6 +165,7 @@ impl Platform {
             let running =
                 start_embedded_domain(*domain, &data, &genesis, receipts, &metrics, &shutdown_rx)
                     .await?;
+            envelopes.attach(domain.name(), running.event_store().database().clone());
             veritrace_kernel::reaction::start_domain(
                 *domain,
                 running.clone(),
