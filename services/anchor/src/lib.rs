@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "digest_runs_merged_in_chunks",
         "anchor/0006_digest_runs_merged_in_chunks.sql"
     ),
+    veritrace_kernel::migration!(
+        7,
+        "sealed_leaves_without_foreign_key",
+        "anchor/0007_sealed_leaves_without_foreign_key.sql"
+    ),
 ];
 
 /// The queue the anchoring service consumes: every event of every service.

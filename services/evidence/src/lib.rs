@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "digest_runs_merged_in_chunks",
         "evidence/0006_digest_runs_merged_in_chunks.sql"
     ),
+    veritrace_kernel::migration!(
+        7,
+        "records_without_organisation_index",
+        "evidence/0007_records_without_organisation_index.sql"
+    ),
 ];
 
 pub struct EvidenceService {

@@ -219,6 +219,11 @@ pub const EVENT_STORE: &[Migration] = &[
     crate::migration!(2, "set_aside_events", "kernel/0002_set_aside_events.sql"),
     crate::migration!(3, "claims", "kernel/0003_claims.sql"),
     crate::migration!(4, "readers", "kernel/0004_readers.sql"),
+    crate::migration!(
+        5,
+        "outbox_without_foreign_key",
+        "kernel/0005_outbox_without_foreign_key.sql"
+    ),
 ];
 
 pub const IDENTITY: &[Migration] = &[
