@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "records_without_organisation_index",
         "evidence/0007_records_without_organisation_index.sql"
     ),
+    veritrace_kernel::migration!(
+        8,
+        "courts_read_every_record",
+        "evidence/0008_courts_read_every_record.sql"
+    ),
 ];
 
 pub struct EvidenceService {

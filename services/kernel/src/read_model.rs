@@ -108,9 +108,11 @@ pub trait RecordReaders {
     /// readable by it.
     fn grant_readers(&mut self, projection: &str, grants: &[(String, String)]) -> QueryResult<()>;
 
-    /// The readers of each of `record_ids` in `projection`, each record's sorted (a record
-    /// with none has no entry).
-    fn readers_of(
+    /// The readers listed for each of `record_ids` in `projection`, each record's sorted (a
+    /// record with none has no entry). A projection's
+    /// [`EVERY_RECORD_READERS`](ProjectedTables::EVERY_RECORD_READERS) are not listed: see
+    /// [`readers_of`].
+    fn listed_readers(
         &mut self,
         projection: &str,
         record_ids: &[&str],
@@ -169,7 +171,7 @@ macro_rules! impl_record_readers {
                 Ok(())
             }
 
-            fn readers_of(
+            fn listed_readers(
                 &mut self,
                 projection: &str,
                 record_ids: &[&str],
@@ -210,6 +212,24 @@ macro_rules! filtered_by_readers {
     };
 }
 
+/// The readers of each of `record_ids` of `T`'s records, each record's sorted: those listed
+/// for it, and `T`'s [`EVERY_RECORD_READERS`](ProjectedTables::EVERY_RECORD_READERS).
+pub fn readers_of<T: ProjectedTables, C: RecordReaders>(
+    c: &mut C,
+    record_ids: &[&str],
+) -> QueryResult<HashMap<String, Vec<String>>> {
+    let mut readers = c.listed_readers(T::PROJECTION, record_ids)?;
+    if !T::EVERY_RECORD_READERS.is_empty() {
+        for id in record_ids {
+            let listed = readers.entry(id.to_string()).or_default();
+            listed.extend(T::EVERY_RECORD_READERS.iter().map(|r| r.to_string()));
+            listed.sort();
+            listed.dedup();
+        }
+    }
+    Ok(readers)
+}
+
 /// The ids of `projection`'s records that one of `readers` may read: the subquery
 /// [`readable_by`] compares a record's id with.
 pub type ReadableRecords = diesel::dsl::Select<
@@ -223,27 +243,36 @@ pub type ReadableRecords = diesel::dsl::Select<
     record_readers::record_id,
 >;
 
-/// A filter for a domain's query: the record whose id is `record_id` (a text column) is one
-/// that one of `readers` may read in `projection` (`auth::Caller::reads_as`). Its table must
-/// be declared [`filtered_by_readers!`](crate::filtered_by_readers):
+/// A filter for a domain's query on `T`'s records: the record whose id is `record_id` (a text
+/// column) is one that one of `readers` may read (`auth::Caller::reads_as`). None where one of
+/// `readers` reads every record ([`ProjectedTables::EVERY_RECORD_READERS`]): nothing to filter.
+/// The table must be declared [`filtered_by_readers!`](crate::filtered_by_readers):
 ///
 /// ```ignore
 /// veritrace_kernel::filtered_by_readers!(evidence_records);
-/// q = q.filter(readable_by(evidence_records::evidence_id, PROJECTION, readers));
+/// if let Some(readable) = readable_by::<EvidenceRecords, _>(evidence_records::evidence_id, readers) {
+///     q = q.filter(readable);
+/// }
 /// ```
-pub fn readable_by<C>(
+pub fn readable_by<T, C>(
     record_id: C,
-    projection: &'static str,
     readers: Vec<String>,
-) -> diesel::dsl::EqAny<C, ReadableRecords>
+) -> Option<diesel::dsl::EqAny<C, ReadableRecords>>
 where
+    T: ProjectedTables,
     C: diesel::expression::Expression<SqlType = diesel::sql_types::Text>,
 {
+    if readers
+        .iter()
+        .any(|r| T::EVERY_RECORD_READERS.contains(&r.as_str()))
+    {
+        return None;
+    }
     let readable: ReadableRecords = record_readers::table
-        .filter(record_readers::projection.eq(projection))
+        .filter(record_readers::projection.eq(T::PROJECTION))
         .filter(record_readers::reader.eq_any(readers))
         .select(record_readers::record_id);
-    record_id.eq_any(readable)
+    Some(record_id.eq_any(readable))
 }
 
 /// The connection types [`apply_on_each_backend!`](crate::apply_on_each_backend) and
@@ -268,6 +297,12 @@ pub trait ProjectedTables: Send + Sync + 'static {
     /// Unique within the read-model database: the key of its checkpoint; its events set aside
     /// are recorded as `projection:<PROJECTION>`.
     const PROJECTION: &'static str;
+
+    /// The readers who read every one of its records, by the domain's rule (courts read all
+    /// evidence): not granted record by record, so a record costs no access-list row for
+    /// them; [`readable_by`] does not filter for them and [`readers_of`] adds them to each
+    /// record's list.
+    const EVERY_RECORD_READERS: &'static [&'static str] = &[];
 
     /// Applies `events` (in position order) on SQLite, inside the transaction that moves the
     /// checkpoint. Returns, for each event in order, the ids of the records it concerns, which
@@ -598,16 +633,15 @@ macro_rules! save_checkpoint {
 
 /// Applies `events` with `apply`, then grants their readers the records they concern in one
 /// statement.
-fn apply_and_grant<C: RecordReaders>(
+fn apply_and_grant<T: ProjectedTables, C: RecordReaders>(
     c: &mut C,
-    projection: &'static str,
     events: &[StoredEvent],
     apply: fn(&mut C, &[StoredEvent]) -> Result<Vec<Applied>, ReadModelError>,
 ) -> Result<(), ReadModelError> {
     let applied = apply(c, events)?;
     if applied.len() != events.len() {
         return Err(ReadModelError::Miscounted {
-            projection,
+            projection: T::PROJECTION,
             answered: applied.len(),
             given: events.len(),
         });
@@ -617,11 +651,17 @@ fn apply_and_grant<C: RecordReaders>(
     let mut grants = std::collections::BTreeSet::new();
     for (event, records) in events.iter().zip(applied) {
         for record in records {
-            grants.extend(event.readers.iter().map(|r| (record.clone(), r.clone())));
+            grants.extend(
+                event
+                    .readers
+                    .iter()
+                    .filter(|r| !T::EVERY_RECORD_READERS.contains(&r.as_str()))
+                    .map(|r| (record.clone(), r.clone())),
+            );
         }
     }
     let grants: Vec<(String, String)> = grants.into_iter().collect();
-    c.grant_readers(projection, &grants)?;
+    c.grant_readers(T::PROJECTION, &grants)?;
     Ok(())
 }
 
@@ -666,7 +706,7 @@ impl<T: ProjectedTables> ReadModel<T> {
             ReadPool::Sqlite(pool) => {
                 on_connection(pool.clone(), move |c: &mut SqliteConnection| {
                     c.immediate_transaction(|c| {
-                        apply_and_grant(c, T::PROJECTION, &events, T::apply_sqlite)?;
+                        apply_and_grant::<T, _>(c, &events, T::apply_sqlite)?;
                         save_checkpoint!(c, T::PROJECTION, through)?;
                         Ok(through)
                     })
@@ -676,7 +716,7 @@ impl<T: ProjectedTables> ReadModel<T> {
             ReadPool::Postgres(pool) => {
                 on_connection(pool.clone(), move |c: &mut PgConnection| {
                     c.transaction(|c| {
-                        apply_and_grant(c, T::PROJECTION, &events, T::apply_postgres)?;
+                        apply_and_grant::<T, _>(c, &events, T::apply_postgres)?;
                         save_checkpoint!(c, T::PROJECTION, through)?;
                         Ok(through)
                     })
@@ -806,7 +846,27 @@ mod tests {
         )
     }
 
-    async fn notes_model(db: &TestDb) -> ReadModel<Notes> {
+    /// Notes every court reads, as courts read all evidence.
+    struct CourtNotes;
+
+    impl ProjectedTables for CourtNotes {
+        const PROJECTION: &'static str = "court_notes";
+        const EVERY_RECORD_READERS: &'static [&'static str] = &["role:court"];
+        fn apply_sqlite(
+            c: &mut SqliteConnection,
+            events: &[StoredEvent],
+        ) -> Result<Vec<Applied>, ReadModelError> {
+            Notes::apply_sqlite(c, events)
+        }
+        fn apply_postgres(
+            c: &mut PgConnection,
+            events: &[StoredEvent],
+        ) -> Result<Vec<Applied>, ReadModelError> {
+            Notes::apply_postgres(c, events)
+        }
+    }
+
+    async fn notes_model<T: ProjectedTables>(db: &TestDb) -> ReadModel<T> {
         let db = db.open("notes").await;
         migrate::run(&db, "notes", NOTES_TABLE)
             .await
@@ -825,16 +885,34 @@ mod tests {
     }
 
     /// The notes one of `readers` may read, by id.
-    async fn readable(model: &ReadModel<Notes>, readers: &[&str]) -> Vec<String> {
+    async fn readable<T: ProjectedTables>(model: &ReadModel<T>, readers: &[&str]) -> Vec<String> {
         let readers: Vec<String> = readers.iter().map(|r| r.to_string()).collect();
         crate::with_read_conn!(model, |c| {
-            Ok(notes::table
-                .filter(readable_by(notes::id, Notes::PROJECTION, readers))
-                .select(notes::id)
-                .order(notes::id)
-                .load(c)?)
+            let mut q = notes::table.select(notes::id).order(notes::id).into_boxed();
+            if let Some(allowed) = readable_by::<T, _>(notes::id, readers) {
+                q = q.filter(allowed);
+            }
+            Ok(q.load(c)?)
         })
         .expect("the readable notes")
+    }
+
+    /// Each record's readers as [`readers_of`] reads them, and the pairs stored.
+    async fn readers_and_rows<T: ProjectedTables>(
+        model: &ReadModel<T>,
+        ids: &[&str],
+    ) -> (HashMap<String, Vec<String>>, i64) {
+        let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        crate::with_read_conn!(model, |c| {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let readers = readers_of::<T, _>(c, &ids)?;
+            let rows: i64 = record_readers::table
+                .filter(record_readers::projection.eq(T::PROJECTION))
+                .count()
+                .get_result(c)?;
+            Ok((readers, rows))
+        })
+        .expect("the readers")
     }
 
     /// A batch body with a defect: it answers for no event at all.
@@ -862,7 +940,7 @@ mod tests {
         }
 
         async fn a_record_is_readable_by_the_readers_of_any_of_its_events(db: TestDb) {
-            let model = notes_model(&db).await;
+            let model: ReadModel<Notes> = notes_model(&db).await;
             let with = |mut e: StoredEvent, readers: &[&str]| {
                 e.readers = readers.iter().map(|r| r.to_string()).collect();
                 e
@@ -880,11 +958,7 @@ mod tests {
             assert_eq!(readable(&model, &["org-b"]).await, ["a"]);
             assert_eq!(readable(&model, &["org-x", "role:court"]).await, ["a"]);
             assert!(readable(&model, &["org-x"]).await.is_empty());
-            let pairs = crate::with_read_conn!(model, |c| Ok(c.readers_of(
-                Notes::PROJECTION,
-                &["a", "b", "z"]
-            )?))
-            .expect("readers");
+            let (pairs, _) = readers_and_rows(&model, &["a", "b", "z"]).await;
             let list = |rs: &[&str]| rs.iter().map(|r| r.to_string()).collect::<Vec<_>>();
             assert_eq!(
                 pairs,
@@ -902,8 +976,35 @@ mod tests {
             assert!(readable(&model, &["org-x"]).await.is_empty());
         }
 
+        async fn every_record_readers_read_every_record_without_a_row_per_record(db: TestDb) {
+            let model: ReadModel<CourtNotes> = notes_model(&db).await;
+            let with = |mut e: StoredEvent, readers: &[&str]| {
+                e.readers = readers.iter().map(|r| r.to_string()).collect();
+                e
+            };
+            let batch: Arc<[StoredEvent]> = vec![
+                with(note(1, "a"), &["org", "role:court"]),
+                with(note(2, "b"), &["org-b", "role:court"]),
+            ]
+            .into();
+            model.apply(batch, 2).await.expect("applied");
+            assert_eq!(readable(&model, &["org-x", "role:court"]).await, ["a", "b"]);
+            assert_eq!(readable(&model, &["org-b"]).await, ["b"]);
+            assert!(readable(&model, &["org-x"]).await.is_empty());
+            let (readers, rows) = readers_and_rows(&model, &["a", "b"]).await;
+            let list = |rs: &[&str]| rs.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+            assert_eq!(
+                readers,
+                HashMap::from([
+                    ("a".to_string(), list(&["org", "role:court"])),
+                    ("b".to_string(), list(&["org-b", "role:court"])),
+                ])
+            );
+            assert_eq!(rows, 2, "one listed reader per note, none for the courts");
+        }
+
         async fn a_failing_event_leaves_neither_rows_nor_checkpoint(db: TestDb) {
-            let model = notes_model(&db).await;
+            let model: ReadModel<Notes> = notes_model(&db).await;
             let batch: Arc<[StoredEvent]> =
                 vec![note(1, "a"), event(2, serde_json::json!({ "id": "b" })), note(3, "c")].into();
             let err = model.apply(batch, 3).await.expect_err("event 2 cannot be applied");
@@ -923,7 +1024,7 @@ mod tests {
         }
 
         async fn applying_a_batch_again_changes_nothing(db: TestDb) {
-            let model = notes_model(&db).await;
+            let model: ReadModel<Notes> = notes_model(&db).await;
             let batch: Arc<[StoredEvent]> = vec![note(1, "a"), note(2, "b")].into();
             assert_eq!(model.apply(batch.clone(), 2).await.expect("applied"), 2);
             let once = rows(&model).await;
@@ -957,7 +1058,7 @@ mod tests {
                     .await
                     .expect("appended");
             }
-            let model = notes_model(&db).await;
+            let model: ReadModel<Notes> = notes_model(&db).await;
             let (reached, mut projected) = tokio::sync::watch::channel(0);
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let projector = tokio::spawn(crate::projection::run_projector(
@@ -996,7 +1097,7 @@ mod tests {
             )
             .await
             .expect("the legacy table");
-            let model = notes_model(&db).await;
+            let model: ReadModel<Notes> = notes_model(&db).await;
             assert_eq!(model.checkpoint().await.expect("checkpoint"), 5);
         }
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use veritrace_kernel::http::ReceiptLinks;
 use veritrace_kernel::read_model::{
-    self, ApplyError, ProjectedTables, ReadModelError, RecordReaders, readable_by,
+    self, ApplyError, ProjectedTables, ReadModelError, readable_by, readers_of,
 };
 use veritrace_kernel::with_read_conn;
 
@@ -196,8 +196,11 @@ pub async fn exhibits(
         let mut q = case_exhibits::table
             .filter(case_exhibits::case_reference.eq(filter.case_reference))
             .into_boxed();
-        if let Some(readers) = filter.readable_by {
-            q = q.filter(readable_by(case_exhibits::evidence_id, PROJECTION, readers));
+        if let Some(readers) = filter.readable_by
+            && let Some(allowed) =
+                readable_by::<CaseExhibits, _>(case_exhibits::evidence_id, readers)
+        {
+            q = q.filter(allowed);
         }
         let rows = q
             .order((
@@ -208,7 +211,7 @@ pub async fn exhibits(
             .select(ExhibitRow::as_select())
             .load(c)?;
         let ids: Vec<&str> = rows.iter().map(|r| r.evidence_id.as_str()).collect();
-        let mut readers = c.readers_of(PROJECTION, &ids)?;
+        let mut readers = readers_of::<CaseExhibits, _>(c, &ids)?;
         Ok(rows
             .into_iter()
             .map(|row| {

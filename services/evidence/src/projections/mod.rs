@@ -12,7 +12,7 @@ use veritrace_kernel::EventEnvelope;
 use veritrace_kernel::digest_runs::{DigestLookup, DigestRuns, RUN_ENTRIES};
 use veritrace_kernel::event_store::StoredEvent;
 use veritrace_kernel::read_model::{
-    self, ApplyError, ProjectedTables, ReadModelError, RecordReaders, readable_by,
+    self, ApplyError, ProjectedTables, ReadModelError, readable_by, readers_of,
 };
 use veritrace_kernel::with_read_conn;
 
@@ -126,11 +126,13 @@ pub struct ContentHashView {
 }
 
 impl EvidenceView {
-    /// The view of `r`, readable by `readers`: kept as the registrant, then the others sorted,
-    /// so a view reads the same whichever way it was built.
+    /// The view of `r`, readable by `readers` and every court: kept as the registrant, then
+    /// the others sorted, so a view reads the same whichever way it was built (an event
+    /// stored before access lists were kept lists its registrant alone).
     fn of(r: EvidenceRow, readers: Vec<String>) -> Self {
         let mut others: Vec<String> = readers
             .into_iter()
+            .chain(EvidenceRecords::EVERY_RECORD_READERS.iter().map(|c| c.to_string()))
             .filter(|x| *x != r.organisation)
             .collect();
         others.sort();
@@ -253,6 +255,8 @@ pub struct EvidenceRecords;
 
 impl ProjectedTables for EvidenceRecords {
     const PROJECTION: &'static str = PROJECTION;
+    // Every registration is readable by every court (`domain::readers`).
+    const EVERY_RECORD_READERS: &'static [&'static str] = &[veritrace_kernel::access::COURTS];
 
     // A batch is mostly registrations: the rows of consecutive ones go in one statement; a
     // sharing or withdrawal first writes the registrations before it, so order holds.
@@ -334,12 +338,11 @@ pub async fn list(
         if let Some(id) = filter.evidence_id {
             q = q.filter(evidence_records::evidence_id.eq(id));
         }
-        if let Some(readers) = filter.readable_by {
-            q = q.filter(readable_by(
-                evidence_records::evidence_id,
-                PROJECTION,
-                readers,
-            ));
+        if let Some(readers) = filter.readable_by
+            && let Some(allowed) =
+                readable_by::<EvidenceRecords, _>(evidence_records::evidence_id, readers)
+        {
+            q = q.filter(allowed);
         }
         if let Some(d) = filter.digest {
             // SQLite: the ids from the digest runs, and each record's own digest checked, so
@@ -362,7 +365,7 @@ pub async fn list(
             .select(EvidenceRow::as_select())
             .load(c)?;
         let ids: Vec<&str> = rows.iter().map(|r| r.evidence_id.as_str()).collect();
-        let mut readers = c.readers_of(PROJECTION, &ids)?;
+        let mut readers = readers_of::<EvidenceRecords, _>(c, &ids)?;
         Ok(rows
             .into_iter()
             .map(|r| {

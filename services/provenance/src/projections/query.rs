@@ -2,7 +2,7 @@
 //! resources that narrow it, `/epcs/{epc}/events`, `/eventTypes/{type}/events`, …), one page
 //! at a time in capture order.
 
-use super::{EventRow, Model, PROJECTION, epcis_event_identifiers, epcis_events};
+use super::{EventRow, Model, epcis_event_identifiers, epcis_events};
 use diesel::prelude::*;
 use veritrace_kernel::read_model::{ReadModelError, readable_by};
 use veritrace_kernel::with_read_conn;
@@ -148,8 +148,11 @@ pub async fn events(
         if let Some(after) = query.after {
             q = q.filter(epcis_events::position.gt(after));
         }
-        if let Some(readers) = query.readable_by {
-            q = q.filter(readable_by(epcis_events::event_id, PROJECTION, readers));
+        if let Some(readers) = query.readable_by
+            && let Some(allowed) =
+                readable_by::<super::EpcisEvents, _>(epcis_events::event_id, readers)
+        {
+            q = q.filter(allowed);
         }
         let mut rows: Vec<EventRow> = q
             .order(epcis_events::position.asc())
@@ -176,8 +179,11 @@ pub async fn event_types(
             .select(epcis_events::event_type)
             .distinct()
             .into_boxed();
-        if let Some(readers) = readers {
-            q = q.filter(readable_by(epcis_events::event_id, PROJECTION, readers));
+        if let Some(readers) = readers
+            && let Some(allowed) =
+                readable_by::<super::EpcisEvents, _>(epcis_events::event_id, readers)
+        {
+            q = q.filter(allowed);
         }
         Ok(q.order(epcis_events::event_type).load(c)?)
     })
@@ -226,8 +232,11 @@ pub async fn locations(
                     .filter($column.is_not_null())
                     .distinct()
                     .into_boxed();
-                if let Some(readers) = readers.clone() {
-                    q = q.filter(readable_by(epcis_events::event_id, PROJECTION, readers));
+                if let Some(readers) = readers.clone()
+                    && let Some(allowed) =
+                        readable_by::<super::EpcisEvents, _>(epcis_events::event_id, readers)
+                {
+                    q = q.filter(allowed);
                 }
                 q.order($column)
                     .limit(LISTING_LIMIT)
@@ -254,8 +263,11 @@ pub async fn epcs(
         let mut readable = epcis_events::table
             .select(epcis_events::position)
             .into_boxed();
-        if let Some(readers) = readers.clone() {
-            readable = readable.filter(readable_by(epcis_events::event_id, PROJECTION, readers));
+        if let Some(readers) = readers.clone()
+            && let Some(allowed) =
+                readable_by::<super::EpcisEvents, _>(epcis_events::event_id, readers)
+        {
+            readable = readable.filter(allowed);
         }
         Ok(epcis_event_identifiers::table
             .filter(

@@ -8,7 +8,7 @@
 //! each event marked as the parent's, so a reader sees what happened to the container.
 
 use super::{
-    EventRow, Model, PROJECTION, epcis_event_identifiers, epcis_event_products, epcis_events,
+    EventRow, Model, epcis_event_identifiers, epcis_event_products, epcis_events,
     published_products,
 };
 use diesel::prelude::*;
@@ -159,8 +159,11 @@ pub async fn history(
         let mut q = epcis_events::table
             .filter(epcis_events::position.eq_any(positions))
             .into_boxed();
-        if let Some(readers) = readers {
-            q = q.filter(readable_by(epcis_events::event_id, PROJECTION, readers));
+        if let Some(readers) = readers
+            && let Some(allowed) =
+                readable_by::<super::EpcisEvents, _>(epcis_events::event_id, readers)
+        {
+            q = q.filter(allowed);
         }
         let rows: Vec<EventRow> = q
             .order((epcis_events::event_time.asc(), epcis_events::position.asc()))
