@@ -53,6 +53,7 @@ pub const MIGRATIONS: &[Migration] = &[
         "sealed_leaves_without_foreign_key",
         "anchor/0007_sealed_leaves_without_foreign_key.sql"
     ),
+    veritrace_kernel::migration!(8, "unsealed_ranges", "anchor/0008_unsealed_ranges.sql"),
 ];
 
 /// The queue the anchoring service consumes: every event of every service.

@@ -95,13 +95,44 @@ pub struct AnchorStore {
     merges_resumed: Arc<AtomicBool>,
 }
 
-/// Takes the leaves `$1` (a JSON array of `seq`s) off the queue of leaves waiting for a batch.
-/// SQLite walks the array and finds each by its key.
-const TAKE_UNSEALED_SQLITE: &str =
-    "DELETE FROM unsealed_leaves WHERE seq IN (SELECT value FROM json_each($1))";
+/// Queues the leaves received after `$1` (SQLite: the one writer's, every one of them) as
+/// ranges of consecutive `seq`s: one row per run, not one per leaf.
+const QUEUE_RECEIVED_SQLITE: &str = "INSERT INTO unsealed_ranges (first_seq, last_seq)
+     SELECT MIN(seq), MAX(seq)
+     FROM (SELECT seq, seq - ROW_NUMBER() OVER (ORDER BY seq) AS island
+           FROM received_leaves WHERE seq > $1) AS received
+     GROUP BY island";
+/// How many leaves wait for a batch.
+const WAITING: &str =
+    "SELECT CAST(COALESCE(SUM(last_seq - first_seq + 1), 0) AS BIGINT) FROM unsealed_ranges";
+/// The oldest `$1` ranges waiting (each holds a leaf at least).
+const OLDEST_RANGES: &str =
+    "SELECT first_seq, last_seq FROM unsealed_ranges ORDER BY first_seq LIMIT $1";
+/// The ranges that hold any leaf from `$1` to `$2`.
+const RANGES_OVERLAPPING: &str =
+    "SELECT first_seq, last_seq FROM unsealed_ranges WHERE first_seq <= $2 AND last_seq >= $1";
+/// The leaves `$1` (a JSON array of `seq`s) with their digests: SQLite walks the array and
+/// finds each by its key.
+const DIGESTS_OF_SQLITE: &str = "SELECT seq, digest FROM received_leaves
+     WHERE seq IN (SELECT value FROM json_each($1)) ORDER BY seq";
 /// The same for PostgreSQL.
-const TAKE_UNSEALED_POSTGRES: &str = "DELETE FROM unsealed_leaves
-     WHERE seq = ANY(ARRAY(SELECT value::BIGINT FROM json_array_elements_text($1::JSON)))";
+const DIGESTS_OF_POSTGRES: &str = "SELECT seq, digest FROM received_leaves
+     WHERE seq = ANY(ARRAY(SELECT value::BIGINT FROM json_array_elements_text($1::JSON)))
+     ORDER BY seq";
+/// Takes the ranges `$1` (a JSON array of `[first, last]`) off the queue.
+const TAKE_RANGES_SQLITE: &str = "DELETE FROM unsealed_ranges
+     WHERE (first_seq, last_seq) IN (SELECT value ->> 0, value ->> 1 FROM json_each($1))";
+/// The same for PostgreSQL.
+const TAKE_RANGES_POSTGRES: &str = "DELETE FROM unsealed_ranges
+     WHERE (first_seq, last_seq) IN
+         (SELECT (r ->> 0)::BIGINT, (r ->> 1)::BIGINT FROM json_array_elements($1::JSON) AS j(r))";
+/// Queues the ranges `$1` (a JSON array of `[first, last]`) again: what a seal left of the
+/// ranges it took leaves from.
+const PUT_BACK_SQLITE: &str = "INSERT INTO unsealed_ranges (first_seq, last_seq)
+     SELECT value ->> 0, value ->> 1 FROM json_each($1) WHERE true";
+/// The same for PostgreSQL.
+const PUT_BACK_POSTGRES: &str = "INSERT INTO unsealed_ranges (first_seq, last_seq)
+     SELECT (r ->> 0)::BIGINT, (r ->> 1)::BIGINT FROM json_array_elements($1::JSON) AS j(r)";
 /// Records the leaves `$2` (a JSON array of `seq`s) as batch `$1`'s, each at its index in the
 /// array: narrow rows, appended; the leaves themselves are not written again.
 const SEAL_LEAVES_SQLITE: &str = "INSERT INTO sealed_leaves (seq, batch_id, leaf_index)
@@ -110,14 +141,37 @@ const SEAL_LEAVES_SQLITE: &str = "INSERT INTO sealed_leaves (seq, batch_id, leaf
 const SEAL_LEAVES_POSTGRES: &str = "INSERT INTO sealed_leaves (seq, batch_id, leaf_index)
      SELECT j.seq::BIGINT, $1, j.n - 1
      FROM json_array_elements_text($2::JSON) WITH ORDINALITY AS j(seq, n)";
-/// The oldest `$1` leaves waiting for a batch, with their digests: SQLite takes the queue's
-/// first keys and finds each leaf by its key.
-const UNSEALED_SQLITE: &str = "SELECT seq, digest FROM received_leaves
-     WHERE seq IN (SELECT seq FROM unsealed_leaves ORDER BY seq LIMIT $1) ORDER BY seq";
-/// The same for PostgreSQL, the queue's first keys as an array (a join would go by statistics
-/// that lag a queue which fills and empties all day, and could read every leaf).
-const UNSEALED_POSTGRES: &str = "SELECT seq, digest FROM received_leaves
-     WHERE seq = ANY(ARRAY(SELECT seq FROM unsealed_leaves ORDER BY seq LIMIT $1)) ORDER BY seq";
+
+/// What is left of the waiting `ranges` once the leaves `seqs` are taken from them; None if a
+/// leaf of `seqs` lies in none of them, or is named twice (it is not waiting: another sealer
+/// took it).
+fn left_after_taking(ranges: &[(i64, i64)], seqs: &[i64]) -> Option<Vec<(i64, i64)>> {
+    let mut taken = seqs.to_vec();
+    taken.sort_unstable();
+    if taken.windows(2).any(|w| w[0] == w[1]) {
+        return None;
+    }
+    let mut ranges = ranges.to_vec();
+    ranges.sort_unstable();
+    let (mut left, mut i) = (Vec::new(), 0);
+    for (first, last) in ranges {
+        let mut next = first;
+        while i < taken.len() && taken[i] <= last {
+            if taken[i] < first {
+                return None;
+            }
+            if taken[i] > next {
+                left.push((next, taken[i] - 1));
+            }
+            next = taken[i] + 1;
+            i += 1;
+        }
+        if next <= last {
+            left.push((next, last));
+        }
+    }
+    (i == taken.len()).then_some(left)
+}
 
 /// SQLite finds a leaf by its digest through sorted runs, not a unique index: see
 /// [`veritrace_kernel::digest_runs`]. PostgreSQL keeps its index on `received_leaves.digest`.
@@ -169,7 +223,7 @@ impl AnchorStore {
                     insert.push(" ON CONFLICT DO NOTHING");
                     inserted += insert.build().execute(&mut *tx).await?.rows_affected();
                 }
-                sqlx::query("INSERT INTO unsealed_leaves (seq) SELECT seq FROM received_leaves WHERE seq > $1")
+                sqlx::query(QUEUE_RECEIVED_SQLITE)
                     .bind(before)
                     .execute(&mut *tx)
                     .await?;
@@ -186,8 +240,9 @@ impl AnchorStore {
                 let envelopes: Vec<&str> = leaves.iter().map(|l| l.canonical.as_str()).collect();
                 let readers: Vec<String> =
                     leaves.iter().map(|l| readers_text(&l.readers)).collect();
-                // Each new leaf waits for a batch from the moment it is there.
-                sqlx::query(
+                // Each new leaf waits for a batch from the moment it is there, in a range of
+                // the `seq`s this statement drew (others may draw between them).
+                let (inserted,): (i64,) = sqlx::query_as(
                     "WITH new AS (
                          INSERT INTO received_leaves (digest, event_id, envelope, readers, received_at)
                          SELECT d, i, e, r, $5
@@ -195,17 +250,23 @@ impl AnchorStore {
                              WITH ORDINALITY AS r(d, i, e, r, n)
                          ORDER BY n
                          ON CONFLICT DO NOTHING
-                         RETURNING seq)
-                     INSERT INTO unsealed_leaves (seq) SELECT seq FROM new",
+                         RETURNING seq
+                     ), queued AS (
+                         INSERT INTO unsealed_ranges (first_seq, last_seq)
+                         SELECT MIN(seq), MAX(seq)
+                         FROM (SELECT seq, seq - ROW_NUMBER() OVER (ORDER BY seq) AS island FROM new) AS received
+                         GROUP BY island
+                         RETURNING first_seq, last_seq)
+                     SELECT COALESCE(SUM(last_seq - first_seq + 1), 0)::BIGINT FROM queued",
                 )
                 .bind(&digests)
                 .bind(&ids)
                 .bind(&envelopes)
                 .bind(&readers)
                 .bind(&received_at)
-                .execute(&db.pool)
-                .await?
-                .rows_affected()
+                .fetch_one(&db.pool)
+                .await?;
+                u64::try_from(inserted).unwrap_or(0)
             }
         };
         Ok(inserted)
@@ -262,27 +323,50 @@ impl AnchorStore {
         Ok(())
     }
 
-    /// Whether at least `n` leaves wait for a batch: one index probe, where reading them all
-    /// would cost as much as sealing them each time a few more arrive.
+    /// Whether at least `n` leaves wait for a batch: a sum over the queue's ranges (a row per
+    /// message received), where reading the leaves would cost as much as sealing them each
+    /// time a few more arrive.
     pub async fn waiting_at_least(&self, n: i64) -> Result<bool, StoreError> {
-        let found: Option<(i64,)> = on_pool!(&self.db, reader, |pool| {
-            sqlx::query_as("SELECT seq FROM unsealed_leaves ORDER BY seq LIMIT 1 OFFSET $1")
-                .bind((n - 1).max(0))
-                .fetch_optional(pool)
-                .await
-        })?;
-        Ok(found.is_some())
+        Ok(self.waiting().await? >= n)
     }
 
-    /// Leaves not yet in a batch, oldest first.
-    pub async fn unsealed(&self, limit: i64) -> Result<Vec<(i64, Digest)>, StoreError> {
-        let sql = match self.db {
-            Database::Sqlite(_) => UNSEALED_SQLITE,
-            Database::Postgres(_) => UNSEALED_POSTGRES,
-        };
-        let rows: Vec<(i64, String)> = on_pool!(&self.db, reader, |pool| {
-            sqlx::query_as(sql).bind(limit).fetch_all(pool).await
+    async fn waiting(&self) -> Result<i64, StoreError> {
+        let (waiting,): (i64,) = on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(WAITING).fetch_one(pool).await
         })?;
+        Ok(waiting)
+    }
+
+    /// Leaves not yet in a batch, oldest first: the first `limit` of the oldest ranges, each
+    /// found by its key.
+    pub async fn unsealed(&self, limit: i64) -> Result<Vec<(i64, Digest)>, StoreError> {
+        let ranges: Vec<(i64, i64)> = on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(OLDEST_RANGES)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })?;
+        let seqs: Vec<i64> = ranges
+            .into_iter()
+            .flat_map(|(first, last)| first..=last)
+            .take(usize::try_from(limit).unwrap_or(0))
+            .collect();
+        let sql = match self.db {
+            Database::Sqlite(_) => DIGESTS_OF_SQLITE,
+            Database::Postgres(_) => DIGESTS_OF_POSTGRES,
+        };
+        let seqs_json = serde_json::to_string(&seqs).unwrap_or_default();
+        let rows: Vec<(i64, String)> = on_pool!(&self.db, reader, |pool| {
+            sqlx::query_as(sql).bind(&seqs_json).fetch_all(pool).await
+        })?;
+        if rows.len() != seqs.len() {
+            return Err(StoreError::Corrupt(format!(
+                "{} of the {} leaves queued from seq {} are not there",
+                seqs.len() - rows.len(),
+                seqs.len(),
+                seqs.first().copied().unwrap_or_default()
+            )));
+        }
         rows.into_iter()
             .map(|(seq, d)| Ok((seq, digest(&d)?)))
             .collect()
@@ -294,19 +378,42 @@ impl AnchorStore {
     pub async fn seal(&self, batch: &BatchRecord, seqs: &[i64]) -> Result<(), StoreError> {
         // Leaf index = position in `seqs`, which travel as one JSON array.
         let seqs_json = serde_json::to_string(seqs).unwrap_or_default();
-        let (take, seal) = match self.db {
-            Database::Sqlite(_) => (TAKE_UNSEALED_SQLITE, SEAL_LEAVES_SQLITE),
-            Database::Postgres(_) => (TAKE_UNSEALED_POSTGRES, SEAL_LEAVES_POSTGRES),
+        let (lowest, highest) = (
+            seqs.iter().min().copied().unwrap_or_default(),
+            seqs.iter().max().copied().unwrap_or_default(),
+        );
+        let (take, put_back, seal) = match self.db {
+            Database::Sqlite(_) => (TAKE_RANGES_SQLITE, PUT_BACK_SQLITE, SEAL_LEAVES_SQLITE),
+            Database::Postgres(_) => (
+                TAKE_RANGES_POSTGRES,
+                PUT_BACK_POSTGRES,
+                SEAL_LEAVES_POSTGRES,
+            ),
         };
         on_pool!(&self.db, writer, |pool, begin| async {
             let mut tx = pool.begin_with(begin).await?;
+            let ranges: Vec<(i64, i64)> = sqlx::query_as(RANGES_OVERLAPPING)
+                .bind(lowest)
+                .bind(highest)
+                .fetch_all(&mut *tx)
+                .await?;
+            let Some(left) = left_after_taking(&ranges, seqs) else {
+                return Ok(false);
+            };
+            // Taken as read: a range another sealer split or took meanwhile is not there.
             let taken = sqlx::query(take)
-                .bind(&seqs_json)
+                .bind(serde_json::to_string(&ranges).unwrap_or_default())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            if taken != seqs.len() as u64 {
+            if taken != ranges.len() as u64 {
                 return Ok(false);
+            }
+            if !left.is_empty() {
+                sqlx::query(put_back)
+                    .bind(serde_json::to_string(&left).unwrap_or_default())
+                    .execute(&mut *tx)
+                    .await?;
             }
             sqlx::query(
                 "INSERT INTO batches (batch_id, root, size, tx_hash, sealed_at) VALUES ($1, $2, $3, $4, $5)",
@@ -356,12 +463,7 @@ impl AnchorStore {
 
     /// Leaves received and not yet sealed into a batch.
     pub async fn pending_leaves(&self) -> Result<u64, StoreError> {
-        let (count,): (i64,) = on_pool!(&self.db, reader, |pool| {
-            sqlx::query_as("SELECT COUNT(*) FROM unsealed_leaves")
-                .fetch_one(pool)
-                .await
-        })?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        Ok(u64::try_from(self.waiting().await?).unwrap_or(0))
     }
 
     /// The last `limit` batches anchored, newest first, each with the time its first (oldest)
@@ -628,6 +730,28 @@ mod tests {
     use super::*;
     use veritrace_kernel::testing::TestDb;
 
+    #[test]
+    fn taking_leaves_splits_the_ranges_they_lie_in() {
+        let ranges = [(1, 5), (8, 9), (20, 20)];
+        assert_eq!(
+            left_after_taking(&ranges, &[1, 2, 3]),
+            Some(vec![(4, 5), (8, 9), (20, 20)])
+        );
+        assert_eq!(
+            left_after_taking(&ranges, &[3, 9, 20]),
+            Some(vec![(1, 2), (4, 5), (8, 8)])
+        );
+        assert_eq!(
+            left_after_taking(&ranges, &[5, 1, 8, 2, 3, 4, 9, 20]),
+            Some(vec![])
+        );
+        // A leaf between ranges, past them, or named twice is not waiting.
+        assert_eq!(left_after_taking(&ranges, &[1, 6]), None);
+        assert_eq!(left_after_taking(&ranges, &[21]), None);
+        assert_eq!(left_after_taking(&ranges, &[2, 2]), None);
+        assert_eq!(left_after_taking(&[], &[1]), None);
+    }
+
     /// The sealing statements' plans on SQLite: each walks the batch's array and finds each
     /// leaf by its key; taking the oldest waiting leaves finds each by its key too. None reads
     /// every waiting leaf against the whole array (that was quadratic: 10,000 of 20,000 waiting
@@ -642,9 +766,14 @@ mod tests {
         let by_digest = leaf_sql("seq", &seq_of_digest_sqlite());
         for (statement, binds, step) in [
             (
-                TAKE_UNSEALED_SQLITE,
+                TAKE_RANGES_SQLITE,
                 1,
-                "SEARCH unsealed_leaves USING INTEGER PRIMARY KEY",
+                "SEARCH unsealed_ranges USING INTEGER PRIMARY KEY",
+            ),
+            (
+                RANGES_OVERLAPPING,
+                2,
+                "SEARCH unsealed_ranges USING INTEGER PRIMARY KEY",
             ),
             (
                 by_digest.as_str(),
@@ -653,7 +782,7 @@ mod tests {
             ),
             (SEAL_LEAVES_SQLITE, 2, "SCAN json_each"),
             (
-                UNSEALED_SQLITE,
+                DIGESTS_OF_SQLITE,
                 1,
                 "SEARCH received_leaves USING INTEGER PRIMARY KEY",
             ),
@@ -844,6 +973,15 @@ mod tests {
             // Sealed leaves no longer count.
             assert!(store.waiting_at_least(1).await.expect("one waiting"));
             assert!(!store.waiting_at_least(2).await.expect("not two"));
+            let left = store.unsealed(10).await.expect("unsealed");
+            assert_eq!(left.len(), 1);
+            assert!(left[0].0 > seqs[1], "the newest leaf waits: {left:?} after {seqs:?}");
+            // Leaves already sealed are not sealed again: nothing is written.
+            let again = BatchRecord { batch_id: "b2".into(), ..batch.clone() };
+            let race = store.seal(&again, &[seqs[1], left[0].0]).await;
+            assert!(matches!(race, Err(StoreError::SealRace(_))), "{race:?}");
+            assert!(store.batch("b2").await.expect("batch").is_none());
+            assert_eq!(store.pending_leaves().await.expect("pending"), 1);
         }
 
         /// A store from before leaves were written once keeps every leaf where it was: the

@@ -132,7 +132,11 @@ impl EvidenceView {
     fn of(r: EvidenceRow, readers: Vec<String>) -> Self {
         let mut others: Vec<String> = readers
             .into_iter()
-            .chain(EvidenceRecords::EVERY_RECORD_READERS.iter().map(|c| c.to_string()))
+            .chain(
+                EvidenceRecords::EVERY_RECORD_READERS
+                    .iter()
+                    .map(|c| c.to_string()),
+            )
             .filter(|x| *x != r.organisation)
             .collect();
         others.sort();
