@@ -102,6 +102,36 @@ const QUEUE_RECEIVED_SQLITE: &str = "INSERT INTO unsealed_ranges (first_seq, las
      FROM (SELECT seq, seq - ROW_NUMBER() OVER (ORDER BY seq) AS island
            FROM received_leaves WHERE seq > $1) AS received
      GROUP BY island";
+/// Inserts the leaves given as arrays (`$1` digests, `$2` event ids, `$3` envelopes, `$4`
+/// readers, received at `$5`; PostgreSQL) and queues each new one in a range of the `seq`s the
+/// statement drew (others may draw between them), ending in `$on_conflict`. Returns how many
+/// were new.
+macro_rules! receive_postgres {
+    ($on_conflict:literal) => {
+        concat!(
+            "WITH new AS (
+                 INSERT INTO received_leaves (digest, event_id, envelope, readers, received_at)
+                 SELECT d, i, e, r, $5
+                 FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[])
+                     WITH ORDINALITY AS r(d, i, e, r, n)
+                 ORDER BY n ",
+            $on_conflict,
+            "
+                 RETURNING seq
+             ), queued AS (
+                 INSERT INTO unsealed_ranges (first_seq, last_seq)
+                 SELECT MIN(seq), MAX(seq)
+                 FROM (SELECT seq, seq - ROW_NUMBER() OVER (ORDER BY seq) AS island FROM new) AS received
+                 GROUP BY island
+                 RETURNING first_seq, last_seq)
+             SELECT COALESCE(SUM(last_seq - first_seq + 1), 0)::BIGINT FROM queued"
+        )
+    };
+}
+/// Leaves none of which is here yet: fails on a unique index otherwise.
+const RECEIVE_POSTGRES: &str = receive_postgres!("");
+/// Leaves some of which may be here: those are skipped.
+const RECEIVE_AGAIN_POSTGRES: &str = receive_postgres!("ON CONFLICT DO NOTHING");
 /// How many leaves wait for a batch.
 const WAITING: &str =
     "SELECT CAST(COALESCE(SUM(last_seq - first_seq + 1), 0) AS BIGINT) FROM unsealed_ranges";
@@ -240,32 +270,24 @@ impl AnchorStore {
                 let envelopes: Vec<&str> = leaves.iter().map(|l| l.canonical.as_str()).collect();
                 let readers: Vec<String> =
                     leaves.iter().map(|l| readers_text(&l.readers)).collect();
-                // Each new leaf waits for a batch from the moment it is there, in a range of
-                // the `seq`s this statement drew (others may draw between them).
-                let (inserted,): (i64,) = sqlx::query_as(
-                    "WITH new AS (
-                         INSERT INTO received_leaves (digest, event_id, envelope, readers, received_at)
-                         SELECT d, i, e, r, $5
-                         FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[])
-                             WITH ORDINALITY AS r(d, i, e, r, n)
-                         ORDER BY n
-                         ON CONFLICT DO NOTHING
-                         RETURNING seq
-                     ), queued AS (
-                         INSERT INTO unsealed_ranges (first_seq, last_seq)
-                         SELECT MIN(seq), MAX(seq)
-                         FROM (SELECT seq, seq - ROW_NUMBER() OVER (ORDER BY seq) AS island FROM new) AS received
-                         GROUP BY island
-                         RETURNING first_seq, last_seq)
-                     SELECT COALESCE(SUM(last_seq - first_seq + 1), 0)::BIGINT FROM queued",
-                )
-                .bind(&digests)
-                .bind(&ids)
-                .bind(&envelopes)
-                .bind(&readers)
-                .bind(&received_at)
-                .fetch_one(&db.pool)
-                .await?;
+                // Written as new, the common case, without a check per leaf for its digest
+                // and event id; a message delivered again (some of whose leaves are here)
+                // fails on a unique index, and is written again leaf by leaf skipping those.
+                let receive = |sql: &'static str| {
+                    sqlx::query_as::<_, (i64,)>(sql)
+                        .bind(&digests)
+                        .bind(&ids)
+                        .bind(&envelopes)
+                        .bind(&readers)
+                        .bind(&received_at)
+                        .fetch_one(&db.pool)
+                };
+                let (inserted,) = match receive(RECEIVE_POSTGRES).await {
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        receive(RECEIVE_AGAIN_POSTGRES).await?
+                    }
+                    other => other?,
+                };
                 u64::try_from(inserted).unwrap_or(0)
             }
         };
@@ -1048,6 +1070,18 @@ mod tests {
                 assert_eq!(store.insert_leaves(chunk).await.expect("leaves"), chunk.len() as u64);
             }
             assert_eq!(store.insert_leaves(&leaves[4000..4600]).await.expect("again"), 0);
+            // A message with leaves seen and unseen: the unseen are added, once.
+            let more = new_leaves(count + 2);
+            let mixed: Vec<NewLeaf> = more[count - 2..].iter().map(|l| NewLeaf {
+                digest: l.digest,
+                event_id: l.event_id.clone(),
+                canonical: l.canonical.clone(),
+                readers: l.readers.clone(),
+            }).collect();
+            assert_eq!(store.insert_leaves(&mixed).await.expect("mixed"), 2);
+            assert_eq!(store.insert_leaves(&mixed).await.expect("mixed again"), 0);
+            assert_eq!(store.pending_leaves().await.expect("pending"), count as u64 + 2);
+            let (leaves, count) = (more, count + 2);
             assert_eq!(store.progress().await.expect("progress").0, count as i64);
             for i in [0, 1, 4095, 4096, 4097, 8191, 8192, count - 1] {
                 let leaf = store.leaf_by_digest(&leaves[i].digest).await.expect("read").expect("found");
