@@ -257,6 +257,64 @@ pub struct EvidenceFilter {
 /// How evidence events change `evidence_records`.
 pub struct EvidenceRecords;
 
+/// Writes the rows of registrations (skipping any already there: a batch may be applied
+/// twice).
+trait RegisteredRows {
+    fn insert_registered(&mut self, rows: &[EvidenceRow]) -> QueryResult<()>;
+}
+
+/// SQLite: multi-row inserts.
+impl RegisteredRows for diesel::SqliteConnection {
+    fn insert_registered(&mut self, rows: &[EvidenceRow]) -> QueryResult<()> {
+        veritrace_kernel::insert_rows!(self, evidence_records::table, rows, 16);
+        Ok(())
+    }
+}
+
+/// PostgreSQL takes each column as one array: one statement, prepared once, whatever the
+/// number of rows; a multi-row insert is a statement of its own for every count of rows, with
+/// sixteen parameters a row to bind and plan.
+const INSERT_REGISTERED_POSTGRES: &str = "INSERT INTO evidence_records (evidence_id, organisation,
+         algorithm, digest, title, case_reference, metadata, status, registered_at,
+         registered_event_id, withdrawn_at, withdrawal_reason, version, occurred_at, file_name,
+         size_bytes)
+     SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
+         $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[],
+         $13::BIGINT[], $14::TEXT[], $15::TEXT[], $16::BIGINT[])
+     ON CONFLICT DO NOTHING";
+
+impl RegisteredRows for diesel::PgConnection {
+    fn insert_registered(&mut self, rows: &[EvidenceRow]) -> QueryResult<()> {
+        use diesel::sql_types::{Array, BigInt, Nullable, Text};
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let text = |f: fn(&EvidenceRow) -> &str| rows.iter().map(f).collect::<Vec<_>>();
+        let maybe = |f: fn(&EvidenceRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
+        diesel::sql_query(INSERT_REGISTERED_POSTGRES)
+            .bind::<Array<Text>, _>(text(|r| &r.evidence_id))
+            .bind::<Array<Text>, _>(text(|r| &r.organisation))
+            .bind::<Array<Text>, _>(text(|r| &r.algorithm))
+            .bind::<Array<Text>, _>(text(|r| &r.digest))
+            .bind::<Array<Text>, _>(text(|r| &r.title))
+            .bind::<Array<Nullable<Text>>, _>(maybe(|r| r.case_reference.as_deref()))
+            .bind::<Array<Nullable<Text>>, _>(maybe(|r| r.metadata.as_deref()))
+            .bind::<Array<Text>, _>(text(|r| &r.status))
+            .bind::<Array<Text>, _>(text(|r| &r.registered_at))
+            .bind::<Array<Text>, _>(text(|r| &r.registered_event_id))
+            .bind::<Array<Nullable<Text>>, _>(maybe(|r| r.withdrawn_at.as_deref()))
+            .bind::<Array<Nullable<Text>>, _>(maybe(|r| r.withdrawal_reason.as_deref()))
+            .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.version).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(text(|r| &r.occurred_at))
+            .bind::<Array<Nullable<Text>>, _>(maybe(|r| r.file_name.as_deref()))
+            .bind::<Array<Nullable<BigInt>>, _>(
+                rows.iter().map(|r| r.size_bytes).collect::<Vec<_>>(),
+            )
+            .execute(self)?;
+        Ok(())
+    }
+}
+
 impl ProjectedTables for EvidenceRecords {
     const PROJECTION: &'static str = PROJECTION;
     // Every registration is readable by every court (`domain::readers`).
@@ -268,7 +326,7 @@ impl ProjectedTables for EvidenceRecords {
         // Writes the registrations waiting in `$rows`, then forgets them.
         macro_rules! insert_registered {
             ($rows:ident) => {
-                veritrace_kernel::insert_rows!(c, evidence_records::table, $rows, 16);
+                c.insert_registered(&$rows)?;
                 $rows.clear();
             };
         }
