@@ -839,6 +839,16 @@ mod tests {
         assert_eq!(mode.temp_store, 2);
     }
 
+    /// `e`, readable by `readers`.
+    fn read_by(mut e: StoredEvent, readers: &[&str]) -> StoredEvent {
+        e.readers = owned(readers);
+        e
+    }
+
+    fn owned(strs: &[&str]) -> Vec<String> {
+        strs.iter().map(|s| s.to_string()).collect()
+    }
+
     fn note(position: i64, id: &str) -> StoredEvent {
         event(
             position,
@@ -941,16 +951,12 @@ mod tests {
 
         async fn a_record_is_readable_by_the_readers_of_any_of_its_events(db: TestDb) {
             let model: ReadModel<Notes> = notes_model(&db).await;
-            let with = |mut e: StoredEvent, readers: &[&str]| {
-                e.readers = readers.iter().map(|r| r.to_string()).collect();
-                e
-            };
             let batch: Arc<[StoredEvent]> = vec![
-                with(note(1, "a"), &["org", "org-b"]),
-                with(note(2, "b"), &["org"]),
+                read_by(note(1, "a"), &["org", "org-b"]),
+                read_by(note(2, "b"), &["org"]),
                 // A later event of "a" (applied twice, as a projector may) adds a reader.
-                with(note(3, "a"), &["org", "role:court"]),
-                with(note(4, "a"), &["org", "role:court"]),
+                read_by(note(3, "a"), &["org", "role:court"]),
+                read_by(note(4, "a"), &["org", "role:court"]),
             ]
             .into();
             model.apply(batch, 4).await.expect("applied");
@@ -959,12 +965,11 @@ mod tests {
             assert_eq!(readable(&model, &["org-x", "role:court"]).await, ["a"]);
             assert!(readable(&model, &["org-x"]).await.is_empty());
             let (pairs, _) = readers_and_rows(&model, &["a", "b", "z"]).await;
-            let list = |rs: &[&str]| rs.iter().map(|r| r.to_string()).collect::<Vec<_>>();
             assert_eq!(
                 pairs,
                 HashMap::from([
-                    ("a".to_string(), list(&["org", "org-b", "role:court"])),
-                    ("b".to_string(), list(&["org"])),
+                    ("a".to_string(), owned(&["org", "org-b", "role:court"])),
+                    ("b".to_string(), owned(&["org"])),
                 ])
             );
             // Another projection's grants are its own.
@@ -978,13 +983,9 @@ mod tests {
 
         async fn every_record_readers_read_every_record_without_a_row_per_record(db: TestDb) {
             let model: ReadModel<CourtNotes> = notes_model(&db).await;
-            let with = |mut e: StoredEvent, readers: &[&str]| {
-                e.readers = readers.iter().map(|r| r.to_string()).collect();
-                e
-            };
             let batch: Arc<[StoredEvent]> = vec![
-                with(note(1, "a"), &["org", "role:court"]),
-                with(note(2, "b"), &["org-b", "role:court"]),
+                read_by(note(1, "a"), &["org", "role:court"]),
+                read_by(note(2, "b"), &["org-b", "role:court"]),
             ]
             .into();
             model.apply(batch, 2).await.expect("applied");
@@ -992,12 +993,11 @@ mod tests {
             assert_eq!(readable(&model, &["org-b"]).await, ["b"]);
             assert!(readable(&model, &["org-x"]).await.is_empty());
             let (readers, rows) = readers_and_rows(&model, &["a", "b"]).await;
-            let list = |rs: &[&str]| rs.iter().map(|r| r.to_string()).collect::<Vec<_>>();
             assert_eq!(
                 readers,
                 HashMap::from([
-                    ("a".to_string(), list(&["org", "role:court"])),
-                    ("b".to_string(), list(&["org-b", "role:court"])),
+                    ("a".to_string(), owned(&["org", "role:court"])),
+                    ("b".to_string(), owned(&["org-b", "role:court"])),
                 ])
             );
             assert_eq!(rows, 2, "one listed reader per note, none for the courts");
