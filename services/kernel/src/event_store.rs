@@ -27,11 +27,13 @@ const FEED_GROUPS: usize = 256;
 /// no deadlock if a relay's own progress ever waited on an append of this store.
 const MAX_BACKLOG_WAIT: Duration = Duration::from_secs(2);
 
+/// Cheap to clone: the writer hands each committed event to the feed's readers (relay,
+/// projector) and to its caller, so the envelope and its text are shared, not copied.
 #[derive(Clone, Debug)]
 pub struct StoredEvent {
     pub position: i64,
-    pub envelope: EventEnvelope,
-    pub canonical: String,
+    pub envelope: Arc<EventEnvelope>,
+    pub canonical: Arc<str>,
     pub digest: Digest,
     /// Who may read it: [`StreamAppend::readers`] and the recording organisation.
     pub readers: Vec<String>,
@@ -683,8 +685,8 @@ fn row_to_event(
     let readers = serde_json::from_str(&readers).map_err(|e| corrupt(format!("readers: {e}")))?;
     Ok(StoredEvent {
         position,
-        envelope,
-        canonical,
+        envelope: Arc::new(envelope),
+        canonical: canonical.into(),
         digest,
         readers,
     })
@@ -733,11 +735,11 @@ async fn writer_task(db: Database, mut rx: mpsc::Receiver<AppendJob>, committer:
         let span = tracing::debug_span!("commit_group", appends = jobs.len());
         let outcome = match &db {
             Database::Sqlite(db) => {
-                commit_group_sqlite(&db.writer, &jobs)
+                commit_group_sqlite(&db.writer, &mut jobs)
                     .instrument(span)
                     .await
             }
-            Database::Postgres(db) => commit_group_postgres(db, &jobs).instrument(span).await,
+            Database::Postgres(db) => commit_group_postgres(db, &mut jobs).instrument(span).await,
         };
         match outcome {
             Ok(outcome) => {
@@ -759,9 +761,9 @@ async fn writer_task(db: Database, mut rx: mpsc::Receiver<AppendJob>, committer:
 /// A committed group: each job's answer, and the positions it took.
 struct GroupOutcome {
     results: Vec<Result<Vec<Vec<StoredEvent>>, EventStoreError>>,
-    /// The head before the group, where its events are known to follow it directly (SQLite:
-    /// the writer is the file's only one); None where another process may append too.
-    after: Option<i64>,
+    /// The head before the group: the last position committed when the group began to write
+    /// (SQLite: the file's one writer; PostgreSQL: read under the append lock).
+    after: i64,
     /// The highest position the group took, or the head before it.
     through: i64,
 }
@@ -770,7 +772,7 @@ impl GroupOutcome {
     /// The group as the feed hands it over; None when it committed nothing, or when its
     /// events do not fill their positions exactly (the feed's readers then read the store).
     fn group(&self) -> Option<CommittedGroup> {
-        let after = self.after?;
+        let after = self.after;
         let mut events: Vec<StoredEvent> = self
             .results
             .iter()
@@ -866,11 +868,12 @@ fn decide(
         if verdict.is_none() {
             for a in &job.appends {
                 versions.insert(a.stream.clone(), a.expected_version + a.events.len() as u64);
-                accepted.extend(
-                    a.events
-                        .iter()
-                        .map(|e| (e, readers_text(&readers_of(a, e)))),
-                );
+                accepted.extend(a.events.iter().map(|e| {
+                    (
+                        e,
+                        readers_text(&readers_of(&a.readers, &e.envelope.organisation)),
+                    )
+                }));
                 // append_all refuses claims without events.
                 let Some(first) = a.events.first() else {
                     continue;
@@ -887,16 +890,16 @@ fn decide(
     (accepted, verdicts, claims)
 }
 
-/// Who may read `event` of `append`: the recording organisation, then the append's readers,
-/// each once, in that order.
-fn readers_of(append: &StreamAppend, event: &SealedEnvelope) -> Vec<String> {
-    let mut readers = vec![event.envelope.organisation.clone()];
-    for r in &append.readers {
-        if !readers.contains(r) {
-            readers.push(r.clone());
+/// Who may read an event `organisation` recorded with an append's `readers`: the recording
+/// organisation, then those readers, each once, in that order.
+fn readers_of(readers: &[String], organisation: &str) -> Vec<String> {
+    let mut all = vec![organisation.to_string()];
+    for r in readers {
+        if !all.contains(r) {
+            all.push(r.clone());
         }
     }
-    readers
+    all
 }
 
 /// An access list as stored: a JSON array of strings.
@@ -935,25 +938,27 @@ fn claim_rows(
 }
 
 /// Each job's answer once the group committed, given the position of every inserted event.
+/// The committed envelopes move out of `jobs` into the answer: nothing of them is copied.
 fn answers(
-    jobs: &[AppendJob],
+    jobs: &mut [AppendJob],
     verdicts: Vec<Option<EventStoreError>>,
     positions: &std::collections::HashMap<String, i64>,
-    before: Option<i64>,
+    before: i64,
 ) -> GroupOutcome {
-    let mut head = before.unwrap_or(0);
+    let mut head = before;
     let mut results = Vec::with_capacity(jobs.len());
-    for (job, verdict) in jobs.iter().zip(verdicts) {
+    for (job, verdict) in jobs.iter_mut().zip(verdicts) {
         if let Some(conflict) = verdict {
             results.push(Err(conflict));
             continue;
         }
         let stored_job: Result<Vec<Vec<StoredEvent>>, EventStoreError> = job
             .appends
-            .iter()
+            .iter_mut()
             .map(|a| {
-                a.events
-                    .iter()
+                let readers = &a.readers;
+                std::mem::take(&mut a.events)
+                    .into_iter()
                     .map(|e| {
                         let position =
                             *positions.get(&e.envelope.id.to_string()).ok_or_else(|| {
@@ -966,12 +971,13 @@ fn answers(
                                 }
                             })?;
                         head = head.max(position);
+                        let readers = readers_of(readers, &e.envelope.organisation);
                         Ok(StoredEvent {
                             position,
-                            envelope: e.envelope.clone(),
-                            canonical: e.canonical.clone(),
+                            envelope: Arc::new(e.envelope),
+                            canonical: e.canonical.into(),
                             digest: e.digest,
-                            readers: readers_of(a, e),
+                            readers,
                         })
                     })
                     .collect()
@@ -1040,7 +1046,7 @@ pub async fn insert_events_sqlite(
 
 async fn commit_group_sqlite(
     pool: &SqlitePool,
-    jobs: &[AppendJob],
+    jobs: &mut [AppendJob],
 ) -> Result<GroupOutcome, EventStoreError> {
     let mut tx = pool
         .begin_with("BEGIN IMMEDIATE")
@@ -1114,7 +1120,7 @@ async fn commit_group_sqlite(
         .map_err(unavailable)?;
     }
     tx.commit().await.map_err(unavailable)?;
-    Ok(answers(jobs, verdicts, &positions, Some(before)))
+    Ok(answers(jobs, verdicts, &positions, before))
 }
 
 /// PostgreSQL: one transaction of a few round trips. The advisory lock serialises appends to
@@ -1130,13 +1136,19 @@ const STREAM_VERSIONS_POSTGRES: &str =
 
 async fn commit_group_postgres(
     db: &PgDatabase,
-    jobs: &[AppendJob],
+    jobs: &mut [AppendJob],
 ) -> Result<GroupOutcome, EventStoreError> {
     let pool: &PgPool = &db.pool;
     let mut tx = pool.begin().await.map_err(unavailable)?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(format!("{}/append", db.schema))
         .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    // Read under the lock, by a statement of its own (its snapshot is taken after the lock is
+    // held): every earlier append is committed and none can come between.
+    let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+        .fetch_one(&mut *tx)
         .await
         .map_err(unavailable)?;
     let rows: Vec<(String, i64)> = sqlx::query_as(STREAM_VERSIONS_POSTGRES)
@@ -1222,7 +1234,7 @@ async fn commit_group_postgres(
         .map_err(unavailable)?;
     }
     tx.commit().await.map_err(unavailable)?;
-    Ok(answers(jobs, verdicts, &positions, None))
+    Ok(answers(jobs, verdicts, &positions, before))
 }
 
 #[cfg(test)]

@@ -116,10 +116,13 @@ pub fn routing_key(e: &StoredEvent) -> String {
     format!("{}.{}", e.envelope.service, e.envelope.event_type)
 }
 
-/// Where a relay that owns its store (SQLite: one process per file) has got to: every event up
-/// to `through` has left the outbox, and every later one is in it, so the next round takes the
-/// events after `through` from the writer's feed instead of reading the outbox back. Not for
-/// PostgreSQL, where other processes append too and a later position can commit first.
+/// Where the relay holding the lease has got to: every event up to `through` has left the
+/// outbox, and every later one is in it, so the next round takes the events after `through`
+/// from the writer's feed instead of reading the outbox back. Positions become visible in the
+/// order they were drawn (SQLite: one writer; PostgreSQL: appends hold a lock), so what another
+/// process appended shows as a gap in the feed, which the feed fills from the store. Only the
+/// lease holder relays: a relay that lost the lease reads the outbox again when it next holds
+/// it, as another may have relayed meanwhile.
 struct RelayCursor {
     feed: crate::event_store::EventFeed,
     through: Option<i64>,
@@ -225,11 +228,10 @@ impl OutboxRelay {
     /// every sweep).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         // Subscribed before anything is read, so that no commit falls between.
-        let mut cursor =
-            matches!(self.store.database(), crate::db::Database::Sqlite(_)).then(|| RelayCursor {
-                feed: self.store.feed(),
-                through: None,
-            });
+        let mut cursor = RelayCursor {
+            feed: self.store.feed(),
+            through: None,
+        };
         let mut committed = self.store.committed();
         let mut backoff = Duration::from_millis(100);
         let mut lease = self.store.lease(LeaseRole::Relay);
@@ -239,19 +241,15 @@ impl OutboxRelay {
                 false
             });
             if !held {
+                cursor.through = None;
                 tokio::select! {
                     _ = tokio::time::sleep(self.sweep_interval) => {}
                     _ = shutdown.changed() => return,
                 }
                 continue;
             }
-            let round = match cursor.as_mut() {
-                Some(cursor) => self.relay_following(cursor).await,
-                None => self.relay_once().await,
-            };
-            if round.is_err()
-                && let Some(cursor) = cursor.as_mut()
-            {
+            let round = self.relay_following(&mut cursor).await;
+            if round.is_err() {
                 // What the failed round took may not have left the outbox: read it again.
                 cursor.through = None;
             }

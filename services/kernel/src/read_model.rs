@@ -799,7 +799,7 @@ mod tests {
     fn event(position: i64, payload: serde_json::Value) -> StoredEvent {
         StoredEvent {
             position,
-            envelope: EventEnvelope {
+            envelope: Arc::new(EventEnvelope {
                 id: uuid::Uuid::now_v7(),
                 service: "notes".into(),
                 stream: format!("note-{position}"),
@@ -810,8 +810,8 @@ mod tests {
                 recorded_at: "2025-01-01T00:00:00.000Z".into(),
                 organisation: "org".into(),
                 payload,
-            },
-            canonical: String::new(),
+            }),
+            canonical: "".into(),
             digest: HashAlg::Sha3_256.hash(b""),
             readers: vec!["org".into()],
         }
@@ -1051,7 +1051,7 @@ mod tests {
             .into_iter()
             .enumerate()
             {
-                let mut written = event(0, payload).envelope;
+                let mut written = (*event(0, payload).envelope).clone();
                 written.stream = format!("note-{n}");
                 let sealed = written.seal(HashAlg::Sha3_256);
                 store.append(&sealed.envelope.stream.clone(), 0, vec![sealed])

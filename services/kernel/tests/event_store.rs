@@ -591,6 +591,86 @@ async fn one_lease_per_postgres_store_and_role() {
     }
 }
 
+/// Two processes appending to one PostgreSQL store: the relay (in the process holding the
+/// lease) follows its own writer's commits in memory, and takes the other's, which show as
+/// gaps between them, from the store: every event once, in commit order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_publishes_another_process_appends_between_its_own_once_in_order() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let (own, other) = (open(&db).await, open(&db).await);
+    let mut feed = own.feed();
+    let bus = InProcessBus::new();
+    let mut sub = bus.subscribe("q", &["test.*"]).await.unwrap();
+    let consumer = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while seen.len() < 30 {
+            let d = sub.next().await.unwrap();
+            let batch: EventBatch = serde_json::from_slice(&d.body).unwrap();
+            seen.extend(
+                batch
+                    .events
+                    .iter()
+                    .map(|e| e.envelope["payload"]["n"].as_u64().unwrap()),
+            );
+            d.settle(Settlement::Ack);
+        }
+        seen
+    });
+    // The other process's commits do not wake this relay: its sweep finds them.
+    let relay = relay_on(&own, bus, 5, Duration::from_millis(50));
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let relaying = tokio::spawn(relay.run(shutdown));
+    for n in 0..30u64 {
+        let (store, stream) = match n % 3 {
+            1 => (&other, format!("other-{n}")),
+            _ => (&own, format!("own-{n}")),
+        };
+        store
+            .append(&stream, 0, vec![event(&stream, 1, n)])
+            .await
+            .unwrap();
+    }
+    let seen = tokio::time::timeout(Duration::from_secs(30), consumer)
+        .await
+        .expect("every event is published")
+        .unwrap();
+    assert_eq!(seen, (0..30).collect::<Vec<u64>>());
+    // Read round by round, the feed gives the same: its own groups from memory, the other's
+    // from the store.
+    let stored = own.read_after(0, 100).await.unwrap();
+    let (mut fed, mut through) = (Vec::new(), 0);
+    while through < stored.last {
+        let batch = feed.read_after(through, 100).await.unwrap();
+        assert!(batch.last > through, "the feed stops short of the head");
+        fed.extend(
+            batch
+                .events
+                .iter()
+                .map(|e| (e.position, e.envelope.payload["n"].as_u64())),
+        );
+        through = batch.last;
+    }
+    let expected: Vec<_> = stored
+        .events
+        .iter()
+        .map(|e| (e.position, e.envelope.payload["n"].as_u64()))
+        .collect();
+    assert_eq!(fed, expected);
+    assert_eq!(expected.len(), 30);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while own.outbox_len().await.unwrap() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the outbox is never emptied"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = stop.send(true);
+    relaying.await.unwrap();
+}
+
 /// Writes, as a damaged or hostile store could hold it, an event whose envelope no reader can
 /// parse (nested 200 levels deep) and its outbox row; returns its position.
 async fn insert_unreadable_event(store: &EventStore) -> i64 {

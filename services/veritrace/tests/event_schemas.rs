@@ -365,7 +365,7 @@ fn every_event_the_embedded_platform_records_matches_its_schema() {
                 |name: &str| veritrace_kernel::domain::current_version(d.event_types(), name);
             for e in &events {
                 let errors: Vec<String> = envelope
-                    .iter_errors(&serde_json::to_value(&e.envelope).unwrap())
+                    .iter_errors(&serde_json::to_value(&*e.envelope).unwrap())
                     .map(|err| format!("{}: {err}", err.instance_path()))
                     .collect();
                 assert!(errors.is_empty(), "envelope {}: {errors:?}", e.envelope.id);
@@ -403,7 +403,7 @@ fn every_event_the_embedded_platform_records_matches_its_schema() {
 
             // The check reads the store for real: an event that breaks its schema, or whose
             // type has no schema, is named.
-            let mut bad = events[0].envelope.clone();
+            let mut bad = (*events[0].envelope).clone();
             bad.id = uuid::Uuid::now_v7();
             bad.stream = format!("{}-schema-test", d.name());
             bad.stream_version = 1;

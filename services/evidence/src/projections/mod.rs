@@ -469,7 +469,7 @@ mod tests {
     fn stored(position: i64, stream_version: u64, e: &EvidenceEvent) -> StoredEvent {
         StoredEvent {
             position,
-            envelope: EventEnvelope {
+            envelope: Arc::new(EventEnvelope {
                 id: uuid::Uuid::now_v7(),
                 service: "evidence".into(),
                 stream: "evidence-x".into(),
@@ -480,8 +480,8 @@ mod tests {
                 recorded_at: format!("2026-01-01T00:00:0{position}.000Z"),
                 organisation: "org-a".into(),
                 payload: e.payload(),
-            },
-            canonical: String::new(),
+            }),
+            canonical: "".into(),
             digest: chain_core::HashAlg::Sha3_256.hash(b""),
             readers: vec!["org-a".into()],
         }
@@ -626,7 +626,7 @@ mod tests {
         async fn an_unreadable_event_fails_the_batch_at_its_position(db: TestDb) {
             let model = model(&db).await;
             let mut bad = stored(2, 1, &registered("b"));
-            bad.envelope.payload = serde_json::json!({ "evidence_id": "b" });
+            Arc::make_mut(&mut bad.envelope).payload = serde_json::json!({ "evidence_id": "b" });
             let batch: Arc<[StoredEvent]> =
                 vec![stored(1, 1, &registered("a")), bad, stored(3, 1, &registered("c"))].into();
             let err = model.apply(batch, 3).await.expect_err("unappliable");
