@@ -39,6 +39,27 @@ fn relay_on(
     }
 }
 
+/// Subscribes to `bus` and collects the `n` of the first `count` events published, in the
+/// order they arrive.
+async fn published_payloads(bus: &InProcessBus, count: usize) -> tokio::task::JoinHandle<Vec<u64>> {
+    let mut sub = bus.subscribe("q", &["test.*"]).await.unwrap();
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while seen.len() < count {
+            let d = sub.next().await.unwrap();
+            let batch: EventBatch = serde_json::from_slice(&d.body).unwrap();
+            seen.extend(
+                batch
+                    .events
+                    .iter()
+                    .map(|e| e.envelope["payload"]["n"].as_u64().unwrap()),
+            );
+            d.settle(Settlement::Ack);
+        }
+        seen
+    })
+}
+
 fn event(stream: &str, version: u64, n: u64) -> SealedEnvelope {
     EventEnvelope {
         id: uuid::Uuid::now_v7(),
@@ -418,17 +439,7 @@ backend_tests! {
             store.append(&format!("w-{n}"), 0, vec![event(&format!("w-{n}"), 1, n)]).await.unwrap();
         }
         let bus = InProcessBus::new();
-        let mut sub = bus.subscribe("q", &["test.*"]).await.unwrap();
-        let consumer = tokio::spawn(async move {
-            let mut seen = Vec::new();
-            while seen.len() < 60 {
-                let d = sub.next().await.unwrap();
-                let batch: EventBatch = serde_json::from_slice(&d.body).unwrap();
-                seen.extend(batch.events.iter().map(|e| e.envelope["payload"]["n"].as_u64().unwrap()));
-                d.settle(Settlement::Ack);
-            }
-            seen
-        });
+        let consumer = published_payloads(&bus, 60).await;
         let relay = relay_on(&store, bus, 7, Duration::from_secs(60));
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let relaying = tokio::spawn(relay.run(shutdown));
@@ -602,22 +613,7 @@ async fn the_relay_publishes_another_process_appends_between_its_own_once_in_ord
     let (own, other) = (open(&db).await, open(&db).await);
     let mut feed = own.feed();
     let bus = InProcessBus::new();
-    let mut sub = bus.subscribe("q", &["test.*"]).await.unwrap();
-    let consumer = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while seen.len() < 30 {
-            let d = sub.next().await.unwrap();
-            let batch: EventBatch = serde_json::from_slice(&d.body).unwrap();
-            seen.extend(
-                batch
-                    .events
-                    .iter()
-                    .map(|e| e.envelope["payload"]["n"].as_u64().unwrap()),
-            );
-            d.settle(Settlement::Ack);
-        }
-        seen
-    });
+    let consumer = published_payloads(&bus, 30).await;
     // The other process's commits do not wake this relay: its sweep finds them.
     let relay = relay_on(&own, bus, 5, Duration::from_millis(50));
     let (stop, shutdown) = tokio::sync::watch::channel(false);
