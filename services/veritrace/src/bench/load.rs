@@ -2,6 +2,7 @@
 //! domain's events through its API, as fast as answered or at an offered rate, timing each
 //! request and noting when a sample of the events was answered 201.
 
+use super::connection;
 use chrono::{DateTime, Utc};
 use std::time::{Duration, Instant};
 
@@ -40,84 +41,68 @@ pub struct LoadOutcome {
     pub recorded: usize,
 }
 
-/// Runs `load` against `base` with the API key `key`; fails on the first answer other than
-/// 201 (or 202, a capture job complete when it answers).
+/// Runs `load` against `base` (`http://host:port`) with the API key `key`; fails on the first
+/// answer other than 201 (or 202, a capture job complete when it answers). The clients run as
+/// tasks on one thread of their own ([`connection`]), so that the load takes as little as
+/// it can of the cores it shares with what it measures.
 pub fn run(
     domain: &'static dyn veritrace_kernel::domain::Domain,
     base: &str,
     key: &str,
     load: Load,
 ) -> Result<LoadOutcome, BoxError> {
+    let plan = Plan {
+        domain,
+        base: base.to_string(),
+        authority: connection::authority_of(base)?,
+        headers: format!("Authorization: Bearer {key}\r\n"),
+        load: Load {
+            concurrency: load.concurrency.max(1),
+            ..load
+        },
+        sample_every: load.events.div_ceil(MAX_SAMPLES).max(1),
+        started: Instant::now(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("bench-load".into())
+        .spawn(move || -> Result<LoadOutcome, String> {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the load's runtime: {e}"))?
+                .block_on(drive(std::sync::Arc::new(plan)))
+        })?;
+    Ok(thread.join().map_err(|_| "the load's thread panicked")??)
+}
+
+/// What every client shares.
+struct Plan {
+    domain: &'static dyn veritrace_kernel::domain::Domain,
+    base: String,
+    authority: String,
+    /// Header lines sent with every request.
+    headers: String,
+    load: Load,
+    /// One event in this many is sampled for the 201-to-anchored latency.
+    sample_every: usize,
+    started: Instant,
+}
+
+/// Runs every client to its end; the first to fail stops the load.
+async fn drive(plan: std::sync::Arc<Plan>) -> Result<LoadOutcome, String> {
     let Load {
         events,
         concurrency,
-        batch,
-        rate,
-    } = load;
-    let concurrency = concurrency.max(1);
-    let sample_every = events.div_ceil(MAX_SAMPLES).max(1);
-    // Each client offers its share of the rate.
-    let per_client = rate.filter(|r| *r > 0.0).map(|r| r / concurrency as f64);
-    let auth = format!("Bearer {key}");
-    let started = Instant::now();
-    let threads: Vec<_> = (0..concurrency)
-        .map(|t| {
-            let (base, auth) = (base.to_string(), auth.clone());
-            let n = events / concurrency + usize::from(t < events % concurrency);
-            std::thread::spawn(move || -> Result<LoadOutcome, String> {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
-                let mut out = LoadOutcome::default();
-                let mut i = 0;
-                while i < n {
-                    let k = batch.min(n - i);
-                    if let Some(r) = per_client {
-                        // Open loop: request i is due when the client's share of the rate
-                        // reaches its first event; a late request goes at once.
-                        let due = started + Duration::from_secs_f64(i as f64 / r);
-                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
-                    }
-                    let (path, body) = domain
-                        .bench_request(&format!("{t}/{i}"), k)
-                        .ok_or_else(|| format!("domain {} offers no load", domain.name()))?;
-                    let url = format!("{base}{path}");
-                    let start = Instant::now();
-                    let mut resp = agent
-                        .post(&url)
-                        .header("Authorization", &auth)
-                        .send_json(&body)
-                        .map_err(|e| e.to_string())?;
-                    // Reading the body to its end lets the client reuse the connection.
-                    let status = resp.status();
-                    let answer = resp.body_mut().read_to_vec().unwrap_or_default();
-                    let at = Utc::now();
-                    if !matches!(status.as_u16(), 201 | 202) {
-                        return Err(format!("{url} answered {status}"));
-                    }
-                    out.request_ms.push(start.elapsed().as_secs_f64() * 1000.0);
-                    out.answered.push((started.elapsed(), k));
-                    out.recorded += domain.bench_recorded(k);
-                    let ids = serde_json::from_slice(&answer)
-                        .ok()
-                        .and_then(|v| domain.bench_event_ids(&v))
-                        .unwrap_or_else(|| event_ids(&answer));
-                    out.samples.extend(
-                        ids.into_iter()
-                            .enumerate()
-                            .filter(|(j, _)| (t + i + j) % sample_every == 0)
-                            .map(|(_, id)| (id, at)),
-                    );
-                    i += k;
-                }
-                Ok(out)
-            })
-        })
-        .collect();
+        ..
+    } = plan.load;
+    let mut clients = tokio::task::JoinSet::new();
+    for t in 0..concurrency {
+        let n = events / concurrency + usize::from(t < events % concurrency);
+        clients.spawn(client(plan.clone(), t, n));
+    }
     let mut all = LoadOutcome::default();
-    for t in threads {
-        let out = t.join().map_err(|_| "a client thread panicked")??;
+    while let Some(done) = clients.join_next().await {
+        let out = done.map_err(|e| format!("a client failed: {e}"))??;
         all.request_ms.extend(out.request_ms);
         all.answered.extend(out.answered);
         all.samples.extend(out.samples);
@@ -125,6 +110,66 @@ pub fn run(
     }
     all.answered.sort();
     Ok(all)
+}
+
+/// Client `t`: `n` events over one keep-alive connection, as fast as answered or at its share
+/// of the offered rate.
+async fn client(plan: std::sync::Arc<Plan>, t: usize, n: usize) -> Result<LoadOutcome, String> {
+    let domain = plan.domain;
+    let batch = plan.load.batch;
+    // Each client offers its share of the rate.
+    let per_client = plan
+        .load
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|r| r / plan.load.concurrency as f64);
+    let mut connection = connection::Connection::new(&plan.authority);
+    let mut out = LoadOutcome::default();
+    let mut i = 0;
+    while i < n {
+        let k = batch.min(n - i);
+        if let Some(r) = per_client {
+            // Open loop: request i is due when the client's share of the rate reaches its
+            // first event; a late request goes at once.
+            let due = plan.started + Duration::from_secs_f64(i as f64 / r);
+            tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+        }
+        let (path, body) = domain
+            .bench_request(&format!("{t}/{i}"), k)
+            .ok_or_else(|| format!("domain {} offers no load", domain.name()))?;
+        let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        let answer = connection.post_json(&path, &plan.headers, &body).await?;
+        let at = Utc::now();
+        if !matches!(answer.status, 201 | 202) {
+            let text = String::from_utf8_lossy(&answer.body);
+            return Err(format!(
+                "{}{path} answered {}: {}",
+                plan.base,
+                answer.status,
+                text.chars().take(300).collect::<String>()
+            ));
+        }
+        out.request_ms.push(start.elapsed().as_secs_f64() * 1000.0);
+        out.answered.push((plan.started.elapsed(), k));
+        out.recorded += domain.bench_recorded(k);
+        let sampled = |j: usize| (t + i + j) % plan.sample_every == 0;
+        // Only an answer holding a sampled event is read.
+        if (0..domain.bench_recorded(k)).any(sampled) {
+            let ids = serde_json::from_slice(&answer.body)
+                .ok()
+                .and_then(|v| domain.bench_event_ids(&v))
+                .unwrap_or_else(|| event_ids(&answer.body));
+            out.samples.extend(
+                ids.into_iter()
+                    .enumerate()
+                    .filter(|(j, _)| sampled(*j))
+                    .map(|(_, id)| (id, at)),
+            );
+        }
+        i += k;
+    }
+    Ok(out)
 }
 
 /// Every `event_id` string member anywhere in a command's JSON answer (a

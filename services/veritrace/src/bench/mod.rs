@@ -4,6 +4,7 @@
 //! process used, and in the same run the ceiling of its own storage ([`ceiling`]).
 
 pub mod ceiling;
+pub mod connection;
 pub mod load;
 pub mod measures;
 pub mod provenance;
