@@ -104,6 +104,10 @@ pub struct OutboxConfig {
     pub batch_size: usize,
     /// The relay also sweeps on this schedule, in case a wake-up was missed.
     pub sweep_interval_ms: u64,
+    /// After a round that caught up with the writer, the relay lets the next commits gather
+    /// this long before publishing them, so that under load each round carries many events
+    /// (0: publish every commit at once). A round that finds a full batch goes on at once.
+    pub linger_ms: u64,
     /// Embedded mode: appends wait (up to two seconds each) while more committed events than
     /// this wait for the in-process bus, so capture cannot run ahead of anchoring by more
     /// (0: no limit). The distributed mode keeps capturing through a broker outage instead.
@@ -230,6 +234,7 @@ impl Default for OutboxConfig {
         OutboxConfig {
             batch_size: 1000,
             sweep_interval_ms: 1000,
+            linger_ms: 5,
             max_backlog: 10_000,
         }
     }

@@ -133,6 +133,10 @@ pub struct OutboxRelay {
     pub bus: Arc<dyn Bus>,
     pub batch_size: usize,
     pub sweep_interval: Duration,
+    /// How long commits gather after a round that caught up ([`OutboxConfig::linger_ms`]).
+    ///
+    /// [`OutboxConfig::linger_ms`]: crate::config::OutboxConfig::linger_ms
+    pub linger: Duration,
 }
 
 impl OutboxRelay {
@@ -256,6 +260,16 @@ impl OutboxRelay {
             match round {
                 Ok(n) if n > 0 => {
                     backoff = Duration::from_millis(100);
+                    // Each round costs the same however few events it carries (a message, an
+                    // outbox delete, the anchor's insert): while commits keep coming, they
+                    // gather a moment instead of going one round each. A lone commit still
+                    // goes at once, and a full round means the relay is behind.
+                    if n < self.batch_size && !self.linger.is_zero() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(self.linger) => {}
+                            _ = shutdown.changed() => return,
+                        }
+                    }
                     continue;
                 }
                 Ok(_) => {

@@ -36,6 +36,7 @@ fn relay_on(
         bus: Arc::new(bus) as Arc<dyn Bus>,
         batch_size,
         sweep_interval: sweep,
+        linger: Duration::ZERO,
     }
 }
 
@@ -116,6 +117,7 @@ backend_tests! {
             bus: bus.clone(),
             batch_size: 10,
             sweep_interval: Duration::from_millis(50),
+            linger: Duration::ZERO,
         };
         // The in-process bus confirms a publish once its consumer settled it: consume meanwhile.
         let relaying = tokio::spawn(async move { relay.relay_once().await });
@@ -461,6 +463,46 @@ backend_tests! {
             assert!(std::time::Instant::now() < deadline, "the outbox is never emptied");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        let _ = stop.send(true);
+        relaying.await.unwrap();
+    }
+
+    /// After a round that caught up with the writer, the relay lets commits gather for its
+    /// linger: five appends made meanwhile go out as one message, not five. A lone commit is
+    /// published without waiting.
+    async fn commits_made_while_the_relay_lingers_go_out_in_one_round(db: TestDb) {
+        let store = open(&db).await;
+        let bus = InProcessBus::new();
+        let mut sub = bus.subscribe("q", &["test.*"]).await.unwrap();
+        let relay = OutboxRelay {
+            linger: Duration::from_secs(3),
+            ..relay_on(&store, bus, 100, Duration::from_secs(60))
+        };
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let relaying = tokio::spawn(relay.run(shutdown));
+        let mut next_message = async || {
+            let d = sub.next().await.unwrap();
+            let batch: EventBatch = serde_json::from_slice(&d.body).unwrap();
+            d.settle(Settlement::Ack);
+            batch
+                .events
+                .iter()
+                .map(|e| e.envelope["payload"]["n"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        };
+        store.append("l-0", 0, vec![event("l-0", 1, 0)]).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(2), next_message())
+            .await
+            .expect("a lone commit goes out before the linger would have ended");
+        assert_eq!(first, [0]);
+        for n in 1..=5u64 {
+            let stream = format!("l-{n}");
+            store.append(&stream, 0, vec![event(&stream, 1, n)]).await.unwrap();
+        }
+        let gathered = tokio::time::timeout(Duration::from_secs(10), next_message())
+            .await
+            .expect("the gathered commits are published");
+        assert_eq!(gathered, [1, 2, 3, 4, 5], "one message for the five commits");
         let _ = stop.send(true);
         relaying.await.unwrap();
     }

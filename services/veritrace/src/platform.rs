@@ -185,6 +185,7 @@ impl Platform {
                 bus: bus.clone(),
                 batch_size: config.outbox.batch_size.max(1),
                 sweep_interval: Duration::from_millis(config.outbox.sweep_interval_ms.max(10)),
+                linger: Duration::from_millis(config.outbox.linger_ms),
             };
             tokio::spawn(relay.run(shutdown_rx.clone()));
         }

@@ -271,6 +271,7 @@ pub async fn start(service: Service, config: Config) -> Result<Served, BoxError>
                 bus: Arc::new(bus) as Arc<dyn Bus>,
                 batch_size: config.outbox.batch_size.max(1),
                 sweep_interval: Duration::from_millis(config.outbox.sweep_interval_ms.max(10)),
+                linger: Duration::from_millis(config.outbox.linger_ms),
             };
             tokio::spawn(relay.run(shutdown_rx.clone()));
             readiness.event_stores.push(running.event_store().clone());
