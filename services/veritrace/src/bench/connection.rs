@@ -194,7 +194,10 @@ mod tests {
 
         let closing =
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-        assert_eq!(parse_head(closing).unwrap().unwrap().3, false);
+        assert!(
+            !parse_head(closing).unwrap().unwrap().3,
+            "Connection: close"
+        );
         let chunked = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert!(parse_head(chunked).unwrap_err().contains("chunked"));
         let without_length = b"HTTP/1.1 201 Created\r\n\r\n";

@@ -153,7 +153,7 @@ async fn client(plan: std::sync::Arc<Plan>, t: usize, n: usize) -> Result<LoadOu
         out.request_ms.push(start.elapsed().as_secs_f64() * 1000.0);
         out.answered.push((plan.started.elapsed(), k));
         out.recorded += domain.bench_recorded(k);
-        let sampled = |j: usize| (t + i + j) % plan.sample_every == 0;
+        let sampled = |j: usize| (t + i + j).is_multiple_of(plan.sample_every);
         // Only an answer holding a sampled event is read.
         if (0..domain.bench_recorded(k)).any(sampled) {
             let ids = serde_json::from_slice(&answer.body)
