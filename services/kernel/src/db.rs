@@ -69,8 +69,8 @@ impl Database {
             .pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES.to_string())
             .pragma("temp_store", TEMP_STORE);
         // A pooled SQLite connection is a file this process holds open: pinging it before each
-        // use (sqlx's default) tells nothing, and costs a hop to its worker thread, which
-        // took a third of each event store commit under load.
+        // use (sqlx's default) tells nothing, and costs a hop to its worker thread, one of
+        // the hops that opening each event store commit waited for under load.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
