@@ -40,6 +40,14 @@ fn relay_on(
     }
 }
 
+/// The `n` of each event a message carries, in its order.
+fn payload_numbers(batch: &EventBatch) -> impl Iterator<Item = u64> + '_ {
+    batch
+        .events
+        .iter()
+        .map(|e| e.envelope["payload"]["n"].as_u64().unwrap())
+}
+
 /// Subscribes to `bus` and collects the `n` of the first `count` events published, in the
 /// order they arrive.
 async fn published_payloads(bus: &InProcessBus, count: usize) -> tokio::task::JoinHandle<Vec<u64>> {
@@ -49,12 +57,7 @@ async fn published_payloads(bus: &InProcessBus, count: usize) -> tokio::task::Jo
         while seen.len() < count {
             let d = sub.next().await.unwrap();
             let batch: EventBatch = serde_json::from_slice(&d.body).unwrap();
-            seen.extend(
-                batch
-                    .events
-                    .iter()
-                    .map(|e| e.envelope["payload"]["n"].as_u64().unwrap()),
-            );
+            seen.extend(payload_numbers(&batch));
             d.settle(Settlement::Ack);
         }
         seen
@@ -352,12 +355,7 @@ backend_tests! {
                 assert!(first > last_position, "{id} after {last_position}");
                 assert_eq!(last - first + 1, batch.events.len() as i64, "{id}");
                 last_position = last;
-                seen.extend(
-                    batch
-                        .events
-                        .into_iter()
-                        .map(|e| e.envelope["payload"]["n"].as_u64().unwrap()),
-                );
+                seen.extend(payload_numbers(&batch));
                 d.settle(Settlement::Ack);
             }
             seen
@@ -484,11 +482,7 @@ backend_tests! {
             let d = sub.next().await.unwrap();
             let batch: EventBatch = serde_json::from_slice(&d.body).unwrap();
             d.settle(Settlement::Ack);
-            batch
-                .events
-                .iter()
-                .map(|e| e.envelope["payload"]["n"].as_u64().unwrap())
-                .collect::<Vec<_>>()
+            payload_numbers(&batch).collect::<Vec<_>>()
         };
         store.append("l-0", 0, vec![event("l-0", 1, 0)]).await.unwrap();
         let first = tokio::time::timeout(Duration::from_secs(2), next_message())
