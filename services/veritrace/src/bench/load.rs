@@ -1,4 +1,4 @@
-//! The HTTP load of every `veritrace bench` mode: client threads recording the benchmarked
+//! The HTTP load of every `veritrace bench` mode: concurrent clients recording the benchmarked
 //! domain's events through its API, as fast as answered or at an offered rate, timing each
 //! request and noting when a sample of the events was answered 201.
 
@@ -15,7 +15,7 @@ pub const MAX_SAMPLES: usize = 20_000;
 #[derive(Clone, Copy, Debug)]
 pub struct Load {
     pub events: usize,
-    /// Client threads, each with its own keep-alive connection.
+    /// Concurrent clients, each with its own keep-alive connection.
     pub concurrency: usize,
     /// Events per request: 1 uses the domain's single command, more its batch command.
     pub batch: usize,
